@@ -1,0 +1,308 @@
+//! What a plan asks for: actions with reasons, and groups passed over with reasons.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::model::{LaunchTemplateRef, Pool};
+
+/// Why: a stable PascalCase code, the one the logs print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Reason {
+    // -- swap stages
+    /// An on-demand instance above the risk floor: launch a spot replacement.
+    OnDemandAboveFloor,
+    /// A rebalance recommendation: move the at-risk spot instance to another pool.
+    RebalanceRecommendation,
+    /// The replacement runs and passed its status checks: attach it.
+    ReplacementReady,
+    /// desired == max: raise MaxSize so the attach fits.
+    MaxSizeAtDesired,
+    /// The replacement is InService past the grace period: retire the original.
+    ReplacementInService,
+    /// The `spotswap:attached-at` tag is missing (a crash between attach and tag): write it.
+    AttachedAtMissing,
+    /// No swap left in flight: restore MaxSize.
+    NoSwapInFlight,
+    /// More than one live launch replaces the same instance: keep one, end the rest.
+    DuplicateLaunch,
+    /// The instance being replaced left the group before the attach: end the launch.
+    ReplacedInstanceGone,
+    /// Our launch stopped or never came up: end it.
+    LaunchFailed,
+    // -- waits
+    /// The replacement is still pending.
+    WaitingForLaunch,
+    /// The replacement runs but its status checks have not passed.
+    WaitingForStatusChecks,
+    /// The replacement is attached but not yet InService and healthy.
+    WaitingForInService,
+    /// The replacement is InService; the health-check grace period has not passed.
+    WaitingForGracePeriod,
+    /// Not every desired instance is InService: retiring now would drop capacity.
+    GroupBelowCapacity,
+    /// MaxSize cannot be restored while desired is above the original MaxSize.
+    DesiredAboveOriginalMax,
+    // -- nothing to do / could not
+    /// On-demand count is at the risk floor: nothing to swap.
+    AtRiskFloor,
+    /// No pool passes the compatibility, price, cooldown and diversification rules.
+    NoEligiblePool,
+    /// CreateFleet found no spot capacity in any candidate pool: the on-demand instance stays.
+    NoSpotCapacity,
+    /// The instance has no subnet to launch into.
+    NoSubnet,
+    // -- group skips
+    /// A tag has a value that cannot be used.
+    InvalidConfig,
+    /// The group is not managed by spotswap.
+    NotManaged,
+    /// The group uses a launch configuration.
+    LaunchConfigurationNotSupported,
+    /// The group uses a mixed instances policy.
+    MixedInstancesPolicyNotSupported,
+    /// The group has no launch template we can use.
+    NoLaunchTemplate,
+    /// An instance refresh is in progress.
+    InstanceRefreshInProgress,
+    /// The group is being deleted or its stack is being updated.
+    GroupUpdating,
+    /// The group is sheltered on on-demand after an interruption burst.
+    Sheltered,
+    /// The cycle ran out of time before this group.
+    OutOfTime,
+    // -- interruption handling (issue 3) and reaping (issue 4) share this enum
+    /// A spot interruption warning: replacement requested.
+    SpotInterruptionWarning,
+    /// Interruptions reached the shelter threshold.
+    InterruptionBurst,
+    /// A pool is put in cooldown after an interruption.
+    PoolInterrupted,
+    /// The event is for an instance we know nothing about.
+    UnknownInstance,
+    /// The event is for an instance already detached, leaving or gone.
+    AlreadyHandled,
+    /// `spotswap:on-rebalance=ignore`.
+    RebalanceIgnored,
+    /// The event's detail-type is not one this function acts on.
+    IgnoredDetailType,
+    /// Our instance outside any group, past the orphan age.
+    Orphaned,
+    /// A detached interrupted instance still alive past its grace.
+    DetachedStillAlive,
+    /// A cooldown, capacity or shelter record has expired.
+    RecordExpired,
+}
+
+impl Reason {
+    /// The stable PascalCase code.
+    pub fn code(self) -> &'static str {
+        // Debug of a fieldless enum is its variant name: exactly the PascalCase code.
+        // Spelled out so a rename is a visible, reviewed change of a FIXED string.
+        match self {
+            Self::OnDemandAboveFloor => "OnDemandAboveFloor",
+            Self::RebalanceRecommendation => "RebalanceRecommendation",
+            Self::ReplacementReady => "ReplacementReady",
+            Self::MaxSizeAtDesired => "MaxSizeAtDesired",
+            Self::ReplacementInService => "ReplacementInService",
+            Self::AttachedAtMissing => "AttachedAtMissing",
+            Self::NoSwapInFlight => "NoSwapInFlight",
+            Self::DuplicateLaunch => "DuplicateLaunch",
+            Self::ReplacedInstanceGone => "ReplacedInstanceGone",
+            Self::LaunchFailed => "LaunchFailed",
+            Self::WaitingForLaunch => "WaitingForLaunch",
+            Self::WaitingForStatusChecks => "WaitingForStatusChecks",
+            Self::WaitingForInService => "WaitingForInService",
+            Self::WaitingForGracePeriod => "WaitingForGracePeriod",
+            Self::GroupBelowCapacity => "GroupBelowCapacity",
+            Self::DesiredAboveOriginalMax => "DesiredAboveOriginalMax",
+            Self::AtRiskFloor => "AtRiskFloor",
+            Self::NoEligiblePool => "NoEligiblePool",
+            Self::NoSpotCapacity => "NoSpotCapacity",
+            Self::NoSubnet => "NoSubnet",
+            Self::InvalidConfig => "InvalidConfig",
+            Self::NotManaged => "NotManaged",
+            Self::LaunchConfigurationNotSupported => "LaunchConfigurationNotSupported",
+            Self::MixedInstancesPolicyNotSupported => "MixedInstancesPolicyNotSupported",
+            Self::NoLaunchTemplate => "NoLaunchTemplate",
+            Self::InstanceRefreshInProgress => "InstanceRefreshInProgress",
+            Self::GroupUpdating => "GroupUpdating",
+            Self::Sheltered => "Sheltered",
+            Self::OutOfTime => "OutOfTime",
+            Self::SpotInterruptionWarning => "SpotInterruptionWarning",
+            Self::InterruptionBurst => "InterruptionBurst",
+            Self::PoolInterrupted => "PoolInterrupted",
+            Self::UnknownInstance => "UnknownInstance",
+            Self::AlreadyHandled => "AlreadyHandled",
+            Self::RebalanceIgnored => "RebalanceIgnored",
+            Self::IgnoredDetailType => "IgnoredDetailType",
+            Self::Orphaned => "Orphaned",
+            Self::DetachedStillAlive => "DetachedStillAlive",
+            Self::RecordExpired => "RecordExpired",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// One instance type offered to CreateFleet for a replacement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    /// The pool (type × the original's AZ).
+    pub pool: Pool,
+    /// Its current spot price, USD/hour.
+    pub spot_price: f64,
+}
+
+/// Everything the executor needs for one CreateFleet call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LaunchSpec {
+    /// The instance being replaced.
+    pub replaces: String,
+    /// The subnet of the instance being replaced.
+    pub subnet_id: String,
+    /// The group's own launch template and version, untouched.
+    pub launch_template: LaunchTemplateRef,
+    /// Overrides, cheapest first.
+    pub candidates: Vec<Candidate>,
+    /// Idempotency token: same instance and same time bucket give the same token.
+    pub client_token: String,
+    /// Tags for the new instance: ours plus the group's propagate-at-launch tags.
+    pub tags: Vec<(String, String)>,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ActionKind {
+    /// CreateFleet instant with spot overrides.
+    Launch(LaunchSpec),
+    /// Raise MaxSize to `to`, recording `from` in `spotswap:max-raised-from`.
+    RaiseMax {
+        /// The original MaxSize.
+        from: u32,
+        /// The new MaxSize.
+        to: u32,
+    },
+    /// AttachInstances, then tag `spotswap:attached-at`.
+    Attach {
+        /// Our launched instance.
+        instance: String,
+        /// The instance it replaces.
+        replaces: String,
+    },
+    /// Tag `spotswap:attached-at` on an instance already attached.
+    MarkAttached {
+        /// Our attached instance.
+        instance: String,
+    },
+    /// TerminateInstanceInAutoScalingGroup with ShouldDecrementDesiredCapacity=true.
+    Retire {
+        /// The instance to retire.
+        instance: String,
+        /// Its InService replacement.
+        replacement: String,
+    },
+    /// TerminateInstances on an instance of ours that is in no group.
+    TerminateLaunch {
+        /// Our instance, outside any group.
+        instance: String,
+    },
+    /// Restore MaxSize and remove `spotswap:max-raised-from`.
+    RestoreMax {
+        /// The original MaxSize.
+        to: u32,
+    },
+    /// Nothing to do yet; the reason says why.
+    Wait,
+}
+
+impl ActionKind {
+    /// The short name the logs print in `action`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Launch(_) => "launch",
+            Self::RaiseMax { .. } => "raise-max",
+            Self::Attach { .. } => "attach",
+            Self::MarkAttached { .. } => "mark-attached",
+            Self::Retire { .. } => "retire",
+            Self::TerminateLaunch { .. } => "terminate-launch",
+            Self::RestoreMax { .. } => "restore-max",
+            Self::Wait => "wait",
+        }
+    }
+
+    /// True when executing it changes something in AWS.
+    pub fn is_mutating(&self) -> bool {
+        !matches!(self, Self::Wait)
+    }
+}
+
+/// One decision: an action, its reason, and the fields every log line carries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Action {
+    /// What to do.
+    pub kind: ActionKind,
+    /// Why.
+    pub reason: Reason,
+    /// The group.
+    pub group: String,
+    /// The instance acted on (for a launch: the one being replaced).
+    pub instance: Option<String>,
+    /// The pool concerned: for a launch, the cheapest candidate.
+    pub pool: Option<Pool>,
+    /// Spot price of `pool`, USD/hour.
+    pub spot_price: Option<f64>,
+    /// On-demand price of the original type, USD/hour.
+    pub on_demand_price: Option<f64>,
+}
+
+impl Action {
+    /// An action on `group` with no instance or pool yet.
+    pub fn new(kind: ActionKind, reason: Reason, group: &str) -> Self {
+        Self {
+            kind,
+            reason,
+            group: group.to_string(),
+            instance: None,
+            pool: None,
+            spot_price: None,
+            on_demand_price: None,
+        }
+    }
+
+    /// With the instance concerned.
+    pub fn instance(mut self, id: &str) -> Self {
+        self.instance = Some(id.to_string());
+        self
+    }
+
+    /// With the pool concerned.
+    pub fn pool(mut self, pool: Pool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// With prices.
+    pub fn prices(mut self, spot: Option<f64>, on_demand: Option<f64>) -> Self {
+        self.spot_price = spot;
+        self.on_demand_price = on_demand;
+        self
+    }
+}
+
+/// A group the cycle passed over, with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skip {
+    /// The group.
+    pub group: String,
+    /// Why.
+    pub reason: Reason,
+    /// Detail for a human, e.g. the tag and value at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

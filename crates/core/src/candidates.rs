@@ -1,0 +1,294 @@
+//! Which spot pools may replace an instance: compatibility, globs, price, cooldown and the
+//! diversification cap. Ranked cheapest first.
+
+use std::collections::BTreeMap;
+
+use crate::action::Candidate;
+use crate::model::{Instance, InstanceTypeSpec, Market, Pool};
+use crate::policy::Policy;
+use crate::records::GroupRecords;
+use crate::time::Timestamp;
+
+/// Most overrides passed to one CreateFleet call.
+pub const MAX_OVERRIDES: usize = 10;
+
+/// True when `candidate` can run what `original` runs: same architecture, and vCPU, memory,
+/// GPU and (if the original had any) instance store at least the original's.
+pub fn compatible(original: &InstanceTypeSpec, architecture: &str, candidate: &InstanceTypeSpec) -> bool {
+    candidate.architectures.iter().any(|a| a == architecture)
+        && candidate.vcpus >= original.vcpus
+        && candidate.memory_mib >= original.memory_mib
+        && candidate.gpus >= original.gpus
+        && (original.instance_store_gb == 0 || candidate.instance_store_gb >= original.instance_store_gb)
+}
+
+/// Spot instances of one group per pool, counting launches in flight.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolCounts {
+    counts: BTreeMap<Pool, u32>,
+    total: u32,
+}
+
+impl PoolCounts {
+    /// Count one more spot instance in `pool`.
+    pub fn add(&mut self, pool: Pool) {
+        *self.counts.entry(pool).or_default() += 1;
+        self.total += 1;
+    }
+
+    /// Spot instances in `pool`.
+    pub fn in_pool(&self, pool: &Pool) -> u32 {
+        self.counts.get(pool).copied().unwrap_or(0)
+    }
+
+    /// Spot instances in all pools.
+    pub fn total(&self) -> u32 {
+        self.total
+    }
+}
+
+/// The most spot instances one pool may hold: `max-pool-percent` of the spot count the group
+/// is heading for, rounded up, and never less than one.
+pub fn pool_limit(max_pool_percent: u32, target_spot: u32) -> u32 {
+    (u64::from(target_spot) * u64::from(max_pool_percent))
+        .div_ceil(100)
+        .max(1) as u32
+}
+
+/// What a candidate search needs besides the instance.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchContext<'a> {
+    /// The region's market.
+    pub market: &'a Market,
+    /// The group's policy.
+    pub policy: &'a Policy,
+    /// The group's records.
+    pub records: &'a GroupRecords,
+    /// Spot per pool in the group.
+    pub counts: &'a PoolCounts,
+    /// The spot count the group is heading for, for the cap.
+    pub target_spot: u32,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// Candidate pools to replace `original` in its own AZ, cheapest first, at most
+/// [`MAX_OVERRIDES`]. `avoid` excludes a pool (the at-risk pool of a rebalance swap).
+///
+/// A candidate's spot price must not exceed the original type's on-demand price. When that
+/// price is unknown, only the original type is allowed: spot never costs more than
+/// on-demand for the same type.
+pub fn candidates(
+    original: &Instance,
+    architecture: Option<&str>,
+    ctx: SearchContext<'_>,
+    avoid: Option<&Pool>,
+) -> Vec<Candidate> {
+    let market = ctx.market;
+    let od_price = market.on_demand_price(&original.instance_type);
+    let original_spec = market.types.get(&original.instance_type);
+    let arch = architecture
+        .map(str::to_string)
+        .or_else(|| original_spec.and_then(|s| s.architectures.first().cloned()));
+    let limit = pool_limit(ctx.policy.max_pool_percent, ctx.target_spot);
+
+    let mut out: Vec<Candidate> = market
+        .spot_prices
+        .iter()
+        .filter(|(pool, _)| pool.az == original.az)
+        .filter(|(pool, _)| Some(*pool) != avoid)
+        .filter(|(pool, _)| ctx.policy.type_allowed(&pool.instance_type))
+        .filter(|(pool, _)| match (od_price, original_spec, arch.as_deref()) {
+            (Some(_), Some(orig), Some(arch)) => market
+                .types
+                .get(&pool.instance_type)
+                .is_some_and(|cand| compatible(orig, arch, cand)),
+            _ => pool.instance_type == original.instance_type,
+        })
+        .filter(|(_, &price)| od_price.is_none_or(|od| price <= od))
+        .filter(|(pool, _)| ctx.records.pool_block(pool, ctx.now).is_none())
+        .filter(|(pool, _)| ctx.counts.in_pool(pool) < limit)
+        .map(|(pool, &spot_price)| Candidate {
+            pool: pool.clone(),
+            spot_price,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.spot_price
+            .total_cmp(&b.spot_price)
+            .then_with(|| a.pool.cmp(&b.pool))
+    });
+    out.truncate(MAX_OVERRIDES);
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::{InstanceState, Lifecycle, PriceSource};
+    use crate::policy::TypeGlobs;
+    use crate::records::cooldown_key;
+
+    pub(crate) fn spec(name: &str, arch: &str, vcpus: u32, mem_gib: u64) -> InstanceTypeSpec {
+        InstanceTypeSpec {
+            name: name.into(),
+            architectures: vec![arch.into()],
+            vcpus,
+            memory_mib: mem_gib * 1024,
+            gpus: 0,
+            instance_store_gb: 0,
+        }
+    }
+
+    /// A market of x86 and arm types in two AZs, with on-demand prices for all.
+    pub(crate) fn market() -> Market {
+        let types = [
+            (spec("m5.large", "x86_64", 2, 8), 0.096, 0.040),
+            (spec("m5a.large", "x86_64", 2, 8), 0.086, 0.035),
+            (spec("m6i.large", "x86_64", 2, 8), 0.096, 0.038),
+            (spec("c5.large", "x86_64", 2, 4), 0.085, 0.030),
+            (spec("m6g.large", "arm64", 2, 8), 0.077, 0.020),
+            (spec("m5.xlarge", "x86_64", 4, 16), 0.192, 0.080),
+            (spec("r5.large", "x86_64", 2, 16), 0.126, 0.050),
+        ];
+        let mut m = Market {
+            types: BTreeMap::new(),
+            spot_prices: BTreeMap::new(),
+            on_demand_prices: BTreeMap::new(),
+            price_source: PriceSource::PriceFile,
+        };
+        for (s, od, spot) in types {
+            for az in ["us-east-1a", "us-east-1b"] {
+                m.spot_prices.insert(Pool::new(&s.name, az), spot);
+            }
+            m.on_demand_prices.insert(s.name.clone(), od);
+            m.types.insert(s.name.clone(), s);
+        }
+        m
+    }
+
+    pub(crate) fn instance(id: &str, ty: &str, az: &str, lifecycle: Lifecycle) -> Instance {
+        Instance {
+            id: id.into(),
+            instance_type: ty.into(),
+            az: az.into(),
+            subnet_id: Some(format!("subnet-{az}")),
+            lifecycle,
+            state: InstanceState::Running,
+            launch_time: Timestamp::from_unix(1_767_225_600),
+            status_ok: None,
+            termination_protected: None,
+            tags: BTreeMap::new(),
+            architecture: Some("x86_64".into()),
+        }
+    }
+
+    fn ctx<'a>(m: &'a Market, p: &'a Policy, r: &'a GroupRecords, c: &'a PoolCounts) -> SearchContext<'a> {
+        SearchContext {
+            market: m,
+            policy: p,
+            records: r,
+            counts: c,
+            target_spot: 4,
+            now: Timestamp::from_unix(1_767_225_600),
+        }
+    }
+
+    fn types(c: &[Candidate]) -> Vec<&str> {
+        c.iter().map(|c| c.pool.instance_type.as_str()).collect()
+    }
+
+    #[test]
+    fn compatible_types_only_ranked_by_spot_price() {
+        // GIVEN an on-demand m5.large in us-east-1a
+        let m = market();
+        let (p, r, c) = (Policy::default(), GroupRecords::default(), PoolCounts::default());
+        let orig = instance("i-1", "m5.large", "us-east-1a", Lifecycle::OnDemand);
+        // WHEN candidates are ranked
+        let got = candidates(&orig, Some("x86_64"), ctx(&m, &p, &r, &c), None);
+        // THEN arm64 (m6g) and smaller memory (c5) are out; bigger ones are in; cheapest first
+        assert_eq!(
+            types(&got),
+            vec!["m5a.large", "m6i.large", "m5.large", "r5.large", "m5.xlarge"]
+        );
+        // AND all are in the original's AZ
+        assert!(got.iter().all(|c| c.pool.az == "us-east-1a"));
+    }
+
+    #[test]
+    fn spot_dearer_than_original_on_demand_is_excluded() {
+        // GIVEN m5.xlarge spot costs more than m5.large on-demand
+        let mut m = market();
+        m.spot_prices.insert(Pool::new("m5.xlarge", "us-east-1a"), 0.10);
+        let (p, r, c) = (Policy::default(), GroupRecords::default(), PoolCounts::default());
+        let orig = instance("i-1", "m5.large", "us-east-1a", Lifecycle::OnDemand);
+        // THEN it is not a candidate
+        let got = candidates(&orig, Some("x86_64"), ctx(&m, &p, &r, &c), None);
+        assert!(!types(&got).contains(&"m5.xlarge"));
+    }
+
+    #[test]
+    fn unknown_on_demand_price_allows_only_the_same_type() {
+        // GIVEN no on-demand price for m5.large
+        let mut m = market();
+        m.on_demand_prices.remove("m5.large");
+        let (p, r, c) = (Policy::default(), GroupRecords::default(), PoolCounts::default());
+        let orig = instance("i-1", "m5.large", "us-east-1a", Lifecycle::OnDemand);
+        // THEN the only candidate is m5.large itself
+        let got = candidates(&orig, Some("x86_64"), ctx(&m, &p, &r, &c), None);
+        assert_eq!(types(&got), vec!["m5.large"]);
+    }
+
+    #[test]
+    fn globs_cooldown_cap_and_avoid_exclude_pools() {
+        // GIVEN allowed m5*, denied m5a.*, m6i in cooldown, and m5.large already at the cap
+        let m = market();
+        let p = Policy {
+            allowed_types: TypeGlobs::parse("t", "m5*,m6i.*,r5.*").unwrap(),
+            denied_types: TypeGlobs::parse("t", "m5a.*").unwrap(),
+            ..Policy::default()
+        };
+        let mut tags = BTreeMap::new();
+        tags.insert(
+            cooldown_key(&Pool::new("m6i.large", "us-east-1a")),
+            "2026-01-01T01:00:00Z".to_string(),
+        );
+        let r = GroupRecords::from_tags(&tags);
+        let mut c = PoolCounts::default();
+        c.add(Pool::new("m5.large", "us-east-1a"));
+        c.add(Pool::new("m5.large", "us-east-1a"));
+        let orig = instance("i-1", "m5.large", "us-east-1a", Lifecycle::OnDemand);
+        // WHEN candidates are ranked, avoiding r5.large/us-east-1a
+        let avoid = Pool::new("r5.large", "us-east-1a");
+        let got = candidates(&orig, Some("x86_64"), ctx(&m, &p, &r, &c), Some(&avoid));
+        // THEN only m5.xlarge is left
+        assert_eq!(types(&got), vec!["m5.xlarge"]);
+    }
+
+    #[test]
+    fn pool_limit_rounds_up_and_is_at_least_one() {
+        assert_eq!(pool_limit(50, 4), 2);
+        assert_eq!(pool_limit(50, 3), 2);
+        assert_eq!(pool_limit(50, 1), 1);
+        assert_eq!(pool_limit(10, 3), 1);
+        assert_eq!(pool_limit(100, 7), 7);
+    }
+
+    #[test]
+    fn gpu_and_instance_store_must_be_met() {
+        let mut orig = spec("g4dn.xlarge", "x86_64", 4, 16);
+        orig.gpus = 1;
+        orig.instance_store_gb = 125;
+        let mut no_gpu = spec("m5d.xlarge", "x86_64", 4, 16);
+        no_gpu.instance_store_gb = 150;
+        let mut small_disk = spec("g4dn.x", "x86_64", 4, 16);
+        small_disk.gpus = 1;
+        small_disk.instance_store_gb = 100;
+        let mut ok = small_disk.clone();
+        ok.instance_store_gb = 225;
+        assert!(!compatible(&orig, "x86_64", &no_gpu));
+        assert!(!compatible(&orig, "x86_64", &small_disk));
+        assert!(compatible(&orig, "x86_64", &ok));
+        assert!(!compatible(&orig, "arm64", &ok));
+    }
+}

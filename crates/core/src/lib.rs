@@ -1,0 +1,36 @@
+//! spotswap-core: the pure decisions of spotswap.
+//!
+//! Plain data in, actions with reasons out. No SDK types, no async, no I/O: the adapter
+//! (`spotswap-aws`) reads AWS into [`model`] types, calls a planner here, and executes the
+//! [`Action`]s it gets back.
+//!
+//! # Layout
+//!
+//! - [`model`]: snapshots of groups, instances and the market.
+//! - [`policy`]: the tag schema parsed into a [`Policy`], and the risk floor.
+//! - [`records`]: cooldown, no-capacity and shelter records kept in group tags.
+//! - [`candidates`]: compatible, diversified, price-ranked spot pools.
+//! - [`plan`]: the rebalancer's cycle: the Launch → Attach → Retire stage machine.
+//! - [`action`]: actions, reasons and skips.
+//! - [`tags`]: the FIXED tag names.
+//! - [`time`]: timestamps.
+
+pub mod action;
+pub mod candidates;
+mod error;
+pub mod model;
+pub mod plan;
+pub mod policy;
+pub mod records;
+pub mod tags;
+pub mod time;
+
+pub use action::{Action, ActionKind, Candidate, LaunchSpec, Reason, Skip};
+pub use error::{ConfigError, EventError};
+pub use model::{
+    GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, LaunchSource, LaunchTemplateRef, Lifecycle,
+    Market, Member, MemberState, Pool, PriceSource, RegionSnapshot,
+};
+pub use plan::{plan_cycle, plan_group, Census, GroupPlan, Settings};
+pub use policy::{Mode, OnRebalance, Policy};
+pub use time::Timestamp;

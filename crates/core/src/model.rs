@@ -1,0 +1,311 @@
+//! Plain data the adapter reads from AWS and hands to the planner.
+//!
+//! Nothing here knows about SDK types: the adapter converts, the core decides.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::tags;
+use crate::time::Timestamp;
+
+/// How an instance is billed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lifecycle {
+    /// On-demand (EC2 reports no `InstanceLifecycle`).
+    OnDemand,
+    /// Spot (`InstanceLifecycle = spot`).
+    Spot,
+}
+
+/// EC2 instance state, as far as decisions care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    /// Launching.
+    Pending,
+    /// Running.
+    Running,
+    /// Stopping or stopped.
+    Stopped,
+    /// Shutting down or terminated: gone for every purpose here.
+    Gone,
+}
+
+/// A spot capacity pool: one instance type in one availability zone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Pool {
+    /// Instance type, e.g. `m5.large`.
+    pub instance_type: String,
+    /// Availability zone, e.g. `us-east-1a`.
+    pub az: String,
+}
+
+impl Pool {
+    /// A pool of `instance_type` in `az`.
+    pub fn new(instance_type: impl Into<String>, az: impl Into<String>) -> Self {
+        Self {
+            instance_type: instance_type.into(),
+            az: az.into(),
+        }
+    }
+
+    /// Parse the `<type>/<az>` form used in logs and tag keys.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (t, az) = s.split_once('/')?;
+        (!t.is_empty() && !az.is_empty()).then(|| Self::new(t, az))
+    }
+}
+
+impl fmt::Display for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.instance_type, self.az)
+    }
+}
+
+/// An EC2 instance as `DescribeInstances` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Instance id.
+    pub id: String,
+    /// Instance type.
+    pub instance_type: String,
+    /// Availability zone.
+    pub az: String,
+    /// Subnet, if in a VPC.
+    pub subnet_id: Option<String>,
+    /// Spot or on-demand.
+    pub lifecycle: Lifecycle,
+    /// Coarse state.
+    pub state: InstanceState,
+    /// When EC2 launched it.
+    pub launch_time: Timestamp,
+    /// Status checks: `Some(true)` when both pass, `None` when not read.
+    pub status_ok: Option<bool>,
+    /// `DisableApiTermination`, when it was read.
+    pub termination_protected: Option<bool>,
+    /// All tags.
+    pub tags: BTreeMap<String, String>,
+    /// CPU architecture the instance runs (`x86_64`, `arm64`), from its AMI.
+    pub architecture: Option<String>,
+}
+
+impl Instance {
+    /// The pool this instance runs in.
+    pub fn pool(&self) -> Pool {
+        Pool::new(&self.instance_type, &self.az)
+    }
+
+    /// A tag value.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+
+    /// The group we launched this instance for, if we did.
+    pub fn launched_for(&self) -> Option<&str> {
+        self.tag(tags::GROUP)
+    }
+
+    /// The instance this one replaces, if we launched it as a replacement.
+    pub fn replaces(&self) -> Option<&str> {
+        self.tag(tags::REPLACES)
+    }
+
+    /// `spotswap:launched-at`, falling back to EC2's launch time.
+    pub fn launched_at(&self) -> Timestamp {
+        self.tag(tags::LAUNCHED_AT)
+            .and_then(Timestamp::parse_rfc3339)
+            .unwrap_or(self.launch_time)
+    }
+
+    /// `spotswap:attached-at`, if we attached it.
+    pub fn attached_at(&self) -> Option<Timestamp> {
+        self.tag(tags::ATTACHED_AT).and_then(Timestamp::parse_rfc3339)
+    }
+
+    /// Alive for our purposes: not shutting down or terminated.
+    pub fn is_alive(&self) -> bool {
+        self.state != InstanceState::Gone
+    }
+}
+
+/// An Auto Scaling lifecycle state, as far as decisions care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemberState {
+    /// `Pending`, `Pending:Wait`, `Pending:Proceed`.
+    Pending,
+    /// `InService`.
+    InService,
+    /// `Standby` and its transitions.
+    Standby,
+    /// `Terminating*`, `Terminated`, `Detaching`, `Detached`, warm-pool states and anything else.
+    Leaving,
+}
+
+impl MemberState {
+    /// Map the Auto Scaling API's lifecycle-state string.
+    pub fn from_api(s: &str) -> Self {
+        match s {
+            "InService" => Self::InService,
+            s if s.starts_with("Pending") => Self::Pending,
+            s if s.starts_with("Standby") || s.starts_with("EnteringStandby") => Self::Standby,
+            _ => Self::Leaving,
+        }
+    }
+}
+
+/// One instance as the group lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// Instance id.
+    pub id: String,
+    /// Group lifecycle state.
+    pub state: MemberState,
+    /// `HealthStatus == Healthy`.
+    pub healthy: bool,
+    /// Protected from scale-in.
+    pub protected_from_scale_in: bool,
+}
+
+/// The group's launch template and version, used as-is for replacements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchTemplateRef {
+    /// `lt-…` id, when known.
+    pub id: Option<String>,
+    /// Name, when known.
+    pub name: Option<String>,
+    /// Version: a number, `$Latest` or `$Default`.
+    pub version: String,
+}
+
+/// How the group launches instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LaunchSource {
+    /// A launch template: supported.
+    Template(LaunchTemplateRef),
+    /// A launch configuration: not supported (they cannot launch spot by fleet).
+    LaunchConfiguration(String),
+    /// A mixed instances policy: AWS already diversifies; not supported yet.
+    MixedInstances,
+    /// Nothing we recognise.
+    Unknown,
+}
+
+/// One Auto Scaling group as read in one snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSnapshot {
+    /// Group name.
+    pub name: String,
+    /// MinSize.
+    pub min_size: u32,
+    /// MaxSize.
+    pub max_size: u32,
+    /// DesiredCapacity.
+    pub desired: u32,
+    /// HealthCheckGracePeriod in seconds.
+    pub health_check_grace_secs: u32,
+    /// Launch template, configuration or mixed policy.
+    pub launch_source: LaunchSource,
+    /// Subnets of `VPCZoneIdentifier`.
+    pub subnets: Vec<String>,
+    /// Group tags, key to value.
+    pub tags: BTreeMap<String, String>,
+    /// Tags with `PropagateAtLaunch = true`, copied onto our launches.
+    pub propagated_tags: BTreeMap<String, String>,
+    /// Members as the group lists them.
+    pub members: Vec<Member>,
+    /// `Status` of the group (e.g. `Delete in progress`), if any.
+    pub status: Option<String>,
+    /// An instance refresh is running. `None` when not read.
+    pub instance_refresh_in_progress: Option<bool>,
+    /// The group has a lifecycle hook on `autoscaling:EC2_INSTANCE_TERMINATING`.
+    /// `None` when not read.
+    pub has_terminating_hook: Option<bool>,
+}
+
+impl GroupSnapshot {
+    /// A group tag value.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+
+    /// The member with this id.
+    pub fn member(&self, id: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    /// Members that are InService.
+    pub fn in_service(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| m.state == MemberState::InService)
+    }
+}
+
+/// What an instance type offers, from `DescribeInstanceTypes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceTypeSpec {
+    /// Instance type name.
+    pub name: String,
+    /// Supported architectures (`x86_64`, `arm64`, `i386`, …).
+    pub architectures: Vec<String>,
+    /// Default vCPUs.
+    pub vcpus: u32,
+    /// Memory in MiB.
+    pub memory_mib: u64,
+    /// GPU count.
+    pub gpus: u32,
+    /// Total instance store in GB; 0 when EBS-only.
+    pub instance_store_gb: u64,
+}
+
+/// Where on-demand prices came from, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PriceSource {
+    /// The AWS Price List API.
+    PriceListApi,
+    /// `SPOTSWAP_PRICE_FILE`.
+    PriceFile,
+    /// None: only same-type replacements are allowed.
+    None,
+}
+
+/// The region's market: specs, spot prices and on-demand prices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Market {
+    /// Instance-type specs by name.
+    pub types: BTreeMap<String, InstanceTypeSpec>,
+    /// Latest spot price per pool, USD/hour. A pool without a price is not offered.
+    pub spot_prices: BTreeMap<Pool, f64>,
+    /// On-demand price per type, USD/hour.
+    pub on_demand_prices: BTreeMap<String, f64>,
+    /// Where `on_demand_prices` came from.
+    pub price_source: PriceSource,
+}
+
+impl Market {
+    /// The spot price of a pool.
+    pub fn spot_price(&self, pool: &Pool) -> Option<f64> {
+        self.spot_prices.get(pool).copied()
+    }
+
+    /// The on-demand price of a type.
+    pub fn on_demand_price(&self, instance_type: &str) -> Option<f64> {
+        self.on_demand_prices.get(instance_type).copied()
+    }
+}
+
+/// Everything one cycle knows about the region, read once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionSnapshot {
+    /// When the snapshot was taken.
+    pub now: Timestamp,
+    /// Candidate groups (managed by tag, or every group in opt-out mode).
+    pub groups: Vec<GroupSnapshot>,
+    /// Every non-terminated instance that is a member of a candidate group or carries our tags.
+    pub instances: BTreeMap<String, Instance>,
+    /// Specs and prices.
+    pub market: Market,
+}

@@ -1,0 +1,223 @@
+//! State we keep in group tags: pool cooldowns, no-capacity marks, shelter, recent interruptions.
+//!
+//! State lives in AWS, never in memory, so a fresh process (the next cycle, another Lambda)
+//! sees what the last one decided. One tag per pool keeps concurrent writers from
+//! overwriting each other's pools.
+
+use std::collections::BTreeMap;
+
+use crate::model::Pool;
+use crate::tags;
+use crate::time::Timestamp;
+
+/// How long a pool that reported no spot capacity is avoided, like Karpenter's
+/// insufficient-capacity cache.
+pub const NO_CAPACITY_MINUTES: i64 = 5;
+
+/// The records found on one group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupRecords {
+    /// Pool → cooldown end, after an interruption.
+    pub cooldowns: BTreeMap<Pool, Timestamp>,
+    /// Pool → end of the no-capacity mark.
+    pub no_capacity: BTreeMap<Pool, Timestamp>,
+    /// `spotswap:sheltered-until`.
+    pub sheltered_until: Option<Timestamp>,
+    /// Recent interruptions: instance id → when.
+    pub interruptions: BTreeMap<String, Timestamp>,
+    /// Record tags whose value could not be read: cleared by the reaper.
+    pub unreadable: Vec<String>,
+}
+
+/// Why a pool is not used now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolBlock {
+    /// Cooling down after an interruption.
+    Cooldown(Timestamp),
+    /// Recently had no spot capacity.
+    NoCapacity(Timestamp),
+}
+
+impl GroupRecords {
+    /// Read the records from a group's tags.
+    pub fn from_tags(group_tags: &BTreeMap<String, String>) -> Self {
+        let mut out = Self::default();
+        for (key, value) in group_tags {
+            let pool_map = if let Some(rest) = key.strip_prefix(tags::COOLDOWN_PREFIX) {
+                Some((rest, &mut out.cooldowns))
+            } else if let Some(rest) = key.strip_prefix(tags::NO_CAPACITY_PREFIX) {
+                Some((rest, &mut out.no_capacity))
+            } else {
+                None
+            };
+            if let Some((rest, map)) = pool_map {
+                match (Pool::parse(rest), Timestamp::parse_rfc3339(value)) {
+                    (Some(pool), Some(until)) => {
+                        map.insert(pool, until);
+                    }
+                    _ => out.unreadable.push(key.clone()),
+                }
+            } else if key == tags::SHELTERED_UNTIL {
+                match Timestamp::parse_rfc3339(value) {
+                    Some(t) => out.sheltered_until = Some(t),
+                    None => out.unreadable.push(key.clone()),
+                }
+            } else if key == tags::INTERRUPTIONS {
+                out.interruptions = parse_interruptions(value);
+            }
+        }
+        out
+    }
+
+    /// Whether `pool` is blocked at `now`, and until when.
+    pub fn pool_block(&self, pool: &Pool, now: Timestamp) -> Option<PoolBlock> {
+        if let Some(&until) = self.cooldowns.get(pool).filter(|&&u| u > now) {
+            return Some(PoolBlock::Cooldown(until));
+        }
+        self.no_capacity
+            .get(pool)
+            .filter(|&&u| u > now)
+            .map(|&u| PoolBlock::NoCapacity(u))
+    }
+
+    /// True while the group is sheltered on on-demand.
+    pub fn sheltered(&self, now: Timestamp) -> bool {
+        self.sheltered_until.is_some_and(|u| u > now)
+    }
+
+    /// Interruptions in the hour before `now`.
+    pub fn interruptions_last_hour(&self, now: Timestamp) -> usize {
+        self.interruptions
+            .values()
+            .filter(|&&t| now.secs_since(t) < 3600 && now.secs_since(t) >= -300)
+            .count()
+    }
+
+    /// Record tags that have expired (or cannot be read) at `now`: what the reaper removes.
+    pub fn expired_keys(&self, now: Timestamp) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .cooldowns
+            .iter()
+            .filter(|(_, &u)| u <= now)
+            .map(|(p, _)| cooldown_key(p))
+            .chain(
+                self.no_capacity
+                    .iter()
+                    .filter(|(_, &u)| u <= now)
+                    .map(|(p, _)| no_capacity_key(p)),
+            )
+            .collect();
+        if self.sheltered_until.is_some_and(|u| u <= now) {
+            keys.push(tags::SHELTERED_UNTIL.to_string());
+        }
+        if !self.interruptions.is_empty() && self.interruptions_last_hour(now) == 0 {
+            keys.push(tags::INTERRUPTIONS.to_string());
+        }
+        keys.extend(self.unreadable.iter().cloned());
+        keys
+    }
+}
+
+/// The tag key of a pool's cooldown record.
+pub fn cooldown_key(pool: &Pool) -> String {
+    format!("{}{pool}", tags::COOLDOWN_PREFIX)
+}
+
+/// The tag key of a pool's no-capacity record.
+pub fn no_capacity_key(pool: &Pool) -> String {
+    format!("{}{pool}", tags::NO_CAPACITY_PREFIX)
+}
+
+/// Most interruption entries kept: a tag value holds at most 256 characters.
+pub const MAX_INTERRUPTION_ENTRIES: usize = 8;
+
+fn parse_interruptions(value: &str) -> BTreeMap<String, Timestamp> {
+    value
+        .split_whitespace()
+        .filter_map(|entry| {
+            let (id, secs) = entry.split_once('@')?;
+            Some((id.to_string(), Timestamp::from_unix(secs.parse().ok()?)))
+        })
+        .collect()
+}
+
+/// The interruptions tag value after adding `instance` at `now`: entries older than an hour
+/// are dropped, a duplicate instance keeps its first time, and the newest entries that fit
+/// in a tag value are kept.
+pub fn interruptions_with(existing: &BTreeMap<String, Timestamp>, instance: &str, now: Timestamp) -> String {
+    let mut all: Vec<(String, Timestamp)> = existing
+        .iter()
+        .filter(|(_, &t)| now.secs_since(t) < 3600)
+        .map(|(i, &t)| (i.clone(), t))
+        .collect();
+    if !all.iter().any(|(i, _)| i == instance) {
+        all.push((instance.to_string(), now));
+    }
+    all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.truncate(MAX_INTERRUPTION_ENTRIES);
+    all.iter()
+        .map(|(i, t)| format!("{i}@{}", t.unix()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    #[test]
+    fn records_round_trip_through_tags() {
+        // GIVEN a group with a live cooldown, an expired no-capacity mark and a bad record
+        let pool = Pool::new("m5.large", "us-east-1a");
+        let mut g = BTreeMap::new();
+        g.insert(cooldown_key(&pool), "2026-01-01T01:00:00Z".to_string());
+        g.insert(
+            no_capacity_key(&Pool::new("c5.large", "us-east-1b")),
+            "2026-01-01T00:00:00Z".to_string(),
+        );
+        g.insert(format!("{}junk", tags::COOLDOWN_PREFIX), "soon".to_string());
+        g.insert(
+            tags::SHELTERED_UNTIL.to_string(),
+            "2026-01-01T00:30:00Z".to_string(),
+        );
+        let r = GroupRecords::from_tags(&g);
+        let now = t("2026-01-01T00:10:00Z");
+        // THEN the cooldown blocks its pool, the expired mark does not
+        assert_eq!(
+            r.pool_block(&pool, now),
+            Some(PoolBlock::Cooldown(t("2026-01-01T01:00:00Z")))
+        );
+        assert_eq!(r.pool_block(&Pool::new("c5.large", "us-east-1b"), now), None);
+        assert!(r.sheltered(now));
+        // AND the reaper would clear the expired and the unreadable records, and nothing else
+        assert_eq!(
+            r.expired_keys(now),
+            vec![
+                "spotswap:no-capacity:c5.large/us-east-1b".to_string(),
+                "spotswap:cooldown:junk".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn interruption_list_dedupes_and_ages_out() {
+        // GIVEN one interruption 2 hours ago and one 10 minutes ago
+        let now = t("2026-01-01T02:00:00Z");
+        let mut existing = BTreeMap::new();
+        existing.insert("i-old".to_string(), now.plus_minutes(-120));
+        existing.insert("i-a".to_string(), now.plus_minutes(-10));
+        // WHEN i-b is added, and i-a is delivered again
+        let v = interruptions_with(&existing, "i-b", now);
+        let again = interruptions_with(&parse_interruptions(&v), "i-a", now);
+        // THEN the old entry is gone and the duplicate is not counted twice
+        assert_eq!(v, again);
+        let parsed = parse_interruptions(&again);
+        assert_eq!(parsed.len(), 2);
+        assert!(!parsed.contains_key("i-old"));
+        assert!(v.len() <= 256);
+    }
+}
