@@ -4,7 +4,7 @@ VENV  ?= $(CURDIR)/.venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv build-debug test unit integration lint fmt clippy demo clean
+.PHONY: all venv build-debug test unit integration lint fmt clippy demo clean template-check build
 
 all: test
 
@@ -19,8 +19,19 @@ $(STAMP): requirements-dev.txt
 build-debug:
 	cargo build --workspace --all-targets
 
+## template-check: cfn-lint and `sam validate --lint` on template.yaml. Offline, no credentials.
+template-check: venv
+	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --region us-east-1 --template-file template.yaml
+
+## build: `sam build` (cargo-lambda + zig, arm64 release), then each function's zip size.
+build: venv
+	rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	PATH="$(VENV)/bin:$$PATH" AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build --template-file template.yaml
+	$(PY) scripts/function-zips.py .aws-sam/build
+
 ## test: unit tests, then integration tests against a private moto server.
-test: venv build-debug
+test: venv template-check build-debug
 	cargo test --workspace --exclude spotswap-tests
 	scripts/with-moto.sh cargo test -p spotswap-tests -- --test-threads=4
 
