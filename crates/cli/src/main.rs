@@ -1,1 +1,113 @@
-fn main() {}
+//! `spotswap`: the operator CLI. Runs the same workflows as the Lambda functions, from a
+//! laptop, so decisions can be seen and explained before anything changes.
+//!
+//! Region, endpoint and credentials come from the standard AWS environment (`AWS_REGION`,
+//! `AWS_ENDPOINT_URL`, profiles, …); `--region` overrides the region.
+//!
+//! Exit codes: 0 the command ran (groups skipped for bad tags included); 1 the cycle could not
+//! run (AWS unreachable, bad environment); 2 bad input.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use spotswap_aws::{rebalance, Aws, Config, CycleOptions, CycleReport};
+
+mod table;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "spotswap",
+    version,
+    about = "Run EC2 Auto Scaling groups on spot without losing capacity"
+)]
+struct Cli {
+    /// AWS region (default: the standard AWS environment).
+    #[arg(long, global = true)]
+    region: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one rebalancer cycle (the same workflow the Lambda runs).
+    Rebalance {
+        /// Decide and print, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// What the next cycle would do: `rebalance --dry-run`. Makes zero mutating calls.
+    Plan {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("spotswap: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let aws = Aws::from_env(cli.region.clone()).await;
+    match cli.command {
+        Command::Rebalance { dry_run, output } => run_cycle(&aws, &config, dry_run, output).await,
+        Command::Plan { output } => run_cycle(&aws, &config, true, output).await,
+    }
+}
+
+async fn run_cycle(aws: &Aws, config: &Config, dry_run: bool, output: Output) -> ExitCode {
+    let opts = CycleOptions {
+        dry_run,
+        ..CycleOptions::default()
+    };
+    match rebalance(aws, config, opts).await {
+        Ok(report) => {
+            print_report(&report, output);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("spotswap: the cycle could not run: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_report(report: &CycleReport, output: Output) {
+    match output {
+        Output::Json => match serde_json::to_string_pretty(report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("spotswap: cannot write JSON: {e}"),
+        },
+        Output::Table => print!("{}", table::render(report)),
+    }
+}
+
+/// JSON log lines on stderr (stdout carries the result). `RUST_LOG` sets the level; default
+/// `warn` keeps a terminal readable, `info` shows every decision.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

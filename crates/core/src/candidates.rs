@@ -113,9 +113,18 @@ pub fn candidates(
             spot_price,
         })
         .collect();
+    // Cheapest first; at equal prices, the least over-provisioned type.
+    let size = |c: &Candidate| {
+        market
+            .types
+            .get(&c.pool.instance_type)
+            .map(|t| (t.vcpus, t.memory_mib, t.gpus))
+            .unwrap_or((u32::MAX, u64::MAX, u32::MAX))
+    };
     out.sort_by(|a, b| {
         a.spot_price
             .total_cmp(&b.spot_price)
+            .then_with(|| size(a).cmp(&size(b)))
             .then_with(|| a.pool.cmp(&b.pool))
     });
     out.truncate(MAX_OVERRIDES);

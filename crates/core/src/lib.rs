@@ -12,12 +12,14 @@
 //! - [`candidates`]: compatible, diversified, price-ranked spot pools.
 //! - [`plan`]: the rebalancer's cycle: the Launch → Attach → Retire stage machine.
 //! - [`action`]: actions, reasons and skips.
+//! - [`metrics`]: CloudWatch EMF lines.
 //! - [`tags`]: the FIXED tag names.
 //! - [`time`]: timestamps.
 
 pub mod action;
 pub mod candidates;
 mod error;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod policy;

@@ -212,6 +212,8 @@ pub struct GroupSnapshot {
     pub launch_source: LaunchSource,
     /// Subnets of `VPCZoneIdentifier`.
     pub subnets: Vec<String>,
+    /// The group's availability zones.
+    pub availability_zones: Vec<String>,
     /// Group tags, key to value.
     pub tags: BTreeMap<String, String>,
     /// Tags with `PropagateAtLaunch = true`, copied onto our launches.

@@ -312,6 +312,8 @@ pub fn plan_group(
 
 /// A Launch action replacing `original`, or a Wait saying why there is none.
 /// Shared by the rebalancer and the rebalance-recommendation handler.
+// Both variants are an `Action`: boxing the error would make it no smaller than the success.
+#[allow(clippy::result_large_err)]
 pub fn launch_for(
     group: &GroupSnapshot,
     template: &crate::model::LaunchTemplateRef,
@@ -402,9 +404,13 @@ fn advance_swap<'a>(
         // every launch is leaving the group: nothing to steer
         return (actions, SwapState::Settled, None);
     };
+    // An attached duplicate is retired only in favour of a kept launch that is InService and
+    // healthy: retiring it for one still Pending, or unhealthy, would trade a serving instance
+    // for one that is not.
+    let keep_ready = attached_member(keep).is_some_and(|m| m.state == MemberState::InService && m.healthy);
     for extra in sorted.iter().filter(|i| i.id != keep.id) {
         let action = match attached_member(extra) {
-            Some(_) if in_service >= group.desired => ActionKind::Retire {
+            Some(_) if keep_ready && in_service >= group.desired => ActionKind::Retire {
                 instance: extra.id.clone(),
                 replacement: keep.id.clone(),
             },
@@ -513,7 +519,11 @@ fn census(
         floor: policy.required_on_demand(group.desired),
         ..Census::default()
     };
-    for m in group.in_service() {
+    // Summed in id order: f64 addition is not associative, and AWS lists members in no fixed
+    // order, so the same group must not give a savings figure that differs in the last digit.
+    let mut members: Vec<&Member> = group.in_service().collect();
+    members.sort_by(|a, b| a.id.cmp(&b.id));
+    for m in members {
         let Some(i) = instances.get(&m.id) else { continue };
         match i.lifecycle {
             Lifecycle::OnDemand => c.on_demand += 1,

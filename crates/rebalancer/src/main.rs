@@ -1,1 +1,18 @@
-fn main() {}
+//! Lambda: the rebalancer, on a schedule (and optionally on EC2 state changes, to advance
+//! swaps sooner). The workflow lives in `spotswap-aws`; this file only wires it up.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use spotswap_aws::{lambda, Aws, Config};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let aws = Aws::from_env(None).await;
+    lambda::log_config(&config);
+    run(service_fn(
+        |event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| lambda::rebalancer(&aws, &config, event),
+    ))
+    .await
+}

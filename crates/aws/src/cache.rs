@@ -1,0 +1,45 @@
+//! Instance-type specs and on-demand prices, cached per warm container.
+//!
+//! Specs come live from DescribeInstanceTypes (never compiled in) and change rarely;
+//! on-demand prices change a few times a year. Both are kept for hours, so a warm Lambda pays
+//! for them once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spotswap_core::{InstanceTypeSpec, PriceSource};
+use tokio::sync::Mutex;
+
+/// How long specs are kept.
+pub(crate) const SPECS_TTL: Duration = Duration::from_secs(6 * 3600);
+/// How long prices from the Price List API are kept.
+pub(crate) const PRICES_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long to wait before asking an unreachable Price List API again.
+pub(crate) const PRICES_RETRY: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug)]
+pub(crate) struct Cached<T> {
+    pub(crate) at: Instant,
+    pub(crate) value: T,
+}
+
+impl<T> Cached<T> {
+    pub(crate) fn fresh(&self, ttl: Duration) -> bool {
+        self.at.elapsed() < ttl
+    }
+}
+
+/// On-demand prices and where they came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Prices {
+    pub(crate) by_type: BTreeMap<String, f64>,
+    pub(crate) source: PriceSource,
+}
+
+/// The warm-container cache. Cheap to clone; clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct MarketCache {
+    pub(crate) specs: Arc<Mutex<Option<Cached<BTreeMap<String, InstanceTypeSpec>>>>>,
+    pub(crate) prices: Arc<Mutex<Option<Cached<Prices>>>>,
+}

@@ -1,0 +1,401 @@
+//! Apply planned actions, idempotently. Each step is safe to repeat and safe to stop after:
+//! the state it leaves is in tags, and the next cycle's plan picks up from there.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use aws_sdk_ec2::types::{
+    DefaultTargetCapacityType, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
+    FleetLaunchTemplateSpecificationRequest, FleetType, InstanceType, ResourceType, SpotAllocationStrategy,
+    SpotOptionsRequest, Tag, TagSpecification, TargetCapacitySpecificationRequest,
+};
+use serde::Serialize;
+use spotswap_core::records::{no_capacity_key, NO_CAPACITY_MINUTES};
+use spotswap_core::{tags, Action, ActionKind, LaunchSpec, Timestamp};
+
+use crate::snapshot::describe_tagged_instances;
+use crate::{AdapterError, Aws};
+
+/// Error codes meaning "no spot capacity for this request": the on-demand instance stays.
+const NO_CAPACITY_CODES: [&str; 5] = [
+    "InsufficientInstanceCapacity",
+    "InsufficientCapacity",
+    "UnfulfillableCapacity",
+    "MaxSpotInstanceCountExceeded",
+    "SpotMaxPriceTooLow",
+];
+
+/// What happened to one action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome", content = "detail")]
+pub enum Outcome {
+    /// Done. For a launch, the new instance id.
+    Done(Option<String>),
+    /// Not done: dry run.
+    DryRun,
+    /// Not needed any more (e.g. a launch found already made by a concurrent run).
+    AlreadyDone(String),
+    /// No spot capacity in any candidate pool: the on-demand instance stays.
+    Fallback(Vec<String>),
+    /// Not attempted: an earlier step of the same group failed, or the budget ran out.
+    NotAttempted(String),
+    /// Failed, with the error.
+    Failed(String),
+}
+
+/// A most-mutating-calls limit for one invocation: a blast-radius guard, and the hook the crash
+/// tests use to stop a cycle after any chosen mutating call.
+#[derive(Debug, Clone)]
+pub struct MutationBudget(Arc<AtomicI64>);
+
+impl MutationBudget {
+    /// At most `n` mutating calls.
+    pub fn new(n: u64) -> Self {
+        Self(Arc::new(AtomicI64::new(n.min(i64::MAX as u64) as i64)))
+    }
+
+    fn spend(&self) -> Result<(), AdapterError> {
+        if self.0.fetch_sub(1, Ordering::SeqCst) > 0 {
+            Ok(())
+        } else {
+            Err(AdapterError::BudgetExhausted)
+        }
+    }
+}
+
+/// Applies actions for one invocation.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    aws: Aws,
+    now: Timestamp,
+    dry_run: bool,
+    budget: Option<MutationBudget>,
+}
+
+impl Executor {
+    /// An executor at `now`. With `dry_run`, no mutating call is made.
+    pub fn new(aws: &Aws, now: Timestamp, dry_run: bool, budget: Option<MutationBudget>) -> Self {
+        Self {
+            aws: aws.clone(),
+            now,
+            dry_run,
+            budget,
+        }
+    }
+
+    fn spend(&self) -> Result<(), AdapterError> {
+        match &self.budget {
+            Some(b) => b.spend(),
+            None => Ok(()),
+        }
+    }
+
+    /// Run one group's actions in order. A failure stops the rest of that group's actions:
+    /// later steps build on earlier ones.
+    pub async fn run_group(&self, actions: &[Action]) -> Vec<Outcome> {
+        let mut out = Vec::with_capacity(actions.len());
+        let mut stop: Option<String> = None;
+        for a in actions {
+            if !a.kind.is_mutating() {
+                out.push(Outcome::Done(None));
+                continue;
+            }
+            if let Some(why) = &stop {
+                out.push(Outcome::NotAttempted(why.clone()));
+                continue;
+            }
+            if self.dry_run {
+                out.push(Outcome::DryRun);
+                continue;
+            }
+            match self.apply(a).await {
+                Ok(o) => out.push(o),
+                Err(AdapterError::BudgetExhausted) => {
+                    stop = Some("MutationBudgetExhausted".into());
+                    out.push(Outcome::NotAttempted("MutationBudgetExhausted".into()));
+                }
+                Err(e) => {
+                    stop = Some(format!("EarlierStepFailed: {}", a.kind.name()));
+                    out.push(Outcome::Failed(e.to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    async fn apply(&self, a: &Action) -> Result<Outcome, AdapterError> {
+        let group = a.group.as_str();
+        match &a.kind {
+            ActionKind::Launch(spec) => self.launch(group, spec).await,
+            ActionKind::RaiseMax { from, to } => {
+                // The record first: a stop between the two calls leaves a record of a MaxSize
+                // that was never raised, which the restore step clears harmlessly. The other
+                // order could leave a raised MaxSize nobody knows about.
+                self.set_group_tags(group, &[(tags::MAX_RAISED_FROM.to_string(), from.to_string())])
+                    .await?;
+                self.update_max(group, *to).await?;
+                Ok(Outcome::Done(None))
+            }
+            ActionKind::Attach { instance, .. } => {
+                self.spend()?;
+                self.aws
+                    .asg
+                    .attach_instances()
+                    .auto_scaling_group_name(group)
+                    .instance_ids(instance)
+                    .send()
+                    .await
+                    .map_err(|e| AdapterError::aws("autoscaling:AttachInstances", e))?;
+                self.tag_instance(instance, tags::ATTACHED_AT, &self.now.to_rfc3339())
+                    .await?;
+                Ok(Outcome::Done(None))
+            }
+            ActionKind::MarkAttached { instance } => {
+                self.tag_instance(instance, tags::ATTACHED_AT, &self.now.to_rfc3339())
+                    .await?;
+                Ok(Outcome::Done(None))
+            }
+            ActionKind::Retire { instance, .. } => {
+                self.spend()?;
+                self.aws
+                    .asg
+                    .terminate_instance_in_auto_scaling_group()
+                    .instance_id(instance)
+                    .should_decrement_desired_capacity(true)
+                    .send()
+                    .await
+                    .map_err(|e| AdapterError::aws("autoscaling:TerminateInstanceInAutoScalingGroup", e))?;
+                Ok(Outcome::Done(None))
+            }
+            ActionKind::TerminateLaunch { instance } => {
+                self.terminate_ours(instance).await?;
+                Ok(Outcome::Done(None))
+            }
+            ActionKind::RestoreMax { to } => {
+                self.update_max(group, *to).await?;
+                self.delete_group_tags(group, &[tags::MAX_RAISED_FROM.to_string()])
+                    .await?;
+                Ok(Outcome::Done(None))
+            }
+            ActionKind::Wait => Ok(Outcome::Done(None)),
+        }
+    }
+
+    /// CreateFleet instant with the group's own launch template. Looks first for a launch
+    /// already tagged `spotswap:replaces=<id>`: a client token only dedupes retries of one
+    /// request, the tag catches a concurrent or repeated cycle.
+    async fn launch(&self, group: &str, spec: &LaunchSpec) -> Result<Outcome, AdapterError> {
+        let existing = describe_tagged_instances(&self.aws, tags::REPLACES, Some(&spec.replaces)).await?;
+        if let Some(id) = existing
+            .values()
+            .find(|i| i.launched_for() == Some(group))
+            .map(|i| i.id.clone())
+        {
+            return Ok(Outcome::AlreadyDone(id));
+        }
+        let mut lt =
+            FleetLaunchTemplateSpecificationRequest::builder().version(&spec.launch_template.version);
+        lt = match (&spec.launch_template.id, &spec.launch_template.name) {
+            (Some(id), _) => lt.launch_template_id(id),
+            (None, Some(name)) => lt.launch_template_name(name),
+            (None, None) => lt,
+        };
+        let overrides: Vec<FleetLaunchTemplateOverridesRequest> = spec
+            .candidates
+            .iter()
+            .map(|c| {
+                FleetLaunchTemplateOverridesRequest::builder()
+                    .instance_type(InstanceType::from(c.pool.instance_type.as_str()))
+                    .subnet_id(&spec.subnet_id)
+                    .build()
+            })
+            .collect();
+        let tags: Vec<Tag> = spec
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let capacity = TargetCapacitySpecificationRequest::builder()
+            .total_target_capacity(1)
+            .spot_target_capacity(1)
+            .default_target_capacity_type(DefaultTargetCapacityType::Spot)
+            .build();
+        self.spend()?;
+        let resp = self
+            .aws
+            .ec2
+            .create_fleet()
+            .r#type(FleetType::Instant)
+            .client_token(&spec.client_token)
+            .launch_template_configs(
+                FleetLaunchTemplateConfigRequest::builder()
+                    .launch_template_specification(lt.build())
+                    .set_overrides(Some(overrides))
+                    .build(),
+            )
+            .target_capacity_specification(capacity)
+            .spot_options(
+                SpotOptionsRequest::builder()
+                    .allocation_strategy(SpotAllocationStrategy::PriceCapacityOptimized)
+                    .build(),
+            )
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .set_tags(Some(tags))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("ec2:CreateFleet", e))?;
+        if let Some(id) = resp.instances().iter().flat_map(|i| i.instance_ids()).next() {
+            return Ok(Outcome::Done(Some(id.clone())));
+        }
+        let codes: Vec<String> = resp
+            .errors()
+            .iter()
+            .filter_map(|e| e.error_code().map(str::to_string))
+            .collect();
+        if !codes.is_empty() && codes.iter().all(|c| NO_CAPACITY_CODES.contains(&c.as_str())) {
+            // Mark every pool we offered: the fleet tried them all.
+            let until = self.now.plus_minutes(NO_CAPACITY_MINUTES).to_rfc3339();
+            let marks: Vec<(String, String)> = spec
+                .candidates
+                .iter()
+                .map(|c| (no_capacity_key(&c.pool), until.clone()))
+                .collect();
+            self.set_group_tags(group, &marks).await?;
+            return Ok(Outcome::Fallback(
+                spec.candidates.iter().map(|c| c.pool.to_string()).collect(),
+            ));
+        }
+        let msgs: Vec<String> = resp
+            .errors()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.error_code().unwrap_or("?"),
+                    e.error_message().unwrap_or("")
+                )
+            })
+            .collect();
+        Err(AdapterError::Invalid(format!(
+            "CreateFleet launched nothing: {}",
+            msgs.join("; ")
+        )))
+    }
+
+    async fn update_max(&self, group: &str, max: u32) -> Result<(), AdapterError> {
+        self.spend()?;
+        self.aws
+            .asg
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(group)
+            .max_size(max as i32)
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("autoscaling:UpdateAutoScalingGroup", e))?;
+        Ok(())
+    }
+
+    /// Write group tags (not propagated).
+    pub(crate) async fn set_group_tags(
+        &self,
+        group: &str,
+        kv: &[(String, String)],
+    ) -> Result<(), AdapterError> {
+        if kv.is_empty() {
+            return Ok(());
+        }
+        self.spend()?;
+        let tags = kv
+            .iter()
+            .map(|(k, v)| {
+                aws_sdk_autoscaling::types::Tag::builder()
+                    .resource_id(group)
+                    .resource_type("auto-scaling-group")
+                    .key(k)
+                    .value(v)
+                    .propagate_at_launch(false)
+                    .build()
+            })
+            .collect();
+        self.aws
+            .asg
+            .create_or_update_tags()
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("autoscaling:CreateOrUpdateTags", e))?;
+        Ok(())
+    }
+
+    /// Remove group tags.
+    pub(crate) async fn delete_group_tags(&self, group: &str, keys: &[String]) -> Result<(), AdapterError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.spend()?;
+        let tags = keys
+            .iter()
+            .map(|k| {
+                aws_sdk_autoscaling::types::Tag::builder()
+                    .resource_id(group)
+                    .resource_type("auto-scaling-group")
+                    .key(k)
+                    .build()
+            })
+            .collect();
+        self.aws
+            .asg
+            .delete_tags()
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("autoscaling:DeleteTags", e))?;
+        Ok(())
+    }
+
+    /// Tag one instance.
+    pub(crate) async fn tag_instance(
+        &self,
+        instance: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), AdapterError> {
+        self.spend()?;
+        self.aws
+            .ec2
+            .create_tags()
+            .resources(instance)
+            .tags(Tag::builder().key(key).value(value).build())
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("ec2:CreateTags", e))?;
+        Ok(())
+    }
+
+    /// TerminateInstances on one of our instances outside any group.
+    pub(crate) async fn terminate_ours(&self, instance: &str) -> Result<(), AdapterError> {
+        self.spend()?;
+        self.aws
+            .ec2
+            .terminate_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+            .map_err(|e| AdapterError::aws("ec2:TerminateInstances", e))?;
+        Ok(())
+    }
+
+    /// The time this executor acts at.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// True in dry-run mode.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+}

@@ -1,0 +1,256 @@
+//! The rebalancer's cycle: snapshot → plan → preflight → execute → report.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use spotswap_core::metrics::GroupMetrics;
+use spotswap_core::{
+    plan::policy_for, plan_cycle, plan_group, ActionKind, GroupPlan, RegionSnapshot, Timestamp,
+};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::execute::{Executor, MutationBudget, Outcome};
+use crate::report::{log_skip, publish, ActionReport, CycleReport, GroupSummary, Notification};
+use crate::snapshot::{instance_refresh_in_progress, termination_protected};
+use crate::{snapshot, AdapterError, Aws, Config};
+
+/// Per-invocation options.
+#[derive(Debug, Clone, Default)]
+pub struct CycleOptions {
+    /// Decide and log, change nothing.
+    pub dry_run: bool,
+    /// Stop starting new swaps when less than [`RESERVE`] is left before this instant.
+    pub deadline: Option<Instant>,
+    /// At most this many mutating calls.
+    pub budget: Option<MutationBudget>,
+    /// The time to act at; now when `None`.
+    pub now: Option<Timestamp>,
+}
+
+/// Time kept back at the end of a Lambda invocation: no new swap starts inside it.
+pub const RESERVE: Duration = Duration::from_secs(15);
+
+/// The current time.
+pub fn now() -> Timestamp {
+    Timestamp::from_unix(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    )
+}
+
+/// Run one rebalancer cycle over the region.
+pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result<CycleReport, AdapterError> {
+    let now = opts.now.unwrap_or_else(now);
+    let dry_run = opts.dry_run || config.dry_run;
+    let mut snap = snapshot::take(aws, &config.settings, config.price_file.as_deref(), now).await?;
+    let mut plans = plan_cycle(&snap, &config.settings);
+    preflight(aws, config, &mut snap, &mut plans).await;
+
+    let executor = Executor::new(aws, now, dry_run, opts.budget.clone());
+    let outcomes = execute_all(&executor, &plans, opts.deadline, config.max_concurrency).await;
+
+    let mut report = CycleReport {
+        dry_run,
+        actions: Vec::new(),
+        skipped: Vec::new(),
+        groups: Vec::new(),
+        api_calls: BTreeMap::new(),
+        price_source: Some(snap.market.price_source),
+        metrics: Vec::new(),
+    };
+    let mut notes = Vec::new();
+    for (plan, outcomes) in plans.iter().zip(outcomes) {
+        if let Some(s) = &plan.skip {
+            log_skip(s);
+            report.skipped.push(s.clone());
+        }
+        if plan
+            .skip
+            .as_ref()
+            .is_some_and(|s| s.reason != spotswap_core::Reason::Sheltered)
+        {
+            continue;
+        }
+        let mut m = GroupMetrics {
+            on_demand_count: Some(plan.census.on_demand),
+            spot_count: Some(plan.census.spot),
+            estimated_hourly_savings: Some(plan.census.hourly_savings),
+            ..GroupMetrics::new(&plan.group)
+        };
+        for (action, outcome) in plan.actions.iter().zip(outcomes) {
+            let mut action = action.clone();
+            enrich_prices(&snap, &mut action);
+            let r = ActionReport::new(&action, outcome);
+            r.log();
+            match (&action.kind, &r.outcome) {
+                (ActionKind::Launch(_), Outcome::Done(_)) => m.swaps_started += 1,
+                (ActionKind::Launch(_), Outcome::Fallback(_)) => m.fallbacks += 1,
+                (ActionKind::Retire { .. }, Outcome::Done(_)) if r.reason == "ReplacementInService" => {
+                    m.swaps_completed += 1
+                }
+                _ => {}
+            }
+            let (instances, pools) = match &action.kind {
+                ActionKind::Retire {
+                    instance,
+                    replacement,
+                } => (
+                    vec![instance.clone(), replacement.clone()],
+                    r.pool.iter().cloned().collect(),
+                ),
+                _ => (r.instance.iter().cloned().collect(), r.candidates.clone()),
+            };
+            if let Some(n) = Notification::for_action(&r, instances, pools) {
+                notes.push(n);
+            }
+            report.actions.push(r);
+        }
+        report.groups.push(GroupSummary {
+            group: plan.group.clone(),
+            census: plan.census,
+        });
+        report.metrics.push(m);
+    }
+    if !dry_run {
+        publish(aws, &config.event_bus, &notes).await;
+    }
+    report.api_calls = aws.api_calls();
+    info!(
+        groups = report.groups.len(),
+        actions = report.actions.len(),
+        skipped = report.skipped.len(),
+        mutating_calls = report.mutating_calls(),
+        dry_run,
+        "cycle finished"
+    );
+    Ok(report)
+}
+
+/// Fill in the prices a stage action lacks (the planner's stage machine does not need them).
+fn enrich_prices(snap: &RegionSnapshot, a: &mut spotswap_core::Action) {
+    if a.spot_price.is_none() {
+        a.spot_price = a.pool.as_ref().and_then(|p| snap.market.spot_price(p));
+    }
+    if a.on_demand_price.is_none() {
+        let original = match &a.kind {
+            ActionKind::Retire { instance, .. } => Some(instance),
+            ActionKind::Attach { replaces, .. } => Some(replaces),
+            _ => None,
+        };
+        a.on_demand_price = original
+            .and_then(|id| snap.instances.get(id))
+            .and_then(|i| snap.market.on_demand_price(&i.instance_type));
+    }
+}
+
+/// Before launching in a group, read what the snapshot could not afford to read for every
+/// group: whether an instance refresh runs, and each chosen original's termination protection.
+/// Re-plan the group when either changes the picture.
+async fn preflight(aws: &Aws, config: &Config, snap: &mut RegionSnapshot, plans: &mut [GroupPlan]) {
+    for plan in plans.iter_mut() {
+        for _round in 0..3 {
+            let launches: Vec<String> = plan
+                .actions
+                .iter()
+                .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
+                .filter_map(|a| a.instance.clone())
+                .collect();
+            if launches.is_empty() {
+                break;
+            }
+            let Some(gi) = snap.groups.iter().position(|g| g.name == plan.group) else {
+                break;
+            };
+            let mut changed = false;
+            if snap.groups[gi].instance_refresh_in_progress.is_none() {
+                let found = match instance_refresh_in_progress(aws, &plan.group).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // AWS answers this for every group; a failure here is a fault or a
+                        // missing permission. Not knowing must not stop every swap, so it is
+                        // logged and treated as "no refresh".
+                        warn!(reason = "InstanceRefreshUnknown", group = %plan.group, error = %e, "instance refresh state unknown; proceeding");
+                        false
+                    }
+                };
+                snap.groups[gi].instance_refresh_in_progress = Some(found);
+                changed |= found;
+            }
+            for id in &launches {
+                let Some(inst) = snap.instances.get_mut(id) else {
+                    continue;
+                };
+                if inst.termination_protected.is_some() {
+                    continue;
+                }
+                match termination_protected(aws, id).await {
+                    Ok(p) => {
+                        inst.termination_protected = Some(p);
+                        changed |= p;
+                    }
+                    Err(e) => {
+                        // Unknown protection: do not touch this instance this cycle.
+                        warn!(reason = "TerminationProtectionUnknown", group = %plan.group, instance = %id, error = %e, "skipping instance");
+                        inst.termination_protected = Some(true);
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+            let group = &snap.groups[gi];
+            if let Ok(Some(policy)) = policy_for(group, &config.settings) {
+                *plan = plan_group(group, &snap.instances, &snap.market, &policy, snap.now);
+            }
+        }
+    }
+}
+
+/// Execute every group's actions, a bounded number of groups at once.
+async fn execute_all(
+    executor: &Executor,
+    plans: &[GroupPlan],
+    deadline: Option<Instant>,
+    concurrency: usize,
+) -> Vec<Vec<Outcome>> {
+    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for (idx, plan) in plans.iter().enumerate() {
+        let actions = plan.actions.clone();
+        let executor = executor.clone();
+        let sem = sem.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let late = deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < RESERVE);
+            if late {
+                // Out of time: advance swaps in flight, start none.
+                let (starts, rest): (Vec<_>, Vec<_>) = actions
+                    .iter()
+                    .enumerate()
+                    .partition(|(_, a)| matches!(a.kind, ActionKind::Launch(_)));
+                let rest_actions: Vec<_> = rest.iter().map(|(_, a)| (*a).clone()).collect();
+                let mut done = executor.run_group(&rest_actions).await.into_iter();
+                let mut out = vec![Outcome::NotAttempted("OutOfTime".into()); actions.len()];
+                for (i, _) in rest {
+                    out[i] = done.next().unwrap_or(Outcome::NotAttempted("OutOfTime".into()));
+                }
+                drop(starts);
+                (idx, out)
+            } else {
+                (idx, executor.run_group(&actions).await)
+            }
+        });
+    }
+    let mut out = vec![Vec::new(); plans.len()];
+    while let Some(res) = set.join_next().await {
+        if let Ok((idx, outcomes)) = res {
+            out[idx] = outcomes;
+        }
+    }
+    out
+}

@@ -1,0 +1,94 @@
+//! The human-readable table: one row per intended action, then skips and a summary.
+
+use std::fmt::Write;
+
+use spotswap_aws::{CycleReport, Outcome};
+
+fn price(p: Option<f64>) -> String {
+    p.map(|p| format!("{p:.4}")).unwrap_or_else(|| "-".into())
+}
+
+fn outcome(o: &Outcome) -> String {
+    match o {
+        Outcome::Done(Some(id)) => format!("done {id}"),
+        Outcome::Done(None) => "done".into(),
+        Outcome::DryRun => "planned".into(),
+        Outcome::AlreadyDone(d) => format!("already-done {d}"),
+        Outcome::Fallback(_) => "fallback".into(),
+        Outcome::NotAttempted(d) => format!("not-attempted ({d})"),
+        Outcome::Failed(e) => format!("FAILED: {e}"),
+    }
+}
+
+/// Render a report as aligned text.
+pub fn render(r: &CycleReport) -> String {
+    let mut rows: Vec<[String; 8]> = vec![[
+        "GROUP".into(),
+        "ACTION".into(),
+        "INSTANCE".into(),
+        "POOL".into(),
+        "SPOT $/h".into(),
+        "OD $/h".into(),
+        "REASON".into(),
+        "OUTCOME".into(),
+    ]];
+    for a in &r.actions {
+        let outcome = match &a.outcome {
+            Outcome::Done(None) if a.action == "wait" => String::new(),
+            o => outcome(o),
+        };
+        rows.push([
+            a.group.clone(),
+            a.action.to_string(),
+            a.instance.clone().unwrap_or_else(|| "-".into()),
+            a.pool.clone().unwrap_or_else(|| "-".into()),
+            price(a.spot_price),
+            price(a.on_demand_price),
+            a.reason.to_string(),
+            outcome,
+        ]);
+    }
+    let mut widths = [0usize; 8];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    if r.actions.is_empty() {
+        let _ = writeln!(out, "(no actions)");
+    }
+    for s in &r.skipped {
+        let _ = writeln!(
+            out,
+            "skipped  {}  {}{}",
+            s.group,
+            s.reason,
+            s.detail.as_ref().map(|d| format!("  ({d})")).unwrap_or_default()
+        );
+    }
+    for g in &r.groups {
+        let _ = writeln!(
+            out,
+            "group    {}  desired={} floor={} on-demand={} spot={} savings=${:.4}/h",
+            g.group,
+            g.census.desired,
+            g.census.floor,
+            g.census.on_demand,
+            g.census.spot,
+            g.census.hourly_savings
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{} actions, {} mutating API calls{}",
+        r.actions.iter().filter(|a| a.action != "wait").count(),
+        r.mutating_calls(),
+        if r.dry_run { " (dry run)" } else { "" }
+    );
+    out
+}

@@ -1,0 +1,114 @@
+//! CloudWatch Embedded Metric Format lines: namespace `Spotswap`, dimension
+//! `AutoScalingGroupName`.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+/// The metric namespace.
+pub const NAMESPACE: &str = "Spotswap";
+
+/// One group's metrics for one invocation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GroupMetrics {
+    /// The group (the dimension value).
+    pub group: String,
+    /// InService on-demand instances.
+    pub on_demand_count: Option<u32>,
+    /// InService spot instances.
+    pub spot_count: Option<u32>,
+    /// Launches that got spot capacity.
+    pub swaps_started: u32,
+    /// On-demand instances retired after their replacement was InService.
+    pub swaps_completed: u32,
+    /// Launches that found no spot capacity: the on-demand instance stayed.
+    pub fallbacks: u32,
+    /// Spot interruption warnings handled.
+    pub interruptions: u32,
+    /// Σ (on-demand − spot price) over the group's spot instances, USD/hour.
+    pub estimated_hourly_savings: Option<f64>,
+}
+
+impl GroupMetrics {
+    /// Metrics of `group`, all zero.
+    pub fn new(group: &str) -> Self {
+        Self {
+            group: group.to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// One EMF JSON line at `timestamp_ms`.
+    pub fn emf_line(&self, timestamp_ms: i64) -> String {
+        let mut values: Vec<(&str, &str, Value)> = vec![
+            ("SwapsStarted", "Count", json!(self.swaps_started)),
+            ("SwapsCompleted", "Count", json!(self.swaps_completed)),
+            ("Fallbacks", "Count", json!(self.fallbacks)),
+            ("Interruptions", "Count", json!(self.interruptions)),
+        ];
+        if let Some(v) = self.on_demand_count {
+            values.push(("OnDemandCount", "Count", json!(v)));
+        }
+        if let Some(v) = self.spot_count {
+            values.push(("SpotCount", "Count", json!(v)));
+        }
+        if let Some(v) = self.estimated_hourly_savings {
+            values.push((
+                "EstimatedHourlySavings",
+                "None",
+                json!((v * 10_000.0).round() / 10_000.0),
+            ));
+        }
+        let mut root = Map::new();
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [["AutoScalingGroupName"]],
+                    "Metrics": values.iter().map(|(n, u, _)| json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
+                }],
+            }),
+        );
+        root.insert("AutoScalingGroupName".into(), json!(self.group));
+        for (name, _, v) in values {
+            root.insert(name.into(), v);
+        }
+        Value::Object(root).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_line_declares_every_value_it_carries() {
+        // GIVEN a group with counts and savings
+        let m = GroupMetrics {
+            on_demand_count: Some(2),
+            spot_count: Some(3),
+            swaps_started: 1,
+            estimated_hourly_savings: Some(0.12345),
+            ..GroupMetrics::new("web")
+        };
+        // WHEN it is written as EMF
+        let v: Value = serde_json::from_str(&m.emf_line(1_767_225_600_000)).unwrap();
+        // THEN the directive names the namespace and dimension, and every metric has a value
+        let d = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(d["Namespace"], "Spotswap");
+        assert_eq!(d["Dimensions"], json!([["AutoScalingGroupName"]]));
+        assert_eq!(v["AutoScalingGroupName"], "web");
+        let names: Vec<&str> = d["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        for n in &names {
+            assert!(v.get(*n).is_some(), "{n} declared without a value");
+        }
+        assert!(names.contains(&"OnDemandCount") && names.contains(&"EstimatedHourlySavings"));
+        assert_eq!(v["EstimatedHourlySavings"], 0.1235);
+    }
+}
