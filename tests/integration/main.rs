@@ -1,1 +1,1 @@
-
+mod template_iam;
