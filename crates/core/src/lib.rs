@@ -14,7 +14,7 @@
 //! - [`action`]: actions, reasons and skips.
 //! - [`metrics`]: CloudWatch EMF lines.
 //! - [`tags`]: the FIXED tag names.
-//! - [`time`]: timestamps.
+//! - [`time`]: UTC timestamps, RFC 3339 in and out.
 
 pub mod action;
 pub mod candidates;
