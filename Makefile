@@ -44,7 +44,7 @@ fmt:
 
 ## demo: seed a small fleet in moto and watch it converge.
 demo: venv
-	cargo build --bin spotswap --bin demo-seed
+	cargo build --bin spotswap
 	scripts/with-moto.sh scripts/demo.sh
 
 clean:

@@ -1,0 +1,95 @@
+"""Seed and summarise the `make demo` fleet in moto (boto3 comes with moto in .venv).
+
+  python scripts/demo_fleet.py seed      three groups: web and api managed, batch unmanaged
+  python scripts/demo_fleet.py summary   on-demand / spot per group and the estimated saving
+
+Talks to AWS_ENDPOINT_URL (moto); never to AWS.
+"""
+import json
+import os
+import sys
+
+import boto3
+
+REGION = os.environ.get("AWS_REGION", "us-east-1")
+ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
+PRICES = os.path.join(os.path.dirname(__file__), "..", "prices", "sample-on-demand.json")
+MOTO_SPOT_PRICE = 0.00001  # moto's constant spot price
+
+ec2 = boto3.client("ec2", endpoint_url=ENDPOINT, region_name=REGION)
+asg = boto3.client("autoscaling", endpoint_url=ENDPOINT, region_name=REGION)
+
+GROUPS = [
+    # name, desired, max, tags
+    ("web", 4, 4, {"spotswap:enabled": "true"}),
+    ("api", 4, 6, {"spotswap:enabled": "true", "spotswap:on-demand-percent": "50"}),
+    ("batch", 2, 4, {}),
+]
+
+
+def seed():
+    subnets = sorted(ec2.describe_subnets()["Subnets"], key=lambda s: s["AvailabilityZone"])[:3]
+    for name, desired, max_size, tags in GROUPS:
+        lt = ec2.create_launch_template(
+            LaunchTemplateName=f"{name}-lt",
+            LaunchTemplateData={
+                "ImageId": "ami-12c6146b",
+                "InstanceType": "m5.large",
+                "MetadataOptions": {"HttpTokens": "required"},
+            },
+        )["LaunchTemplate"]
+        asg.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplateId"], "Version": "$Latest"},
+            MinSize=0,
+            MaxSize=max_size,
+            DesiredCapacity=desired,
+            HealthCheckGracePeriod=0,
+            VPCZoneIdentifier=",".join(s["SubnetId"] for s in subnets),
+            Tags=[
+                {"Key": k, "Value": v, "PropagateAtLaunch": False, "ResourceId": name, "ResourceType": "auto-scaling-group"}
+                for k, v in tags.items()
+            ]
+            + [{"Key": "team", "Value": name, "PropagateAtLaunch": True, "ResourceId": name, "ResourceType": "auto-scaling-group"}],
+        )
+        managed = "managed" if tags.get("spotswap:enabled") == "true" else "unmanaged"
+        print(f"seeded {name}: {desired} x m5.large on-demand, max {max_size}, {managed}, tags {tags}")
+
+
+def summary(title):
+    prices = json.load(open(PRICES))["*"]
+    groups = asg.describe_auto_scaling_groups()["AutoScalingGroups"]
+    ids = [i["InstanceId"] for g in groups for i in g["Instances"]]
+    info = {}
+    if ids:
+        for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]:
+            for i in r["Instances"]:
+                info[i["InstanceId"]] = i
+    print(f"\n== {title}")
+    print(f"{'GROUP':<8}{'MANAGED':<9}{'DESIRED':>8}{'MAX':>5}{'ON-DEMAND':>11}{'SPOT':>6}{'SAVING $/h':>12}")
+    total = 0.0
+    for g in sorted(groups, key=lambda g: g["AutoScalingGroupName"]):
+        tags = {t["Key"]: t["Value"] for t in g.get("Tags", [])}
+        od = spot = 0
+        saving = 0.0
+        for m in g["Instances"]:
+            if m["LifecycleState"] != "InService":
+                continue
+            i = info[m["InstanceId"]]
+            if i.get("InstanceLifecycle") == "spot":
+                spot += 1
+                saving += max(prices.get(i["InstanceType"], 0.0) - MOTO_SPOT_PRICE, 0.0)
+            else:
+                od += 1
+        total += saving
+        managed = "yes" if tags.get("spotswap:enabled") == "true" else "no"
+        print(f"{g['AutoScalingGroupName']:<8}{managed:<9}{g['DesiredCapacity']:>8}{g['MaxSize']:>5}{od:>11}{spot:>6}{saving:>12.4f}")
+    print(f"estimated hourly saving: ${total:.4f}/h (sample on-demand prices; moto's spot price is a constant {MOTO_SPOT_PRICE})")
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "summary"
+    if cmd == "seed":
+        seed()
+    else:
+        summary(sys.argv[2] if len(sys.argv) > 2 else "fleet")
