@@ -1,1 +1,2 @@
+mod proxy;
 mod template_iam;

@@ -1618,3 +1618,12 @@ fn arns_are_classified() {
         !is_read_only("ec2:GetPasswordData") && !is_read_only("ec2:CreateTags") && !is_read_only("ec2:Get*")
     );
 }
+
+#[test]
+fn a_role_that_trusts_more_than_lambda_is_reported() {
+    let mut t = template();
+    let trust =
+        &mut t["Resources"]["OrphanReaperRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
+    trust["Principal"] = yaml("{AWS: 'arn:aws:iam::111122223333:root'}");
+    assert_reports(&check_value(&t), "trust");
+}

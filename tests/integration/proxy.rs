@@ -1,0 +1,587 @@
+//! The fault and market proxy, driven through the real SDK clients against moto.
+//!
+//! Every test starts its own proxy. moto is shared with other test files, so these tests keep
+//! to their own regions (`ap-southeast-2`, `ca-central-1`) and unique resource names.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ec2::config::Credentials;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{
+    DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
+    FleetLaunchTemplateSpecificationRequest, FleetType, InstanceLifecycle, InstanceType, Placement,
+    RequestLaunchTemplateData, ResourceType, Tag, TagSpecification, TargetCapacitySpecificationRequest,
+};
+use spotswap_tests::proxy::{Fault, FaultKind, Proxy};
+
+const SYDNEY: &str = "ap-southeast-2";
+const CANADA: &str = "ca-central-1";
+const TEST_TAG: &str = "spotswap-proxy-test";
+
+async fn proxy() -> Proxy {
+    Proxy::from_env()
+        .await
+        .expect("proxy starts (run under scripts/with-moto.sh)")
+}
+
+async fn sdk_config(proxy: &Proxy, region: &'static str, retry: RetryConfig) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .endpoint_url(proxy.url())
+        .credentials_provider(Credentials::new(
+            "AKIDPROXYTEST",
+            "secret",
+            None,
+            None,
+            "proxy-tests",
+        ))
+        .retry_config(retry)
+        .load()
+        .await
+}
+
+async fn ec2(proxy: &Proxy, region: &'static str) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&sdk_config(proxy, region, RetryConfig::standard()).await)
+}
+
+/// For tests that must see the first answer, not the SDK's retried one.
+async fn ec2_no_retry(proxy: &Proxy, region: &'static str) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&sdk_config(proxy, region, RetryConfig::disabled()).await)
+}
+
+async fn autoscaling(proxy: &Proxy, region: &'static str) -> aws_sdk_autoscaling::Client {
+    aws_sdk_autoscaling::Client::new(&sdk_config(proxy, region, RetryConfig::standard()).await)
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{nanos}-{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn calls(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+}
+
+/// The default subnet of each AZ, sorted by AZ.
+async fn default_subnets(ec2: &aws_sdk_ec2::Client) -> Vec<(String, String)> {
+    let out = ec2
+        .describe_subnets()
+        .filters(Filter::builder().name("default-for-az").values("true").build())
+        .send()
+        .await
+        .expect("describe subnets");
+    let mut subnets: Vec<(String, String)> = out
+        .subnets()
+        .iter()
+        .map(|s| {
+            (
+                s.availability_zone().unwrap().to_owned(),
+                s.subnet_id().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    subnets.sort();
+    assert!(subnets.len() >= 2, "moto has a default subnet per AZ");
+    subnets
+}
+
+async fn launch_template(ec2: &aws_sdk_ec2::Client) -> String {
+    let name = unique("proxy-lt");
+    ec2.create_launch_template()
+        .launch_template_name(&name)
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id("ami-12c6146b")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create launch template");
+    name
+}
+
+async fn instant_spot_fleet(
+    ec2: &aws_sdk_ec2::Client,
+    template: &str,
+    overrides: Vec<FleetLaunchTemplateOverridesRequest>,
+    run: &str,
+) -> aws_sdk_ec2::operation::create_fleet::CreateFleetOutput {
+    ec2.create_fleet()
+        .r#type(FleetType::Instant)
+        .launch_template_configs(
+            FleetLaunchTemplateConfigRequest::builder()
+                .launch_template_specification(
+                    FleetLaunchTemplateSpecificationRequest::builder()
+                        .launch_template_name(template)
+                        .version("$Latest")
+                        .build(),
+                )
+                .set_overrides(Some(overrides))
+                .build(),
+        )
+        .target_capacity_specification(
+            TargetCapacitySpecificationRequest::builder()
+                .total_target_capacity(1)
+                .default_target_capacity_type(DefaultTargetCapacityType::Spot)
+                .build(),
+        )
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key(TEST_TAG).value(run).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateFleet instant answers 200 even without capacity")
+}
+
+async fn instances_tagged(ec2: &aws_sdk_ec2::Client, run: &str) -> Vec<aws_sdk_ec2::types::Instance> {
+    ec2.describe_instances()
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{TEST_TAG}"))
+                .values(run)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("describe instances")
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances().to_vec())
+        .collect()
+}
+
+fn override_in_subnet(ty: &str, subnet: &str) -> FleetLaunchTemplateOverridesRequest {
+    FleetLaunchTemplateOverridesRequest::builder()
+        .instance_type(InstanceType::from(ty))
+        .subnet_id(subnet)
+        .build()
+}
+
+#[tokio::test]
+async fn scenario_spot_prices_come_back_per_pool() {
+    // GIVEN prices for two m5.large pools and a default for every other pool
+    let proxy = proxy().await;
+    let ec2 = ec2(&proxy, SYDNEY).await;
+    proxy.set_spot_price("m5.large", "ap-southeast-2a", 0.042);
+    proxy.set_spot_price("m5.large", "ap-southeast-2b", 0.051);
+    proxy.set_default_spot_price(Some(0.09));
+
+    // WHEN the spot price history is read through the proxy
+    let prices =
+        |out: aws_sdk_ec2::operation::describe_spot_price_history::DescribeSpotPriceHistoryOutput| {
+            out.spot_price_history()
+                .iter()
+                .map(|p| {
+                    (
+                        format!(
+                            "{}/{}",
+                            p.instance_type().unwrap().as_str(),
+                            p.availability_zone().unwrap()
+                        ),
+                        p.spot_price().unwrap().to_owned(),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+    let history = |ec2: aws_sdk_ec2::Client| async move {
+        ec2.describe_spot_price_history()
+            .instance_types(InstanceType::M5Large)
+            .instance_types(InstanceType::C5Large)
+            .send()
+            .await
+            .expect("describe spot price history")
+    };
+    let with_default = prices(history(ec2.clone()).await);
+
+    // THEN each pool has its scenario price, and the rest the default
+    assert_eq!(with_default["m5.large/ap-southeast-2a"], "0.042");
+    assert_eq!(with_default["m5.large/ap-southeast-2b"], "0.051");
+    assert_eq!(with_default["m5.large/ap-southeast-2c"], "0.09");
+    assert_eq!(with_default["c5.large/ap-southeast-2a"], "0.09");
+
+    // AND without a default, unpriced pools keep moto's constant
+    proxy.set_default_spot_price(None);
+    let without_default = prices(history(ec2).await);
+    assert_eq!(without_default["m5.large/ap-southeast-2a"], "0.042");
+    assert_eq!(without_default["c5.large/ap-southeast-2a"], "0.00001");
+    assert_eq!(proxy.calls(), calls(&[("ec2:DescribeSpotPriceHistory", 2)]));
+    assert_eq!(proxy.mutating_calls(), 0);
+}
+
+#[tokio::test]
+async fn fleet_with_every_pool_out_of_capacity_reports_errors_and_launches_nothing() {
+    // GIVEN m5.large has no capacity in the first two AZs, one named by subnet, one by AZ
+    let proxy = proxy().await;
+    let ec2 = ec2(&proxy, CANADA).await;
+    let subnets = default_subnets(&ec2).await;
+    let ((az1, subnet1), (az2, _)) = (&subnets[0], &subnets[1]);
+    proxy.set_no_capacity("m5.large", az1, true);
+    proxy.set_no_capacity("m5.large", az2, true);
+    let template = launch_template(&ec2).await;
+    let run = unique("all-ice");
+    proxy.reset_calls();
+
+    // WHEN an instant spot fleet asks for exactly those pools
+    let overrides = vec![
+        override_in_subnet("m5.large", subnet1),
+        FleetLaunchTemplateOverridesRequest::builder()
+            .instance_type(InstanceType::M5Large)
+            .availability_zone(az2)
+            .build(),
+    ];
+    let fleet = instant_spot_fleet(&ec2, &template, overrides, &run).await;
+
+    // THEN the SDK parses no instances and one InsufficientInstanceCapacity per pool
+    assert!(fleet.instances().is_empty(), "{fleet:?}");
+    assert!(fleet.fleet_id().unwrap().starts_with("fleet-"));
+    let errors = fleet.errors();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    for e in errors {
+        assert_eq!(e.error_code(), Some("InsufficientInstanceCapacity"));
+        assert_eq!(e.lifecycle(), Some(&InstanceLifecycle::Spot));
+        assert!(!e.error_message().unwrap_or_default().is_empty());
+        let lt = e.launch_template_and_overrides().unwrap();
+        assert_eq!(
+            lt.launch_template_specification().unwrap().launch_template_name(),
+            Some(template.as_str())
+        );
+        assert_eq!(
+            lt.overrides().unwrap().instance_type(),
+            Some(&InstanceType::M5Large)
+        );
+    }
+    assert_eq!(
+        errors[0]
+            .launch_template_and_overrides()
+            .unwrap()
+            .overrides()
+            .unwrap()
+            .subnet_id(),
+        Some(subnet1.as_str())
+    );
+    assert_eq!(
+        errors[1]
+            .launch_template_and_overrides()
+            .unwrap()
+            .overrides()
+            .unwrap()
+            .availability_zone(),
+        Some(az2.as_str())
+    );
+
+    // AND moto never saw the launch
+    assert!(instances_tagged(&ec2, &run).await.is_empty());
+    assert_eq!(proxy.call_count("ec2:CreateFleet"), 1);
+}
+
+#[tokio::test]
+async fn partially_out_of_capacity_fleet_launches_in_a_remaining_pool() {
+    // GIVEN m5.large has no capacity in the first AZ
+    let proxy = proxy().await;
+    let ec2 = ec2(&proxy, SYDNEY).await;
+    let subnets = default_subnets(&ec2).await;
+    let ((az1, subnet1), (az2, subnet2)) = (&subnets[0], &subnets[1]);
+    proxy.set_no_capacity("m5.large", az1, true);
+    let template = launch_template(&ec2).await;
+    let run = unique("part-ice");
+
+    // WHEN an instant spot fleet offers that pool and c5.large in the second AZ
+    let overrides = vec![
+        override_in_subnet("m5.large", subnet1),
+        override_in_subnet("c5.large", subnet2),
+    ];
+    let fleet = instant_spot_fleet(&ec2, &template, overrides, &run).await;
+
+    // THEN it launches c5.large in the second AZ and reports the first pool as an error
+    let launched = fleet.instances();
+    assert_eq!(launched.len(), 1, "{fleet:?}");
+    assert_eq!(launched[0].instance_type(), Some(&InstanceType::C5Large));
+    let errors = fleet.errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].error_code(), Some("InsufficientInstanceCapacity"));
+    let failed = errors[0]
+        .launch_template_and_overrides()
+        .unwrap()
+        .overrides()
+        .unwrap();
+    assert_eq!(failed.instance_type(), Some(&InstanceType::M5Large));
+    assert_eq!(failed.subnet_id(), Some(subnet1.as_str()));
+
+    // AND moto agrees on where the instance is
+    let instances = instances_tagged(&ec2, &run).await;
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0].instance_type(), Some(&InstanceType::C5Large));
+    assert_eq!(
+        instances[0].placement().unwrap().availability_zone(),
+        Some(az2.as_str())
+    );
+}
+
+#[tokio::test]
+async fn run_instances_in_a_pool_out_of_capacity_fails_like_aws() {
+    // GIVEN t3.micro has no capacity in the first AZ
+    let proxy = proxy().await;
+    let ec2 = ec2_no_retry(&proxy, CANADA).await;
+    let subnets = default_subnets(&ec2).await;
+    let ((az1, _), (az2, _)) = (&subnets[0], &subnets[1]);
+    proxy.set_no_capacity("t3.micro", az1, true);
+    let run = |az: String| {
+        ec2.run_instances()
+            .image_id("ami-12c6146b")
+            .instance_type(InstanceType::T3Micro)
+            .placement(Placement::builder().availability_zone(az).build())
+            .min_count(1)
+            .max_count(1)
+            .send()
+    };
+
+    // WHEN RunInstances targets that pool
+    let err = run(az1.clone()).await.expect_err("no capacity");
+
+    // THEN it fails with HTTP 500 and InsufficientInstanceCapacity, as AWS does
+    assert_eq!(err.code(), Some("InsufficientInstanceCapacity"), "{err:?}");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(500));
+
+    // AND the same type in another AZ still launches
+    let ok = run(az2.clone()).await.expect("capacity in the second AZ");
+    let id = ok.instances()[0].instance_id().unwrap().to_owned();
+    assert_eq!(proxy.call_count("ec2:RunInstances"), 2);
+    ec2.terminate_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .expect("clean up");
+}
+
+#[tokio::test]
+async fn one_throttle_is_retried_by_the_sdk_and_the_call_succeeds() {
+    // GIVEN the next EC2 and Auto Scaling describe calls are throttled once each
+    let proxy = proxy().await;
+    let ec2 = ec2(&proxy, SYDNEY).await;
+    let asg = autoscaling(&proxy, SYDNEY).await;
+    proxy.add_fault(Fault::once("ec2:DescribeAvailabilityZones", FaultKind::Throttle));
+    proxy.add_fault(Fault::once(
+        "autoscaling:DescribeAutoScalingGroups",
+        FaultKind::Throttle,
+    ));
+
+    // WHEN they are called with the SDK's standard retry
+    let zones = ec2.describe_availability_zones().send().await;
+    let groups = asg.describe_auto_scaling_groups().send().await;
+
+    // THEN both succeed, after two arrivals each
+    assert!(!zones
+        .expect("retried past the throttle")
+        .availability_zones()
+        .is_empty());
+    groups.expect("retried past the throttle");
+    assert_eq!(
+        proxy.calls(),
+        calls(&[
+            ("autoscaling:DescribeAutoScalingGroups", 2),
+            ("ec2:DescribeAvailabilityZones", 2),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn persistent_throttle_surfaces_as_the_services_throttling_error() {
+    // GIVEN every EC2 and Auto Scaling call is throttled
+    let proxy = proxy().await;
+    let ec2 = ec2(&proxy, SYDNEY).await;
+    let asg = autoscaling(&proxy, SYDNEY).await;
+    proxy.add_fault(Fault {
+        operation: None,
+        kind: FaultKind::Throttle,
+        probability: 1.0,
+        remaining: None,
+    });
+
+    // WHEN each is called with the SDK's standard retry
+    let (zones, groups) = tokio::join!(
+        ec2.describe_availability_zones().send(),
+        asg.describe_auto_scaling_groups().send()
+    );
+
+    // THEN EC2 gives RequestLimitExceeded on a 503 and Auto Scaling Throttling on a 400,
+    // after the standard three attempts
+    let err = zones.expect_err("throttled");
+    assert_eq!(err.code(), Some("RequestLimitExceeded"), "{err:?}");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(503));
+    let err = groups.expect_err("throttled");
+    assert_eq!(err.code(), Some("Throttling"), "{err:?}");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    assert_eq!(
+        proxy.calls(),
+        calls(&[
+            ("autoscaling:DescribeAutoScalingGroups", 3),
+            ("ec2:DescribeAvailabilityZones", 3),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn dropped_create_tags_happened_although_the_client_saw_an_error() {
+    // GIVEN a security group, and a proxy that drops the connection after each CreateTags
+    let proxy = proxy().await;
+    let ec2_once = ec2_no_retry(&proxy, CANADA).await;
+    let group = ec2_once
+        .create_security_group()
+        .group_name(unique("proxy-sg"))
+        .description("proxy test")
+        .send()
+        .await
+        .expect("create security group")
+        .group_id()
+        .unwrap()
+        .to_owned();
+    proxy.add_fault(Fault::always("ec2:CreateTags", FaultKind::DropAfterForward));
+
+    // WHEN the client tags it
+    let err = ec2_once
+        .create_tags()
+        .resources(&group)
+        .tags(Tag::builder().key("dropped").value("yes").build())
+        .send()
+        .await
+        .expect_err("the connection was dropped");
+
+    // THEN the client saw a connection failure, yet moto holds the tag
+    assert!(matches!(err, SdkError::DispatchFailure(_)), "{err:?}");
+    let tags = |ec2: aws_sdk_ec2::Client, group: String| async move {
+        ec2.describe_tags()
+            .filters(Filter::builder().name("resource-id").values(group).build())
+            .send()
+            .await
+            .expect("describe tags")
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    assert_eq!(tags(ec2_once.clone(), group.clone()).await["dropped"], "yes");
+    assert_eq!(proxy.call_count("ec2:CreateTags"), 1);
+
+    // AND with standard retry the SDK replays a once-dropped call, which then succeeds
+    proxy.clear_faults();
+    proxy.add_fault(Fault::once("ec2:CreateTags", FaultKind::DropAfterForward));
+    ec2(&proxy, CANADA)
+        .await
+        .create_tags()
+        .resources(&group)
+        .tags(Tag::builder().key("replayed").value("yes").build())
+        .send()
+        .await
+        .expect("retried after the drop");
+    assert_eq!(tags(ec2_once, group).await["replayed"], "yes");
+    assert_eq!(proxy.call_count("ec2:CreateTags"), 3);
+}
+
+/// Which of `n` describe calls failed under a 50% HTTP 503 fault with this seed.
+async fn failure_pattern(seed: u64, n: usize) -> Vec<bool> {
+    let proxy = proxy().await;
+    proxy.set_seed(seed);
+    proxy.add_fault(Fault::always("DescribeAvailabilityZones", FaultKind::Http503).with_probability(0.5));
+    let ec2 = ec2_no_retry(&proxy, SYDNEY).await;
+    let mut failed = Vec::with_capacity(n);
+    for _ in 0..n {
+        match ec2.describe_availability_zones().send().await {
+            Ok(_) => failed.push(false),
+            Err(err) => {
+                assert_eq!(err.code(), Some("Unavailable"), "{err:?}");
+                failed.push(true);
+            }
+        }
+    }
+    assert_eq!(proxy.call_count("ec2:DescribeAvailabilityZones"), n as u64);
+    failed
+}
+
+#[tokio::test]
+async fn random_faults_replay_exactly_with_the_same_seed() {
+    // GIVEN / WHEN the same 50% fault schedule runs twice with seed 7, and once with seed 8
+    let first = failure_pattern(7, 24).await;
+    let replay = failure_pattern(7, 24).await;
+    let other = failure_pattern(8, 24).await;
+
+    // THEN the seed fixes which calls fail, and the faults really are mixed
+    assert_eq!(first, replay);
+    assert_ne!(first, other);
+    assert!(first.contains(&true) && first.contains(&false), "{first:?}");
+}
+
+#[tokio::test]
+async fn delay_fault_slows_the_call_and_then_forwards_it() {
+    // GIVEN one 300 ms delay on DescribeAvailabilityZones
+    let proxy = proxy().await;
+    let ec2 = ec2_no_retry(&proxy, SYDNEY).await;
+    proxy.add_fault(Fault::once(
+        "DescribeAvailabilityZones",
+        FaultKind::Delay(Duration::from_millis(300)),
+    ));
+
+    // WHEN it is called twice
+    let started = Instant::now();
+    ec2.describe_availability_zones()
+        .send()
+        .await
+        .expect("delayed, not failed");
+    let delayed = started.elapsed();
+    let started = Instant::now();
+    ec2.describe_availability_zones().send().await.expect("plain");
+    let plain = started.elapsed();
+
+    // THEN only the first waited
+    assert!(delayed >= Duration::from_millis(300), "{delayed:?}");
+    assert!(plain < Duration::from_millis(300), "{plain:?}");
+}
+
+#[tokio::test]
+async fn calls_are_counted_per_service_and_operation() {
+    // GIVEN clients of four services through one proxy
+    let proxy = proxy().await;
+    let config = sdk_config(&proxy, CANADA, RetryConfig::standard()).await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let asg = aws_sdk_autoscaling::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let events = aws_sdk_eventbridge::Client::new(&config);
+
+    // WHEN each makes its calls, one of them mutating
+    ec2.describe_availability_zones().send().await.unwrap();
+    ec2.describe_availability_zones().send().await.unwrap();
+    ec2.create_security_group()
+        .group_name(unique("proxy-count"))
+        .description("proxy test")
+        .send()
+        .await
+        .unwrap();
+    asg.describe_auto_scaling_groups().send().await.unwrap();
+    sqs.list_queues().send().await.unwrap();
+    events.list_rules().send().await.unwrap();
+
+    // THEN Query (Action=) and JSON (X-Amz-Target) calls are keyed by their SigV4 service
+    assert_eq!(
+        proxy.calls(),
+        calls(&[
+            ("autoscaling:DescribeAutoScalingGroups", 1),
+            ("ec2:CreateSecurityGroup", 1),
+            ("ec2:DescribeAvailabilityZones", 2),
+            ("events:ListRules", 1),
+            ("sqs:ListQueues", 1),
+        ])
+    );
+    assert_eq!(proxy.mutating_calls(), 1);
+
+    // AND a reset starts over
+    proxy.reset_calls();
+    assert!(proxy.calls().is_empty());
+    assert_eq!(proxy.mutating_calls(), 0);
+}
