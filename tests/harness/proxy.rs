@@ -24,7 +24,7 @@
 //! - market handlers: `DescribeSpotPriceHistory`, `CreateFleet` and `RunInstances` rewriting.
 //! - `errors`: service error bodies in each protocol's shape.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -812,9 +812,23 @@ fn fleet_overrides(form: &Form) -> Vec<Override> {
 
 /// Drops the removed overrides, and configs left without any, then renumbers both from 1 as
 /// the Query protocol requires.
-fn without_overrides(form: &Form, removed: &HashSet<(u32, u32)>, kept: &[Override]) -> Form {
-    let mut configs: Vec<u32> = kept.iter().map(|o| o.config).collect();
-    configs.dedup();
+fn without_overrides(form: &Form, removed: &[Override], kept: &[Override]) -> Form {
+    let removed: HashSet<(u32, u32)> = removed.iter().map(|o| (o.config, o.index)).collect();
+    let emptied: HashSet<u32> = removed
+        .iter()
+        .map(|&(c, _)| c)
+        .filter(|c| !kept.iter().any(|o| o.config == *c))
+        .collect();
+    // Configs without overrides of their own stay: nothing in them was judged.
+    let configs: Vec<u32> = form
+        .0
+        .iter()
+        .filter_map(|(k, _)| k.strip_prefix(CONFIGS).and_then(split_index))
+        .map(|(c, _)| c)
+        .filter(|c| !emptied.contains(c))
+        .collect::<BTreeSet<u32>>()
+        .into_iter()
+        .collect();
     let config_number = |c: u32| configs.iter().position(|&k| k == c).map(|i| i + 1);
     let override_number = |c: u32, m: u32| {
         kept.iter()
@@ -932,8 +946,7 @@ async fn create_fleet(state: &State, call: &Call, parts: &Parts, body: Bytes) ->
         _ => "spot",
     };
     let errors = fleet_error_items(form, &removed, lifecycle);
-    let removed_keys: HashSet<(u32, u32)> = removed.iter().map(|o| (o.config, o.index)).collect();
-    let remaining = without_overrides(form, &removed_keys, &kept);
+    let remaining = without_overrides(form, &removed, &kept);
 
     if !remaining.0.iter().any(|(k, _)| k.starts_with(CONFIGS)) {
         // Nothing left to launch: answer as AWS does, a fleet with errors and no instances.
@@ -1096,7 +1109,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn removing_overrides_drops_emptied_configs_and_renumbers_the_rest() {
+    fn removing_overrides_drops_emptied_configs_keeps_unjudged_ones_and_renumbers() {
         let form = Form::parse(
             b"Action=CreateFleet&Type=instant\
               &LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateName=a\
@@ -1105,12 +1118,12 @@ mod tests {
               &LaunchTemplateConfigs.2.Overrides.1.InstanceType=m5.large\
               &LaunchTemplateConfigs.2.Overrides.2.InstanceType=c5.large\
               &LaunchTemplateConfigs.2.Overrides.2.SubnetId=subnet-1\
+              &LaunchTemplateConfigs.3.LaunchTemplateSpecification.LaunchTemplateName=c\
               &TargetCapacitySpecification.TotalTargetCapacity=1",
         );
         let (removed, kept): (Vec<_>, Vec<_>) = fleet_overrides(&form)
             .into_iter()
             .partition(|o| o.field("InstanceType") == Some("m5.large"));
-        let removed: HashSet<_> = removed.iter().map(|o| (o.config, o.index)).collect();
 
         let out = without_overrides(&form, &removed, &kept).encode();
 
@@ -1120,6 +1133,7 @@ mod tests {
              &LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateName=b\
              &LaunchTemplateConfigs.1.Overrides.1.InstanceType=c5.large\
              &LaunchTemplateConfigs.1.Overrides.1.SubnetId=subnet-1\
+             &LaunchTemplateConfigs.2.LaunchTemplateSpecification.LaunchTemplateName=c\
              &TargetCapacitySpecification.TotalTargetCapacity=1"
         );
     }
