@@ -17,7 +17,7 @@ for cycle in $(seq 1 15); do
   echo; echo "== spotswap rebalance, cycle $cycle"
   out=$("$spotswap" rebalance)
   echo "$out"
-  if grep -q " 0 mutating API calls" <<<"$out"; then
+  if grep -q "^0 actions, 0 swaps waiting, 0 mutating API calls" <<<"$out"; then
     echo "converged: this cycle changed nothing"
     break
   fi

@@ -52,6 +52,8 @@ def seed():
             ]
             + [{"Key": "team", "Value": name, "PropagateAtLaunch": True, "ResourceId": name, "ResourceType": "auto-scaling-group"}],
         )
+        # moto's CreateAutoScalingGroup stores a grace period of 0 as 300; its update keeps 0.
+        asg.update_auto_scaling_group(AutoScalingGroupName=name, HealthCheckGracePeriod=0)
         managed = "managed" if tags.get("spotswap:enabled") == "true" else "unmanaged"
         print(f"seeded {name}: {desired} x m5.large on-demand, max {max_size}, {managed}, tags {tags}")
 

@@ -10,7 +10,8 @@ use std::sync::{Mutex, OnceLock};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_autoscaling::types::Tag as AsgTag;
 use aws_sdk_ec2::types::{
-    Filter, HttpTokensState, LaunchTemplateInstanceMetadataOptionsRequest, RequestLaunchTemplateData,
+    Filter, LaunchTemplateHttpTokensState, LaunchTemplateInstanceMetadataOptionsRequest,
+    RequestLaunchTemplateData,
 };
 use spotswap_aws::Aws;
 
@@ -298,7 +299,7 @@ impl Env {
                     .instance_type(instance_type.into())
                     .metadata_options(
                         LaunchTemplateInstanceMetadataOptionsRequest::builder()
-                            .http_tokens(HttpTokensState::Required)
+                            .http_tokens(LaunchTemplateHttpTokensState::Required)
                             .build(),
                     )
                     .build(),
@@ -353,6 +354,15 @@ impl Env {
             .send()
             .await
             .expect("create group");
+        // moto's CreateAutoScalingGroup stores a grace period of 0 as 300 (AWS keeps 0);
+        // its UpdateAutoScalingGroup keeps the value as given.
+        self.asg
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(&spec.name)
+            .health_check_grace_period(spec.grace_secs)
+            .send()
+            .await
+            .expect("set grace period");
         spec.name.clone()
     }
 

@@ -85,8 +85,12 @@ pub fn render(r: &CycleReport) -> String {
     }
     let _ = writeln!(
         out,
-        "{} actions, {} mutating API calls{}",
+        "{} actions, {} swaps waiting, {} mutating API calls{}",
         r.actions.iter().filter(|a| a.action != "wait").count(),
+        r.actions
+            .iter()
+            .filter(|a| a.action == "wait" && a.reason != "AtRiskFloor")
+            .count(),
         r.mutating_calls(),
         if r.dry_run { " (dry run)" } else { "" }
     );
