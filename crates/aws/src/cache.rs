@@ -37,9 +37,12 @@ pub(crate) struct Prices {
     pub(crate) source: PriceSource,
 }
 
+/// One cached value, shared by clones.
+pub(crate) type Slot<T> = Arc<Mutex<Option<Cached<T>>>>;
+
 /// The warm-container cache. Cheap to clone; clones share it.
 #[derive(Debug, Clone, Default)]
 pub struct MarketCache {
-    pub(crate) specs: Arc<Mutex<Option<Cached<BTreeMap<String, InstanceTypeSpec>>>>>,
-    pub(crate) prices: Arc<Mutex<Option<Cached<Prices>>>>,
+    pub(crate) specs: Slot<BTreeMap<String, InstanceTypeSpec>>,
+    pub(crate) prices: Slot<Prices>,
 }
