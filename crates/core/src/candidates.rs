@@ -113,13 +113,15 @@ pub fn candidates(
             spot_price,
         })
         .collect();
-    // Cheapest first; at equal prices, the least over-provisioned type.
+    // Cheapest first; at equal prices, a type whose on-demand price is known (its savings can
+    // be shown), then the least over-provisioned one.
     let size = |c: &Candidate| {
-        market
+        let spec = market
             .types
             .get(&c.pool.instance_type)
             .map(|t| (t.vcpus, t.memory_mib, t.gpus))
-            .unwrap_or((u32::MAX, u64::MAX, u32::MAX))
+            .unwrap_or((u32::MAX, u64::MAX, u32::MAX));
+        (market.on_demand_price(&c.pool.instance_type).is_none(), spec)
     };
     out.sort_by(|a, b| {
         a.spot_price
