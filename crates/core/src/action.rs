@@ -5,6 +5,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::model::{LaunchTemplateRef, Pool};
+use crate::time::Timestamp;
 
 /// Why: a stable PascalCase code, the one the logs print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -92,6 +93,18 @@ pub enum Reason {
     DetachedStillAlive,
     /// A cooldown, capacity or shelter record has expired.
     RecordExpired,
+    /// Our instance outside any group, younger than the orphan age: a swap may still attach it.
+    WaitingForOrphanAge,
+    /// A detached interrupted instance within its 10 minutes: it may still drain or stop.
+    WaitingForDetachedGrace,
+    /// A swap of the group is in flight: MaxSize stays raised.
+    SwapInFlight,
+    /// The instance is pending or in standby: not serving, so not the handler's to replace.
+    NotInService,
+    /// The instance is on-demand: a rebalance recommendation swaps only spot instances.
+    NotSpot,
+    /// The instance is protected from scale-in or from termination: it is not swapped.
+    InstanceProtected,
 }
 
 impl Reason {
@@ -139,6 +152,12 @@ impl Reason {
             Self::Orphaned => "Orphaned",
             Self::DetachedStillAlive => "DetachedStillAlive",
             Self::RecordExpired => "RecordExpired",
+            Self::WaitingForOrphanAge => "WaitingForOrphanAge",
+            Self::WaitingForDetachedGrace => "WaitingForDetachedGrace",
+            Self::SwapInFlight => "SwapInFlight",
+            Self::NotInService => "NotInService",
+            Self::NotSpot => "NotSpot",
+            Self::InstanceProtected => "InstanceProtected",
         }
     }
 }
@@ -217,6 +236,55 @@ pub enum ActionKind {
         /// The original MaxSize.
         to: u32,
     },
+    /// TerminateInstances on an instance the reaper found outside every group: an orphan of
+    /// ours, or a detached interrupted instance still alive.
+    Terminate {
+        /// The instance.
+        instance: String,
+    },
+    /// Remove expired (or unreadable) record tags from the group.
+    ClearRecords {
+        /// The tag keys.
+        keys: Vec<String>,
+    },
+    /// DetachInstances, on a spot interruption warning: the group launches a replacement at
+    /// once and the instance leaves its load balancers now.
+    Detach {
+        /// The interrupted instance.
+        instance: String,
+        /// ShouldDecrementDesiredCapacity.
+        decrement: bool,
+    },
+    /// TerminateInstanceInAutoScalingGroup, on a spot interruption warning in a group with a
+    /// terminating lifecycle hook: the hook drains the instance.
+    TerminateInGroup {
+        /// The interrupted instance.
+        instance: String,
+        /// ShouldDecrementDesiredCapacity.
+        decrement: bool,
+    },
+    /// Tag an interrupted instance `spotswap:detached-at` and `spotswap:detached-from`.
+    TagDetached {
+        /// The interrupted instance.
+        instance: String,
+        /// The group it left.
+        group: String,
+    },
+    /// One CreateOrUpdateTags on the group: the pool's cooldown, the interruption list and,
+    /// when the burst crosses the threshold, `spotswap:sheltered-until`.
+    RecordInterruption {
+        /// The interrupted pool.
+        pool: Pool,
+        /// End of the pool's cooldown; `None` writes none.
+        cooldown_until: Option<Timestamp>,
+        /// The new `spotswap:interruptions` value.
+        interruptions: String,
+        /// End of the shelter, when the group is (or stays) sheltered.
+        sheltered_until: Option<Timestamp>,
+    },
+    /// Nothing to do for this event, ever; the reason says why (a duplicate, an unmanaged
+    /// group, …).
+    Ignore,
     /// Nothing to do yet; the reason says why.
     Wait,
 }
@@ -232,13 +300,20 @@ impl ActionKind {
             Self::Retire { .. } => "retire",
             Self::TerminateLaunch { .. } => "terminate-launch",
             Self::RestoreMax { .. } => "restore-max",
+            Self::Terminate { .. } => "terminate",
+            Self::ClearRecords { .. } => "clear-records",
+            Self::Detach { .. } => "detach",
+            Self::TerminateInGroup { .. } => "terminate-in-group",
+            Self::TagDetached { .. } => "tag-detached",
+            Self::RecordInterruption { .. } => "record-interruption",
+            Self::Ignore => "ignore",
             Self::Wait => "wait",
         }
     }
 
     /// True when executing it changes something in AWS.
     pub fn is_mutating(&self) -> bool {
-        !matches!(self, Self::Wait)
+        !matches!(self, Self::Wait | Self::Ignore)
     }
 }
 

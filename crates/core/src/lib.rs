@@ -11,6 +11,8 @@
 //! - [`records`]: cooldown, no-capacity and shelter records kept in group tags.
 //! - [`candidates`]: compatible, diversified, price-ranked spot pools.
 //! - [`plan`]: the rebalancer's cycle: the Launch → Attach → Retire stage machine.
+//! - [`events`]: the interruption handler's events: parsing, and one decision module per kind.
+//! - [`reap`]: the orphan reaper's pass: strays terminated, MaxSize restored, records cleared.
 //! - [`action`]: actions, reasons and skips.
 //! - [`metrics`]: CloudWatch EMF lines.
 //! - [`tags`]: the FIXED tag names.
@@ -19,10 +21,12 @@
 pub mod action;
 pub mod candidates;
 mod error;
+pub mod events;
 pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod reap;
 pub mod records;
 pub mod tags;
 pub mod time;
@@ -35,4 +39,5 @@ pub use model::{
 };
 pub use plan::{plan_cycle, plan_group, Census, GroupPlan, Settings};
 pub use policy::{Mode, OnRebalance, Policy};
+pub use reap::{plan_reap, ReapPlan};
 pub use time::Timestamp;

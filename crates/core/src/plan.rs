@@ -150,14 +150,7 @@ pub fn plan_group(
     let at_capacity = in_service >= group.desired;
 
     // --- advance swaps in flight
-    let mut launches: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
-    for inst in instances.values() {
-        if inst.launched_for() == Some(name) && inst.is_alive() {
-            if let Some(replaces) = inst.replaces() {
-                launches.entry(replaces).or_default().push(inst);
-            }
-        }
-    }
+    let launches = launches_by_original(group, instances);
     let mut in_flight: BTreeSet<&str> = BTreeSet::new();
     let mut attaches: Vec<Action> = Vec::new();
     let mut counts = PoolCounts::default();
@@ -180,9 +173,7 @@ pub fn plan_group(
     }
 
     // --- MaxSize: raise for the attaches, restore when nothing is in flight
-    let raised_from: Option<u32> = group
-        .tag(tags::MAX_RAISED_FROM)
-        .and_then(|v| v.trim().parse().ok());
+    let raised_from = max_raised_from(group);
     if !attaches.is_empty() {
         let needed = group.desired + attaches.len() as u32;
         if needed > group.max_size {
@@ -195,21 +186,7 @@ pub fn plan_group(
         }
         plan.actions.append(&mut attaches);
     } else if in_flight.is_empty() {
-        if let Some(from) = raised_from {
-            if group.desired <= from {
-                plan.actions.push(Action::new(
-                    ActionKind::RestoreMax { to: from },
-                    Reason::NoSwapInFlight,
-                    name,
-                ));
-            } else {
-                plan.actions.push(Action::new(
-                    ActionKind::Wait,
-                    Reason::DesiredAboveOriginalMax,
-                    name,
-                ));
-            }
-        }
+        plan.actions.extend(max_restore(group));
     }
 
     // --- start new swaps
@@ -371,6 +348,68 @@ pub fn launch_tags(group: &GroupSnapshot, replaces: &str, now: Timestamp) -> Vec
     );
     out.truncate(50);
     out
+}
+
+/// Our live launches for `group`, by the instance each replaces.
+fn launches_by_original<'a>(
+    group: &GroupSnapshot,
+    instances: &'a BTreeMap<String, Instance>,
+) -> BTreeMap<&'a str, Vec<&'a Instance>> {
+    let mut launches: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
+    // A launch the interruption handler detached is dying: it must never be attached again,
+    // nor steer a swap. The reaper ends it.
+    for inst in instances.values() {
+        if inst.launched_for() == Some(group.name.as_str())
+            && inst.is_alive()
+            && inst.tag(tags::DETACHED_AT).is_none()
+        {
+            if let Some(replaces) = inst.replaces() {
+                launches.entry(replaces).or_default().push(inst);
+            }
+        }
+    }
+    launches
+}
+
+/// The swaps of `group` still in flight: the ids of the instances being replaced.
+///
+/// The one notion of "in flight", shared by the rebalancer and the reaper: a swap is in flight
+/// until the stage machine finds it complete or abandoned. `instances` must hold at least our
+/// launches (the reaper's snapshot holds only those; the originals are read from the group's
+/// members).
+pub fn swaps_in_flight(
+    group: &GroupSnapshot,
+    instances: &BTreeMap<String, Instance>,
+    now: Timestamp,
+) -> BTreeSet<String> {
+    let in_service = group.in_service().count() as u32;
+    launches_by_original(group, instances)
+        .into_iter()
+        .filter(|(replaces, ls)| advance_swap(group, replaces, ls, in_service, now).1 == SwapState::InFlight)
+        .map(|(replaces, _)| replaces.to_string())
+        .collect()
+}
+
+/// `spotswap:max-raised-from`, when it holds a number.
+pub fn max_raised_from(group: &GroupSnapshot) -> Option<u32> {
+    group
+        .tag(tags::MAX_RAISED_FROM)
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// With no swap in flight: restore MaxSize from `spotswap:max-raised-from`, or wait while
+/// desired is above the original MaxSize. `None` when nothing was raised.
+pub fn max_restore(group: &GroupSnapshot) -> Option<Action> {
+    let from = max_raised_from(group)?;
+    Some(if group.desired <= from {
+        Action::new(
+            ActionKind::RestoreMax { to: from },
+            Reason::NoSwapInFlight,
+            &group.name,
+        )
+    } else {
+        Action::new(ActionKind::Wait, Reason::DesiredAboveOriginalMax, &group.name)
+    })
 }
 
 /// Advance the swap of `replaces` one stage. Returns the actions, the swap's state, and the

@@ -1915,6 +1915,7 @@ fn apply(mut fleet: Fleet, plan: &GroupPlan) -> Fleet {
                 fleet.group.tags.remove(tags::MAX_RAISED_FROM);
             }
             ActionKind::Wait => {}
+            other => panic!("the rebalancer planned a non-rebalancer action: {other:?}"),
         }
     }
     for i in fleet.instances.values_mut() {

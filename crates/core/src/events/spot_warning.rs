@@ -1,0 +1,590 @@
+//! `EC2 Spot Instance Interruption Warning`: get replacement capacity going at once, then
+//! record the interruption (pool cooldown, the group's interruption list, shelter).
+//!
+//! The decision comes in two parts because the replacement must wait for nothing it does not
+//! need. [`decide_spot_warning`] needs only the instance's membership, the group's tags and
+//! whether it has a terminating lifecycle hook: three reads. [`decide_records`] needs the
+//! group's spot count, which takes a DescribeInstances of the members, so it is read after the
+//! replacement has been requested.
+
+use serde::{Deserialize, Serialize};
+
+use super::{screen, EventSnapshot, InstanceId};
+use crate::action::{Action, ActionKind, Reason};
+use crate::model::{GroupSnapshot, Pool};
+use crate::plan::Settings;
+use crate::policy::Policy;
+use crate::records::{interruptions_with, GroupRecords};
+use crate::time::Timestamp;
+
+/// What EC2 will do to the instance two minutes after the warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceAction {
+    /// The instance will be terminated.
+    Terminate,
+    /// The instance will be stopped (the reaper terminates it once detached).
+    Stop,
+    /// The instance will hibernate (the reaper terminates it once detached).
+    Hibernate,
+}
+
+/// `detail` of `EC2 Spot Instance Interruption Warning`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SpotInterruptionDetail {
+    /// The instance to be interrupted.
+    pub instance_id: InstanceId,
+    /// What EC2 will do to it.
+    pub instance_action: InstanceAction,
+}
+
+/// Least interruptions in the last hour that shelter a group, whatever its size.
+pub const SHELTER_MIN_INTERRUPTIONS: usize = 2;
+
+/// The first part: request replacement capacity and mark the instance, or a no-op.
+///
+/// - With a terminating lifecycle hook: `TerminateInGroup { decrement: false }`, so the hook
+///   drains the instance while the group launches its replacement.
+/// - Without: `Detach { decrement: false }`. The group launches a replacement from its own
+///   launch template (on-demand: the fallback), and the instance leaves the load balancers now
+///   instead of at its death.
+///
+/// Then `TagDetached`: `spotswap:detached-at` marks the delivery as handled (a duplicate is a
+/// no-op) and starts the reaper's clock for `stop` and `hibernate`.
+///
+/// The instance action does not change the decision: a stopped or hibernated instance is as
+/// lost to the group as a terminated one.
+pub fn decide_spot_warning(
+    detail: &SpotInterruptionDetail,
+    snap: &EventSnapshot,
+    settings: &Settings,
+    _now: Timestamp,
+) -> Vec<Action> {
+    let id = detail.instance_id.as_str();
+    let target = match screen(id, snap, settings) {
+        Ok(t) => t,
+        Err(noop) => return vec![noop],
+    };
+    let group = target.group.name.as_str();
+    let pool = target.membership.pool.clone();
+    let replacement = if target.group.has_terminating_hook == Some(true) {
+        ActionKind::TerminateInGroup {
+            instance: id.to_string(),
+            decrement: false,
+        }
+    } else {
+        ActionKind::Detach {
+            instance: id.to_string(),
+            decrement: false,
+        }
+    };
+    vec![
+        Action::new(replacement, Reason::SpotInterruptionWarning, group)
+            .instance(id)
+            .pool(pool.clone()),
+        Action::new(
+            ActionKind::TagDetached {
+                instance: id.to_string(),
+                group: group.to_string(),
+            },
+            Reason::SpotInterruptionWarning,
+            group,
+        )
+        .instance(id)
+        .pool(pool),
+    ]
+}
+
+/// The second part, once replacement capacity is requested: one record action for the group.
+///
+/// - The pool goes into cooldown until `now + cooldown-minutes` (an existing later cooldown is
+///   kept; `0` minutes writes none).
+/// - The instance joins `spotswap:interruptions` (a duplicate keeps its first time).
+/// - If interruptions in the last hour reach `shelter-percent` of `spot_count` (the group's
+///   spot members, the interrupted one included) and at least
+///   [`SHELTER_MIN_INTERRUPTIONS`], the group is sheltered until the cooldown ends.
+///
+/// Reason `InterruptionBurst` when this interruption starts a shelter (the one users are told
+/// about), `PoolInterrupted` otherwise, an extended shelter included.
+pub fn decide_records(
+    instance: &str,
+    group: &GroupSnapshot,
+    pool: &Pool,
+    spot_count: u32,
+    policy: &Policy,
+    now: Timestamp,
+) -> Action {
+    let records = GroupRecords::from_tags(&group.tags);
+    let minutes = i64::from(policy.cooldown_minutes);
+    let until = now.plus_minutes(minutes);
+    let cooldown_until = (minutes > 0).then(|| {
+        records
+            .cooldowns
+            .get(pool)
+            .copied()
+            .filter(|&u| u > until)
+            .unwrap_or(until)
+    });
+    let interruptions = interruptions_with(&records.interruptions, instance, now);
+    // `interruptions_with` keeps only the last hour's entries.
+    let recent = interruptions.split_whitespace().count();
+    let burst = shelter_reached(recent, spot_count, policy.shelter_percent);
+    let was_sheltered = records.sheltered(now);
+    let sheltered_until =
+        (burst && minutes > 0).then(|| records.sheltered_until.filter(|&u| u > until).unwrap_or(until));
+    let reason = if sheltered_until.is_some() && !was_sheltered {
+        Reason::InterruptionBurst
+    } else {
+        Reason::PoolInterrupted
+    };
+    Action::new(
+        ActionKind::RecordInterruption {
+            pool: pool.clone(),
+            cooldown_until,
+            interruptions,
+            sheltered_until,
+        },
+        reason,
+        &group.name,
+    )
+    .instance(instance)
+    .pool(pool.clone())
+}
+
+/// True when `recent` interruptions reach `percent` of `spot_count`, and at least
+/// [`SHELTER_MIN_INTERRUPTIONS`].
+pub fn shelter_reached(recent: usize, spot_count: u32, percent: u32) -> bool {
+    recent >= SHELTER_MIN_INTERRUPTIONS && recent as u64 * 100 >= u64::from(spot_count) * u64::from(percent)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::events::tests::{WARNING, WARNING_HIBERNATE, WARNING_STOP};
+    use crate::events::{parse_event, Membership, ParsedEvent};
+    use crate::model::{
+        Instance, InstanceState, LaunchSource, LaunchTemplateRef, Lifecycle, Member, MemberState,
+    };
+    use crate::policy::Mode;
+    use crate::records::cooldown_key;
+    use crate::tags;
+
+    const ID: &str = "i-1234567890abcdef0";
+    const NOW: Timestamp = Timestamp::from_unix(1_767_225_600);
+
+    fn detail(raw: &str) -> SpotInterruptionDetail {
+        match parse_event(raw).unwrap() {
+            ParsedEvent::SpotWarning(e) => e.detail,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    pub(crate) fn group(tags_: &[(&str, &str)]) -> GroupSnapshot {
+        GroupSnapshot {
+            name: "web".into(),
+            min_size: 0,
+            max_size: 4,
+            desired: 4,
+            health_check_grace_secs: 0,
+            launch_source: LaunchSource::Template(LaunchTemplateRef {
+                id: Some("lt-1".into()),
+                name: None,
+                version: "$Latest".into(),
+            }),
+            subnets: vec![],
+            availability_zones: vec!["us-east-1a".into()],
+            tags: tags_
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            propagated_tags: BTreeMap::new(),
+            members: vec![Member {
+                id: ID.into(),
+                state: MemberState::InService,
+                healthy: true,
+                protected_from_scale_in: false,
+            }],
+            status: None,
+            instance_refresh_in_progress: None,
+            has_terminating_hook: Some(false),
+        }
+    }
+
+    fn snapshot(state: MemberState, lifecycle_state: &str, g: GroupSnapshot) -> EventSnapshot {
+        EventSnapshot {
+            membership: Some(Membership {
+                instance: ID.into(),
+                group: g.name.clone(),
+                pool: Pool::new("m5.large", "us-east-1a"),
+                state,
+                lifecycle_state: lifecycle_state.into(),
+            }),
+            ec2: None,
+            group: Some(g),
+        }
+    }
+
+    fn managed() -> GroupSnapshot {
+        group(&[(tags::ENABLED, "true")])
+    }
+
+    fn kinds(actions: &[Action]) -> Vec<(&'static str, Reason)> {
+        actions.iter().map(|a| (a.kind.name(), a.reason)).collect()
+    }
+
+    #[test]
+    fn without_a_hook_the_instance_is_detached_keeping_desired() {
+        // GIVEN an InService spot instance of a managed group with no terminating hook
+        let snap = snapshot(MemberState::InService, "InService", managed());
+        // WHEN the warning arrives
+        let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+        // THEN it is detached without decrementing desired, then tagged, all in its pool
+        assert_eq!(
+            actions[0].kind,
+            ActionKind::Detach {
+                instance: ID.into(),
+                decrement: false
+            }
+        );
+        assert_eq!(
+            actions[1].kind,
+            ActionKind::TagDetached {
+                instance: ID.into(),
+                group: "web".into()
+            }
+        );
+        assert!(actions.iter().all(|a| a.reason == Reason::SpotInterruptionWarning
+            && a.pool == Some(Pool::new("m5.large", "us-east-1a"))
+            && a.instance.as_deref() == Some(ID)));
+    }
+
+    #[test]
+    fn with_a_terminating_hook_the_group_terminates_it_so_the_hook_drains_it() {
+        let mut g = managed();
+        g.has_terminating_hook = Some(true);
+        let snap = snapshot(MemberState::InService, "InService", g);
+        let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+        assert_eq!(
+            actions[0].kind,
+            ActionKind::TerminateInGroup {
+                instance: ID.into(),
+                decrement: false
+            }
+        );
+        assert_eq!(actions[1].kind.name(), "tag-detached");
+    }
+
+    #[test]
+    fn stop_and_hibernate_are_handled_like_terminate() {
+        let snap = snapshot(MemberState::InService, "InService", managed());
+        let terminate = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+        for raw in [WARNING_STOP, WARNING_HIBERNATE] {
+            assert_eq!(
+                decide_spot_warning(&detail(raw), &snap, &Settings::default(), NOW),
+                terminate
+            );
+        }
+    }
+
+    #[test]
+    fn duplicates_unknown_and_unmanaged_are_single_no_ops() {
+        let d = detail(WARNING);
+        let settings = Settings::default();
+        let ec2 = |tags_: &[(&str, &str)], state| Instance {
+            id: ID.into(),
+            instance_type: "m5.large".into(),
+            az: "us-east-1a".into(),
+            subnet_id: None,
+            lifecycle: Lifecycle::Spot,
+            state,
+            launch_time: NOW,
+            status_ok: None,
+            termination_protected: None,
+            tags: tags_
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            architecture: None,
+        };
+        let cases: Vec<(EventSnapshot, Reason)> = vec![
+            // detached by an earlier delivery: no group lists it, our tag is on it
+            (
+                EventSnapshot {
+                    ec2: Some(ec2(
+                        &[
+                            (tags::DETACHED_AT, "2026-01-01T00:00:00Z"),
+                            (tags::DETACHED_FROM, "web"),
+                        ],
+                        InstanceState::Running,
+                    )),
+                    ..EventSnapshot::default()
+                },
+                Reason::AlreadyHandled,
+            ),
+            // already terminated
+            (
+                EventSnapshot {
+                    ec2: Some(ec2(&[], InstanceState::Gone)),
+                    ..EventSnapshot::default()
+                },
+                Reason::AlreadyHandled,
+            ),
+            // never heard of
+            (EventSnapshot::default(), Reason::UnknownInstance),
+            // running outside any group, untagged
+            (
+                EventSnapshot {
+                    ec2: Some(ec2(&[], InstanceState::Running)),
+                    ..EventSnapshot::default()
+                },
+                Reason::UnknownInstance,
+            ),
+            // mid-detach or terminating (a concurrent delivery, or the hook at work)
+            (
+                snapshot(MemberState::Leaving, "Detaching", managed()),
+                Reason::AlreadyHandled,
+            ),
+            (
+                snapshot(MemberState::Leaving, "Terminating:Wait", managed()),
+                Reason::AlreadyHandled,
+            ),
+            (
+                snapshot(MemberState::Standby, "Standby", managed()),
+                Reason::NotInService,
+            ),
+            (
+                snapshot(MemberState::Pending, "Pending", managed()),
+                Reason::NotInService,
+            ),
+            // unmanaged, even when leaving
+            (
+                snapshot(MemberState::InService, "InService", group(&[])),
+                Reason::NotManaged,
+            ),
+            (
+                snapshot(MemberState::Leaving, "Detaching", group(&[])),
+                Reason::NotManaged,
+            ),
+            (
+                snapshot(
+                    MemberState::InService,
+                    "InService",
+                    group(&[(tags::ENABLED, "true"), (tags::COOLDOWN_MINUTES, "soon")]),
+                ),
+                Reason::InvalidConfig,
+            ),
+        ];
+        for (snap, reason) in cases {
+            let actions = decide_spot_warning(&d, &snap, &settings, NOW);
+            assert_eq!(kinds(&actions), vec![("ignore", reason)], "{snap:?}");
+            assert!(!actions[0].kind.is_mutating());
+        }
+        // the duplicate names the group it was detached from
+        let dup = EventSnapshot {
+            ec2: Some(ec2(
+                &[
+                    (tags::DETACHED_AT, "2026-01-01T00:00:00Z"),
+                    (tags::DETACHED_FROM, "web"),
+                ],
+                InstanceState::Running,
+            )),
+            ..EventSnapshot::default()
+        };
+        assert_eq!(decide_spot_warning(&d, &dup, &settings, NOW)[0].group, "web");
+        // opt-out mode manages the untagged group
+        let opt_out = Settings {
+            mode: Mode::OptOut,
+            ..Settings::default()
+        };
+        let snap = snapshot(MemberState::InService, "InService", group(&[]));
+        assert_eq!(
+            decide_spot_warning(&d, &snap, &opt_out, NOW)[0].kind.name(),
+            "detach"
+        );
+    }
+
+    fn record(g: &GroupSnapshot, instance: &str, spot: u32, policy: &Policy) -> Action {
+        decide_records(
+            instance,
+            g,
+            &Pool::new("m5.large", "us-east-1a"),
+            spot,
+            policy,
+            NOW,
+        )
+    }
+
+    fn recorded(a: &Action) -> (Option<Timestamp>, String, Option<Timestamp>) {
+        match &a.kind {
+            ActionKind::RecordInterruption {
+                cooldown_until,
+                interruptions,
+                sheltered_until,
+                ..
+            } => (*cooldown_until, interruptions.clone(), *sheltered_until),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_interruption_cools_the_pool_down_and_is_listed() {
+        // GIVEN a group of 10 spot instances and the default policy
+        let g = managed();
+        // WHEN one is interrupted
+        let a = record(&g, ID, 10, &Policy::default());
+        // THEN its pool cools down for 60 minutes, the instance is listed, no shelter
+        let (cooldown, list, shelter) = recorded(&a);
+        assert_eq!(cooldown, Some(NOW.plus_minutes(60)));
+        assert_eq!(list, format!("{ID}@{}", NOW.unix()));
+        assert_eq!(shelter, None);
+        assert_eq!(a.reason, Reason::PoolInterrupted);
+    }
+
+    #[test]
+    fn a_burst_reaching_the_threshold_shelters_the_group() {
+        // GIVEN 10 spot instances, shelter at 20%, one interruption 10 minutes ago
+        let earlier = format!("i-aaaaaaaaaaaaaaaaa@{}", NOW.plus_minutes(-10).unix());
+        let g = group(&[
+            (tags::ENABLED, "true"),
+            (tags::INTERRUPTIONS, &earlier),
+            (tags::SHELTER_PERCENT, "20"),
+        ]);
+        let p = Policy {
+            shelter_percent: 20,
+            ..Policy::default()
+        };
+        // WHEN a second arrives: 2 of 10 is 20%
+        let a = record(&g, ID, 10, &p);
+        // THEN the group is sheltered for the cooldown, and this is the burst users hear about
+        let (_, list, shelter) = recorded(&a);
+        assert_eq!(shelter, Some(NOW.plus_minutes(60)));
+        assert_eq!(a.reason, Reason::InterruptionBurst);
+        assert_eq!(list.split(' ').count(), 2);
+        // AND with 11 spot instances, 2 is below 20%: no shelter
+        assert_eq!(recorded(&record(&g, ID, 11, &p)).2, None);
+    }
+
+    #[test]
+    fn never_shelter_on_a_single_interruption() {
+        // GIVEN a group of one spot instance: one interruption is 100%
+        let a = record(&managed(), ID, 1, &Policy::default());
+        // THEN still no shelter: at least two are needed
+        assert_eq!(recorded(&a).2, None);
+        assert!(!shelter_reached(1, 1, 10));
+        assert!(shelter_reached(2, 1, 10));
+        assert!(shelter_reached(2, 20, 10));
+        assert!(!shelter_reached(2, 21, 10));
+    }
+
+    #[test]
+    fn a_duplicate_delivery_is_not_counted_twice() {
+        // GIVEN the instance is already listed, 5 minutes ago
+        let listed = format!("{ID}@{}", NOW.plus_minutes(-5).unix());
+        let g = group(&[(tags::ENABLED, "true"), (tags::INTERRUPTIONS, &listed)]);
+        // WHEN the same instance is recorded again, in a group of one spot instance
+        let (_, list, shelter) = recorded(&record(&g, ID, 1, &Policy::default()));
+        // THEN the list is unchanged, and one interruption does not shelter
+        assert_eq!(list, listed);
+        assert_eq!(shelter, None);
+    }
+
+    #[test]
+    fn later_records_are_kept_and_an_ongoing_shelter_is_extended_quietly() {
+        // GIVEN a longer cooldown on the pool and a shelter already running
+        let pool = Pool::new("m5.large", "us-east-1a");
+        let far = NOW.plus_minutes(600).to_rfc3339();
+        let soon = NOW.plus_minutes(5).to_rfc3339();
+        let list = format!("i-aaaaaaaaaaaaaaaaa@{}", NOW.plus_minutes(-1).unix());
+        let g = group(&[
+            (tags::ENABLED, "true"),
+            (&cooldown_key(&pool), &far),
+            (tags::SHELTERED_UNTIL, &soon),
+            (tags::INTERRUPTIONS, &list),
+        ]);
+        // WHEN a second interruption arrives in a group of 2 spot instances
+        let a = record(&g, ID, 2, &Policy::default());
+        let (cooldown, _, shelter) = recorded(&a);
+        // THEN the later cooldown stays, the shelter runs to the new cooldown's end, and it is
+        // not announced again
+        assert_eq!(cooldown, Some(NOW.plus_minutes(600)));
+        assert_eq!(shelter, Some(NOW.plus_minutes(60)));
+        assert_eq!(a.reason, Reason::PoolInterrupted);
+    }
+
+    #[test]
+    fn the_rebalancer_never_reattaches_a_launch_detached_on_interruption() {
+        use crate::candidates::tests::{instance, market};
+        use crate::plan::plan_group;
+        // GIVEN a swap in flight: our spot launch L, attached, replacing on-demand O, and then
+        // interrupted and detached by the handler (tagged detached-at, no longer a member)
+        let mut g = managed();
+        let o = instance(
+            "i-0000000000000000a",
+            "m5.large",
+            "us-east-1a",
+            Lifecycle::OnDemand,
+        );
+        let mut l = instance("i-0000000000000000b", "m5a.large", "us-east-1a", Lifecycle::Spot);
+        for (k, v) in [
+            (tags::GROUP, "web"),
+            (tags::REPLACES, o.id.as_str()),
+            (tags::ATTACHED_AT, "2026-01-01T00:00:00Z"),
+            (tags::DETACHED_AT, "2026-01-01T00:01:00Z"),
+        ] {
+            l.tags.insert(k.into(), v.into());
+        }
+        l.status_ok = Some(true);
+        g.members = vec![Member {
+            id: o.id.clone(),
+            state: MemberState::InService,
+            healthy: true,
+            protected_from_scale_in: false,
+        }];
+        g.desired = 1;
+        let instances: BTreeMap<String, Instance> =
+            [(o.id.clone(), o.clone()), (l.id.clone(), l.clone())].into();
+        // WHEN the rebalancer plans the group, with L's pool in cooldown
+        let mut m = market();
+        m.spot_prices.retain(|p, _| p.az == "us-east-1a");
+        g.tags.insert(
+            crate::records::cooldown_key(&l.pool()),
+            NOW.plus_minutes(60).to_rfc3339(),
+        );
+        let plan = plan_group(&g, &instances, &m, &Policy::default(), NOW.plus_minutes(2));
+        // THEN L is neither attached nor steering anything: O gets a fresh swap, elsewhere
+        assert!(
+            plan.actions
+                .iter()
+                .all(|a| a.instance.as_deref() != Some(l.id.as_str())
+                    && !matches!(a.kind, ActionKind::Attach { .. })),
+            "{:#?}",
+            plan.actions
+        );
+        let launch = plan
+            .actions
+            .iter()
+            .find_map(|a| match &a.kind {
+                ActionKind::Launch(spec) => Some(spec),
+                _ => None,
+            })
+            .expect("a new swap for O");
+        assert_eq!(launch.replaces, o.id);
+        assert!(launch.candidates.iter().all(|c| c.pool != l.pool()));
+    }
+
+    #[test]
+    fn zero_cooldown_minutes_writes_no_cooldown_and_no_shelter() {
+        let p = Policy {
+            cooldown_minutes: 0,
+            ..Policy::default()
+        };
+        let list = format!("i-aaaaaaaaaaaaaaaaa@{}", NOW.plus_minutes(-1).unix());
+        let g = group(&[(tags::ENABLED, "true"), (tags::INTERRUPTIONS, &list)]);
+        let (cooldown, list, shelter) = recorded(&record(&g, ID, 2, &p));
+        assert_eq!((cooldown, shelter), (None, None));
+        assert_eq!(list.split(' ').count(), 2);
+    }
+}
