@@ -46,3 +46,14 @@ pub struct MarketCache {
     pub(crate) specs: Slot<BTreeMap<String, InstanceTypeSpec>>,
     pub(crate) prices: Slot<Prices>,
 }
+
+impl MarketCache {
+    /// A cache sharing this one's instance-type specs, with on-demand prices of its own (they
+    /// depend on the price file, which may differ).
+    pub fn sharing_specs(&self) -> Self {
+        Self {
+            specs: self.specs.clone(),
+            prices: Slot::default(),
+        }
+    }
+}

@@ -12,25 +12,45 @@ use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::cache::MarketCache;
 
-/// Counts every attempt sent, per `service:Operation`. Retries count: they are calls.
+/// Most calls kept in the ordered log: one invocation makes a few dozen.
+const CALL_LOG_MAX: usize = 1000;
+
+/// Counts every attempt sent, per `service:Operation`, and keeps the first
+/// [`CALL_LOG_MAX`] in the order they were sent. Retries count: they are calls.
 #[derive(Debug, Default, Clone)]
-pub struct CallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+pub struct CallCounter {
+    counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    log: Arc<Mutex<Vec<String>>>,
+}
 
 impl CallCounter {
     /// A snapshot of the counts.
     pub fn counts(&self) -> BTreeMap<String, u64> {
-        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+        self.counts.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
-    /// Forget all counts.
+    /// The calls in the order they were sent (how many came before a given one).
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Forget all counts and the log.
     pub fn reset(&self) {
-        if let Ok(mut m) = self.0.lock() {
+        if let Ok(mut m) = self.counts.lock() {
             m.clear();
+        }
+        if let Ok(mut l) = self.log.lock() {
+            l.clear();
         }
     }
 
     fn add(&self, key: String) {
-        if let Ok(mut m) = self.0.lock() {
+        if let Ok(mut l) = self.log.lock() {
+            if l.len() < CALL_LOG_MAX {
+                l.push(key.clone());
+            }
+        }
+        if let Ok(mut m) = self.counts.lock() {
             *m.entry(key).or_default() += 1;
         }
     }
@@ -48,7 +68,9 @@ impl Intercept for CallCounter {
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         if let Some(meta) = cfg.load::<Metadata>() {
-            self.add(format!("{}:{}", meta.service().to_ascii_lowercase(), meta.name()));
+            // IAM's spelling: `autoscaling:`, not the SDK's "Auto Scaling".
+            let service = meta.service().to_ascii_lowercase().replace(' ', "");
+            self.add(format!("{service}:{}", meta.name()));
         }
         Ok(())
     }
@@ -107,6 +129,13 @@ impl Aws {
         }
     }
 
+    /// Use `cache` as the warm-container cache: several clients in one process (the CLI's
+    /// future multi-region runs, the test suite) then fetch instance-type specs once.
+    pub fn with_cache(mut self, cache: MarketCache) -> Self {
+        self.cache = cache;
+        self
+    }
+
     /// The region the clients talk to.
     pub fn region(&self) -> &str {
         &self.region
@@ -115,6 +144,11 @@ impl Aws {
     /// API calls made so far, per `service:Operation`.
     pub fn api_calls(&self) -> BTreeMap<String, u64> {
         self.calls.counts()
+    }
+
+    /// API calls made so far, in the order they were sent.
+    pub fn api_call_log(&self) -> Vec<String> {
+        self.calls.log()
     }
 
     /// Forget the call counts (at the start of each invocation).

@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
     SpotOptionsRequest, Tag, TagSpecification, TargetCapacitySpecificationRequest,
 };
 use serde::Serialize;
-use spotswap_core::records::{no_capacity_key, NO_CAPACITY_MINUTES};
+use spotswap_core::records::{cooldown_key, no_capacity_key, NO_CAPACITY_MINUTES};
 use spotswap_core::{tags, Action, ActionKind, LaunchSpec, Timestamp};
 
 use crate::snapshot::describe_tagged_instances;
@@ -177,7 +177,84 @@ impl Executor {
                     .await?;
                 Ok(Outcome::Done(None))
             }
-            ActionKind::Wait => Ok(Outcome::Done(None)),
+            ActionKind::Detach { instance, decrement } => {
+                self.spend()?;
+                let resp = self
+                    .aws
+                    .asg
+                    .detach_instances()
+                    .auto_scaling_group_name(group)
+                    .instance_ids(instance)
+                    .should_decrement_desired_capacity(*decrement)
+                    .send()
+                    .await
+                    .map_err(|e| AdapterError::aws("autoscaling:DetachInstances", e))?;
+                // No activity: the instance had already left the group (a concurrent delivery
+                // detached it first). AWS answers that case with a ValidationError instead,
+                // which the interruption workflow resolves by reading the instance again.
+                if resp.activities().is_empty() {
+                    return Ok(Outcome::AlreadyDone(format!("{instance} is not in {group}")));
+                }
+                Ok(Outcome::Done(None))
+            }
+            ActionKind::TerminateInGroup { instance, decrement } => {
+                self.spend()?;
+                self.aws
+                    .asg
+                    .terminate_instance_in_auto_scaling_group()
+                    .instance_id(instance)
+                    .should_decrement_desired_capacity(*decrement)
+                    .send()
+                    .await
+                    .map_err(|e| AdapterError::aws("autoscaling:TerminateInstanceInAutoScalingGroup", e))?;
+                Ok(Outcome::Done(None))
+            }
+            ActionKind::TagDetached {
+                instance,
+                group: from,
+            } => {
+                self.spend()?;
+                self.aws
+                    .ec2
+                    .create_tags()
+                    .resources(instance)
+                    .tags(
+                        Tag::builder()
+                            .key(tags::DETACHED_AT)
+                            .value(self.now.to_rfc3339())
+                            .build(),
+                    )
+                    .tags(Tag::builder().key(tags::DETACHED_FROM).value(from).build())
+                    .send()
+                    .await
+                    .map_err(|e| AdapterError::aws("ec2:CreateTags", e))?;
+                Ok(Outcome::Done(None))
+            }
+            ActionKind::RecordInterruption {
+                pool,
+                cooldown_until,
+                interruptions,
+                sheltered_until,
+            } => {
+                let mut kv = vec![(tags::INTERRUPTIONS.to_string(), interruptions.clone())];
+                if let Some(until) = cooldown_until {
+                    kv.push((cooldown_key(pool), until.to_rfc3339()));
+                }
+                if let Some(until) = sheltered_until {
+                    kv.push((tags::SHELTERED_UNTIL.to_string(), until.to_rfc3339()));
+                }
+                self.set_group_tags(group, &kv).await?;
+                Ok(Outcome::Done(None))
+            }
+            ActionKind::Terminate { instance } => {
+                self.terminate_ours(instance).await?;
+                Ok(Outcome::Done(None))
+            }
+            ActionKind::ClearRecords { keys } => {
+                self.delete_group_tags(group, keys).await?;
+                Ok(Outcome::Done(None))
+            }
+            ActionKind::Ignore | ActionKind::Wait => Ok(Outcome::Done(None)),
         }
     }
 
@@ -188,7 +265,8 @@ impl Executor {
         let existing = describe_tagged_instances(&self.aws, tags::REPLACES, Some(&spec.replaces)).await?;
         if let Some(id) = existing
             .values()
-            .find(|i| i.launched_for() == Some(group))
+            // A detached (interrupted) launch is dying: it does not count as the replacement.
+            .find(|i| i.launched_for() == Some(group) && i.tag(tags::DETACHED_AT).is_none())
             .map(|i| i.id.clone())
         {
             return Ok(Outcome::AlreadyDone(id));

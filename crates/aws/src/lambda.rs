@@ -16,8 +16,21 @@ pub fn log_config(config: &Config) {
 }
 
 /// The invocation's deadline as an `Instant`.
+///
+/// Lambda sends it as epoch milliseconds. A value that is not a plausible epoch time (more than a
+/// day in the past: local emulators such as `cargo lambda watch --only-lambda-apis` send a
+/// relative `600000`) is no deadline at all, logged as `DeadlineUnknown`; treating it as expired
+/// would make every cycle start nothing.
 fn deadline(ctx: &lambda_runtime::Context) -> Option<Instant> {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    if ctx.deadline < now_ms.saturating_sub(86_400_000) {
+        tracing::warn!(
+            reason = "DeadlineUnknown",
+            deadline_ms = ctx.deadline,
+            "the invocation deadline is not an epoch time; running without one"
+        );
+        return None;
+    }
     let left = ctx.deadline.saturating_sub(now_ms);
     Some(Instant::now() + Duration::from_millis(left))
 }
@@ -37,15 +50,68 @@ pub async fn rebalancer(
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<Value, AdapterError> {
     aws.reset_api_calls();
-    info!(detail_type = %event.payload.detail_type, id = ?event.payload.id, "invoked");
+    let deadline = deadline(&event.context);
+    info!(
+        detail_type = %event.payload.detail_type,
+        id = ?event.payload.id,
+        remaining_ms = deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64),
+        "invoked"
+    );
     let opts = CycleOptions {
-        deadline: deadline(&event.context),
+        deadline,
         ..CycleOptions::default()
     };
     let report = rebalance(aws, config, opts).await?;
     report.print_emf(millis_now());
     Ok(json!({
         "actions": report.actions.len(),
+        "skipped": report.skipped.len(),
+        "mutating_calls": report.mutating_calls(),
+        "dry_run": report.dry_run,
+    }))
+}
+
+/// The interruption handler: one spot warning or rebalance recommendation per invocation.
+/// The payload is taken as plain JSON so that a malformed event is our clear `InvalidEvent`
+/// error, not the runtime's deserialization failure.
+pub async fn interruption_handler(
+    aws: &Aws,
+    config: &Config,
+    event: LambdaEvent<Value>,
+) -> Result<Value, AdapterError> {
+    aws.reset_api_calls();
+    let report = crate::interruption::handle_value(
+        aws,
+        config,
+        event.payload,
+        crate::interruption::EventOptions::default(),
+    )
+    .await?;
+    report.print_emf(millis_now());
+    Ok(report.summary())
+}
+
+/// The orphan reaper: one pass per event (a schedule tick; the content does not matter).
+pub async fn orphan_reaper(
+    aws: &Aws,
+    config: &Config,
+    event: LambdaEvent<EventBridgeEvent<Value>>,
+) -> Result<Value, AdapterError> {
+    aws.reset_api_calls();
+    info!(detail_type = %event.payload.detail_type, id = ?event.payload.id, "invoked");
+    let report = crate::reap(aws, config, CycleOptions::default()).await?;
+    let count = |action: &str| {
+        report
+            .actions
+            .iter()
+            .filter(|a| a.action == action && a.outcome == crate::Outcome::Done(None))
+            .count()
+    };
+    Ok(json!({
+        "actions": report.actions.len(),
+        "terminated": count("terminate"),
+        "max_restored": count("restore-max"),
+        "records_cleared": count("clear-records"),
         "skipped": report.skipped.len(),
         "mutating_calls": report.mutating_calls(),
         "dry_run": report.dry_run,

@@ -11,6 +11,8 @@
 //! - [`snapshot`]: batched, paginated reads into plain data.
 //! - [`execute`]: the idempotent executor and its mutation budget.
 //! - [`workflow`]: the rebalancer's cycle.
+//! - [`reaper`]: the orphan reaper's pass.
+//! - [`interruption`]: the interruption handler: spot warnings and rebalance recommendations.
 //! - [`lambda`]: the Lambda handlers behind each thin `main.rs`.
 //! - [`report`]: decision log lines, EMF metrics, our events and the summary.
 
@@ -19,8 +21,10 @@ pub mod clients;
 pub mod config;
 mod error;
 pub mod execute;
+pub mod interruption;
 pub mod lambda;
 mod prices;
+pub mod reaper;
 pub mod report;
 pub mod snapshot;
 pub mod workflow;
@@ -29,5 +33,7 @@ pub use clients::Aws;
 pub use config::Config;
 pub use error::AdapterError;
 pub use execute::{Executor, MutationBudget, Outcome};
+pub use interruption::{handle_event, EventOptions, EventReport};
+pub use reaper::reap;
 pub use report::CycleReport;
 pub use workflow::{rebalance, CycleOptions};

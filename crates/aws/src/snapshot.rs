@@ -360,7 +360,7 @@ pub(crate) async fn spot_prices(
 }
 
 /// Instance-type specs, from the warm-container cache or DescribeInstanceTypes.
-async fn instance_types(aws: &Aws) -> Result<BTreeMap<String, InstanceTypeSpec>, AdapterError> {
+pub(crate) async fn instance_types(aws: &Aws) -> Result<BTreeMap<String, InstanceTypeSpec>, AdapterError> {
     let mut slot = aws.cache.specs.lock().await;
     if let Some(c) = slot.as_ref().filter(|c| c.fresh(SPECS_TTL)) {
         return Ok(c.value.clone());

@@ -10,7 +10,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use spotswap_aws::{rebalance, Aws, Config, CycleOptions, CycleReport};
+use spotswap_aws::{
+    handle_event, reap, rebalance, AdapterError, Aws, Config, CycleOptions, CycleReport, EventOptions,
+};
 
 mod table;
 
@@ -51,6 +53,27 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// One orphan-reaper pass (the same workflow the Lambda runs): terminate our instances
+    /// outside every group past SPOTSWAP_ORPHAN_MINUTES and detached ones still alive, restore
+    /// MaxSize, clear expired records.
+    Reap {
+        /// Decide and print, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Handle one EventBridge event (a spot interruption warning or a rebalance recommendation)
+    /// with the interruption handler's code. Prints the report as JSON. Exit 0 when the event
+    /// was handled or deliberately ignored, 2 when it is not a valid event.
+    HandleEvent {
+        /// The event's JSON file, or `-` for standard input.
+        file: String,
+        /// Decide and print, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[tokio::main]
@@ -68,6 +91,8 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Rebalance { dry_run, output } => run_cycle(&aws, &config, dry_run, output).await,
         Command::Plan { output } => run_cycle(&aws, &config, true, output).await,
+        Command::Reap { dry_run, output } => run_reap(&aws, &config, dry_run, output).await,
+        Command::HandleEvent { file, dry_run } => run_handle_event(&aws, &config, &file, dry_run).await,
     }
 }
 
@@ -86,6 +111,67 @@ async fn run_cycle(aws: &Aws, config: &Config, dry_run: bool, output: Output) ->
             ExitCode::from(1)
         }
     }
+}
+
+async fn run_reap(aws: &Aws, config: &Config, dry_run: bool, output: Output) -> ExitCode {
+    let opts = CycleOptions {
+        dry_run,
+        ..CycleOptions::default()
+    };
+    match reap(aws, config, opts).await {
+        Ok(report) => {
+            print_report(&report, output);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("spotswap: the reaper pass could not run: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run_handle_event(aws: &Aws, config: &Config, file: &str, dry_run: bool) -> ExitCode {
+    let raw = if file == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
+    } else {
+        std::fs::read_to_string(file)
+    };
+    let raw = match raw {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("spotswap: cannot read {file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = EventOptions {
+        dry_run,
+        ..EventOptions::default()
+    };
+    match handle_event(aws, config, &raw, opts).await {
+        Ok(report) => {
+            match serde_json::to_string_pretty(&report) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("spotswap: cannot write JSON: {e}"),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(AdapterError::Event(e)) => {
+            eprintln!("spotswap: invalid event: {}", one_line(&e.to_string()));
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!(
+                "spotswap: the event could not be handled: {}",
+                one_line(&e.to_string())
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn print_report(report: &CycleReport, output: Output) {

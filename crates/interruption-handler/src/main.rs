@@ -1,1 +1,18 @@
-fn main() {}
+//! Lambda: the interruption handler, on `EC2 Spot Instance Interruption Warning` and
+//! `EC2 Instance Rebalance Recommendation`. The workflow lives in `spotswap-aws`; this file
+//! only wires it up.
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use spotswap_aws::{lambda, Aws, Config};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let aws = Aws::from_env(None).await;
+    lambda::log_config(&config);
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        lambda::interruption_handler(&aws, &config, event)
+    }))
+    .await
+}

@@ -1,0 +1,100 @@
+//! The orphan reaper's pass: read what carries our tags → plan (pure, in the core) → execute →
+//! report. The Lambda and `spotswap reap` both run [`reap`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use spotswap_core::policy::Mode;
+use spotswap_core::{plan_reap, tags, ActionKind, Reason};
+use tracing::info;
+
+use crate::execute::{Executor, Outcome};
+use crate::report::{log_skip, publish, ActionReport, CycleReport, Notification};
+use crate::snapshot::{describe_groups, describe_tagged_instances};
+use crate::workflow::now as wall_clock;
+use crate::{AdapterError, Aws, Config, CycleOptions};
+
+/// Run one reaper pass over the region. `opts.now` moves the clock (tests), `opts.dry_run`
+/// decides and reports without a single mutating call, `opts.budget` caps mutating calls.
+///
+/// Reads: two DescribeInstances filtered by `tag-key` (ours and detached ones), then every
+/// group, since membership in any group, managed or not, protects an instance.
+pub async fn reap(aws: &Aws, config: &Config, opts: CycleOptions) -> Result<CycleReport, AdapterError> {
+    let now = opts.now.unwrap_or_else(wall_clock);
+    let dry_run = opts.dry_run || config.dry_run;
+    // Instances first, groups second: a launch the rebalancer attaches between the two reads
+    // shows up as a member, never as an orphan.
+    let (mut instances, detached) = tokio::try_join!(
+        describe_tagged_instances(aws, tags::GROUP, None),
+        describe_tagged_instances(aws, tags::DETACHED_AT, None),
+    )?;
+    instances.extend(detached);
+    let groups = describe_groups(aws, Mode::OptOut).await?;
+    let plan = plan_reap(&groups, &instances, &config.settings, now, config.orphan_minutes);
+    info!(
+        groups = groups.len(),
+        tagged_instances = instances.len(),
+        orphan_minutes = config.orphan_minutes,
+        "reaper snapshot taken"
+    );
+
+    let executor = Executor::new(aws, now, dry_run, opts.budget.clone());
+    let mut report = CycleReport {
+        dry_run,
+        actions: Vec::new(),
+        skipped: plan.skipped.clone(),
+        groups: Vec::new(),
+        api_calls: BTreeMap::new(),
+        price_source: None,
+        metrics: Vec::new(),
+    };
+    for s in &plan.skipped {
+        log_skip(s);
+    }
+    // Each action on its own: one instance's termination protection must not keep the other
+    // orphans alive. The one dependency: a group's MaxSize restore assumed its orphaned launches
+    // gone, so it waits for the next pass when one of them could not be terminated.
+    let mut orphan_left: BTreeSet<String> = BTreeSet::new();
+    let mut notes = Vec::new();
+    for action in &plan.actions {
+        let outcome = match &action.kind {
+            ActionKind::RestoreMax { .. } if orphan_left.contains(&action.group) => {
+                Outcome::NotAttempted("EarlierStepFailed: terminate".into())
+            }
+            _ => executor
+                .run_group(std::slice::from_ref(action))
+                .await
+                .pop()
+                .unwrap_or_else(|| Outcome::NotAttempted("NoOutcome".into())),
+        };
+        if action.reason == Reason::Orphaned
+            && matches!(outcome, Outcome::Failed(_) | Outcome::NotAttempted(_))
+        {
+            orphan_left.insert(action.group.clone());
+        }
+        let r = ActionReport::new(action, outcome);
+        r.log();
+        let instances: Vec<String> = r.instance.iter().cloned().collect();
+        let pools: Vec<String> = r.pool.iter().cloned().collect();
+        if let Some(n) = Notification::for_action(&r, instances, pools) {
+            notes.push(n);
+        }
+        report.actions.push(r);
+    }
+    if !dry_run {
+        publish(aws, &config.event_bus, &notes).await;
+    }
+    report.api_calls = aws.api_calls();
+    info!(
+        actions = report.actions.len(),
+        terminated = report
+            .actions
+            .iter()
+            .filter(|a| a.action == "terminate" && a.outcome == Outcome::Done(None))
+            .count(),
+        skipped = report.skipped.len(),
+        mutating_calls = report.mutating_calls(),
+        dry_run,
+        "reaper pass finished"
+    );
+    Ok(report)
+}
