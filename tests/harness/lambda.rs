@@ -1,5 +1,10 @@
-//! The real Lambda runtime API, locally: `cargo lambda watch` serves it on loopback and runs
-//! our function binaries; `cargo lambda invoke` sends an event through it.
+//! The real Lambda runtime API, locally: `cargo lambda watch --only-lambda-apis` serves it on
+//! loopback, our prebuilt function binary polls it as it would in Lambda, and
+//! `cargo lambda invoke` sends an event through it.
+//!
+//! Why `--only-lambda-apis`: without it the watcher builds the function with `cargo run`, which
+//! waits for the build-directory lock that the running `cargo test` holds, so inside
+//! `make test` it would deadlock. `make test` builds every binary before the tests run.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -32,57 +37,91 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// A running `cargo lambda watch`, stopped (with its children) on drop.
+/// A running `cargo lambda watch` and one function binary polling it, both stopped on drop.
 pub struct LambdaWatch {
-    child: Child,
+    watch: Child,
+    function: Child,
     port: u16,
+    log: PathBuf,
 }
 
 impl LambdaWatch {
-    /// Serve the runtime API on a free loopback port, with `env` passed to the functions.
-    pub fn start(env: &[(&str, &str)]) -> Self {
+    /// Serve the runtime API on a free loopback port and start the workspace binary `bin`
+    /// against it, with `env` in its environment.
+    pub fn start(bin: &str, env: &[(&str, &str)]) -> Self {
         use std::os::unix::process::CommandExt;
         let port = free_port();
-        let mut cmd = Command::new(cargo_lambda());
-        cmd.current_dir(workspace_root())
+        let watch = Command::new(cargo_lambda())
+            .current_dir(workspace_root())
             .args([
                 "lambda",
                 "watch",
-                "--ignore-changes",
+                "--only-lambda-apis",
                 "--invoke-address",
                 "127.0.0.1",
                 "--invoke-port",
             ])
             .arg(port.to_string())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .process_group(0);
-        for (k, v) in env {
-            cmd.arg("--env-var").arg(format!("{k}={v}"));
-        }
-        let child = cmd
+            .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("start cargo lambda watch (is .venv installed? run `make venv`)");
-        let w = Self { child, port };
-        let until = Instant::now() + Duration::from_secs(120);
+        let until = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < until,
                 "cargo lambda watch did not listen on 127.0.0.1:{port}"
             );
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(100));
         }
-        w
+        let path = workspace_bin(bin);
+        assert!(
+            path.exists(),
+            "{} is not built: run `cargo build --workspace`",
+            path.display()
+        );
+        // The variables the watcher prints for a function started outside it; `_` is the name
+        // it serves such a function under.
+        let log = workspace_root()
+            .join("target")
+            .join("tmp")
+            .join(format!("lambda-{bin}-{port}.log"));
+        std::fs::create_dir_all(log.parent().expect("has a parent")).expect("target/tmp");
+        let out = std::fs::File::create(&log).expect("function log");
+        let err = out.try_clone().expect("function log");
+        let function = Command::new(&path)
+            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .envs(env.iter().copied())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", path.display()));
+        Self {
+            watch,
+            function,
+            port,
+            log,
+        }
     }
 
-    /// Invoke function `bin` with the event in `events/<file>`; the function's JSON answer.
-    pub fn invoke(&self, bin: &str, event_file: &str) -> Result<serde_json::Value, String> {
+    /// The function's log lines so far (its stdout and stderr), for assertion messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Invoke the function with the event in `events/<file>` (or at an absolute path); the
+    /// function's JSON answer.
+    pub fn invoke(&self, event_file: &str) -> Result<serde_json::Value, String> {
         let out = Command::new(cargo_lambda())
             .current_dir(workspace_root())
             .args([
                 "lambda",
                 "invoke",
-                bin,
+                "_",
                 "--invoke-address",
                 "127.0.0.1",
                 "--invoke-port",
@@ -107,12 +146,14 @@ impl LambdaWatch {
 
 impl Drop for LambdaWatch {
     fn drop(&mut self) {
-        // The watcher runs the function binaries as children: stop the whole group.
+        let _ = self.function.kill();
+        let _ = self.function.wait();
+        // The watcher may run helpers of its own: stop its whole process group.
         let _ = Command::new("kill")
             .arg("--")
-            .arg(format!("-{}", self.child.id()))
+            .arg(format!("-{}", self.watch.id()))
             .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.watch.kill();
+        let _ = self.watch.wait();
     }
 }
