@@ -30,10 +30,10 @@ build: venv
 	PATH="$(VENV)/bin:$$PATH" AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build --template-file template.yaml
 	$(PY) scripts/function-zips.py .aws-sam/build
 
-## test: unit tests, then integration tests against a private moto server.
+## test: every test of the workspace (unit, planner, integration against a private moto server).
+## Always `--workspace`: selecting one package changes feature unification and rebuilds the SDK.
 test: venv template-check build-debug
-	cargo test --workspace --exclude spotswap-tests
-	scripts/with-moto.sh cargo test -p spotswap-tests -- --test-threads=4
+	scripts/with-moto.sh cargo test --workspace -- --test-threads=4
 
 lint:
 	cargo fmt --all -- --check

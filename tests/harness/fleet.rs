@@ -217,9 +217,12 @@ impl Env {
         self.lease.region()
     }
 
-    /// A fresh adapter on this region (a fresh process, as far as caches go).
+    /// A fresh adapter on this region: fresh call counts and on-demand prices, but the
+    /// instance-type specs of one warm container shared by the whole test process. moto serves
+    /// the same 1,395 types in every region and takes seconds to list them.
     pub fn aws(&self) -> Aws {
-        Aws::from_conf(&self.conf)
+        static SPECS: std::sync::OnceLock<spotswap_aws::cache::MarketCache> = std::sync::OnceLock::new();
+        Aws::from_conf(&self.conf).with_cache(SPECS.get_or_init(Default::default).sharing_specs())
     }
 
     /// Delete every group, instance and launch template of the region.

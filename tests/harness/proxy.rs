@@ -192,6 +192,11 @@ impl Proxy {
         self.state.scenario().faults.push(fault);
     }
 
+    /// Faults not yet spent.
+    pub fn pending_faults(&self) -> usize {
+        self.state.scenario().faults.len()
+    }
+
     /// Removes every fault.
     pub fn clear_faults(&self) {
         self.state.scenario().faults.clear();

@@ -1,3 +1,7 @@
+mod crash;
+mod events_out;
+mod interruption;
 mod proxy;
+mod reaper;
 mod rebalancer;
 mod template_iam;
