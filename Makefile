@@ -4,7 +4,7 @@ VENV  ?= $(CURDIR)/.venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv build-debug test unit integration lint fmt clippy demo clean template-check build
+.PHONY: all venv build-debug test unit integration lint fmt clippy demo clean template-check build chaos
 
 all: test
 
@@ -34,6 +34,11 @@ build: venv
 ## Always `--workspace`: selecting one package changes feature unification and rebuilds the SDK.
 test: venv template-check build-debug
 	scripts/with-moto.sh cargo test --workspace -- --test-threads=4
+
+## chaos: CHAOS_SCHEDULES (default 1000) randomized, seeded fault schedules against moto through the
+## fault proxy; prints `chaos: N schedules, V invariant violations`. A failure prints its replay command.
+chaos: venv build-debug
+	scripts/with-moto.sh cargo test --workspace --test integration -- --ignored chaos::full --nocapture
 
 lint:
 	cargo fmt --all -- --check

@@ -141,6 +141,7 @@ impl Proxy {
             calls: Mutex::new(BTreeMap::new()),
             subnet_azs: Mutex::new(HashMap::new()),
             ids: AtomicU64::new(1),
+            detach: tokio::sync::Mutex::new(()),
         });
         let server = tokio::spawn(serve(listener, state.clone()));
         Ok(Proxy { addr, state, server })
@@ -168,6 +169,15 @@ impl Proxy {
             .scenario()
             .prices
             .insert(Pool::new(instance_type, az), price);
+    }
+
+    /// Answer `DescribeSpotPriceHistory` from the scenario alone, one Linux/UNIX record per
+    /// pool given to [`Proxy::set_spot_price`], without asking moto (which lists every type of
+    /// the region and takes ~0.4 s); and answer `DescribeInstanceRefreshes`, which moto does not
+    /// implement (a 500 the SDK retries with back-off), as AWS does for a group that never had
+    /// one: an empty list. For tests that run thousands of cycles.
+    pub fn set_market_only(&self, on: bool) {
+        self.state.scenario().market_only = on;
     }
 
     /// The price for pools without their own; `None` leaves them at moto's constant.
@@ -263,6 +273,8 @@ struct State {
     /// Keyed by (region, subnet id); subnets never move, so one lookup per subnet is enough.
     subnet_azs: Mutex<HashMap<(String, String), String>>,
     ids: AtomicU64,
+    /// Serializes DetachInstances: membership check and detach as one step, as in AWS.
+    detach: tokio::sync::Mutex<()>,
 }
 
 impl State {
@@ -284,7 +296,7 @@ impl State {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Pool {
     instance_type: String,
     az: String,
@@ -301,6 +313,7 @@ impl Pool {
 
 #[derive(Default)]
 struct Scenario {
+    market_only: bool,
     prices: HashMap<Pool, f64>,
     default_price: Option<f64>,
     no_capacity: HashSet<Pool>,
@@ -562,11 +575,24 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
     }
 
     let response = match (call.service.as_str(), call.operation.as_str()) {
+        ("ec2", "DescribeSpotPriceHistory") if state.scenario().market_only => {
+            let xml = scenario_spot_prices(&state.scenario().prices);
+            xml_response(StatusCode::OK, xml)
+        }
+        ("autoscaling", "DescribeInstanceRefreshes") if state.scenario().market_only => xml_response(
+            StatusCode::OK,
+            "<DescribeInstanceRefreshesResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
+             <DescribeInstanceRefreshesResult><InstanceRefreshes></InstanceRefreshes>\
+             </DescribeInstanceRefreshesResult><ResponseMetadata><RequestId>proxy-refreshes</RequestId>\
+             </ResponseMetadata></DescribeInstanceRefreshesResponse>"
+                .to_string(),
+        ),
         ("ec2", "DescribeSpotPriceHistory") => {
             let response = forward(&state, &parts, body).await;
             rewrite_spot_prices(&state, response)
         }
         ("ec2", "CreateFleet") => create_fleet(&state, &call, &parts, body).await,
+        ("autoscaling", "DetachInstances") => detach_instances(&state, &call, &parts, body).await,
         ("ec2", "RunInstances") => run_instances(&state, &call, &parts, body).await,
         _ => forward(&state, &parts, body).await,
     };
@@ -645,6 +671,35 @@ fn rewrite_spot_prices(state: &State, response: Reply) -> Reply {
     Response::from_parts(parts, Bytes::from(xml))
 }
 
+/// A whole `DescribeSpotPriceHistory` answer from the scenario's prices, stamped now.
+fn scenario_spot_prices(prices: &HashMap<Pool, f64>) -> String {
+    let now = spotswap_core::Timestamp::from_unix(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    )
+    .to_rfc3339();
+    let mut pools: Vec<_> = prices.iter().collect();
+    pools.sort_by(|a, b| a.0.cmp(b.0));
+    let items: String = pools
+        .into_iter()
+        .map(|(pool, price)| {
+            format!(
+                "<item><instanceType>{}</instanceType><productDescription>Linux/UNIX</productDescription>\
+                 <spotPrice>{price}</spotPrice><timestamp>{now}</timestamp>\
+                 <availabilityZone>{}</availabilityZone></item>",
+                xml_escape(&pool.instance_type),
+                xml_escape(&pool.az)
+            )
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeSpotPriceHistoryResponse xmlns=\"{EC2_XMLNS}\">\
+         <requestId>proxy-market</requestId><spotPriceHistorySet>{items}</spotPriceHistorySet>\
+         </DescribeSpotPriceHistoryResponse>"
+    )
+}
+
 fn with_spot_prices(xml: &str, price: impl Fn(&str, &str) -> Option<f64>) -> String {
     // History items are flat, so each <item>…</item> is one price record.
     let mut out = String::with_capacity(xml.len());
@@ -692,6 +747,59 @@ fn xml_escape(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&apos;")
+}
+
+/// DetachInstances as AWS does it: every instance must be InService or Standby in the named
+/// group, or the call is a `ValidationError` that changes nothing. moto detaches what it finds
+/// and decrements desired by the number of ids asked for, found or not: two concurrent
+/// detaches of one instance with `ShouldDecrementDesiredCapacity` would take two off.
+async fn detach_instances(state: &State, call: &Call, parts: &Parts, body: Bytes) -> Reply {
+    let _one_at_a_time = state.detach.lock().await;
+    let group = call.form.get("AutoScalingGroupName").unwrap_or_default();
+    let ids: Vec<String> = (1..=20)
+        .map_while(|n| call.form.get(&format!("InstanceIds.member.{n}")))
+        .collect();
+    let mut query = String::from("Action=DescribeAutoScalingInstances&Version=2011-01-01");
+    for (n, id) in ids.iter().enumerate() {
+        query.push_str(&format!("&InstanceIds.member.{}={}", n + 1, percent_encode(id)));
+    }
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{}/", state.upstream))
+        .header(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded; charset=utf-8",
+        );
+    if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
+        req = req.header(header::AUTHORIZATION, auth);
+    }
+    let members = match req.body(Full::new(Bytes::from(query))) {
+        Ok(req) => match state.client.request(req).await {
+            Ok(r) => r
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default(),
+            Err(e) => return bad_gateway(format!("upstream {}: {e}", state.upstream)),
+        },
+        Err(e) => return bad_gateway(format!("building membership request: {e}")),
+    };
+    let xml = String::from_utf8_lossy(&members).into_owned();
+    for id in &ids {
+        let listed = xml.split("<member>").any(|m| {
+            tag_text(m, "InstanceId") == Some(id.as_str())
+                && tag_text(m, "AutoScalingGroupName") == Some(group.as_str())
+                && matches!(tag_text(m, "LifecycleState"), Some("InService") | Some("Standby"))
+        });
+        if !listed {
+            return errors::validation(
+                state,
+                &format!("The instance {id} is not part of Auto Scaling group {group} or is not InService or Standby."),
+            );
+        }
+    }
+    forward(state, parts, body).await
 }
 
 /// Finds the AZ of each subnet by asking moto, so a pool named by subnet can be judged.
@@ -1078,6 +1186,17 @@ mod errors {
                 xml_escape(message),
                 state.request_id()
             ),
+        )
+    }
+
+    /// A Query-protocol `ValidationError` (400), as Auto Scaling answers an invalid request.
+    pub(super) fn validation(state: &State, message: &str) -> Reply {
+        query(
+            state,
+            StatusCode::BAD_REQUEST,
+            "Sender",
+            "ValidationError",
+            message,
         )
     }
 

@@ -1,3 +1,4 @@
+mod chaos;
 mod crash;
 mod events_out;
 mod interruption;
