@@ -203,7 +203,7 @@ async fn spot_warning_requests_replacement_after_three_calls() {
         aws.api_call_log()
     );
     let log = aws.api_call_log();
-    assert_eq!(log[0], "autoscaling:DescribeAutoScalingInstances");
+    assert_eq!(log[0], "ec2:DescribeInstances");
     let reads: BTreeSet<&str> = log[1..3].iter().map(String::as_str).collect();
     assert_eq!(
         reads,

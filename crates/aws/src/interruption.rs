@@ -364,21 +364,30 @@ async fn spot_warning(
     Ok(())
 }
 
-/// The three reads before the replacement: the instance's membership, then its group and
-/// lifecycle hooks at once. When no group lists the instance, EC2's view instead, to tell a
-/// duplicate delivery from an unknown instance (no mutation follows either way).
+/// The three reads before the replacement: the instance as EC2 sees it (its type, AZ, our tags,
+/// and `aws:autoscaling:groupName`, which Auto Scaling puts on its members), then its group and
+/// the group's lifecycle hooks at once. The group's own member list decides membership: an
+/// instance it does not list is a duplicate delivery or one we never knew (no mutation follows
+/// either way). Our tags tell a swap's replacement whose original still serves (see
+/// `decide_spot_warning`).
 async fn warning_snapshot(aws: &Aws, id: &str) -> Result<EventSnapshot, AdapterError> {
-    let Some(membership) = describe_membership(aws, id).await? else {
+    let ec2 = describe_any_state(aws, id).await?;
+    let Some(group_name) = ec2
+        .as_ref()
+        .filter(|i| i.state != spotswap_core::InstanceState::Gone)
+        .and_then(|i| i.tag(ASG_NAME_TAG))
+        .map(str::to_string)
+    else {
         return Ok(EventSnapshot {
             membership: None,
-            ec2: describe_any_state(aws, id).await?,
+            ec2,
             group: None,
         });
     };
-    let names = [membership.group.clone()];
+    let names = [group_name.clone()];
     let (groups, hook) = tokio::join!(
         describe_named_groups(aws, &names),
-        has_terminating_hook(aws, &membership.group)
+        has_terminating_hook(aws, &group_name)
     );
     let mut group = groups?.into_iter().next();
     if let Some(g) = group.as_mut() {
@@ -392,12 +401,26 @@ async fn warning_snapshot(aws: &Aws, id: &str) -> Result<EventSnapshot, AdapterE
             }
         };
     }
+    let membership = match (&ec2, &group) {
+        (Some(i), Some(g)) => g.members.iter().find(|m| m.id == id).map(|m| Membership {
+            instance: id.to_string(),
+            group: g.name.clone(),
+            pool: i.pool(),
+            state: m.state,
+            lifecycle_state: format!("{:?}", m.state),
+        }),
+        _ => None,
+    };
+    let group = group.filter(|_| membership.is_some());
     Ok(EventSnapshot {
-        membership: Some(membership),
-        ec2: None,
+        membership,
+        ec2,
         group,
     })
 }
+
+/// The tag Auto Scaling puts on every member.
+const ASG_NAME_TAG: &str = "aws:autoscaling:groupName";
 
 /// Write the records from a fresh read of the group; read them back after [`RECORD_SETTLE`];
 /// merge and rewrite when a concurrent writer dropped this interruption. Returns the last

@@ -105,6 +105,9 @@ pub enum Reason {
     NotSpot,
     /// The instance is protected from scale-in or from termination: it is not swapped.
     InstanceProtected,
+    /// An interrupted instance was a swap's replacement whose original still serves: our attach
+    /// had raised desired by one, so it leaves with the decrement the retire would have made.
+    ReplacementInterrupted,
 }
 
 impl Reason {
@@ -158,6 +161,7 @@ impl Reason {
             Self::NotInService => "NotInService",
             Self::NotSpot => "NotSpot",
             Self::InstanceProtected => "InstanceProtected",
+            Self::ReplacementInterrupted => "ReplacementInterrupted",
         }
     }
 }

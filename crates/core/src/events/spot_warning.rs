@@ -53,6 +53,14 @@ pub const SHELTER_MIN_INTERRUPTIONS: usize = 2;
 /// Then `TagDetached`: `spotswap:detached-at` marks the delivery as handled (a duplicate is a
 /// no-op) and starts the reaper's clock for `stop` and `hibernate`.
 ///
+/// One exception keeps desired capacity where the user set it: the interrupted instance is a
+/// swap's replacement (ours, `spotswap:replaces`) whose original is still a member. Our attach
+/// raised desired by one and the original's retire, which gives it back, has not run; replacing
+/// the instance would leave the group one instance larger for good. It leaves with
+/// `decrement: true` instead (reason `ReplacementInterrupted`): the original keeps serving, the
+/// group stays at the desired capacity the swap began with, and the rebalancer starts the swap
+/// again later, in another pool.
+///
 /// The instance action does not change the decision: a stopped or hibernated instance is as
 /// lost to the group as a terminated one.
 pub fn decide_spot_warning(
@@ -68,19 +76,25 @@ pub fn decide_spot_warning(
     };
     let group = target.group.name.as_str();
     let pool = target.membership.pool.clone();
+    let decrement = replaces_a_serving_original(target.group, snap.ec2.as_ref());
     let replacement = if target.group.has_terminating_hook == Some(true) {
         ActionKind::TerminateInGroup {
             instance: id.to_string(),
-            decrement: false,
+            decrement,
         }
     } else {
         ActionKind::Detach {
             instance: id.to_string(),
-            decrement: false,
+            decrement,
         }
     };
+    let reason = if decrement {
+        Reason::ReplacementInterrupted
+    } else {
+        Reason::SpotInterruptionWarning
+    };
     vec![
-        Action::new(replacement, Reason::SpotInterruptionWarning, group)
+        Action::new(replacement, reason, group)
             .instance(id)
             .pool(pool.clone()),
         Action::new(
@@ -94,6 +108,19 @@ pub fn decide_spot_warning(
         .instance(id)
         .pool(pool),
     ]
+}
+
+/// True when `instance` is our launch for `group` whose original is still a member that has
+/// not started leaving: the swap's retire (the decrement) is still to come.
+fn replaces_a_serving_original(group: &GroupSnapshot, instance: Option<&crate::model::Instance>) -> bool {
+    let Some(i) = instance else { return false };
+    i.launched_for() == Some(group.name.as_str())
+        && i.replaces().is_some_and(|original| {
+            group
+                .members
+                .iter()
+                .any(|m| m.id == original && m.state != crate::model::MemberState::Leaving)
+        })
 }
 
 /// The second part, once replacement capacity is requested: one record action for the group.
@@ -512,6 +539,61 @@ mod tests {
         assert_eq!(cooldown, Some(NOW.plus_minutes(600)));
         assert_eq!(shelter, Some(NOW.plus_minutes(60)));
         assert_eq!(a.reason, Reason::PoolInterrupted);
+    }
+
+    #[test]
+    fn a_replacement_interrupted_while_its_original_serves_leaves_with_the_decrement() {
+        use crate::candidates::tests::instance;
+        // GIVEN our spot launch L, attached (desired raised to 2), replacing on-demand O which
+        // still serves: the swap's retire has not run (found by chaos seed 1)
+        let mut g = managed();
+        g.desired = 2;
+        let o = "i-0000000000000000a";
+        g.members.push(Member {
+            id: o.into(),
+            state: MemberState::InService,
+            healthy: true,
+            protected_from_scale_in: false,
+        });
+        let mut l = instance(ID, "m5a.large", "us-east-1a", Lifecycle::Spot);
+        for (k, v) in [
+            (tags::GROUP, "web"),
+            (tags::REPLACES, o),
+            (tags::ATTACHED_AT, "2026-01-01T00:00:00Z"),
+        ] {
+            l.tags.insert(k.into(), v.into());
+        }
+        let mut snap = snapshot(MemberState::InService, "InService", g.clone());
+        snap.ec2 = Some(l.clone());
+        // WHEN L gets the warning
+        let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+        // THEN it leaves with the decrement the retire would have made, so desired goes back
+        assert_eq!(
+            actions[0].kind,
+            ActionKind::Detach {
+                instance: ID.into(),
+                decrement: true
+            }
+        );
+        assert_eq!(actions[0].reason, Reason::ReplacementInterrupted);
+        // AND once O is leaving (the retire ran and gave the decrement back), L is a plain
+        // member again: replaced without decrement
+        g.members[1].state = MemberState::Leaving;
+        snap.group = Some(g.clone());
+        let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+        assert_eq!(
+            actions[0].kind,
+            ActionKind::Detach {
+                instance: ID.into(),
+                decrement: false
+            }
+        );
+        // AND a member launched by the group itself (no tags of ours) never decrements
+        snap.ec2 = Some(instance(ID, "m5a.large", "us-east-1a", Lifecycle::Spot));
+        g.members[1].state = MemberState::InService;
+        snap.group = Some(g);
+        let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+        assert_eq!(actions[0].reason, Reason::SpotInterruptionWarning);
     }
 
     #[test]
