@@ -997,8 +997,13 @@ impl<'s, 'r> Checker<'s, 'r> {
                 &["spotswap:group", "aws:autoscaling:groupname"],
             );
             let on_members = requires_tag(&entries, &member_keys) && limits_tag_keys(&entries);
-            if !at_launch && !on_members {
-                self.find(at, "create-tags", "ec2:CreateTags must be at launch (ec2:CreateAction) or spotswap: keys on our or group instances");
+            // An instance just detached on interruption has lost aws:autoscaling:groupName: it
+            // is scoped as spot, with our keys only.
+            let on_interrupted_spot = entries.iter().any(|(op, key, values)| {
+                key == "ec2:instancemarkettype" && op == "StringEquals" && values.iter().all(|v| v == "spot")
+            }) && limits_tag_keys(&entries);
+            if !at_launch && !on_members && !on_interrupted_spot {
+                self.find(at, "create-tags", "ec2:CreateTags must be at launch (ec2:CreateAction) or spotswap: keys on our, group or spot instances");
             }
         }
         let launches = ["ec2:RunInstances", "ec2:CreateFleet"].iter().any(|t| any(t));
@@ -1556,6 +1561,12 @@ fn create_tags_outside_launch_needs_our_keys() {
     let report = plant(
         "InterruptionHandlerRole",
         "{Effect: Allow, Action: ec2:CreateTags, Resource: '*', Condition: {'Null': {'ec2:ResourceTag/aws:autoscaling:groupName': 'false'}}}",
+    );
+    assert_reports(&report, "create-tags");
+    // spot alone does not do: the keys must be limited too
+    let report = plant(
+        "InterruptionHandlerRole",
+        "{Effect: Allow, Action: ec2:CreateTags, Resource: '*', Condition: {StringEquals: {'ec2:InstanceMarketType': spot}}}",
     );
     assert_reports(&report, "create-tags");
 }
