@@ -49,7 +49,7 @@ fmt:
 
 ## demo: seed a small fleet in moto and watch it converge.
 demo: venv
-	cargo build --bin spotswap
+	cargo build --workspace --all-targets
 	scripts/with-moto.sh scripts/demo.sh
 
 clean:

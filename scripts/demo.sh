@@ -24,3 +24,9 @@ for cycle in $(seq 1 15); do
 done
 
 "$venv/bin/python" scripts/demo_fleet.py summary "after"
+
+echo; echo "== a spot interruption warning for one of web's spot instances: spotswap handle-event -"
+"$venv/bin/python" scripts/demo_fleet.py warning web \
+  | "$spotswap" handle-event - \
+  | "$venv/bin/python" scripts/demo_fleet.py decisions
+"$venv/bin/python" scripts/demo_fleet.py summary "after the interruption: web still has 4 InService (the group replaced the detached instance at once, on-demand)"

@@ -2,6 +2,8 @@
 
   python scripts/demo_fleet.py seed      three groups: web and api managed, batch unmanaged
   python scripts/demo_fleet.py summary   on-demand / spot per group and the estimated saving
+  python scripts/demo_fleet.py warning G write events/interruption-spot-warning.json about one
+                                          of group G's spot instances to stdout
 
 Talks to AWS_ENDPOINT_URL (moto); never to AWS.
 """
@@ -89,9 +91,42 @@ def summary(title):
     print(f"estimated hourly saving: ${total:.4f}/h (sample on-demand prices; moto's spot price is a constant {MOTO_SPOT_PRICE})")
 
 
+def warning(group):
+    """AWS's sample spot interruption warning, about one InService spot instance of `group`."""
+    g = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]
+    ids = [m["InstanceId"] for m in g["Instances"] if m["LifecycleState"] == "InService"]
+    spot = [
+        i["InstanceId"]
+        for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        for i in r["Instances"]
+        if i.get("InstanceLifecycle") == "spot"
+    ]
+    if not spot:
+        sys.exit(f"{group} has no spot instance to interrupt")
+    event = json.load(open(os.path.join(os.path.dirname(__file__), "..", "events", "interruption-spot-warning.json")))
+    event["detail"]["instance-id"] = sorted(spot)[0]
+    event["region"] = REGION
+    event["resources"] = [f"arn:aws:ec2:{REGION}:123456789012:instance/{sorted(spot)[0]}"]
+    print(json.dumps(event))
+
+
+def decisions():
+    """Print a `spotswap handle-event` report (JSON on stdin) as a table."""
+    r = json.load(sys.stdin)
+    print(f"{'ACTION':<20}{'REASON':<26}{'INSTANCE':<22}{'POOL':<24}OUTCOME")
+    for d in r["decisions"]:
+        outcome = d["outcome"]["outcome"] if isinstance(d["outcome"], dict) else d["outcome"]
+        print(f"{d['action']:<20}{d['reason']:<26}{d.get('instance') or '':<22}{d.get('pool') or '':<24}{outcome}")
+    print(f"replacement requested after {r['calls_before_replacement']} reads")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else "summary"
     if cmd == "seed":
         seed()
+    elif cmd == "warning":
+        warning(sys.argv[2])
+    elif cmd == "decisions":
+        decisions()
     else:
         summary(sys.argv[2] if len(sys.argv) > 2 else "fleet")
