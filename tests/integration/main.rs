@@ -1,3 +1,4 @@
+mod bad_input;
 mod chaos;
 mod crash;
 mod events_out;

@@ -84,14 +84,19 @@ pub async fn take(
     })
 }
 
-/// Candidate groups: tagged `spotswap:enabled=true` in opt-in mode, all groups in opt-out mode.
+/// Candidate groups: those carrying a `spotswap:enabled` tag in opt-in mode, all groups in
+/// opt-out mode.
+///
+/// The opt-in filter is on the key, not on the value `true`: a group tagged `yes` or `TRUE`
+/// must reach [`spotswap_core::policy::is_managed`] and be reported as `InvalidConfig`, not be
+/// passed over without a word.
 pub async fn describe_groups(aws: &Aws, mode: Mode) -> Result<Vec<GroupSnapshot>, AdapterError> {
     let mut req = aws.asg.describe_auto_scaling_groups().max_records(ASG_PAGE);
     if mode == Mode::OptIn {
         req = req.filters(
             aws_sdk_autoscaling::types::Filter::builder()
-                .name(format!("tag:{}", tags::ENABLED))
-                .values("true")
+                .name("tag-key")
+                .values(tags::ENABLED)
                 .build(),
         );
     }

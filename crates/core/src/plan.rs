@@ -252,6 +252,19 @@ pub fn plan_group(
         })
         .map(|(_, i)| *i)
         .collect();
+    if eligible.is_empty() {
+        // Above the floor but every candidate protected: say so, or the group looks stuck
+        // with nothing in the log.
+        let protected = on_demand.iter().any(|(m, i)| {
+            !in_flight.contains(m.id.as_str())
+                && (m.protected_from_scale_in || i.termination_protected == Some(true))
+        });
+        if protected {
+            plan.actions
+                .push(Action::new(ActionKind::Wait, Reason::InstanceProtected, name));
+        }
+        return plan;
+    }
     eligible.sort_by(|a, b| {
         per_az[b.az.as_str()]
             .cmp(&per_az[a.az.as_str()])

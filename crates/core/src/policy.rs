@@ -256,9 +256,11 @@ pub fn required_on_demand(desired: u32, base: u32, percent: u32) -> u32 {
 }
 
 /// Whether a group is managed, from its `spotswap:enabled` tag and the mode.
-/// A value other than `true`/`false` is a configuration error.
+/// A value other than exactly `true`/`false` is a configuration error. No trimming: the IAM
+/// conditions of the template match `true` exactly, so a group we called managed for ` true`
+/// would get launches it could never have attached.
 pub fn is_managed(group_tags: &BTreeMap<String, String>, mode: Mode) -> Result<bool, ConfigError> {
-    match (group_tags.get(tags::ENABLED).map(|v| v.trim()), mode) {
+    match (group_tags.get(tags::ENABLED).map(String::as_str), mode) {
         (Some("true"), _) => Ok(true),
         (Some("false"), _) => Ok(false),
         (None, Mode::OptIn) => Ok(false),
@@ -393,6 +395,13 @@ mod tests {
                 .key(),
             tags::ENABLED
         );
+        // exactly `true`, as the template's IAM conditions require
+        for value in [" true", "TRUE", "true\n"] {
+            assert!(
+                is_managed(&tags(&[(tags::ENABLED, value)]), Mode::OptIn).is_err(),
+                "{value:?}"
+            );
+        }
     }
 
     proptest! {

@@ -133,12 +133,27 @@ pub fn parse_event(raw: &str) -> Result<ParsedEvent, EventError> {
 
 /// Parse an event already read as JSON (what the Lambda runtime hands over).
 pub fn parse_value(value: Value) -> Result<ParsedEvent, EventError> {
+    // serde reads a struct from an array of its fields in order too: without these checks
+    // `"detail":["i-…","terminate"]` would be a spot warning.
+    if !value.is_object() {
+        return Err(EventError::NotAnEvent(not_an_object(
+            &value,
+            "an EventBridge event object",
+        )));
+    }
     let envelope: EventBridgeEvent<Value> =
         serde_json::from_value(value.clone()).map_err(EventError::NotAnEvent)?;
     let malformed = |source| EventError::MalformedDetail {
         detail_type: envelope.detail_type.clone(),
         source,
     };
+    if matches!(
+        envelope.detail_type.as_str(),
+        SPOT_WARNING | REBALANCE_RECOMMENDATION
+    ) && !envelope.detail.is_object()
+    {
+        return Err(malformed(not_an_object(&envelope.detail, "a detail object")));
+    }
     match envelope.detail_type.as_str() {
         SPOT_WARNING => serde_json::from_value(value)
             .map(ParsedEvent::SpotWarning)
@@ -148,6 +163,25 @@ pub fn parse_value(value: Value) -> Result<ParsedEvent, EventError> {
             .map_err(malformed),
         _ => Ok(ParsedEvent::Other(envelope.detail_type)),
     }
+}
+
+/// serde's "invalid type" error for a JSON value that should have been an object.
+fn not_an_object(value: &Value, expected: &'static str) -> serde_json::Error {
+    use serde::de::{Error, Unexpected};
+    let unexpected = match value {
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Unexpected::Unsigned(u),
+            (_, Some(i), _) => Unexpected::Signed(i),
+            (_, _, Some(f)) => Unexpected::Float(f),
+            _ => Unexpected::Other("number"),
+        },
+        Value::String(s) => Unexpected::Str(s),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
+    };
+    serde_json::Error::invalid_type(unexpected, &expected)
 }
 
 /// The instance as its group lists it (`DescribeAutoScalingInstances`).
@@ -335,6 +369,7 @@ pub(crate) mod tests {
             "not json",
             "[]",
             "42",
+            r#"["0","id","EC2 Spot Instance Interruption Warning","aws.ec2",null,null,null,null,{"instance-id":"i-1234567890abcdef0","instance-action":"terminate"}]"#,
             r#"{"detail":{}}"#,
             r#"{"detail-type":"X","source":"y"}"#,
         ] {
@@ -355,6 +390,7 @@ pub(crate) mod tests {
             r#"{"instance-id":"web-1","instance-action":"terminate"}"#,
             r#"{"instance_id":"i-1234567890abcdef0","instance_action":"terminate"}"#,
             r#""terminate""#,
+            r#"["i-1234567890abcdef0","terminate"]"#,
         ] {
             assert!(
                 matches!(
