@@ -227,14 +227,16 @@ impl Env {
 
     /// Delete every group, instance and launch template of the region.
     pub async fn wipe(&self) {
-        let groups = self
-            .asg
-            .describe_auto_scaling_groups()
-            .send()
-            .await
-            .expect("describe groups");
-        for g in groups.auto_scaling_groups() {
-            let name = g.auto_scaling_group_name().unwrap_or_default();
+        // Every page: a test may leave more groups than one page holds (the bad-input corpus
+        // makes ~55), and a leftover managed group would join the next test's cycles.
+        let mut names = Vec::new();
+        let mut pages = self.asg.describe_auto_scaling_groups().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for g in page.expect("describe groups").auto_scaling_groups() {
+                names.push(g.auto_scaling_group_name().unwrap_or_default().to_string());
+            }
+        }
+        for name in names {
             let _ = self
                 .asg
                 .delete_auto_scaling_group()
