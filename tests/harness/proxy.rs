@@ -763,29 +763,10 @@ async fn detach_instances(state: &State, call: &Call, parts: &Parts, body: Bytes
     for (n, id) in ids.iter().enumerate() {
         query.push_str(&format!("&InstanceIds.member.{}={}", n + 1, percent_encode(id)));
     }
-    let mut req = Request::builder()
-        .method(Method::POST)
-        .uri(format!("{}/", state.upstream))
-        .header(
-            header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded; charset=utf-8",
-        );
-    if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
-        req = req.header(header::AUTHORIZATION, auth);
-    }
-    let members = match req.body(Full::new(Bytes::from(query))) {
-        Ok(req) => match state.client.request(req).await {
-            Ok(r) => r
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default(),
-            Err(e) => return bad_gateway(format!("upstream {}: {e}", state.upstream)),
-        },
-        Err(e) => return bad_gateway(format!("building membership request: {e}")),
+    let xml = match ask_upstream(state, parts.headers.get(header::AUTHORIZATION), query).await {
+        Ok(xml) => xml,
+        Err(e) => return bad_gateway(e),
     };
-    let xml = String::from_utf8_lossy(&members).into_owned();
     for id in &ids {
         let listed = xml.split("<member>").any(|m| {
             tag_text(m, "InstanceId") == Some(id.as_str())
@@ -800,6 +781,43 @@ async fn detach_instances(state: &State, call: &Call, parts: &Parts, body: Bytes
         }
     }
     forward(state, parts, body).await
+}
+
+/// Asks moto a Query-protocol question of the proxy's own (`form` is the whole body) and
+/// returns the answer's text when it is a 200. moto picks the region from the SigV4 scope and
+/// ignores the signature, so the client's own Authorization header serves.
+async fn ask_upstream(state: &State, auth: Option<&HeaderValue>, form: String) -> Result<String, String> {
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{}/", state.upstream))
+        .header(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded; charset=utf-8",
+        );
+    if let Some(auth) = auth {
+        req = req.header(header::AUTHORIZATION, auth);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(form)))
+        .map_err(|e| format!("building upstream request: {e}"))?;
+    let response = state
+        .client
+        .request(req)
+        .await
+        .map_err(|e| format!("upstream {}: {e}", state.upstream))?;
+    if response.status() != StatusCode::OK {
+        return Err(format!(
+            "upstream {} answered {}",
+            state.upstream,
+            response.status()
+        ));
+    }
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("reading upstream body: {e}"))?;
+    Ok(String::from_utf8_lossy(&body.to_bytes()).into_owned())
 }
 
 /// Finds the AZ of each subnet by asking moto, so a pool named by subnet can be judged.
@@ -822,35 +840,13 @@ async fn subnet_azs(
             found.insert(subnet, az);
             continue;
         }
-        // moto picks the region from the SigV4 scope and ignores the signature, so the
-        // client's own Authorization header serves.
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{}/", state.upstream))
-            .header(
-                header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded; charset=utf-8",
-            );
-        if let Some(auth) = auth {
-            req = req.header(header::AUTHORIZATION, auth);
-        }
         let body = format!(
             "Action=DescribeSubnets&Version={EC2_API_VERSION}&SubnetId.1={}",
             percent_encode(&subnet)
         );
-        let Ok(req) = req.body(Full::new(Bytes::from(body))) else {
+        let Ok(xml) = ask_upstream(state, auth, body).await else {
             continue;
         };
-        let Ok(response) = state.client.request(req).await else {
-            continue;
-        };
-        if response.status() != StatusCode::OK {
-            continue;
-        }
-        let Ok(body) = response.into_body().collect().await else {
-            continue;
-        };
-        let xml = String::from_utf8_lossy(&body.to_bytes()).into_owned();
         if let Some(az) = tag_text(&xml, "availabilityZone") {
             state
                 .subnet_azs
