@@ -139,9 +139,10 @@ impl Proxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             scenario: Mutex::new(Scenario::default()),
             calls: Mutex::new(BTreeMap::new()),
+            busy: Mutex::new(BTreeMap::new()),
             subnet_azs: Mutex::new(HashMap::new()),
             ids: AtomicU64::new(1),
-            detach: tokio::sync::Mutex::new(()),
+            membership: tokio::sync::Mutex::new(()),
         });
         let server = tokio::spawn(serve(listener, state.clone()));
         Ok(Proxy { addr, state, server })
@@ -241,9 +242,16 @@ impl Proxy {
             .sum()
     }
 
-    /// Forgets all counted calls.
+    /// Wall time spent answering each `"service:Operation"`, faulted calls excluded: where a
+    /// run's time goes, for `make chaos` and `make bench`.
+    pub fn busy(&self) -> BTreeMap<String, Duration> {
+        self.state.busy().clone()
+    }
+
+    /// Forgets all counted calls and their times.
     pub fn reset_calls(&self) {
         self.state.calls().clear();
+        self.state.busy().clear();
     }
 }
 
@@ -270,11 +278,14 @@ struct State {
     client: Client<HttpConnector, Full<Bytes>>,
     scenario: Mutex<Scenario>,
     calls: Mutex<BTreeMap<String, u64>>,
+    /// Wall time spent answering each operation (moto's time, plus the market's rewriting).
+    busy: Mutex<BTreeMap<String, Duration>>,
     /// Keyed by (region, subnet id); subnets never move, so one lookup per subnet is enough.
     subnet_azs: Mutex<HashMap<(String, String), String>>,
     ids: AtomicU64,
-    /// Serializes DetachInstances: membership check and detach as one step, as in AWS.
-    detach: tokio::sync::Mutex<()>,
+    /// Serializes AttachInstances and DetachInstances: membership check and change as one
+    /// step, as in AWS.
+    membership: tokio::sync::Mutex<()>,
 }
 
 impl State {
@@ -285,6 +296,10 @@ impl State {
 
     fn calls(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn busy(&self) -> MutexGuard<'_, BTreeMap<String, Duration>> {
+        self.busy.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn next_id(&self) -> u64 {
@@ -574,6 +589,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         return Ok(reply.map(Full::new));
     }
 
+    let started = std::time::Instant::now();
     let response = match (call.service.as_str(), call.operation.as_str()) {
         ("ec2", "DescribeSpotPriceHistory") if state.scenario().market_only => {
             let xml = scenario_spot_prices(&state.scenario().prices);
@@ -593,9 +609,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         }
         ("ec2", "CreateFleet") => create_fleet(&state, &call, &parts, body).await,
         ("autoscaling", "DetachInstances") => detach_instances(&state, &call, &parts, body).await,
+        ("autoscaling", "AttachInstances") => attach_instances(&state, &call, &parts, body).await,
         ("ec2", "RunInstances") => run_instances(&state, &call, &parts, body).await,
         _ => forward(&state, &parts, body).await,
     };
+    *state.busy().entry(call.key()).or_default() += started.elapsed();
 
     if fault == Some(FaultKind::DropAfterForward) {
         return Err(DropConnection);
@@ -749,21 +767,31 @@ fn xml_escape(s: &str) -> String {
         .replace('\'', "&apos;")
 }
 
+/// The instance ids of an Auto Scaling membership call (`InstanceIds.member.N`).
+fn member_ids(call: &Call) -> Vec<String> {
+    (1..=20)
+        .map_while(|n| call.form.get(&format!("InstanceIds.member.{n}")))
+        .collect()
+}
+
+/// What moto's DescribeAutoScalingInstances says of `ids`: one `<member>` chunk each.
+async fn memberships(state: &State, parts: &Parts, ids: &[String]) -> Result<String, String> {
+    let mut query = String::from("Action=DescribeAutoScalingInstances&Version=2011-01-01");
+    for (n, id) in ids.iter().enumerate() {
+        query.push_str(&format!("&InstanceIds.member.{}={}", n + 1, percent_encode(id)));
+    }
+    ask_upstream(state, parts.headers.get(header::AUTHORIZATION), query).await
+}
+
 /// DetachInstances as AWS does it: every instance must be InService or Standby in the named
 /// group, or the call is a `ValidationError` that changes nothing. moto detaches what it finds
 /// and decrements desired by the number of ids asked for, found or not: two concurrent
 /// detaches of one instance with `ShouldDecrementDesiredCapacity` would take two off.
 async fn detach_instances(state: &State, call: &Call, parts: &Parts, body: Bytes) -> Reply {
-    let _one_at_a_time = state.detach.lock().await;
+    let _one_at_a_time = state.membership.lock().await;
     let group = call.form.get("AutoScalingGroupName").unwrap_or_default();
-    let ids: Vec<String> = (1..=20)
-        .map_while(|n| call.form.get(&format!("InstanceIds.member.{n}")))
-        .collect();
-    let mut query = String::from("Action=DescribeAutoScalingInstances&Version=2011-01-01");
-    for (n, id) in ids.iter().enumerate() {
-        query.push_str(&format!("&InstanceIds.member.{}={}", n + 1, percent_encode(id)));
-    }
-    let xml = match ask_upstream(state, parts.headers.get(header::AUTHORIZATION), query).await {
+    let ids = member_ids(call);
+    let xml = match memberships(state, parts, &ids).await {
         Ok(xml) => xml,
         Err(e) => return bad_gateway(e),
     };
@@ -777,6 +805,55 @@ async fn detach_instances(state: &State, call: &Call, parts: &Parts, body: Bytes
             return errors::validation(
                 state,
                 &format!("The instance {id} is not part of Auto Scaling group {group} or is not InService or Standby."),
+            );
+        }
+    }
+    forward(state, parts, body).await
+}
+
+/// AttachInstances as AWS does it: an instance already in a group, or a desired capacity that
+/// would pass MaxSize, is a `ValidationError` that changes nothing. moto attaches an instance
+/// twice (desired +2, a duplicate member) and ignores MaxSize.
+async fn attach_instances(state: &State, call: &Call, parts: &Parts, body: Bytes) -> Reply {
+    let _one_at_a_time = state.membership.lock().await;
+    let group = call.form.get("AutoScalingGroupName").unwrap_or_default();
+    let ids = member_ids(call);
+    let xml = match memberships(state, parts, &ids).await {
+        Ok(xml) => xml,
+        Err(e) => return bad_gateway(e),
+    };
+    for id in &ids {
+        let member_of = xml
+            .split("<member>")
+            .find(|m| tag_text(m, "InstanceId") == Some(id.as_str()))
+            .and_then(|m| tag_text(m, "AutoScalingGroupName"));
+        if let Some(other) = member_of {
+            return errors::validation(
+                state,
+                &format!("The instance {id} is already part of Auto Scaling group {other}."),
+            );
+        }
+    }
+    let query = format!(
+        "Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1={}",
+        percent_encode(&group)
+    );
+    let xml = match ask_upstream(state, parts.headers.get(header::AUTHORIZATION), query).await {
+        Ok(xml) => xml,
+        Err(e) => return bad_gateway(e),
+    };
+    let number = |tag: &str| tag_text(&xml, tag).and_then(|v| v.parse::<usize>().ok());
+    if let (Some(min), Some(max), Some(desired)) =
+        (number("MinSize"), number("MaxSize"), number("DesiredCapacity"))
+    {
+        if desired + ids.len() > max {
+            return errors::validation(
+                state,
+                &format!(
+                    "AutoScalingGroup {group} has min-size={min}, max-size={max}, and desired-size={desired}. \
+                     To attach {} instance(s), please update the AutoScalingGroup sizes appropriately.",
+                    ids.len()
+                ),
             );
         }
     }

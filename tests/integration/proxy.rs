@@ -586,3 +586,66 @@ async fn calls_are_counted_per_service_and_operation() {
     assert!(proxy.calls().is_empty());
     assert_eq!(proxy.mutating_calls(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_instances_is_refused_as_aws_refuses_it() {
+    use spotswap_tests::fleet::{Env, GroupSpec};
+    // GIVEN two groups behind the proxy (web at desired 1 = max 1, api at desired 1 = max 2)
+    // and one instance in no group
+    let proxy = proxy().await;
+    let env = Env::at(&proxy.url()).await;
+    let web = env
+        .group(&GroupSpec {
+            max: 1,
+            ..GroupSpec::managed("attach-web", 1)
+        })
+        .await;
+    let api = env
+        .group(&GroupSpec {
+            max: 2,
+            ..GroupSpec::managed("attach-api", 1)
+        })
+        .await;
+    let member = env.group_state(&web).await.in_service()[0].clone();
+    let free = env
+        .ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(InstanceType::M5Large)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .expect("run instance")
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let attach = |group: &str, id: &str| {
+        env.asg
+            .attach_instances()
+            .auto_scaling_group_name(group)
+            .instance_ids(id)
+            .send()
+    };
+    let refused = |r: Result<_, SdkError<_, _>>| match r {
+        Err(e) => aws_sdk_autoscaling::error::ProvideErrorMetadata::code(&e)
+            .map(str::to_string)
+            .unwrap_or_default(),
+        Ok(_) => "accepted".into(),
+    };
+
+    // WHEN a member is attached again, to its own group or another
+    // THEN both are a ValidationError and change nothing (moto would add it twice)
+    assert_eq!(refused(attach(&web, &member).await), "ValidationError");
+    assert_eq!(refused(attach(&api, &member).await), "ValidationError");
+    // AND attaching past MaxSize is refused (moto does not enforce it)
+    assert_eq!(refused(attach(&web, &free).await), "ValidationError");
+    let web_state = env.group_state(&web).await;
+    assert_eq!((web_state.desired, web_state.members.len()), (1, 1));
+    // AND a free instance within MaxSize is attached, desired going up by one
+    assert_eq!(refused(attach(&api, &free).await), "accepted");
+    let api_state = env.group_state(&api).await;
+    assert_eq!(api_state.desired, 2);
+    assert!(api_state.members.contains_key(&free));
+}
