@@ -182,7 +182,7 @@ fn interruptions(tags: &BTreeMap<String, String>) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spot_warning_requests_replacement_after_three_calls() {
+async fn spot_warning_requests_replacement_after_two_round_trips() {
     // GIVEN a managed group of 2 on-demand and 1 spot instance, with no lifecycle hook
     let env = Env::new().await;
     let (group, spot) = group_with_spot(&env, GroupSpec::managed("warn", 2), 1).await;
@@ -195,24 +195,27 @@ async fn spot_warning_requests_replacement_after_three_calls() {
     let aws = env.aws();
     let report = handle(&aws, &warning(s)).await;
 
-    // THEN replacement capacity was requested by the 4th call: 3 reads, then DetachInstances
+    // THEN replacement capacity was requested by the 5th call: 4 reads in two round trips
+    // (the instance, then its group, the group's hooks and our launches replacing it at once),
+    // then DetachInstances
     assert_eq!(
         report.calls_before_replacement,
-        Some(3),
+        Some(4),
         "{:?}",
         aws.api_call_log()
     );
     let log = aws.api_call_log();
     assert_eq!(log[0], "ec2:DescribeInstances");
-    let reads: BTreeSet<&str> = log[1..3].iter().map(String::as_str).collect();
+    let reads: BTreeSet<&str> = log[1..4].iter().map(String::as_str).collect();
     assert_eq!(
         reads,
         BTreeSet::from([
             "autoscaling:DescribeAutoScalingGroups",
-            "autoscaling:DescribeLifecycleHooks"
+            "autoscaling:DescribeLifecycleHooks",
+            "ec2:DescribeInstances"
         ])
     );
-    assert_eq!(log[3], "autoscaling:DetachInstances");
+    assert_eq!(log[4], "autoscaling:DetachInstances");
     // AND the instance was detached, tagged, and its pool cooled down; the group kept desired
     // and launched a replacement at once
     assert_eq!(
@@ -274,15 +277,15 @@ async fn spot_warning_with_a_terminating_hook_terminates_through_the_group() {
     let report = handle(&aws, &warning(s)).await;
 
     // THEN the group terminates it without decrementing (so on AWS the hook drains it), after
-    // the same three reads
+    // the same four reads
     assert_eq!(
         report.calls_before_replacement,
-        Some(3),
+        Some(4),
         "{:?}",
         aws.api_call_log()
     );
     assert_eq!(
-        aws.api_call_log()[3],
+        aws.api_call_log()[4],
         "autoscaling:TerminateInstanceInAutoScalingGroup"
     );
     assert_eq!(aws.api_calls().get("autoscaling:DetachInstances"), None);
@@ -823,7 +826,7 @@ async fn bad_input_makes_no_call_and_the_cli_exits_2() {
         String::from_utf8_lossy(&out.stderr)
     );
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
-    assert_eq!(printed["calls_before_replacement"], 3);
+    assert_eq!(printed["calls_before_replacement"], 4);
     assert_eq!(printed["decisions"][0]["action"], "detach");
     let after = env.group_state(&group).await;
     assert!(!after.members.contains_key(&spot[0]));
@@ -869,10 +872,10 @@ async fn interruption_handler_lambda_runs_through_the_runtime_api() {
     // WHEN the same file, about the spot member, is invoked
     let file = scratch(&format!("lambda-{}.json", spot[0]), &warning(&spot[0]));
     let answer = watch.invoke(file.to_str().unwrap()).expect("invoke");
-    // THEN the function detached it after three calls, and the group replaced it
+    // THEN the function detached it after four reads, and the group replaced it
     assert_eq!(answer["decisions"][0]["action"], "detach", "{answer}");
     assert_eq!(answer["decisions"][0]["outcome"]["outcome"], "done", "{answer}");
-    assert_eq!(answer["calls_before_replacement"], 3, "{answer}");
+    assert_eq!(answer["calls_before_replacement"], 4, "{answer}");
     let after = env.group_state(&group).await;
     assert!(!after.members.contains_key(&spot[0]));
     assert_eq!(after.in_service().len(), 3);

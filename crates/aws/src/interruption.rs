@@ -1,12 +1,14 @@
 //! The interruption handler's workflow: one EventBridge event → a small snapshot → the core's
 //! decision → idempotent execution → one log line per decision, EMF, our own events.
 //!
-//! A spot warning gives two minutes, so replacement capacity is requested after three reads:
+//! A spot warning gives two minutes, so replacement capacity is requested after four reads in
+//! two round trips:
 //!
-//! 1. DescribeAutoScalingInstances(instance): its group, pool and lifecycle state;
-//! 2. DescribeAutoScalingGroups(group) and 3. DescribeLifecycleHooks(group), at once: the tags
-//!    (managed? policy), and whether a terminating hook should drain it;
-//! 4. DetachInstances, or TerminateInstanceInAutoScalingGroup when there is a hook.
+//! 1. DescribeInstances(instance): its type, AZ, our tags and `aws:autoscaling:groupName`;
+//! 2. at once: DescribeAutoScalingGroups(group) (membership, tags: managed? policy),
+//!    DescribeLifecycleHooks(group) (should a terminating hook drain it?) and DescribeInstances
+//!    of our launches tagged `spotswap:replaces` = instance (is a swap of it already attached?);
+//! 3. DetachInstances, or TerminateInstanceInAutoScalingGroup when there is a hook.
 //!
 //! Everything else comes after: the `spotswap:detached-at` tag, the group's spot count (a
 //! DescribeInstances of its members) and the records (one CreateOrUpdateTags). Interruptions
@@ -364,9 +366,10 @@ async fn spot_warning(
     Ok(())
 }
 
-/// The three reads before the replacement: the instance as EC2 sees it (its type, AZ, our tags,
-/// and `aws:autoscaling:groupName`, which Auto Scaling puts on its members), then its group and
-/// the group's lifecycle hooks at once. The group's own member list decides membership: an
+/// The reads before the replacement, in two round trips: the instance as EC2 sees it (its
+/// type, AZ, our tags, and `aws:autoscaling:groupName`, which Auto Scaling puts on its
+/// members), then at once its group, the group's lifecycle hooks, and our launches that
+/// replace it (`spotswap:replaces`). The group's own member list decides membership: an
 /// instance it does not list is a duplicate delivery or one we never knew (no mutation follows
 /// either way). Our tags tell a swap's replacement whose original still serves (see
 /// `decide_spot_warning`).
@@ -382,13 +385,16 @@ async fn warning_snapshot(aws: &Aws, id: &str) -> Result<EventSnapshot, AdapterE
             membership: None,
             ec2,
             group: None,
+            replaced_by: Vec::new(),
         });
     };
     let names = [group_name.clone()];
-    let (groups, hook) = tokio::join!(
+    let (groups, hook, replaced_by) = tokio::join!(
         describe_named_groups(aws, &names),
-        has_terminating_hook(aws, &group_name)
+        has_terminating_hook(aws, &group_name),
+        describe_tagged_instances(aws, tags::REPLACES, Some(id))
     );
+    let replaced_by: Vec<Instance> = replaced_by?.into_values().collect();
     let mut group = groups?.into_iter().next();
     if let Some(g) = group.as_mut() {
         g.has_terminating_hook = match hook {
@@ -416,6 +422,7 @@ async fn warning_snapshot(aws: &Aws, id: &str) -> Result<EventSnapshot, AdapterE
         membership,
         ec2,
         group,
+        replaced_by,
     })
 }
 
@@ -507,6 +514,7 @@ async fn rebalance(
             membership: None,
             ec2: describe_any_state(aws, id).await?,
             group: None,
+            replaced_by: Vec::new(),
         },
         Some(m) => {
             let group = describe_named_groups(aws, std::slice::from_ref(&m.group))
@@ -517,6 +525,8 @@ async fn rebalance(
                 membership: Some(m),
                 ec2: None,
                 group,
+                // the swap decision reads every launch of the group itself
+                replaced_by: Vec::new(),
             }
         }
     };

@@ -108,6 +108,10 @@ pub enum Reason {
     /// An interrupted instance was a swap's replacement whose original still serves: our attach
     /// had raised desired by one, so it leaves with the decrement the retire would have made.
     ReplacementInterrupted,
+    /// An interrupted instance was a swap's original whose replacement is already attached:
+    /// the attach raised desired by one, so it leaves with the decrement its retire would have
+    /// made, and the replacement serves in its place.
+    OriginalAlreadyReplaced,
 }
 
 impl Reason {
@@ -162,6 +166,7 @@ impl Reason {
             Self::NotSpot => "NotSpot",
             Self::InstanceProtected => "InstanceProtected",
             Self::ReplacementInterrupted => "ReplacementInterrupted",
+            Self::OriginalAlreadyReplaced => "OriginalAlreadyReplaced",
         }
     }
 }

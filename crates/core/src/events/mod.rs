@@ -209,6 +209,9 @@ pub struct EventSnapshot {
     pub ec2: Option<Instance>,
     /// The group of `membership`, with `has_terminating_hook` read for a spot warning.
     pub group: Option<GroupSnapshot>,
+    /// Our live launches tagged `spotswap:replaces` = the instance: a swap of it in flight.
+    /// Read for a spot warning, with the group.
+    pub replaced_by: Vec<Instance>,
 }
 
 /// An event that passed [`screen`]: the instance is InService in a managed group.

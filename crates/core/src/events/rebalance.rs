@@ -227,6 +227,7 @@ mod tests {
                 lifecycle_state: "InService".into(),
             }),
             ec2: None,
+            replaced_by: Vec::new(),
             group: Some(group),
         };
         (snap, instances)

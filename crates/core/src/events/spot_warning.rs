@@ -2,8 +2,9 @@
 //! record the interruption (pool cooldown, the group's interruption list, shelter).
 //!
 //! The decision comes in two parts because the replacement must wait for nothing it does not
-//! need. [`decide_spot_warning`] needs only the instance's membership, the group's tags and
-//! whether it has a terminating lifecycle hook: three reads. [`decide_records`] needs the
+//! need. [`decide_spot_warning`] needs only the instance's membership, the group's tags,
+//! whether it has a terminating lifecycle hook and our launches replacing it: four reads in two
+//! round trips. [`decide_records`] needs the
 //! group's spot count, which takes a DescribeInstances of the members, so it is read after the
 //! replacement has been requested.
 
@@ -61,6 +62,11 @@ pub const SHELTER_MIN_INTERRUPTIONS: usize = 2;
 /// group stays at the desired capacity the swap began with, and the rebalancer starts the swap
 /// again later, in another pool.
 ///
+/// Its mirror is the same: the interrupted instance is a swap's original and our replacement
+/// for it is already attached (`replaced_by`). It too leaves with `decrement: true` (reason
+/// `OriginalAlreadyReplaced`): the replacement serves in its place, and the group stays at the
+/// desired capacity the swap began with.
+///
 /// The instance action does not change the decision: a stopped or hibernated instance is as
 /// lost to the group as a terminated one.
 pub fn decide_spot_warning(
@@ -76,7 +82,9 @@ pub fn decide_spot_warning(
     };
     let group = target.group.name.as_str();
     let pool = target.membership.pool.clone();
-    let decrement = replaces_a_serving_original(target.group, snap.ec2.as_ref());
+    let interrupted_replacement = replaces_a_serving_original(target.group, snap.ec2.as_ref());
+    let replaced_original = replaced_by_a_serving_launch(target.group, id, &snap.replaced_by);
+    let decrement = interrupted_replacement || replaced_original;
     let replacement = if target.group.has_terminating_hook == Some(true) {
         ActionKind::TerminateInGroup {
             instance: id.to_string(),
@@ -88,8 +96,10 @@ pub fn decide_spot_warning(
             decrement,
         }
     };
-    let reason = if decrement {
+    let reason = if interrupted_replacement {
         Reason::ReplacementInterrupted
+    } else if replaced_original {
+        Reason::OriginalAlreadyReplaced
     } else {
         Reason::SpotInterruptionWarning
     };
@@ -121,6 +131,24 @@ fn replaces_a_serving_original(group: &GroupSnapshot, instance: Option<&crate::m
                 .iter()
                 .any(|m| m.id == original && m.state != crate::model::MemberState::Leaving)
         })
+}
+
+/// True when one of our launches for `group` replacing `instance` is already attached and not
+/// leaving: the swap's attach raised desired by one and its retire, the decrement, is still to
+/// come (found by chaos seed 27).
+fn replaced_by_a_serving_launch(
+    group: &GroupSnapshot,
+    instance: &str,
+    launches: &[crate::model::Instance],
+) -> bool {
+    launches.iter().any(|l| {
+        l.launched_for() == Some(group.name.as_str())
+            && l.replaces() == Some(instance)
+            && group
+                .members
+                .iter()
+                .any(|m| m.id == l.id && m.state != crate::model::MemberState::Leaving)
+    })
 }
 
 /// The second part, once replacement capacity is requested: one record action for the group.
@@ -250,6 +278,7 @@ mod tests {
                 lifecycle_state: lifecycle_state.into(),
             }),
             ec2: None,
+            replaced_by: Vec::new(),
             group: Some(g),
         }
     }
@@ -594,6 +623,60 @@ mod tests {
         snap.group = Some(g);
         let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
         assert_eq!(actions[0].reason, Reason::SpotInterruptionWarning);
+    }
+
+    #[test]
+    fn an_original_interrupted_while_its_replacement_serves_leaves_with_the_decrement() {
+        use crate::candidates::tests::instance;
+        // GIVEN spot O (ID) being swapped: our launch L replacing it is attached (desired raised
+        // to 2) and O's retire has not run (found by chaos seed 27)
+        let mut g = managed();
+        g.desired = 2;
+        let l_id = "i-0000000000000000b";
+        g.members.push(Member {
+            id: l_id.into(),
+            state: MemberState::InService,
+            healthy: true,
+            protected_from_scale_in: false,
+        });
+        let mut l = instance(l_id, "m5a.large", "us-east-1b", Lifecycle::Spot);
+        for (k, v) in [(tags::GROUP, "web"), (tags::REPLACES, ID)] {
+            l.tags.insert(k.into(), v.into());
+        }
+        let mut snap = snapshot(MemberState::InService, "InService", g.clone());
+        snap.replaced_by = vec![l.clone()];
+        // WHEN O gets the warning
+        let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+        // THEN it leaves with the decrement its retire would have made: L serves in its place
+        assert_eq!(
+            actions[0].kind,
+            ActionKind::Detach {
+                instance: ID.into(),
+                decrement: true
+            }
+        );
+        assert_eq!(actions[0].reason, Reason::OriginalAlreadyReplaced);
+        // AND while L is not attached yet (launched, not a member), O is replaced as usual: the
+        // rebalancer ends L once O is gone
+        let mut unattached = g.clone();
+        unattached.members.retain(|m| m.id != l_id);
+        unattached.desired = 1;
+        snap.group = Some(unattached);
+        let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+        assert_eq!(actions[0].reason, Reason::SpotInterruptionWarning);
+        // AND a launch of another group naming O never decrements this one
+        let mut foreign = l;
+        foreign.tags.insert(tags::GROUP.into(), "api".into());
+        snap.group = Some(g);
+        snap.replaced_by = vec![foreign];
+        let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+        assert_eq!(
+            actions[0].kind,
+            ActionKind::Detach {
+                instance: ID.into(),
+                decrement: false
+            }
+        );
     }
 
     #[test]
