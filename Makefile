@@ -38,7 +38,7 @@ test: venv template-check build-debug
 ## chaos: CHAOS_SCHEDULES (default 1000) randomized, seeded fault schedules against moto through the
 ## fault proxy; prints `chaos: N schedules, V invariant violations`. A failure prints its replay command.
 chaos: venv build-debug
-	scripts/with-moto.sh cargo test --workspace --test integration -- --ignored chaos::full --nocapture
+	MOTO_SERVERS=$${MOTO_SERVERS:-2} scripts/with-moto.sh cargo test --workspace --test integration -- --ignored chaos::full --nocapture
 
 lint:
 	cargo fmt --all -- --check

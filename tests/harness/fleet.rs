@@ -13,6 +13,7 @@ use aws_sdk_ec2::types::{
     Filter, LaunchTemplateHttpTokensState, LaunchTemplateInstanceMetadataOptionsRequest,
     RequestLaunchTemplateData,
 };
+use spotswap_aws::cache::MarketCache;
 use spotswap_aws::Aws;
 
 /// Regions handed to tests. `ap-southeast-2` and `ca-central-1` are kept for the proxy's own
@@ -152,6 +153,8 @@ pub struct Env {
     pub asg: aws_sdk_autoscaling::Client,
     /// The endpoint in use.
     pub endpoint: String,
+    /// The region's default subnets, asked once: they never change.
+    subnets: tokio::sync::OnceCell<Vec<(String, String)>>,
 }
 
 /// One group as Auto Scaling shows it.
@@ -207,6 +210,7 @@ impl Env {
             conf,
             lease,
             endpoint: endpoint.to_string(),
+            subnets: tokio::sync::OnceCell::new(),
         };
         env.wipe().await;
         env
@@ -221,8 +225,13 @@ impl Env {
     /// instance-type specs of one warm container shared by the whole test process. moto serves
     /// the same 1,395 types in every region and takes seconds to list them.
     pub fn aws(&self) -> Aws {
-        static SPECS: std::sync::OnceLock<spotswap_aws::cache::MarketCache> = std::sync::OnceLock::new();
-        Aws::from_conf(&self.conf).with_cache(SPECS.get_or_init(Default::default).sharing_specs())
+        self.aws_in(&warm_container())
+    }
+
+    /// An adapter on this region with `cache` as its warm-container cache: several
+    /// invocations that share one (a warm Lambda container) fetch on-demand prices once.
+    pub fn aws_in(&self, cache: &MarketCache) -> Aws {
+        Aws::from_conf(&self.conf).with_cache(cache.clone())
     }
 
     /// Delete every group, instance and launch template of the region.
@@ -272,6 +281,10 @@ impl Env {
 
     /// Default subnets with their AZs, sorted by AZ.
     pub async fn subnets(&self) -> Vec<(String, String)> {
+        self.subnets.get_or_init(|| self.ask_subnets()).await.clone()
+    }
+
+    async fn ask_subnets(&self) -> Vec<(String, String)> {
         let resp = self
             .ec2
             .describe_subnets()
@@ -385,40 +398,54 @@ impl Env {
 
     /// A group's state.
     pub async fn group_state(&self, name: &str) -> GroupState {
+        self.group_states(&[name]).await.remove(0)
+    }
+
+    /// Several groups' states, in the order named, from one call.
+    pub async fn group_states(&self, names: &[&str]) -> Vec<GroupState> {
         let resp = self
             .asg
             .describe_auto_scaling_groups()
-            .auto_scaling_group_names(name)
+            .set_auto_scaling_group_names(Some(names.iter().map(|n| n.to_string()).collect()))
             .send()
             .await
-            .expect("describe group");
-        let g = resp.auto_scaling_groups().first().expect("group exists");
-        GroupState {
-            desired: g.desired_capacity().unwrap_or(0),
-            max: g.max_size().unwrap_or(0),
-            members: g
-                .instances()
-                .iter()
-                .map(|i| {
-                    (
-                        i.instance_id().unwrap_or_default().to_string(),
-                        i.lifecycle_state()
-                            .map(|s| s.as_str().to_string())
-                            .unwrap_or_default(),
-                    )
-                })
-                .collect(),
-            tags: g
-                .tags()
-                .iter()
-                .map(|t| {
-                    (
-                        t.key().unwrap_or_default().to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect(),
-        }
+            .expect("describe groups");
+        names
+            .iter()
+            .map(|name| {
+                let g = resp
+                    .auto_scaling_groups()
+                    .iter()
+                    .find(|g| g.auto_scaling_group_name() == Some(*name))
+                    .unwrap_or_else(|| panic!("group {name} exists"));
+                GroupState {
+                    desired: g.desired_capacity().unwrap_or(0),
+                    max: g.max_size().unwrap_or(0),
+                    members: g
+                        .instances()
+                        .iter()
+                        .map(|i| {
+                            (
+                                i.instance_id().unwrap_or_default().to_string(),
+                                i.lifecycle_state()
+                                    .map(|s| s.as_str().to_string())
+                                    .unwrap_or_default(),
+                            )
+                        })
+                        .collect(),
+                    tags: g
+                        .tags()
+                        .iter()
+                        .map(|t| {
+                            (
+                                t.key().unwrap_or_default().to_string(),
+                                t.value().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
     }
 
     /// Every non-terminated instance of the region.
@@ -486,6 +513,28 @@ impl Env {
             .count();
         (g.in_service().len() - spot, spot)
     }
+}
+
+/// Every moto server `scripts/with-moto.sh` started (`SPOTSWAP_MOTO_URLS`), else the one of
+/// `AWS_ENDPOINT_URL`.
+pub fn moto_endpoints() -> Vec<String> {
+    std::env::var("SPOTSWAP_MOTO_URLS")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter(|u| !u.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| vec![moto_endpoint()])
+}
+
+/// A fresh warm-container cache that shares the process's instance-type specs: moto serves
+/// the same 1,395 types in every region and takes seconds to list them.
+pub fn warm_container() -> MarketCache {
+    static SPECS: OnceLock<MarketCache> = OnceLock::new();
+    SPECS.get_or_init(Default::default).sharing_specs()
 }
 
 /// The sample price file shipped with the repo, for tests that need on-demand prices.

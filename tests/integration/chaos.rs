@@ -29,12 +29,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use spotswap_aws::cache::MarketCache;
 use spotswap_aws::workflow::now;
 use spotswap_aws::{
     handle_event, reap, rebalance, Config, CycleOptions, EventOptions, MutationBudget, Outcome,
 };
 use spotswap_core::tags;
-use spotswap_tests::fleet::{sample_price_file, Env, GroupSpec, GroupState, InstanceState};
+use spotswap_tests::fleet::{
+    moto_endpoint, moto_endpoints, sample_price_file, warm_container, Env, GroupSpec, GroupState,
+    InstanceState,
+};
 use spotswap_tests::proxy::{Fault, FaultKind, Proxy};
 
 /// Seeds that once found a bug; each stays as a regression test in `make test`.
@@ -42,7 +46,13 @@ use spotswap_tests::proxy::{Fault, FaultKind, Proxy};
 /// - 1: a spot replacement interrupted after its attach but before its original's retire was
 ///   detached without decrement, leaving desired one above the user's for good (fixed in
 ///   `decide_spot_warning`: `ReplacementInterrupted`).
-const REGRESSION_SEEDS: &[u64] = &[1];
+/// - 27: the mirror: a swap's original interrupted while its replacement was already attached
+///   (fixed in `decide_spot_warning`: `OriginalAlreadyReplaced`; the handler now reads our
+///   launches replacing the instance with the group).
+/// - 117: two cycles at once attached the same launch twice. AWS refuses an instance that is
+///   already a member; moto attached it again (desired +2, a duplicate member), so the proxy
+///   now answers AttachInstances as AWS does.
+const REGRESSION_SEEDS: &[u64] = &[1, 27, 117];
 
 /// Schedules in the `make test` slice (seeds 1..=N).
 const SLICE: u64 = 12;
@@ -134,6 +144,18 @@ struct Outcomes {
     killed: u32,
     faults: u32,
     swaps_completed: u32,
+    /// Calls and wall time per operation at the proxy, harness reads included.
+    profile: BTreeMap<String, (u64, f64)>,
+}
+
+/// What the harness saw of the region: both groups from one DescribeAutoScalingGroups and the
+/// live instances from one DescribeInstances. The view after a step is the view before the
+/// next, so each step costs the harness two reads.
+#[derive(Clone)]
+struct View {
+    managed: GroupState,
+    unmanaged: GroupState,
+    live: BTreeMap<String, InstanceState>,
 }
 
 struct Schedule {
@@ -141,6 +163,10 @@ struct Schedule {
     rng: Rng,
     env: Env,
     proxy: Proxy,
+    /// One warm container for the schedule's functions: on-demand prices fetched once.
+    cache: MarketCache,
+    subnets: Vec<(String, String)>,
+    view: View,
     managed: String,
     unmanaged: String,
     desired: usize,
@@ -154,9 +180,9 @@ struct Schedule {
 }
 
 impl Schedule {
-    async fn set_up(seed: u64) -> Self {
+    async fn set_up(seed: u64, moto: &str) -> Self {
         let mut rng = Rng::new(seed);
-        let proxy = Proxy::from_env().await.expect("proxy");
+        let proxy = Proxy::start(moto).await.expect("proxy");
         let env = Env::at(&proxy.url()).await;
         let subnets = env.subnets().await;
 
@@ -197,7 +223,16 @@ impl Schedule {
         let unmanaged = env
             .group(&GroupSpec::managed(&format!("chaos-{seed}-other"), 1).unmanaged())
             .await;
-        let unmanaged_before = env.group_state(&unmanaged).await;
+        let [managed_state, unmanaged_before]: [GroupState; 2] = env
+            .group_states(&[&managed, &unmanaged])
+            .await
+            .try_into()
+            .unwrap_or_else(|_| panic!("two groups"));
+        let view = View {
+            managed: managed_state,
+            unmanaged: unmanaged_before.clone(),
+            live: env.live_instances().await,
+        };
         let config = Config {
             price_file: Some(sample_price_file()),
             event_bus: if rng.chance(30) {
@@ -212,6 +247,9 @@ impl Schedule {
             rng,
             env,
             proxy,
+            cache: warm_container(),
+            subnets,
+            view,
             managed,
             unmanaged,
             desired: desired as usize,
@@ -255,6 +293,18 @@ impl Schedule {
         self.proxy.clear_faults();
     }
 
+    async fn look(&self) -> View {
+        let names = [self.managed.as_str(), self.unmanaged.as_str()];
+        let (groups, live) = tokio::join!(self.env.group_states(&names), self.env.live_instances());
+        let [managed, unmanaged]: [GroupState; 2] =
+            groups.try_into().unwrap_or_else(|_| panic!("two groups"));
+        View {
+            managed,
+            unmanaged,
+            live,
+        }
+    }
+
     fn note(&mut self, step: String) {
         let ms = self.clock.elapsed().as_millis();
         self.clock = Instant::now();
@@ -271,7 +321,9 @@ impl Schedule {
             budget,
             ..CycleOptions::default()
         };
-        rebalance(&self.env.aws(), &self.config, opts).await.ok()
+        rebalance(&self.env.aws_in(&self.cache), &self.config, opts)
+            .await
+            .ok()
     }
 
     async fn reaper(&self, budget: Option<MutationBudget>, past: bool) -> Option<spotswap_aws::CycleReport> {
@@ -280,7 +332,7 @@ impl Schedule {
             now: past.then(|| now().plus_minutes(31)),
             ..CycleOptions::default()
         };
-        reap(&self.env.aws(), &self.config, opts).await.ok()
+        reap(&self.env.aws_in(&self.cache), &self.config, opts).await.ok()
     }
 
     async fn event(&self, raw: &str, budget: Option<MutationBudget>) -> Option<spotswap_aws::EventReport> {
@@ -288,17 +340,19 @@ impl Schedule {
             budget,
             ..EventOptions::default()
         };
-        handle_event(&self.env.aws(), &self.config, raw, opts).await.ok()
+        handle_event(&self.env.aws_in(&self.cache), &self.config, raw, opts)
+            .await
+            .ok()
     }
 
-    /// A member of the managed group, spot when `spot`.
-    async fn member(&mut self, spot: bool) -> Option<String> {
-        let g = self.env.group_state(&self.managed).await;
-        let live = self.env.live_instances().await;
-        let ids: Vec<String> = g
+    /// A member of the managed group, spot when `spot`, as last seen.
+    fn member(&mut self, spot: bool) -> Option<String> {
+        let ids: Vec<String> = self
+            .view
+            .managed
             .in_service()
             .into_iter()
-            .filter(|id| live.get(id).is_some_and(|i| i.spot == spot))
+            .filter(|id| self.view.live.get(id).is_some_and(|i| i.spot == spot))
             .collect();
         (!ids.is_empty()).then(|| self.rng.pick(&ids).clone())
     }
@@ -347,8 +401,7 @@ impl Schedule {
     }
 
     async fn run_step(&mut self, step: Step) -> Vec<spotswap_aws::report::ActionReport> {
-        let before = self.env.group_state(&self.managed).await;
-        let live_before = self.env.live_instances().await;
+        let before = self.view.clone();
         // the event's instance is chosen before the faults are armed: the harness's own reads
         // must not be faulted
         let event = match step {
@@ -359,7 +412,7 @@ impl Schedule {
                 } else {
                     "EC2 Instance Rebalance Recommendation"
                 };
-                match self.member(true).await {
+                match self.member(true) {
                     Some(instance) => Some((warning, kind, instance)),
                     None => {
                         self.note(format!("{step:?}: no spot member yet, nothing delivered"));
@@ -423,18 +476,14 @@ impl Schedule {
         }
         self.disarm();
         self.note(format!("{label} -> {}", decisions(&actions)));
-        self.check_step(&before, &live_before, &actions).await;
+        self.check_step(&before, &actions).await;
         actions
     }
 
-    /// Invariants 1, 2 and 4, after every step.
-    async fn check_step(
-        &mut self,
-        before: &GroupState,
-        live_before: &BTreeMap<String, InstanceState>,
-        actions: &[spotswap_aws::report::ActionReport],
-    ) {
-        let g = self.env.group_state(&self.managed).await;
+    /// Invariants 1, 2 and 4, after every step; the view after it becomes the current one.
+    async fn check_step(&mut self, before: &View, actions: &[spotswap_aws::report::ActionReport]) {
+        self.view = self.look().await;
+        let g = self.view.managed.clone();
         if g.in_service().len() < self.desired {
             self.violation(format!(
                 "invariant 1: {} has {} InService, began with desired {}: {:?}",
@@ -448,9 +497,9 @@ impl Schedule {
             if a.action == "retire" && matches!(a.outcome, Outcome::Done(_)) {
                 self.out.swaps_completed += 1;
                 let retired = a.instance.clone().unwrap_or_default();
-                let replaced_in_service = live_before.iter().any(|(id, i)| {
+                let replaced_in_service = before.live.iter().any(|(id, i)| {
                     i.tags.get(tags::REPLACES) == Some(&retired)
-                        && before.members.get(id).map(String::as_str) == Some("InService")
+                        && before.managed.members.get(id).map(String::as_str) == Some("InService")
                 });
                 if !replaced_in_service {
                     self.violation(format!(
@@ -469,8 +518,8 @@ impl Schedule {
                 ));
             }
         }
-        let u = self.env.group_state(&self.unmanaged).await;
-        if u != self.unmanaged_before {
+        let u = &self.view.unmanaged;
+        if *u != self.unmanaged_before {
             self.violation(format!(
                 "invariant 4: unmanaged {} changed: {:?} -> {u:?}",
                 self.unmanaged, self.unmanaged_before
@@ -480,9 +529,9 @@ impl Schedule {
 
     /// Invariant 5 (and the no-extra-launch half of 6), after a fault-free reaper pass past the
     /// orphan age. `settled` adds MaxSize and the group's size (no swap can be in flight).
-    async fn check_clean(&mut self, settled: bool) {
-        let live = self.env.live_instances().await;
-        let g = self.env.group_state(&self.managed).await;
+    fn check_clean(&mut self, settled: bool) {
+        let live = self.view.live.clone();
+        let g = self.view.managed.clone();
         let members: BTreeSet<String> = g
             .members
             .keys()
@@ -544,19 +593,18 @@ impl Schedule {
     /// orphan age, then the end-state checks.
     async fn settle(&mut self) {
         self.proxy.set_no_capacity("*", "*", false);
-        for (_, az) in self.env.subnets().await {
-            self.proxy.set_no_capacity("*", &az, false);
+        for (_, az) in &self.subnets {
+            self.proxy.set_no_capacity("*", az, false);
         }
         let mut quiet = false;
         for _ in 0..8 {
-            let before = self.env.group_state(&self.managed).await;
-            let live_before = self.env.live_instances().await;
+            let before = self.view.clone();
             let Some(r) = self.cycle(None).await else {
                 self.violation("settle: a fault-free cycle failed".into());
                 return;
             };
             self.note(format!("settle cycle -> {}", decisions(&r.actions)));
-            self.check_step(&before, &live_before, &r.actions).await;
+            self.check_step(&before, &r.actions).await;
             if r.mutating_calls() == 0 {
                 quiet = true;
                 break;
@@ -572,7 +620,8 @@ impl Schedule {
         // the pass may have ended a launch and restored MaxSize: one more quiet cycle to finish
         let _ = self.cycle(None).await;
         let _ = self.reaper(None, true).await;
-        self.check_clean(true).await;
+        self.view = self.look().await;
+        self.check_clean(true);
     }
 }
 
@@ -594,8 +643,8 @@ fn decisions(actions: &[spotswap_aws::report::ActionReport]) -> String {
     format!("[{}]", d.join("; "))
 }
 
-async fn run_schedule(seed: u64) -> Outcomes {
-    let mut s = Schedule::set_up(seed).await;
+async fn run_schedule(seed: u64, moto: &str) -> Outcomes {
+    let mut s = Schedule::set_up(seed, moto).await;
     for _ in 0..5 {
         let step = Step::draw(&mut s.rng);
         s.run_step(step).await;
@@ -608,10 +657,15 @@ async fn run_schedule(seed: u64) -> Outcomes {
                 }
             )
         {
-            s.check_clean(false).await;
+            s.check_clean(false);
         }
     }
     s.settle().await;
+    let busy = s.proxy.busy();
+    for (op, n) in s.proxy.calls() {
+        let secs = busy.get(&op).map_or(0.0, |d| d.as_secs_f64());
+        s.out.profile.insert(op, (n, secs));
+    }
     s.out
 }
 
@@ -621,15 +675,17 @@ async fn run_schedules(seeds: Vec<u64>, workers: usize) -> usize {
     let started = Instant::now();
     let seeds = Arc::new(seeds);
     let next = Arc::new(AtomicUsize::new(0));
+    let motos = moto_endpoints();
     let mut tasks = Vec::new();
-    for _ in 0..workers {
+    for w in 0..workers {
         let (seeds, next) = (seeds.clone(), next.clone());
+        let moto = motos[w % motos.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut results = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = seeds.get(i) else { break };
-                let out = run_schedule(seed).await;
+                let out = run_schedule(seed, &moto).await;
                 if !out.violations.is_empty() {
                     eprintln!("chaos: seed {seed} violated an invariant:");
                     for v in &out.violations {
@@ -658,6 +714,20 @@ async fn run_schedules(seeds: Vec<u64>, workers: usize) -> usize {
         all.len(),
         started.elapsed().as_secs_f64()
     );
+    if std::env::var_os("CHAOS_PROFILE").is_some() {
+        let mut profile: BTreeMap<&String, (u64, f64)> = BTreeMap::new();
+        for (op, (n, secs)) in all.iter().flat_map(|(_, o)| &o.profile) {
+            let e = profile.entry(op).or_default();
+            e.0 += n;
+            e.1 += secs;
+        }
+        let mut rows: Vec<_> = profile.into_iter().collect();
+        rows.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+        println!("chaos profile (calls, seconds answering, per operation):");
+        for (op, (n, secs)) in rows {
+            println!("  {op:<52} {n:>7} {secs:>9.1}");
+        }
+    }
     violations
 }
 
@@ -681,13 +751,14 @@ async fn chaos_slice_keeps_the_invariants() {
 }
 
 /// `make chaos`: CHAOS_SCHEDULES (default 1,000) seeds from CHAOS_FIRST_SEED (default 1) on
-/// CHAOS_WORKERS (default 6) concurrent schedules.
+/// CHAOS_WORKERS (default 8) concurrent schedules, spread over every moto server
+/// (`make chaos` starts two: one per core).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "make chaos: 1,000 schedules, about 20 minutes"]
 async fn full() {
     let n = env_u64("CHAOS_SCHEDULES", 1000);
     let first = env_u64("CHAOS_FIRST_SEED", 1);
-    let workers = env_u64("CHAOS_WORKERS", 6) as usize;
+    let workers = env_u64("CHAOS_WORKERS", 8) as usize;
     let violations = run_schedules((first..first + n).collect(), workers).await;
     assert_eq!(violations, 0, "see the seeds and replay commands above");
 }
@@ -697,7 +768,7 @@ async fn full() {
 #[ignore = "run with CHAOS_SEED=<seed> to replay one schedule"]
 async fn replay() {
     let seed = env_u64("CHAOS_SEED", 1);
-    let out = run_schedule(seed).await;
+    let out = run_schedule(seed, &moto_endpoint()).await;
     for (i, s) in out.steps.iter().enumerate() {
         println!("step {}: {s}", i + 1);
     }
