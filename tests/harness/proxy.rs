@@ -255,6 +255,26 @@ impl Proxy {
     }
 }
 
+/// Resets every region of the moto server at `upstream` (`POST /moto-api/reset`). moto keeps
+/// terminated instances for good, so a long run (`make chaos`) resets between batches of
+/// schedules, when none is using the server.
+pub async fn reset_moto(upstream: &str) -> Result<(), String> {
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{upstream}/moto-api/reset"))
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .request(req)
+        .await
+        .map_err(|e| format!("{upstream}: {e}"))?;
+    match response.status() {
+        StatusCode::OK => Ok(()),
+        other => Err(format!("{upstream}/moto-api/reset answered {other}")),
+    }
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.server.abort();

@@ -39,7 +39,7 @@ use spotswap_tests::fleet::{
     moto_endpoint, moto_endpoints, sample_price_file, warm_container, Env, GroupSpec, GroupState,
     InstanceState,
 };
-use spotswap_tests::proxy::{Fault, FaultKind, Proxy};
+use spotswap_tests::proxy::{reset_moto, Fault, FaultKind, Proxy};
 
 /// Seeds that once found a bug; each stays as a regression test in `make test`.
 ///
@@ -53,6 +53,9 @@ use spotswap_tests::proxy::{Fault, FaultKind, Proxy};
 ///   already a member; moto attached it again (desired +2, a duplicate member), so the proxy
 ///   now answers AttachInstances as AWS does.
 const REGRESSION_SEEDS: &[u64] = &[1, 27, 117];
+
+/// Schedules on one moto server between two resets in `make chaos`.
+const RESET_EVERY: usize = 60;
 
 /// Schedules in the `make test` slice (seeds 1..=N).
 const SLICE: u64 = 12;
@@ -669,23 +672,53 @@ async fn run_schedule(seed: u64, moto: &str) -> Outcomes {
     s.out
 }
 
-/// Run `seeds` on `workers` concurrent schedules; print the closing line and every violation
-/// with its replay command. Returns the number of violations.
-async fn run_schedules(seeds: Vec<u64>, workers: usize) -> usize {
+/// A moto server and the gate that lets it be reset between schedules.
+struct Server {
+    url: String,
+    /// Held shared by each schedule on the server, exclusively by a reset.
+    gate: tokio::sync::RwLock<()>,
+    finished: AtomicUsize,
+}
+
+/// Run `seeds` on `workers` concurrent schedules spread over every moto server; print the
+/// closing line and every violation with its replay command. Returns the number of violations.
+///
+/// `reset_every`: moto keeps every terminated instance, and its reads slow down as a region
+/// fills with them, so a long run resets a server after this many schedules on it (the next
+/// schedules wait for the ones in flight to end). `None` for runs that share moto with other
+/// tests (the `make test` slice).
+async fn run_schedules(seeds: Vec<u64>, workers: usize, reset_every: Option<usize>) -> usize {
     let started = Instant::now();
     let seeds = Arc::new(seeds);
     let next = Arc::new(AtomicUsize::new(0));
-    let motos = moto_endpoints();
+    let servers: Vec<Arc<Server>> = moto_endpoints()
+        .into_iter()
+        .map(|url| {
+            Arc::new(Server {
+                url,
+                gate: tokio::sync::RwLock::new(()),
+                finished: AtomicUsize::new(0),
+            })
+        })
+        .collect();
     let mut tasks = Vec::new();
     for w in 0..workers {
         let (seeds, next) = (seeds.clone(), next.clone());
-        let moto = motos[w % motos.len()].clone();
+        let server = servers[w % servers.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut results = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = seeds.get(i) else { break };
-                let out = run_schedule(seed, &moto).await;
+                let out = {
+                    let _shared = server.gate.read().await;
+                    run_schedule(seed, &server.url).await
+                };
+                let finished = server.finished.fetch_add(1, Ordering::Relaxed) + 1;
+                if reset_every.is_some_and(|n| finished % n == 0) {
+                    let _alone = server.gate.write().await;
+                    reset_moto(&server.url).await.expect("moto reset");
+                }
                 if !out.violations.is_empty() {
                     eprintln!("chaos: seed {seed} violated an invariant:");
                     for v in &out.violations {
@@ -745,7 +778,7 @@ async fn chaos_slice_keeps_the_invariants() {
     seeds.sort_unstable();
     seeds.dedup();
     // WHEN each schedule runs
-    let violations = run_schedules(seeds, 3).await;
+    let violations = run_schedules(seeds, 3, None).await;
     // THEN no invariant was violated after any step
     assert_eq!(violations, 0, "see the seeds and replay commands above");
 }
@@ -759,7 +792,7 @@ async fn full() {
     let n = env_u64("CHAOS_SCHEDULES", 1000);
     let first = env_u64("CHAOS_FIRST_SEED", 1);
     let workers = env_u64("CHAOS_WORKERS", 8) as usize;
-    let violations = run_schedules((first..first + n).collect(), workers).await;
+    let violations = run_schedules((first..first + n).collect(), workers, Some(RESET_EVERY)).await;
     assert_eq!(violations, 0, "see the seeds and replay commands above");
 }
 
