@@ -677,7 +677,8 @@ struct Server {
     url: String,
     /// Held shared by each schedule on the server, exclusively by a reset.
     gate: tokio::sync::RwLock<()>,
-    finished: AtomicUsize,
+    /// Schedules finished on the server since its last reset.
+    since_reset: AtomicUsize,
 }
 
 /// Run `seeds` on `workers` concurrent schedules spread over every moto server; print the
@@ -697,7 +698,7 @@ async fn run_schedules(seeds: Vec<u64>, workers: usize, reset_every: Option<usiz
             Arc::new(Server {
                 url,
                 gate: tokio::sync::RwLock::new(()),
-                finished: AtomicUsize::new(0),
+                since_reset: AtomicUsize::new(0),
             })
         })
         .collect();
@@ -714,10 +715,11 @@ async fn run_schedules(seeds: Vec<u64>, workers: usize, reset_every: Option<usiz
                     let _shared = server.gate.read().await;
                     run_schedule(seed, &server.url).await
                 };
-                let finished = server.finished.fetch_add(1, Ordering::Relaxed) + 1;
-                if reset_every.is_some_and(|n| finished % n == 0) {
+                let since_reset = server.since_reset.fetch_add(1, Ordering::Relaxed) + 1;
+                if reset_every.is_some_and(|n| since_reset == n) {
                     let _alone = server.gate.write().await;
                     reset_moto(&server.url).await.expect("moto reset");
+                    server.since_reset.store(0, Ordering::Relaxed);
                 }
                 if !out.violations.is_empty() {
                     eprintln!("chaos: seed {seed} violated an invariant:");
