@@ -787,20 +787,36 @@ fn xml_escape(s: &str) -> String {
         .replace('\'', "&apos;")
 }
 
-/// The instance ids of an Auto Scaling membership call (`InstanceIds.member.N`).
-fn member_ids(call: &Call) -> Vec<String> {
-    (1..=20)
-        .map_while(|n| call.form.get(&format!("InstanceIds.member.{n}")))
-        .collect()
-}
+/// One instance of an Auto Scaling membership call (`InstanceIds.member.N`) and where moto's
+/// DescribeAutoScalingInstances places it: `(group, lifecycle state)`, `None` in no group.
+type Placement = (String, Option<(String, String)>);
 
-/// What moto's DescribeAutoScalingInstances says of `ids`: one `<member>` chunk each.
-async fn memberships(state: &State, parts: &Parts, ids: &[String]) -> Result<String, String> {
+/// The instances named by an AttachInstances or DetachInstances call, each with its placement.
+async fn placements(state: &State, call: &Call, parts: &Parts) -> Result<Vec<Placement>, String> {
+    let ids: Vec<String> = (1..=20)
+        .map_while(|n| call.form.get(&format!("InstanceIds.member.{n}")))
+        .collect();
     let mut query = String::from("Action=DescribeAutoScalingInstances&Version=2011-01-01");
     for (n, id) in ids.iter().enumerate() {
         query.push_str(&format!("&InstanceIds.member.{}={}", n + 1, percent_encode(id)));
     }
-    ask_upstream(state, parts.headers.get(header::AUTHORIZATION), query).await
+    let xml = ask_upstream(state, parts.headers.get(header::AUTHORIZATION), query).await?;
+    Ok(ids
+        .into_iter()
+        .map(|id| {
+            let placed = xml
+                .split("<member>")
+                .find(|m| tag_text(m, "InstanceId") == Some(id.as_str()))
+                .and_then(|m| {
+                    let group = tag_text(m, "AutoScalingGroupName")?.to_string();
+                    Some((
+                        group,
+                        tag_text(m, "LifecycleState").unwrap_or_default().to_string(),
+                    ))
+                });
+            (id, placed)
+        })
+        .collect())
 }
 
 /// DetachInstances as AWS does it: every instance must be InService or Standby in the named
@@ -810,18 +826,15 @@ async fn memberships(state: &State, parts: &Parts, ids: &[String]) -> Result<Str
 async fn detach_instances(state: &State, call: &Call, parts: &Parts, body: Bytes) -> Reply {
     let _one_at_a_time = state.membership.lock().await;
     let group = call.form.get("AutoScalingGroupName").unwrap_or_default();
-    let ids = member_ids(call);
-    let xml = match memberships(state, parts, &ids).await {
-        Ok(xml) => xml,
+    let placements = match placements(state, call, parts).await {
+        Ok(p) => p,
         Err(e) => return bad_gateway(e),
     };
-    for id in &ids {
-        let listed = xml.split("<member>").any(|m| {
-            tag_text(m, "InstanceId") == Some(id.as_str())
-                && tag_text(m, "AutoScalingGroupName") == Some(group.as_str())
-                && matches!(tag_text(m, "LifecycleState"), Some("InService") | Some("Standby"))
-        });
-        if !listed {
+    for (id, placed) in &placements {
+        let detachable = placed
+            .as_ref()
+            .is_some_and(|(g, s)| *g == group && matches!(s.as_str(), "InService" | "Standby"));
+        if !detachable {
             return errors::validation(
                 state,
                 &format!("The instance {id} is not part of Auto Scaling group {group} or is not InService or Standby."),
@@ -837,17 +850,12 @@ async fn detach_instances(state: &State, call: &Call, parts: &Parts, body: Bytes
 async fn attach_instances(state: &State, call: &Call, parts: &Parts, body: Bytes) -> Reply {
     let _one_at_a_time = state.membership.lock().await;
     let group = call.form.get("AutoScalingGroupName").unwrap_or_default();
-    let ids = member_ids(call);
-    let xml = match memberships(state, parts, &ids).await {
-        Ok(xml) => xml,
+    let placements = match placements(state, call, parts).await {
+        Ok(p) => p,
         Err(e) => return bad_gateway(e),
     };
-    for id in &ids {
-        let member_of = xml
-            .split("<member>")
-            .find(|m| tag_text(m, "InstanceId") == Some(id.as_str()))
-            .and_then(|m| tag_text(m, "AutoScalingGroupName"));
-        if let Some(other) = member_of {
+    for (id, placed) in &placements {
+        if let Some((other, _)) = placed {
             return errors::validation(
                 state,
                 &format!("The instance {id} is already part of Auto Scaling group {other}."),
@@ -866,13 +874,13 @@ async fn attach_instances(state: &State, call: &Call, parts: &Parts, body: Bytes
     if let (Some(min), Some(max), Some(desired)) =
         (number("MinSize"), number("MaxSize"), number("DesiredCapacity"))
     {
-        if desired + ids.len() > max {
+        if desired + placements.len() > max {
             return errors::validation(
                 state,
                 &format!(
                     "AutoScalingGroup {group} has min-size={min}, max-size={max}, and desired-size={desired}. \
                      To attach {} instance(s), please update the AutoScalingGroup sizes appropriately.",
-                    ids.len()
+                    placements.len()
                 ),
             );
         }
