@@ -73,14 +73,19 @@ impl GroupPlan {
 }
 
 /// Plan every group of a snapshot.
+///
+/// Our launches are indexed by group once, so a cycle costs O(N log N) over the region's
+/// instances, not O(groups × instances).
 pub fn plan_cycle(snapshot: &RegionSnapshot, settings: &Settings) -> Vec<GroupPlan> {
+    let index = LaunchIndex::new(snapshot.instances.values());
     snapshot
         .groups
         .iter()
         .map(|group| match policy_for(group, settings) {
-            Ok(Some(policy)) => plan_group(
+            Ok(Some(policy)) => plan_group_in(
                 group,
                 &snapshot.instances,
+                index.of(&group.name),
                 &snapshot.market,
                 &policy,
                 snapshot.now,
@@ -112,6 +117,19 @@ enum SwapState {
 pub fn plan_group(
     group: &GroupSnapshot,
     instances: &BTreeMap<String, Instance>,
+    market: &Market,
+    policy: &Policy,
+    now: Timestamp,
+) -> GroupPlan {
+    let index = LaunchIndex::new(instances.values());
+    plan_group_in(group, instances, index.of(&group.name), market, policy, now)
+}
+
+/// [`plan_group`] with the group's launches already indexed.
+fn plan_group_in(
+    group: &GroupSnapshot,
+    instances: &BTreeMap<String, Instance>,
+    launches: &Launches<'_>,
     market: &Market,
     policy: &Policy,
     now: Timestamp,
@@ -150,11 +168,10 @@ pub fn plan_group(
     let at_capacity = in_service >= group.desired;
 
     // --- advance swaps in flight
-    let launches = launches_by_original(group, instances);
     let mut in_flight: BTreeSet<&str> = BTreeSet::new();
     let mut attaches: Vec<Action> = Vec::new();
     let mut counts = PoolCounts::default();
-    for (replaces, ls) in &launches {
+    for (replaces, ls) in launches {
         let (actions, state, kept) = advance_swap(group, replaces, ls, in_service, now);
         for a in actions {
             if matches!(a.kind, ActionKind::Attach { .. }) {
@@ -363,41 +380,59 @@ pub fn launch_tags(group: &GroupSnapshot, replaces: &str, now: Timestamp) -> Vec
     out
 }
 
-/// Our live launches for `group`, by the instance each replaces.
-fn launches_by_original<'a>(
-    group: &GroupSnapshot,
-    instances: &'a BTreeMap<String, Instance>,
-) -> BTreeMap<&'a str, Vec<&'a Instance>> {
-    let mut launches: BTreeMap<&str, Vec<&Instance>> = BTreeMap::new();
-    // A launch the interruption handler detached is dying: it must never be attached again,
-    // nor steer a swap. The reaper ends it.
-    for inst in instances.values() {
-        if inst.launched_for() == Some(group.name.as_str())
-            && inst.is_alive()
-            && inst.tag(tags::DETACHED_AT).is_none()
-        {
-            if let Some(replaces) = inst.replaces() {
-                launches.entry(replaces).or_default().push(inst);
+/// Our live launches of one group, by the instance each replaces.
+pub type Launches<'a> = BTreeMap<&'a str, Vec<&'a Instance>>;
+
+/// Our live launches of every group, indexed once per pass: by group, then by the instance
+/// each replaces.
+///
+/// A launch the interruption handler detached is dying: it must never be attached again, nor
+/// steer a swap, so it is left out. The reaper ends it.
+#[derive(Debug, Default)]
+pub struct LaunchIndex<'a> {
+    by_group: BTreeMap<&'a str, Launches<'a>>,
+    none: Launches<'a>,
+}
+
+impl<'a> LaunchIndex<'a> {
+    /// Index `instances` (any superset of our launches; others are skipped).
+    pub fn new(instances: impl IntoIterator<Item = &'a Instance>) -> Self {
+        let mut by_group: BTreeMap<&str, Launches<'a>> = BTreeMap::new();
+        for inst in instances {
+            let (Some(group), Some(replaces)) = (inst.launched_for(), inst.replaces()) else {
+                continue;
+            };
+            if inst.is_alive() && inst.tag(tags::DETACHED_AT).is_none() {
+                by_group
+                    .entry(group)
+                    .or_default()
+                    .entry(replaces)
+                    .or_default()
+                    .push(inst);
             }
         }
+        Self {
+            by_group,
+            none: Launches::new(),
+        }
     }
-    launches
+
+    /// The launches of `group` (empty when it has none).
+    pub fn of(&self, group: &str) -> &Launches<'a> {
+        self.by_group.get(group).unwrap_or(&self.none)
+    }
 }
 
 /// The swaps of `group` still in flight: the ids of the instances being replaced.
 ///
 /// The one notion of "in flight", shared by the rebalancer and the reaper: a swap is in flight
-/// until the stage machine finds it complete or abandoned. `instances` must hold at least our
-/// launches (the reaper's snapshot holds only those; the originals are read from the group's
-/// members).
-pub fn swaps_in_flight(
-    group: &GroupSnapshot,
-    instances: &BTreeMap<String, Instance>,
-    now: Timestamp,
-) -> BTreeSet<String> {
+/// until the stage machine finds it complete or abandoned. `launches` must come from an index
+/// of at least our launches (the reaper's snapshot holds only those; the originals are read
+/// from the group's members).
+pub fn swaps_in_flight(group: &GroupSnapshot, launches: &Launches<'_>, now: Timestamp) -> BTreeSet<String> {
     let in_service = group.in_service().count() as u32;
-    launches_by_original(group, instances)
-        .into_iter()
+    launches
+        .iter()
         .filter(|(replaces, ls)| advance_swap(group, replaces, ls, in_service, now).1 == SwapState::InFlight)
         .map(|(replaces, _)| replaces.to_string())
         .collect()

@@ -17,7 +17,9 @@ use serde::Serialize;
 
 use crate::action::{Action, ActionKind, Reason, Skip};
 use crate::model::{GroupSnapshot, Instance, InstanceState};
-use crate::plan::{max_raised_from, max_restore, policy_for, swaps_in_flight, Settings};
+use crate::plan::{
+    max_raised_from, max_restore, policy_for, swaps_in_flight, LaunchIndex, Launches, Settings,
+};
 use crate::records::GroupRecords;
 use crate::tags;
 use crate::time::Timestamp;
@@ -71,13 +73,9 @@ pub fn plan_reap(
 
     // A swap whose launch this pass reaps is abandoned: it does not hold MaxSize up.
     let reaped: BTreeSet<String> = plan.terminations().map(str::to_string).collect();
-    let remaining: BTreeMap<String, Instance> = instances
-        .iter()
-        .filter(|(id, _)| !reaped.contains(*id))
-        .map(|(id, i)| (id.clone(), i.clone()))
-        .collect();
+    let index = LaunchIndex::new(instances.values().filter(|i| !reaped.contains(&i.id)));
     for group in groups {
-        group_decisions(group, &remaining, settings, now, &mut plan);
+        group_decisions(group, index.of(&group.name), settings, now, &mut plan);
     }
     plan
 }
@@ -133,7 +131,7 @@ fn instance_decision(inst: &Instance, now: Timestamp, orphan_minutes: u32) -> Op
 /// MaxSize restore and record clean-up for one group.
 fn group_decisions(
     group: &GroupSnapshot,
-    instances: &BTreeMap<String, Instance>,
+    launches: &Launches<'_>,
     settings: &Settings,
     now: Timestamp,
     plan: &mut ReapPlan,
@@ -167,7 +165,7 @@ fn group_decisions(
         if max_raised_from(group).is_none() {
             plan.actions
                 .push(Action::new(ActionKind::Wait, Reason::InvalidConfig, name));
-        } else if let Some(original) = swaps_in_flight(group, instances, now).first() {
+        } else if let Some(original) = swaps_in_flight(group, launches, now).first() {
             plan.actions
                 .push(Action::new(ActionKind::Wait, Reason::SwapInFlight, name).instance(original));
         } else {
