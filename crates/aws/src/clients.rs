@@ -11,6 +11,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::cache::MarketCache;
+use crate::throttle::{ApiLimiter, ApiRates};
 
 /// Most calls kept in the ordered log: one invocation makes a few dozen.
 const CALL_LOG_MAX: usize = 1000;
@@ -85,6 +86,7 @@ pub struct Aws {
     pub(crate) pricing: aws_sdk_pricing::Client,
     pub(crate) calls: CallCounter,
     pub(crate) cache: MarketCache,
+    pub(crate) limiter: ApiLimiter,
     region: String,
 }
 
@@ -125,6 +127,7 @@ impl Aws {
             pricing: aws_sdk_pricing::Client::from_conf(pricing),
             calls,
             cache: MarketCache::default(),
+            limiter: ApiLimiter::default(),
             region: conf.region().map(|r| r.to_string()).unwrap_or_default(),
         }
     }
@@ -134,6 +137,17 @@ impl Aws {
     pub fn with_cache(mut self, cache: MarketCache) -> Self {
         self.cache = cache;
         self
+    }
+
+    /// Pace calls at `rates` (`SPOTSWAP_API_RATES`) instead of the defaults.
+    pub fn with_api_rates(mut self, rates: ApiRates) -> Self {
+        self.limiter = ApiLimiter::new(rates);
+        self
+    }
+
+    /// The client-side rates in force.
+    pub fn api_rates(&self) -> ApiRates {
+        self.limiter.rates()
     }
 
     /// The region the clients talk to.

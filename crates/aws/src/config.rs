@@ -3,6 +3,8 @@
 use serde::Serialize;
 use spotswap_core::{policy::Mode, ConfigError, Policy, Settings};
 
+use crate::throttle::ApiRates;
+
 /// Everything the workflows read from the environment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
@@ -18,6 +20,9 @@ pub struct Config {
     pub price_file: Option<String>,
     /// `SPOTSWAP_MAX_CONCURRENCY`: groups executed at once, default 8.
     pub max_concurrency: usize,
+    /// `SPOTSWAP_API_RATES`: client-side token buckets per API class
+    /// (`launch=2/5,ec2-mutating=5/50,…`), over the defaults of [`ApiRates`].
+    pub api_rates: ApiRates,
 }
 
 impl Default for Config {
@@ -29,6 +34,7 @@ impl Default for Config {
             event_bus: "default".to_string(),
             price_file: None,
             max_concurrency: 8,
+            api_rates: ApiRates::default(),
         }
     }
 }
@@ -78,6 +84,9 @@ impl Config {
         c.price_file = lookup("SPOTSWAP_PRICE_FILE").filter(|v| !v.trim().is_empty());
         if let Some(v) = lookup("SPOTSWAP_MAX_CONCURRENCY") {
             c.max_concurrency = parse_num::<usize>("SPOTSWAP_MAX_CONCURRENCY", &v)?.clamp(1, 64);
+        }
+        if let Some(v) = lookup("SPOTSWAP_API_RATES") {
+            c.api_rates = ApiRates::parse("SPOTSWAP_API_RATES", &v)?;
         }
         Ok(c)
     }

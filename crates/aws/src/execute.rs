@@ -14,6 +14,7 @@ use spotswap_core::records::{cooldown_key, no_capacity_key, NO_CAPACITY_MINUTES}
 use spotswap_core::{tags, Action, ActionKind, LaunchSpec, Timestamp};
 
 use crate::snapshot::describe_tagged_instances;
+use crate::throttle::Paced;
 use crate::{AdapterError, Aws};
 
 /// Error codes meaning "no spot capacity for this request": the on-demand instance stays.
@@ -70,6 +71,7 @@ pub struct Executor {
     now: Timestamp,
     dry_run: bool,
     budget: Option<MutationBudget>,
+    launches_until: Option<std::time::Instant>,
 }
 
 impl Executor {
@@ -80,7 +82,14 @@ impl Executor {
             now,
             dry_run,
             budget,
+            launches_until: None,
         }
+    }
+
+    /// Start no new swap (Launch) after `until`; swaps in flight still advance.
+    pub fn launches_until(mut self, until: Option<std::time::Instant>) -> Self {
+        self.launches_until = until;
+        self
     }
 
     fn spend(&self) -> Result<(), AdapterError> {
@@ -106,6 +115,15 @@ impl Executor {
             }
             if self.dry_run {
                 out.push(Outcome::DryRun);
+                continue;
+            }
+            let late = self
+                .launches_until
+                .is_some_and(|t| std::time::Instant::now() >= t);
+            if late && matches!(a.kind, ActionKind::Launch(_)) {
+                // Checked before each launch, not once per group: the token bucket paces
+                // launches, so a group with many may reach the deadline halfway through.
+                out.push(Outcome::NotAttempted("OutOfTime".into()));
                 continue;
             }
             match self.apply(a).await {
@@ -144,8 +162,8 @@ impl Executor {
                     .auto_scaling_group_name(group)
                     .instance_ids(instance)
                     .send()
-                    .await
-                    .map_err(|e| AdapterError::aws("autoscaling:AttachInstances", e))?;
+                    .paced(&self.aws, "autoscaling:AttachInstances")
+                    .await?;
                 self.tag_instance(instance, tags::ATTACHED_AT, &self.now.to_rfc3339())
                     .await?;
                 Ok(Outcome::Done(None))
@@ -163,8 +181,8 @@ impl Executor {
                     .instance_id(instance)
                     .should_decrement_desired_capacity(true)
                     .send()
-                    .await
-                    .map_err(|e| AdapterError::aws("autoscaling:TerminateInstanceInAutoScalingGroup", e))?;
+                    .paced(&self.aws, "autoscaling:TerminateInstanceInAutoScalingGroup")
+                    .await?;
                 Ok(Outcome::Done(None))
             }
             ActionKind::TerminateLaunch { instance } => {
@@ -187,8 +205,8 @@ impl Executor {
                     .instance_ids(instance)
                     .should_decrement_desired_capacity(*decrement)
                     .send()
-                    .await
-                    .map_err(|e| AdapterError::aws("autoscaling:DetachInstances", e))?;
+                    .paced(&self.aws, "autoscaling:DetachInstances")
+                    .await?;
                 // No activity: the instance had already left the group (a concurrent delivery
                 // detached it first). AWS answers that case with a ValidationError instead,
                 // which the interruption workflow resolves by reading the instance again.
@@ -205,8 +223,8 @@ impl Executor {
                     .instance_id(instance)
                     .should_decrement_desired_capacity(*decrement)
                     .send()
-                    .await
-                    .map_err(|e| AdapterError::aws("autoscaling:TerminateInstanceInAutoScalingGroup", e))?;
+                    .paced(&self.aws, "autoscaling:TerminateInstanceInAutoScalingGroup")
+                    .await?;
                 Ok(Outcome::Done(None))
             }
             ActionKind::TagDetached {
@@ -226,8 +244,8 @@ impl Executor {
                     )
                     .tags(Tag::builder().key(tags::DETACHED_FROM).value(from).build())
                     .send()
-                    .await
-                    .map_err(|e| AdapterError::aws("ec2:CreateTags", e))?;
+                    .paced(&self.aws, "ec2:CreateTags")
+                    .await?;
                 Ok(Outcome::Done(None))
             }
             ActionKind::RecordInterruption {
@@ -324,8 +342,8 @@ impl Executor {
                     .build(),
             )
             .send()
-            .await
-            .map_err(|e| AdapterError::aws("ec2:CreateFleet", e))?;
+            .paced(&self.aws, "ec2:CreateFleet")
+            .await?;
         if let Some(id) = resp.instances().iter().flat_map(|i| i.instance_ids()).next() {
             return Ok(Outcome::Done(Some(id.clone())));
         }
@@ -372,8 +390,8 @@ impl Executor {
             .auto_scaling_group_name(group)
             .max_size(max as i32)
             .send()
-            .await
-            .map_err(|e| AdapterError::aws("autoscaling:UpdateAutoScalingGroup", e))?;
+            .paced(&self.aws, "autoscaling:UpdateAutoScalingGroup")
+            .await?;
         Ok(())
     }
 
@@ -404,8 +422,8 @@ impl Executor {
             .create_or_update_tags()
             .set_tags(Some(tags))
             .send()
-            .await
-            .map_err(|e| AdapterError::aws("autoscaling:CreateOrUpdateTags", e))?;
+            .paced(&self.aws, "autoscaling:CreateOrUpdateTags")
+            .await?;
         Ok(())
     }
 
@@ -430,8 +448,8 @@ impl Executor {
             .delete_tags()
             .set_tags(Some(tags))
             .send()
-            .await
-            .map_err(|e| AdapterError::aws("autoscaling:DeleteTags", e))?;
+            .paced(&self.aws, "autoscaling:DeleteTags")
+            .await?;
         Ok(())
     }
 
@@ -449,8 +467,8 @@ impl Executor {
             .resources(instance)
             .tags(Tag::builder().key(key).value(value).build())
             .send()
-            .await
-            .map_err(|e| AdapterError::aws("ec2:CreateTags", e))?;
+            .paced(&self.aws, "ec2:CreateTags")
+            .await?;
         Ok(())
     }
 
@@ -462,8 +480,8 @@ impl Executor {
             .terminate_instances()
             .instance_ids(instance)
             .send()
-            .await
-            .map_err(|e| AdapterError::aws("ec2:TerminateInstances", e))?;
+            .paced(&self.aws, "ec2:TerminateInstances")
+            .await?;
         Ok(())
     }
 

@@ -44,6 +44,7 @@ use crate::snapshot::{
     describe_instances, describe_named_groups, describe_tagged_instances, instance_from_sdk,
     instance_refresh_in_progress, instance_types, spot_prices, termination_protected,
 };
+use crate::throttle::Paced;
 use crate::workflow::now as wall_clock;
 use crate::{prices, AdapterError, Aws, Config};
 
@@ -617,8 +618,8 @@ async fn describe_membership(aws: &Aws, id: &str) -> Result<Option<Membership>, 
         .describe_auto_scaling_instances()
         .instance_ids(id)
         .send()
-        .await
-        .map_err(|e| AdapterError::aws("autoscaling:DescribeAutoScalingInstances", e))?;
+        .paced(aws, "autoscaling:DescribeAutoScalingInstances")
+        .await?;
     Ok(resp
         .auto_scaling_instances()
         .iter()
@@ -645,8 +646,8 @@ async fn has_terminating_hook(aws: &Aws, group: &str) -> Result<bool, AdapterErr
         .describe_lifecycle_hooks()
         .auto_scaling_group_name(group)
         .send()
-        .await
-        .map_err(|e| AdapterError::aws("autoscaling:DescribeLifecycleHooks", e))?;
+        .paced(aws, "autoscaling:DescribeLifecycleHooks")
+        .await?;
     Ok(resp
         .lifecycle_hooks()
         .iter()
@@ -661,8 +662,8 @@ async fn describe_any_state(aws: &Aws, id: &str) -> Result<Option<Instance>, Ada
         .describe_instances()
         .filters(Filter::builder().name("instance-id").values(id).build())
         .send()
-        .await
-        .map_err(|e| AdapterError::aws("ec2:DescribeInstances", e))?;
+        .paced(aws, "ec2:DescribeInstances")
+        .await?;
     Ok(resp
         .reservations()
         .iter()

@@ -15,6 +15,7 @@
 //! - [`interruption`]: the interruption handler: spot warnings and rebalance recommendations.
 //! - [`lambda`]: the Lambda handlers behind each thin `main.rs`.
 //! - [`report`]: decision log lines, EMF metrics, our events and the summary.
+//! - [`throttle`]: client-side token buckets per API class (`SPOTSWAP_API_RATES`).
 
 pub mod cache;
 pub mod clients;
@@ -27,6 +28,7 @@ mod prices;
 pub mod reaper;
 pub mod report;
 pub mod snapshot;
+pub mod throttle;
 pub mod workflow;
 
 pub use clients::Aws;
@@ -36,4 +38,5 @@ pub use execute::{Executor, MutationBudget, Outcome};
 pub use interruption::{handle_event, EventOptions, EventReport};
 pub use reaper::reap;
 pub use report::CycleReport;
+pub use throttle::{ApiLimiter, ApiRates};
 pub use workflow::{rebalance, CycleOptions};

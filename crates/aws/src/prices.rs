@@ -108,7 +108,11 @@ async fn from_price_list(aws: &Aws) -> Result<BTreeMap<String, f64>, AdapterErro
         .max_results(100)
         .into_paginator()
         .send();
-    while let Some(page) = pages.next().await {
+    loop {
+        aws.limiter.acquire("pricing:GetProducts").await;
+        let Some(page) = pages.next().await else {
+            break;
+        };
         let page = page.map_err(|e| AdapterError::aws("pricing:GetProducts", e))?;
         for item in page.price_list() {
             if let Some((ty, price)) = parse_price_item(item) {

@@ -45,6 +45,7 @@ pub async fn reap(aws: &Aws, config: &Config, opts: CycleOptions) -> Result<Cycl
         groups: Vec::new(),
         api_calls: BTreeMap::new(),
         price_source: None,
+        timings: Default::default(),
         metrics: Vec::new(),
     };
     for s in &plan.skipped {

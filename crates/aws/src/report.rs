@@ -132,9 +132,35 @@ pub struct CycleReport {
     pub api_calls: BTreeMap<String, u64>,
     /// Where on-demand prices came from.
     pub price_source: Option<PriceSource>,
+    /// Where the cycle's time went.
+    pub timings: Timings,
     /// Metrics per group.
     #[serde(skip)]
     pub metrics: Vec<GroupMetrics>,
+}
+
+/// Wall time of each phase of a cycle, milliseconds. Planning is pure computation on one
+/// thread, so its wall time is its CPU time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    /// Reading the region (groups, instances, prices).
+    pub read_ms: f64,
+    /// Planning every group.
+    pub plan_ms: f64,
+    /// The reads only acting groups need (instance refresh, termination protection), and any
+    /// re-plan they cause.
+    pub preflight_ms: f64,
+    /// Executing the actions, token-bucket waits included.
+    pub execute_ms: f64,
+    /// The whole cycle.
+    pub total_ms: f64,
+}
+
+impl Timings {
+    /// Milliseconds since `start`.
+    pub fn since(start: std::time::Instant) -> f64 {
+        start.elapsed().as_secs_f64() * 1e3
+    }
 }
 
 impl CycleReport {

@@ -15,6 +15,7 @@ use spotswap_core::{
 use tracing::{debug, info};
 
 use crate::cache::{Cached, SPECS_TTL};
+use crate::throttle::Paced;
 use crate::{prices, AdapterError, Aws};
 
 /// Pages of the largest size each API allows.
@@ -102,7 +103,11 @@ pub async fn describe_groups(aws: &Aws, mode: Mode) -> Result<Vec<GroupSnapshot>
     }
     let mut out = Vec::new();
     let mut pages = req.into_paginator().send();
-    while let Some(page) = pages.next().await {
+    loop {
+        aws.limiter.acquire("autoscaling:DescribeAutoScalingGroups").await;
+        let Some(page) = pages.next().await else {
+            break;
+        };
         let page = page.map_err(|e| AdapterError::aws("autoscaling:DescribeAutoScalingGroups", e))?;
         out.extend(page.auto_scaling_groups().iter().map(group_from_sdk));
     }
@@ -122,7 +127,11 @@ pub async fn describe_named_groups(aws: &Aws, names: &[String]) -> Result<Vec<Gr
         .max_records(ASG_PAGE)
         .into_paginator()
         .send();
-    while let Some(page) = pages.next().await {
+    loop {
+        aws.limiter.acquire("autoscaling:DescribeAutoScalingGroups").await;
+        let Some(page) = pages.next().await else {
+            break;
+        };
         let page = page.map_err(|e| AdapterError::aws("autoscaling:DescribeAutoScalingGroups", e))?;
         out.extend(page.auto_scaling_groups().iter().map(group_from_sdk));
     }
@@ -210,7 +219,7 @@ pub async fn describe_instances(
     } else {
         req = req.set_instance_ids(Some(ids.to_vec()));
     }
-    collect_instances(req).await
+    collect_instances(aws, req).await
 }
 
 /// Live instances carrying tag `key` (with `value`, when given).
@@ -237,15 +246,20 @@ pub async fn describe_tagged_instances(
                 .build(),
         )
         .max_results(EC2_PAGE);
-    collect_instances(req).await
+    collect_instances(aws, req).await
 }
 
 async fn collect_instances(
+    aws: &Aws,
     req: aws_sdk_ec2::operation::describe_instances::builders::DescribeInstancesFluentBuilder,
 ) -> Result<BTreeMap<String, Instance>, AdapterError> {
     let mut out = BTreeMap::new();
     let mut pages = req.into_paginator().send();
-    while let Some(page) = pages.next().await {
+    loop {
+        aws.limiter.acquire("ec2:DescribeInstances").await;
+        let Some(page) = pages.next().await else {
+            break;
+        };
         let page = page.map_err(|e| AdapterError::aws("ec2:DescribeInstances", e))?;
         for r in page.reservations() {
             for i in r.instances() {
@@ -303,8 +317,8 @@ async fn instance_status(aws: &Aws, ids: &[String]) -> Result<Vec<(String, bool)
             .describe_instance_status()
             .set_instance_ids(Some(chunk.to_vec()))
             .send()
-            .await
-            .map_err(|e| AdapterError::aws("ec2:DescribeInstanceStatus", e))?;
+            .paced(aws, "ec2:DescribeInstanceStatus")
+            .await?;
         for s in resp.instance_statuses() {
             let ok = |x: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
                 x.and_then(|x| x.status())
@@ -344,7 +358,11 @@ pub(crate) async fn spot_prices(
         .max_results(EC2_PAGE)
         .into_paginator()
         .send();
-    while let Some(page) = pages.next().await {
+    loop {
+        aws.limiter.acquire("ec2:DescribeSpotPriceHistory").await;
+        let Some(page) = pages.next().await else {
+            break;
+        };
         let page = page.map_err(|e| AdapterError::aws("ec2:DescribeSpotPriceHistory", e))?;
         for p in page.spot_price_history() {
             let (Some(az), Some(ty), Some(price)) = (
@@ -377,7 +395,11 @@ pub(crate) async fn instance_types(aws: &Aws) -> Result<BTreeMap<String, Instanc
         .max_results(100)
         .into_paginator()
         .send();
-    while let Some(page) = pages.next().await {
+    loop {
+        aws.limiter.acquire("ec2:DescribeInstanceTypes").await;
+        let Some(page) = pages.next().await else {
+            break;
+        };
         let page = page.map_err(|e| AdapterError::aws("ec2:DescribeInstanceTypes", e))?;
         for t in page.instance_types() {
             let Some(name) = t.instance_type().map(|x| x.as_str().to_string()) else {
@@ -434,8 +456,8 @@ pub(crate) async fn instance_refresh_in_progress(aws: &Aws, group: &str) -> Resu
         .auto_scaling_group_name(group)
         .max_records(10)
         .send()
-        .await
-        .map_err(|e| AdapterError::aws("autoscaling:DescribeInstanceRefreshes", e))?;
+        .paced(aws, "autoscaling:DescribeInstanceRefreshes")
+        .await?;
     Ok(resp.instance_refreshes().iter().any(|r| {
         matches!(
             r.status().map(|s| s.as_str()),
@@ -456,8 +478,8 @@ pub(crate) async fn termination_protected(aws: &Aws, id: &str) -> Result<bool, A
         .instance_id(id)
         .attribute(aws_sdk_ec2::types::InstanceAttributeName::DisableApiTermination)
         .send()
-        .await
-        .map_err(|e| AdapterError::aws("ec2:DescribeInstanceAttribute", e))?;
+        .paced(aws, "ec2:DescribeInstanceAttribute")
+        .await?;
     Ok(resp
         .disable_api_termination()
         .and_then(|b| b.value())

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::execute::{Executor, MutationBudget, Outcome};
-use crate::report::{log_skip, publish, ActionReport, CycleReport, GroupSummary, Notification};
+use crate::report::{log_skip, publish, ActionReport, CycleReport, GroupSummary, Notification, Timings};
 use crate::snapshot::{instance_refresh_in_progress, termination_protected};
 use crate::{snapshot, AdapterError, Aws, Config};
 
@@ -21,8 +21,10 @@ use crate::{snapshot, AdapterError, Aws, Config};
 pub struct CycleOptions {
     /// Decide and log, change nothing.
     pub dry_run: bool,
-    /// Stop starting new swaps when less than [`RESERVE`] is left before this instant.
+    /// Stop starting new swaps when less than `reserve` is left before this instant.
     pub deadline: Option<Instant>,
+    /// Time kept back before the deadline; [`RESERVE`] when `None`.
+    pub reserve: Option<Duration>,
     /// At most this many mutating calls.
     pub budget: Option<MutationBudget>,
     /// The time to act at; now when `None`.
@@ -44,14 +46,27 @@ pub fn now() -> Timestamp {
 
 /// Run one rebalancer cycle over the region.
 pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result<CycleReport, AdapterError> {
+    let started = Instant::now();
     let now = opts.now.unwrap_or_else(now);
     let dry_run = opts.dry_run || config.dry_run;
     let mut snap = snapshot::take(aws, &config.settings, config.price_file.as_deref(), now).await?;
+    let mut timings = Timings {
+        read_ms: Timings::since(started),
+        ..Timings::default()
+    };
+    let phase = Instant::now();
     let mut plans = plan_cycle(&snap, &config.settings);
+    timings.plan_ms = Timings::since(phase);
+    let phase = Instant::now();
     preflight(aws, config, &mut snap, &mut plans).await;
+    timings.preflight_ms = Timings::since(phase);
 
-    let executor = Executor::new(aws, now, dry_run, opts.budget.clone());
-    let outcomes = execute_all(&executor, &plans, opts.deadline, config.max_concurrency).await;
+    let reserve = opts.reserve.unwrap_or(RESERVE);
+    let launches_until = opts.deadline.map(|d| d.checked_sub(reserve).unwrap_or(started));
+    let executor = Executor::new(aws, now, dry_run, opts.budget.clone()).launches_until(launches_until);
+    let phase = Instant::now();
+    let outcomes = execute_all(&executor, &plans, config.max_concurrency).await;
+    timings.execute_ms = Timings::since(phase);
 
     let mut report = CycleReport {
         dry_run,
@@ -60,6 +75,7 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
         groups: Vec::new(),
         api_calls: BTreeMap::new(),
         price_source: Some(snap.market.price_source),
+        timings,
         metrics: Vec::new(),
     };
     let mut notes = Vec::new();
@@ -119,8 +135,14 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
         publish(aws, &config.event_bus, &notes).await;
     }
     report.api_calls = aws.api_calls();
+    report.timings.total_ms = Timings::since(started);
     info!(
         groups = report.groups.len(),
+        read_ms = report.timings.read_ms,
+        plan_ms = report.timings.plan_ms,
+        preflight_ms = report.timings.preflight_ms,
+        execute_ms = report.timings.execute_ms,
+        total_ms = report.timings.total_ms,
         actions = report.actions.len(),
         skipped = report.skipped.len(),
         mutating_calls = report.mutating_calls(),
@@ -212,12 +234,7 @@ async fn preflight(aws: &Aws, config: &Config, snap: &mut RegionSnapshot, plans:
 }
 
 /// Execute every group's actions, a bounded number of groups at once.
-async fn execute_all(
-    executor: &Executor,
-    plans: &[GroupPlan],
-    deadline: Option<Instant>,
-    concurrency: usize,
-) -> Vec<Vec<Outcome>> {
+async fn execute_all(executor: &Executor, plans: &[GroupPlan], concurrency: usize) -> Vec<Vec<Outcome>> {
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for (idx, plan) in plans.iter().enumerate() {
@@ -226,24 +243,7 @@ async fn execute_all(
         let sem = sem.clone();
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let late = deadline.is_some_and(|d| d.saturating_duration_since(Instant::now()) < RESERVE);
-            if late {
-                // Out of time: advance swaps in flight, start none.
-                let (starts, rest): (Vec<_>, Vec<_>) = actions
-                    .iter()
-                    .enumerate()
-                    .partition(|(_, a)| matches!(a.kind, ActionKind::Launch(_)));
-                let rest_actions: Vec<_> = rest.iter().map(|(_, a)| (*a).clone()).collect();
-                let mut done = executor.run_group(&rest_actions).await.into_iter();
-                let mut out = vec![Outcome::NotAttempted("OutOfTime".into()); actions.len()];
-                for (i, _) in rest {
-                    out[i] = done.next().unwrap_or(Outcome::NotAttempted("OutOfTime".into()));
-                }
-                drop(starts);
-                (idx, out)
-            } else {
-                (idx, executor.run_group(&actions).await)
-            }
+            (idx, executor.run_group(&actions).await)
         });
     }
     let mut out = vec![Vec::new(); plans.len()];

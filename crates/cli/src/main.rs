@@ -8,8 +8,10 @@
 //! run (AWS unreachable, bad environment); 2 bad input.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use spotswap_aws::workflow::RESERVE;
 use spotswap_aws::{
     handle_event, reap, rebalance, AdapterError, Aws, Config, CycleOptions, CycleReport, EventOptions,
 };
@@ -43,6 +45,10 @@ enum Command {
         /// Decide and print, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Behave as a Lambda invocation with this many seconds to run: start no new swap when
+        /// less than a reserve (15 s, or a twentieth of the limit when shorter) is left.
+        #[arg(long, value_name = "SECS")]
+        time_limit: Option<f64>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -87,20 +93,52 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let aws = Aws::from_env(cli.region.clone()).await;
+    let aws = Aws::from_env(cli.region.clone())
+        .await
+        .with_api_rates(config.api_rates);
     match cli.command {
-        Command::Rebalance { dry_run, output } => run_cycle(&aws, &config, dry_run, output).await,
-        Command::Plan { output } => run_cycle(&aws, &config, true, output).await,
+        Command::Rebalance {
+            dry_run,
+            time_limit,
+            output,
+        } => {
+            let opts = match time_limit.map(limit_options).transpose() {
+                Ok(o) => o.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("spotswap: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            run_cycle(&aws, &config, CycleOptions { dry_run, ..opts }, output).await
+        }
+        Command::Plan { output } => {
+            let opts = CycleOptions {
+                dry_run: true,
+                ..CycleOptions::default()
+            };
+            run_cycle(&aws, &config, opts, output).await
+        }
         Command::Reap { dry_run, output } => run_reap(&aws, &config, dry_run, output).await,
         Command::HandleEvent { file, dry_run } => run_handle_event(&aws, &config, &file, dry_run).await,
     }
 }
 
-async fn run_cycle(aws: &Aws, config: &Config, dry_run: bool, output: Output) -> ExitCode {
-    let opts = CycleOptions {
-        dry_run,
+/// The deadline and reserve of `--time-limit SECS`.
+fn limit_options(secs: f64) -> Result<CycleOptions, String> {
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "--time-limit {secs}: expected seconds between 0 and 86400"
+        ));
+    }
+    let limit = Duration::from_secs_f64(secs);
+    Ok(CycleOptions {
+        deadline: Some(Instant::now() + limit),
+        reserve: Some(RESERVE.min(limit / 20)),
         ..CycleOptions::default()
-    };
+    })
+}
+
+async fn run_cycle(aws: &Aws, config: &Config, opts: CycleOptions, output: Output) -> ExitCode {
     match rebalance(aws, config, opts).await {
         Ok(report) => {
             print_report(&report, output);

@@ -2,6 +2,10 @@
 //! `EC2 Instance Rebalance Recommendation`. The workflow lives in `spotswap-aws`; this file
 //! only wires it up.
 
+// The handler's future nests the SDK's request futures deeply (each call paced by a token
+// bucket adds a level); computing its layout needs more than the default 128.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use spotswap_aws::{lambda, Aws, Config};
 
@@ -9,7 +13,7 @@ use spotswap_aws::{lambda, Aws, Config};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = Aws::from_env(None).await;
+    let aws = Aws::from_env(None).await.with_api_rates(config.api_rates);
     lambda::log_config(&config);
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         lambda::interruption_handler(&aws, &config, event)

@@ -9,7 +9,7 @@ use spotswap_aws::{lambda, Aws, Config};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
-    let aws = Aws::from_env(None).await;
+    let aws = Aws::from_env(None).await.with_api_rates(config.api_rates);
     lambda::log_config(&config);
     run(service_fn(
         |event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| lambda::orphan_reaper(&aws, &config, event),
