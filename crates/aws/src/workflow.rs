@@ -172,65 +172,112 @@ fn enrich_prices(snap: &RegionSnapshot, a: &mut spotswap_core::Action) {
 /// Before launching in a group, read what the snapshot could not afford to read for every
 /// group: whether an instance refresh runs, and each chosen original's termination protection.
 /// Re-plan the group when either changes the picture.
+///
+/// The reads of all acting groups run concurrently (`max_concurrency` groups at once, paced by
+/// the token buckets): at 1,000 acting groups, one at a time would spend the cycle waiting on
+/// round trips.
 async fn preflight(aws: &Aws, config: &Config, snap: &mut RegionSnapshot, plans: &mut [GroupPlan]) {
-    for plan in plans.iter_mut() {
-        for _round in 0..3 {
-            let launches: Vec<String> = plan
+    for _round in 0..3 {
+        // What each acting group still needs to know.
+        let mut wanted: Vec<(usize, Option<String>, Vec<String>)> = Vec::new();
+        for (pi, plan) in plans.iter().enumerate() {
+            let Some(group) = snap.groups.iter().find(|g| g.name == plan.group) else {
+                continue;
+            };
+            let ids: Vec<String> = plan
                 .actions
                 .iter()
                 .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
                 .filter_map(|a| a.instance.clone())
+                .filter(|id| {
+                    snap.instances
+                        .get(id)
+                        .is_some_and(|i| i.termination_protected.is_none())
+                })
                 .collect();
-            if launches.is_empty() {
-                break;
+            let refresh = group
+                .instance_refresh_in_progress
+                .is_none()
+                .then(|| plan.group.clone());
+            if (refresh.is_some() && has_launch(plan)) || !ids.is_empty() {
+                wanted.push((pi, refresh, ids));
             }
-            let Some(gi) = snap.groups.iter().position(|g| g.name == plan.group) else {
-                break;
-            };
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let sem = Arc::new(Semaphore::new(config.max_concurrency.max(1)));
+        let mut set = tokio::task::JoinSet::new();
+        for (pi, refresh, ids) in wanted {
+            let aws = aws.clone();
+            let sem = sem.clone();
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let refresh = match refresh {
+                    Some(group) => Some(match instance_refresh_in_progress(&aws, &group).await {
+                        Ok(v) => v,
+                        Err(e) => {
+                            // AWS answers this for every group; a failure here is a fault or a
+                            // missing permission. Not knowing must not stop every swap, so it
+                            // is logged and treated as "no refresh".
+                            warn!(reason = "InstanceRefreshUnknown", group = %group, error = %e, "instance refresh state unknown; proceeding");
+                            false
+                        }
+                    }),
+                    None => None,
+                };
+                let mut protected = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let p = match termination_protected(&aws, &id).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            // Unknown protection: do not touch this instance this cycle.
+                            warn!(reason = "TerminationProtectionUnknown", instance = %id, error = %e, "skipping instance");
+                            true
+                        }
+                    };
+                    protected.push((id, p));
+                }
+                (pi, refresh, protected)
+            });
+        }
+        let mut changed_plans = Vec::new();
+        while let Some(Ok((pi, refresh, protected))) = set.join_next().await {
             let mut changed = false;
-            if snap.groups[gi].instance_refresh_in_progress.is_none() {
-                let found = match instance_refresh_in_progress(aws, &plan.group).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        // AWS answers this for every group; a failure here is a fault or a
-                        // missing permission. Not knowing must not stop every swap, so it is
-                        // logged and treated as "no refresh".
-                        warn!(reason = "InstanceRefreshUnknown", group = %plan.group, error = %e, "instance refresh state unknown; proceeding");
-                        false
-                    }
-                };
-                snap.groups[gi].instance_refresh_in_progress = Some(found);
-                changed |= found;
-            }
-            for id in &launches {
-                let Some(inst) = snap.instances.get_mut(id) else {
-                    continue;
-                };
-                if inst.termination_protected.is_some() {
-                    continue;
-                }
-                match termination_protected(aws, id).await {
-                    Ok(p) => {
-                        inst.termination_protected = Some(p);
-                        changed |= p;
-                    }
-                    Err(e) => {
-                        // Unknown protection: do not touch this instance this cycle.
-                        warn!(reason = "TerminationProtectionUnknown", group = %plan.group, instance = %id, error = %e, "skipping instance");
-                        inst.termination_protected = Some(true);
-                        changed = true;
-                    }
+            if let Some(gi) = snap.groups.iter().position(|g| g.name == plans[pi].group) {
+                if let Some(found) = refresh {
+                    snap.groups[gi].instance_refresh_in_progress = Some(found);
+                    changed |= found;
                 }
             }
-            if !changed {
-                break;
+            for (id, p) in protected {
+                if let Some(inst) = snap.instances.get_mut(&id) {
+                    inst.termination_protected = Some(p);
+                    changed |= p;
+                }
             }
-            let group = &snap.groups[gi];
+            if changed {
+                changed_plans.push(pi);
+            }
+        }
+        if changed_plans.is_empty() {
+            return;
+        }
+        for pi in changed_plans {
+            let Some(group) = snap.groups.iter().find(|g| g.name == plans[pi].group) else {
+                continue;
+            };
             if let Ok(Some(policy)) = policy_for(group, &config.settings) {
-                *plan = plan_group(group, &snap.instances, &snap.market, &policy, snap.now);
+                plans[pi] = plan_group(group, &snap.instances, &snap.market, &policy, snap.now);
             }
         }
     }
+}
+
+fn has_launch(plan: &GroupPlan) -> bool {
+    plan.actions
+        .iter()
+        .any(|a| matches!(a.kind, ActionKind::Launch(_)))
 }
 
 /// Execute every group's actions, a bounded number of groups at once.
