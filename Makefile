@@ -4,7 +4,7 @@ VENV  ?= $(CURDIR)/.venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv build-debug test unit integration lint fmt clippy demo clean template-check build chaos
+.PHONY: all venv build-debug test unit integration lint fmt clippy demo clean template-check build chaos bench
 
 all: test
 
@@ -39,6 +39,13 @@ test: venv template-check build-debug
 ## fault proxy; prints `chaos: N schedules, V invariant violations`. A failure prints its replay command.
 chaos: venv build-debug
 	MOTO_SERVERS=$${MOTO_SERVERS:-2} scripts/with-moto.sh cargo test --workspace --test integration -- --ignored chaos::full --nocapture
+
+## bench: API economy, swap throughput and footprint at 1,000 groups / 20,000 instances, from
+## release binaries (one release build: fat LTO, ~15 min on 2 cores). Writes bench/results.md.
+## BENCH_RUNS (default 5) runs per figure; the table gives medians.
+bench: venv
+	cargo build --release --workspace --bins
+	$(PY) bench/run.py --bin-dir target/release --runs $${BENCH_RUNS:-5} --out bench/results.md
 
 lint:
 	cargo fmt --all -- --check

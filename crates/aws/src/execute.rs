@@ -1,6 +1,7 @@
 //! Apply planned actions, idempotently. Each step is safe to repeat and safe to stop after:
 //! the state it leaves is in tags, and the next cycle's plan picks up from there.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use aws_sdk_ec2::types::{
 };
 use serde::Serialize;
 use spotswap_core::records::{cooldown_key, no_capacity_key, NO_CAPACITY_MINUTES};
-use spotswap_core::{tags, Action, ActionKind, LaunchSpec, Timestamp};
+use spotswap_core::{tags, Action, ActionKind, Instance, LaunchSpec, Timestamp};
 
 use crate::snapshot::describe_tagged_instances;
 use crate::throttle::Paced;
@@ -72,6 +73,7 @@ pub struct Executor {
     dry_run: bool,
     budget: Option<MutationBudget>,
     launches_until: Option<std::time::Instant>,
+    known_launches: Option<Arc<BTreeMap<String, Vec<Instance>>>>,
 }
 
 impl Executor {
@@ -83,7 +85,15 @@ impl Executor {
             dry_run,
             budget,
             launches_until: None,
+            known_launches: None,
         }
+    }
+
+    /// Our launches by the original they replace, read for a whole cycle just before it
+    /// executes ([`crate::snapshot::launches_replacing`]). Without it, each launch reads its own.
+    pub fn known_launches(mut self, known: Option<BTreeMap<String, Vec<Instance>>>) -> Self {
+        self.known_launches = known.map(Arc::new);
+        self
     }
 
     /// Start no new swap (Launch) after `until`; swaps in flight still advance.
@@ -277,12 +287,19 @@ impl Executor {
     }
 
     /// CreateFleet instant with the group's own launch template. Looks first for a launch
-    /// already tagged `spotswap:replaces=<id>`: a client token only dedupes retries of one
-    /// request, the tag catches a concurrent or repeated cycle.
+    /// already tagged `spotswap:replaces=<id>` (in the cycle's batch read when there is one):
+    /// a client token only dedupes retries within its window, the tag catches a concurrent or
+    /// repeated cycle.
     async fn launch(&self, group: &str, spec: &LaunchSpec) -> Result<Outcome, AdapterError> {
-        let existing = describe_tagged_instances(&self.aws, tags::REPLACES, Some(&spec.replaces)).await?;
+        let existing: Vec<Instance> = match &self.known_launches {
+            Some(known) => known.get(&spec.replaces).cloned().unwrap_or_default(),
+            None => describe_tagged_instances(&self.aws, tags::REPLACES, &[spec.replaces.as_str()])
+                .await?
+                .into_values()
+                .collect(),
+        };
         if let Some(id) = existing
-            .values()
+            .iter()
             // A detached (interrupted) launch is dying: it does not count as the replacement.
             .find(|i| i.launched_for() == Some(group) && i.tag(tags::DETACHED_AT).is_none())
             .map(|i| i.id.clone())

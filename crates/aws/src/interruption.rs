@@ -390,10 +390,11 @@ async fn warning_snapshot(aws: &Aws, id: &str) -> Result<EventSnapshot, AdapterE
         });
     };
     let names = [group_name.clone()];
+    let replaces = [id];
     let (groups, hook, replaced_by) = tokio::join!(
         describe_named_groups(aws, &names),
         has_terminating_hook(aws, &group_name),
-        describe_tagged_instances(aws, tags::REPLACES, Some(id))
+        describe_tagged_instances(aws, tags::REPLACES, &replaces)
     );
     let replaced_by: Vec<Instance> = replaced_by?.into_values().collect();
     let mut group = groups?.into_iter().next();
@@ -541,9 +542,10 @@ async fn rebalance(
     let name = group.name.clone();
     let members: Vec<String> = group.members.iter().map(|m| m.id.clone()).collect();
     let azs: BTreeSet<String> = group.availability_zones.iter().cloned().collect();
+    let group_tag = [name.as_str()];
     let (mut instances, ours, specs, od, spot, refresh, protected) = tokio::try_join!(
         describe_instances(aws, &members),
-        describe_tagged_instances(aws, tags::GROUP, Some(&name)),
+        describe_tagged_instances(aws, tags::GROUP, &group_tag),
         instance_types(aws),
         async { Ok(prices::on_demand_prices(aws, config.price_file.as_deref()).await) },
         spot_prices(aws, now, &azs),

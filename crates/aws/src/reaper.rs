@@ -24,8 +24,8 @@ pub async fn reap(aws: &Aws, config: &Config, opts: CycleOptions) -> Result<Cycl
     // Instances first, groups second: a launch the rebalancer attaches between the two reads
     // shows up as a member, never as an orphan.
     let (mut instances, detached) = tokio::try_join!(
-        describe_tagged_instances(aws, tags::GROUP, None),
-        describe_tagged_instances(aws, tags::DETACHED_AT, None),
+        describe_tagged_instances(aws, tags::GROUP, &[]),
+        describe_tagged_instances(aws, tags::DETACHED_AT, &[]),
     )?;
     instances.extend(detached);
     let groups = describe_groups(aws, Mode::OptOut).await?;

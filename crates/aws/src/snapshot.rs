@@ -222,15 +222,20 @@ pub async fn describe_instances(
     collect_instances(aws, req).await
 }
 
-/// Live instances carrying tag `key` (with `value`, when given).
+/// Live instances carrying tag `key` (with one of `values`, when any is given: at most 200,
+/// EC2's limit of values per filter).
 pub async fn describe_tagged_instances(
     aws: &Aws,
     key: &str,
-    value: Option<&str>,
+    values: &[&str],
 ) -> Result<BTreeMap<String, Instance>, AdapterError> {
-    let tag_filter = match value {
-        Some(v) => Filter::builder().name(format!("tag:{key}")).values(v).build(),
-        None => Filter::builder().name("tag-key").values(key).build(),
+    let tag_filter = if values.is_empty() {
+        Filter::builder().name("tag-key").values(key).build()
+    } else {
+        Filter::builder()
+            .name(format!("tag:{key}"))
+            .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
+            .build()
     };
     let req = aws
         .ec2
@@ -247,6 +252,27 @@ pub async fn describe_tagged_instances(
         )
         .max_results(EC2_PAGE);
     collect_instances(aws, req).await
+}
+
+/// Our live launches replacing any of `originals`, by the original they replace: one read per
+/// 200 originals, for a whole cycle's launches at once.
+pub async fn launches_replacing(
+    aws: &Aws,
+    originals: &[String],
+) -> Result<BTreeMap<String, Vec<Instance>>, AdapterError> {
+    let mut out: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+    for chunk in originals.chunks(200) {
+        let values: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        for inst in describe_tagged_instances(aws, tags::REPLACES, &values)
+            .await?
+            .into_values()
+        {
+            if let Some(replaces) = inst.replaces() {
+                out.entry(replaces.to_string()).or_default().push(inst);
+            }
+        }
+    }
+    Ok(out)
 }
 
 async fn collect_instances(

@@ -63,7 +63,14 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
 
     let reserve = opts.reserve.unwrap_or(RESERVE);
     let launches_until = opts.deadline.map(|d| d.checked_sub(reserve).unwrap_or(started));
-    let executor = Executor::new(aws, now, dry_run, opts.budget.clone()).launches_until(launches_until);
+    let known = if dry_run {
+        None
+    } else {
+        known_launches(aws, &plans).await
+    };
+    let executor = Executor::new(aws, now, dry_run, opts.budget.clone())
+        .launches_until(launches_until)
+        .known_launches(known);
     let phase = Instant::now();
     let outcomes = execute_all(&executor, &plans, config.max_concurrency).await;
     timings.execute_ms = Timings::since(phase);
@@ -270,6 +277,31 @@ async fn preflight(aws: &Aws, config: &Config, snap: &mut RegionSnapshot, plans:
             if let Ok(Some(policy)) = policy_for(group, &config.settings) {
                 plans[pi] = plan_group(group, &snap.instances, &snap.market, &policy, snap.now);
             }
+        }
+    }
+}
+
+/// One batched read, just before executing, of our launches replacing any original this cycle
+/// is about to replace: a cycle that ran since the snapshot may have launched one. `None` (each
+/// launch then reads its own) when there is nothing to launch or the read fails.
+async fn known_launches(
+    aws: &Aws,
+    plans: &[GroupPlan],
+) -> Option<BTreeMap<String, Vec<spotswap_core::Instance>>> {
+    let originals: Vec<String> = plans
+        .iter()
+        .flat_map(|p| &p.actions)
+        .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
+        .filter_map(|a| a.instance.clone())
+        .collect();
+    if originals.is_empty() {
+        return None;
+    }
+    match snapshot::launches_replacing(aws, &originals).await {
+        Ok(known) => Some(known),
+        Err(e) => {
+            warn!(reason = "LaunchLookupFailed", error = %e, "batched launch look-up failed; each launch reads its own");
+            None
         }
     }
 }
