@@ -325,9 +325,12 @@ pub(crate) fn instance_from_sdk(i: &aws_sdk_ec2::types::Instance) -> Option<Inst
         launch_time: Timestamp::from_unix(i.launch_time().map(|t| t.secs()).unwrap_or(0)),
         status_ok: None,
         termination_protected: None,
+        // Only our own tags: nothing else on an instance steers a decision, and a fleet's cost
+        // allocation tags would otherwise be most of the snapshot's memory at 20,000 instances.
         tags: i
             .tags()
             .iter()
+            .filter(|t| t.key().is_some_and(|k| k.starts_with(tags::PREFIX)))
             .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
             .collect(),
         architecture: i.architecture().map(|a| a.as_str().to_string()),

@@ -82,7 +82,9 @@ enum Command {
     },
 }
 
-#[tokio::main]
+// One thread: the work is waiting on AWS, a 128 MB Lambda has a fraction of a vCPU, and one
+// malloc arena instead of one per worker keeps peak RSS down (72 -> 54 MiB at 20,000 instances).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();

@@ -86,7 +86,7 @@ pub struct Instance {
     pub status_ok: Option<bool>,
     /// `DisableApiTermination`, when it was read.
     pub termination_protected: Option<bool>,
-    /// All tags.
+    /// The instance's `spotswap:` tags (the adapter reads no others).
     pub tags: BTreeMap<String, String>,
     /// CPU architecture the instance runs (`x86_64`, `arm64`), from its AMI.
     pub architecture: Option<String>,

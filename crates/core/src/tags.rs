@@ -1,5 +1,7 @@
 //! Tag keys: the FIXED names of DESIGN.md §3, in one place.
 
+/// The prefix of every spotswap tag key.
+pub const PREFIX: &str = "spotswap:";
 /// Group opt-in (`true`) or, in opt-out mode, opt-out (`false`).
 pub const ENABLED: &str = "spotswap:enabled";
 /// On-demand instances kept first.

