@@ -341,7 +341,7 @@ def write_results(path: Path, m: dict, crit: dict, rep: dict, sw: dict | None, f
     w(f"| wall, whole process | {fmt(med('steady', 'wall_s'), 2)} s | {fmt(med('busy', 'wall_s'), 2)} s |")
     w(f"| CPU, whole process (user + system) | {fmt(med('steady', 'cpu_s'), 2)} s | {fmt(med('busy', 'cpu_s'), 2)} s |")
     for key, label in (("read_ms", "read phase"), ("plan_ms", "planning (pure CPU)"),
-                       ("preflight_ms", "preflight reads (acting groups)"), ("execute_ms", "execute (dry run)"),
+                       ("execute_ms", "act: preflight reads of acting groups + actions (dry run)"),
                        ("total_ms", "cycle total")):
         w(f"| {label} | {fmt(medt('steady', key))} ms | {fmt(medt('busy', key))} ms |")
     for sc in ("steady", "busy"):

@@ -90,7 +90,8 @@ impl Executor {
     }
 
     /// Our launches by the original they replace, read for a whole cycle just before it
-    /// executes ([`crate::snapshot::launches_replacing`]). Without it, each launch reads its own.
+    /// executes ([`crate::snapshot::launches_replacing`]). A launch whose original is not a key
+    /// (or every launch, without it) reads its own.
     pub fn known_launches(mut self, known: Option<BTreeMap<String, Vec<Instance>>>) -> Self {
         self.known_launches = known.map(Arc::new);
         self
@@ -291,8 +292,14 @@ impl Executor {
     /// a client token only dedupes retries within its window, the tag catches a concurrent or
     /// repeated cycle.
     async fn launch(&self, group: &str, spec: &LaunchSpec) -> Result<Outcome, AdapterError> {
-        let existing: Vec<Instance> = match &self.known_launches {
-            Some(known) => known.get(&spec.replaces).cloned().unwrap_or_default(),
+        // An original the batch did not ask about (a group re-planned after its preflight) is
+        // looked up on its own.
+        let batched = self
+            .known_launches
+            .as_ref()
+            .and_then(|known| known.get(&spec.replaces).cloned());
+        let existing: Vec<Instance> = match batched {
+            Some(found) => found,
             None => describe_tagged_instances(&self.aws, tags::REPLACES, &[spec.replaces.as_str()])
                 .await?
                 .into_values()
@@ -500,6 +507,11 @@ impl Executor {
             .paced(&self.aws, "ec2:TerminateInstances")
             .await?;
         Ok(())
+    }
+
+    /// The clients this executor acts through.
+    pub fn aws(&self) -> &Aws {
+        &self.aws
     }
 
     /// The time this executor acts at.

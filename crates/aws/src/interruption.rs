@@ -379,7 +379,7 @@ async fn warning_snapshot(aws: &Aws, id: &str) -> Result<EventSnapshot, AdapterE
     let Some(group_name) = ec2
         .as_ref()
         .filter(|i| i.state != spotswap_core::InstanceState::Gone)
-        .and_then(|i| i.tag(ASG_NAME_TAG))
+        .and_then(|i| i.tag(tags::AWS_ASG_NAME))
         .map(str::to_string)
     else {
         return Ok(EventSnapshot {
@@ -427,9 +427,6 @@ async fn warning_snapshot(aws: &Aws, id: &str) -> Result<EventSnapshot, AdapterE
         replaced_by,
     })
 }
-
-/// The tag Auto Scaling puts on every member.
-const ASG_NAME_TAG: &str = "aws:autoscaling:groupName";
 
 /// Write the records from a fresh read of the group; read them back after [`RECORD_SETTLE`];
 /// merge and rewrite when a concurrent writer dropped this interruption. Returns the last

@@ -150,7 +150,8 @@ pub struct Timings {
     /// The reads only acting groups need (instance refresh, termination protection), and any
     /// re-plan they cause.
     pub preflight_ms: f64,
-    /// Executing the actions, token-bucket waits included.
+    /// Acting on the groups: each acting group's preflight reads (instance refresh,
+    /// termination protection) and its actions, groups overlapped, token-bucket waits included.
     pub execute_ms: f64,
     /// The whole cycle.
     pub total_ms: f64,

@@ -254,13 +254,15 @@ pub async fn describe_tagged_instances(
     collect_instances(aws, req).await
 }
 
-/// Our live launches replacing any of `originals`, by the original they replace: one read per
-/// 200 originals, for a whole cycle's launches at once.
+/// Our live launches replacing any of `originals`, by the original they replace (every
+/// original asked about has an entry, empty when nothing replaces it): one read per 200
+/// originals, for a whole cycle's launches at once.
 pub async fn launches_replacing(
     aws: &Aws,
     originals: &[String],
 ) -> Result<BTreeMap<String, Vec<Instance>>, AdapterError> {
-    let mut out: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+    let mut out: BTreeMap<String, Vec<Instance>> =
+        originals.iter().map(|o| (o.clone(), Vec::new())).collect();
     for chunk in originals.chunks(200) {
         let values: Vec<&str> = chunk.iter().map(String::as_str).collect();
         for inst in describe_tagged_instances(aws, tags::REPLACES, &values)
@@ -325,12 +327,15 @@ pub(crate) fn instance_from_sdk(i: &aws_sdk_ec2::types::Instance) -> Option<Inst
         launch_time: Timestamp::from_unix(i.launch_time().map(|t| t.secs()).unwrap_or(0)),
         status_ok: None,
         termination_protected: None,
-        // Only our own tags: nothing else on an instance steers a decision, and a fleet's cost
+        // Only the tags a decision reads, ours and Auto Scaling's group name: a fleet's cost
         // allocation tags would otherwise be most of the snapshot's memory at 20,000 instances.
         tags: i
             .tags()
             .iter()
-            .filter(|t| t.key().is_some_and(|k| k.starts_with(tags::PREFIX)))
+            .filter(|t| {
+                t.key()
+                    .is_some_and(|k| k.starts_with(tags::PREFIX) || k == tags::AWS_ASG_NAME)
+            })
             .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
             .collect(),
         architecture: i.architecture().map(|a| a.as_str().to_string()),

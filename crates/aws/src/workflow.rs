@@ -6,7 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spotswap_core::metrics::GroupMetrics;
 use spotswap_core::{
-    plan::policy_for, plan_cycle, plan_group, ActionKind, GroupPlan, RegionSnapshot, Timestamp,
+    plan::policy_for, plan_cycle, plan_group, ActionKind, GroupPlan, GroupSnapshot, Instance, RegionSnapshot,
+    Settings, Timestamp,
 };
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -49,17 +50,14 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
     let started = Instant::now();
     let now = opts.now.unwrap_or_else(now);
     let dry_run = opts.dry_run || config.dry_run;
-    let mut snap = snapshot::take(aws, &config.settings, config.price_file.as_deref(), now).await?;
+    let snap = snapshot::take(aws, &config.settings, config.price_file.as_deref(), now).await?;
     let mut timings = Timings {
         read_ms: Timings::since(started),
         ..Timings::default()
     };
     let phase = Instant::now();
-    let mut plans = plan_cycle(&snap, &config.settings);
+    let plans = plan_cycle(&snap, &config.settings);
     timings.plan_ms = Timings::since(phase);
-    let phase = Instant::now();
-    preflight(aws, config, &mut snap, &mut plans).await;
-    timings.preflight_ms = Timings::since(phase);
 
     let reserve = opts.reserve.unwrap_or(RESERVE);
     let launches_until = opts.deadline.map(|d| d.checked_sub(reserve).unwrap_or(started));
@@ -72,8 +70,10 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
         .launches_until(launches_until)
         .known_launches(known);
     let phase = Instant::now();
-    let outcomes = execute_all(&executor, &plans, config.max_concurrency).await;
+    let snap = Arc::new(snap);
+    let acted = act_all(&executor, config, &snap, plans).await;
     timings.execute_ms = Timings::since(phase);
+    let (plans, outcomes): (Vec<GroupPlan>, Vec<Vec<Outcome>>) = acted.into_iter().unzip();
 
     let mut report = CycleReport {
         dry_run,
@@ -147,7 +147,6 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
         groups = report.groups.len(),
         read_ms = report.timings.read_ms,
         plan_ms = report.timings.plan_ms,
-        preflight_ms = report.timings.preflight_ms,
         execute_ms = report.timings.execute_ms,
         total_ms = report.timings.total_ms,
         actions = report.actions.len(),
@@ -176,109 +175,142 @@ fn enrich_prices(snap: &RegionSnapshot, a: &mut spotswap_core::Action) {
     }
 }
 
+/// Act on every group, a bounded number at once: each group's preflight reads, then its
+/// actions ([`act_group`]). Results in plan order.
+async fn act_all(
+    executor: &Executor,
+    config: &Config,
+    snap: &Arc<RegionSnapshot>,
+    plans: Vec<GroupPlan>,
+) -> Vec<(GroupPlan, Vec<Outcome>)> {
+    let sem = Arc::new(Semaphore::new(config.max_concurrency.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    let n = plans.len();
+    let mut out: Vec<Option<(GroupPlan, Vec<Outcome>)>> = Vec::with_capacity(n);
+    for (idx, plan) in plans.into_iter().enumerate() {
+        out.push(None);
+        let executor = executor.clone();
+        let settings = config.settings.clone();
+        let snap = snap.clone();
+        let sem = sem.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let plan = preflight(&executor, &settings, &snap, plan).await;
+            let outcomes = executor.run_group(&plan.actions).await;
+            (idx, plan, outcomes)
+        });
+    }
+    while let Some(res) = set.join_next().await {
+        if let Ok((idx, plan, outcomes)) = res {
+            out[idx] = Some((plan, outcomes));
+        }
+    }
+    out.into_iter().flatten().collect()
+}
+
 /// Before launching in a group, read what the snapshot could not afford to read for every
 /// group: whether an instance refresh runs, and each chosen original's termination protection.
 /// Re-plan the group when either changes the picture.
 ///
-/// The reads of all acting groups run concurrently (`max_concurrency` groups at once, paced by
-/// the token buckets): at 1,000 acting groups, one at a time would spend the cycle waiting on
-/// round trips.
-async fn preflight(aws: &Aws, config: &Config, snap: &mut RegionSnapshot, plans: &mut [GroupPlan]) {
+/// Runs inside the group's own task, so one group's reads overlap other groups' launches: at
+/// 600 acting groups a separate preflight phase held every launch back by about 25 s of
+/// Describe calls at EC2's rates.
+async fn preflight(
+    executor: &Executor,
+    settings: &Settings,
+    snap: &RegionSnapshot,
+    mut plan: GroupPlan,
+) -> GroupPlan {
+    let aws = executor.aws();
+    let Some(shared) = snap.groups.iter().find(|g| g.name == plan.group) else {
+        return plan;
+    };
+    // Copies of the group and its instances, made on the first change (rare: a refresh running
+    // or a protected original), so the common case shares the snapshot.
+    let mut local: Option<(GroupSnapshot, BTreeMap<String, Instance>)> = None;
     for _round in 0..3 {
-        // What each acting group still needs to know.
-        let mut wanted: Vec<(usize, Option<String>, Vec<String>)> = Vec::new();
-        for (pi, plan) in plans.iter().enumerate() {
-            let Some(group) = snap.groups.iter().find(|g| g.name == plan.group) else {
-                continue;
+        let (group, instances) = match &local {
+            Some((g, i)) => (g, i),
+            None => (shared, &snap.instances),
+        };
+        let ids: Vec<String> = plan
+            .actions
+            .iter()
+            .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
+            .filter_map(|a| a.instance.clone())
+            .filter(|id| {
+                instances
+                    .get(id)
+                    .is_some_and(|i| i.termination_protected.is_none())
+            })
+            .collect();
+        let refresh_unknown = group.instance_refresh_in_progress.is_none() && has_launch(&plan);
+        if !refresh_unknown && ids.is_empty() {
+            break;
+        }
+        let refresh = if refresh_unknown {
+            Some(match instance_refresh_in_progress(aws, &plan.group).await {
+                Ok(v) => v,
+                Err(e) => {
+                    // AWS answers this for every group; a failure here is a fault or a missing
+                    // permission. Not knowing must not stop every swap, so it is logged and
+                    // treated as "no refresh".
+                    warn!(reason = "InstanceRefreshUnknown", group = %plan.group, error = %e, "instance refresh state unknown; proceeding");
+                    false
+                }
+            })
+        } else {
+            None
+        };
+        let mut protected = Vec::with_capacity(ids.len());
+        for id in ids {
+            let p = match termination_protected(aws, &id).await {
+                Ok(p) => p,
+                Err(e) => {
+                    // Unknown protection: do not touch this instance this cycle.
+                    warn!(reason = "TerminationProtectionUnknown", group = %plan.group, instance = %id, error = %e, "skipping instance");
+                    true
+                }
             };
-            let ids: Vec<String> = plan
-                .actions
-                .iter()
-                .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
-                .filter_map(|a| a.instance.clone())
-                .filter(|id| {
-                    snap.instances
-                        .get(id)
-                        .is_some_and(|i| i.termination_protected.is_none())
-                })
-                .collect();
-            let refresh = group
-                .instance_refresh_in_progress
-                .is_none()
-                .then(|| plan.group.clone());
-            if (refresh.is_some() && has_launch(plan)) || !ids.is_empty() {
-                wanted.push((pi, refresh, ids));
+            protected.push((id, p));
+        }
+        let changed = refresh == Some(true) || protected.iter().any(|(_, p)| *p);
+        let (group, instances) = local.get_or_insert_with(|| group_copy(shared, &snap.instances));
+        if let Some(found) = refresh {
+            group.instance_refresh_in_progress = Some(found);
+        }
+        for (id, p) in protected {
+            if let Some(inst) = instances.get_mut(&id) {
+                inst.termination_protected = Some(p);
             }
         }
-        if wanted.is_empty() {
-            return;
+        if !changed {
+            break;
         }
-        let sem = Arc::new(Semaphore::new(config.max_concurrency.max(1)));
-        let mut set = tokio::task::JoinSet::new();
-        for (pi, refresh, ids) in wanted {
-            let aws = aws.clone();
-            let sem = sem.clone();
-            set.spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                let refresh = match refresh {
-                    Some(group) => Some(match instance_refresh_in_progress(&aws, &group).await {
-                        Ok(v) => v,
-                        Err(e) => {
-                            // AWS answers this for every group; a failure here is a fault or a
-                            // missing permission. Not knowing must not stop every swap, so it
-                            // is logged and treated as "no refresh".
-                            warn!(reason = "InstanceRefreshUnknown", group = %group, error = %e, "instance refresh state unknown; proceeding");
-                            false
-                        }
-                    }),
-                    None => None,
-                };
-                let mut protected = Vec::with_capacity(ids.len());
-                for id in ids {
-                    let p = match termination_protected(&aws, &id).await {
-                        Ok(p) => p,
-                        Err(e) => {
-                            // Unknown protection: do not touch this instance this cycle.
-                            warn!(reason = "TerminationProtectionUnknown", instance = %id, error = %e, "skipping instance");
-                            true
-                        }
-                    };
-                    protected.push((id, p));
-                }
-                (pi, refresh, protected)
-            });
-        }
-        let mut changed_plans = Vec::new();
-        while let Some(Ok((pi, refresh, protected))) = set.join_next().await {
-            let mut changed = false;
-            if let Some(gi) = snap.groups.iter().position(|g| g.name == plans[pi].group) {
-                if let Some(found) = refresh {
-                    snap.groups[gi].instance_refresh_in_progress = Some(found);
-                    changed |= found;
-                }
-            }
-            for (id, p) in protected {
-                if let Some(inst) = snap.instances.get_mut(&id) {
-                    inst.termination_protected = Some(p);
-                    changed |= p;
-                }
-            }
-            if changed {
-                changed_plans.push(pi);
-            }
-        }
-        if changed_plans.is_empty() {
-            return;
-        }
-        for pi in changed_plans {
-            let Some(group) = snap.groups.iter().find(|g| g.name == plans[pi].group) else {
-                continue;
-            };
-            if let Ok(Some(policy)) = policy_for(group, &config.settings) {
-                plans[pi] = plan_group(group, &snap.instances, &snap.market, &policy, snap.now);
-            }
+        if let Ok(Some(policy)) = policy_for(group, settings) {
+            plan = plan_group(group, instances, &snap.market, &policy, snap.now);
         }
     }
+    plan
+}
+
+/// The group and the instances its plan reads: its members and our launches for it.
+fn group_copy(
+    group: &GroupSnapshot,
+    all: &BTreeMap<String, Instance>,
+) -> (GroupSnapshot, BTreeMap<String, Instance>) {
+    let mut instances: BTreeMap<String, Instance> = group
+        .members
+        .iter()
+        .filter_map(|m| all.get(&m.id).map(|i| (m.id.clone(), i.clone())))
+        .collect();
+    for i in all
+        .values()
+        .filter(|i| i.launched_for() == Some(group.name.as_str()))
+    {
+        instances.insert(i.id.clone(), i.clone());
+    }
+    (group.clone(), instances)
 }
 
 /// One batched read, just before executing, of our launches replacing any original this cycle
@@ -310,26 +342,4 @@ fn has_launch(plan: &GroupPlan) -> bool {
     plan.actions
         .iter()
         .any(|a| matches!(a.kind, ActionKind::Launch(_)))
-}
-
-/// Execute every group's actions, a bounded number of groups at once.
-async fn execute_all(executor: &Executor, plans: &[GroupPlan], concurrency: usize) -> Vec<Vec<Outcome>> {
-    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut set = tokio::task::JoinSet::new();
-    for (idx, plan) in plans.iter().enumerate() {
-        let actions = plan.actions.clone();
-        let executor = executor.clone();
-        let sem = sem.clone();
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            (idx, executor.run_group(&actions).await)
-        });
-    }
-    let mut out = vec![Vec::new(); plans.len()];
-    while let Some(res) = set.join_next().await {
-        if let Ok((idx, outcomes)) = res {
-            out[idx] = outcomes;
-        }
-    }
-    out
 }

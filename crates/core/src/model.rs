@@ -86,7 +86,8 @@ pub struct Instance {
     pub status_ok: Option<bool>,
     /// `DisableApiTermination`, when it was read.
     pub termination_protected: Option<bool>,
-    /// The instance's `spotswap:` tags (the adapter reads no others).
+    /// The instance's `spotswap:` tags and `aws:autoscaling:groupName` (the adapter reads no
+    /// others).
     pub tags: BTreeMap<String, String>,
     /// CPU architecture the instance runs (`x86_64`, `arm64`), from its AMI.
     pub architecture: Option<String>,
