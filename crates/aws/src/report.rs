@@ -147,9 +147,6 @@ pub struct Timings {
     pub read_ms: f64,
     /// Planning every group.
     pub plan_ms: f64,
-    /// The reads only acting groups need (instance refresh, termination protection), and any
-    /// re-plan they cause.
-    pub preflight_ms: f64,
     /// Acting on the groups: each acting group's preflight reads (instance refresh,
     /// termination protection) and its actions, groups overlapped, token-bucket waits included.
     pub execute_ms: f64,
