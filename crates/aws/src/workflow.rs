@@ -274,7 +274,10 @@ async fn preflight(
             };
             protected.push((id, p));
         }
-        let changed = refresh == Some(true) || protected.iter().any(|(_, p)| *p);
+        // Nothing found: the plan stands, and no copy is needed (only a re-plan reads them).
+        if refresh != Some(true) && !protected.iter().any(|(_, p)| *p) {
+            break;
+        }
         let (group, instances) = local.get_or_insert_with(|| group_copy(shared, &snap.instances));
         if let Some(found) = refresh {
             group.instance_refresh_in_progress = Some(found);
@@ -283,9 +286,6 @@ async fn preflight(
             if let Some(inst) = instances.get_mut(&id) {
                 inst.termination_protected = Some(p);
             }
-        }
-        if !changed {
-            break;
         }
         if let Ok(Some(policy)) = policy_for(group, settings) {
             plan = plan_group(group, instances, &snap.market, &policy, snap.now);
