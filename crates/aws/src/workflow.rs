@@ -9,7 +9,6 @@ use spotswap_core::{
     plan::policy_for, plan_cycle, plan_group, ActionKind, GroupPlan, GroupSnapshot, Instance, RegionSnapshot,
     Settings, Timestamp,
 };
-use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::execute::{Executor, MutationBudget, Outcome};
@@ -175,32 +174,44 @@ fn enrich_prices(snap: &RegionSnapshot, a: &mut spotswap_core::Action) {
     }
 }
 
-/// Act on every group, a bounded number at once: each group's preflight reads, then its
-/// actions ([`act_group`]). Results in plan order.
+/// Act on every group with something to do, at most `max_concurrency` at once: each group's
+/// preflight reads, then its actions. Results in plan order.
+///
+/// A group's task is spawned only when a slot is free, and a group with no action gets none:
+/// each task holds the SDK's call futures (kilobytes each), so spawning one per group up front
+/// held 17 MB at 1,000 idle groups.
 async fn act_all(
     executor: &Executor,
     config: &Config,
     snap: &Arc<RegionSnapshot>,
     plans: Vec<GroupPlan>,
 ) -> Vec<(GroupPlan, Vec<Outcome>)> {
-    let sem = Arc::new(Semaphore::new(config.max_concurrency.max(1)));
+    let limit = config.max_concurrency.max(1);
     let mut set = tokio::task::JoinSet::new();
-    let n = plans.len();
-    let mut out: Vec<Option<(GroupPlan, Vec<Outcome>)>> = Vec::with_capacity(n);
-    for (idx, plan) in plans.into_iter().enumerate() {
-        out.push(None);
-        let executor = executor.clone();
-        let settings = config.settings.clone();
-        let snap = snap.clone();
-        let sem = sem.clone();
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let plan = preflight(&executor, &settings, &snap, plan).await;
-            let outcomes = executor.run_group(&plan.actions).await;
-            (idx, plan, outcomes)
-        });
-    }
-    while let Some(res) = set.join_next().await {
+    let mut out: Vec<Option<(GroupPlan, Vec<Outcome>)>> = Vec::with_capacity(plans.len());
+    let mut queue = plans.into_iter().enumerate();
+    loop {
+        while set.len() < limit {
+            let Some((idx, plan)) = queue.next() else {
+                break;
+            };
+            out.push(None);
+            if plan.actions.is_empty() {
+                out[idx] = Some((plan, Vec::new()));
+                continue;
+            }
+            let executor = executor.clone();
+            let settings = config.settings.clone();
+            let snap = snap.clone();
+            set.spawn(async move {
+                let plan = preflight(&executor, &settings, &snap, plan).await;
+                let outcomes = executor.run_group(&plan.actions).await;
+                (idx, plan, outcomes)
+            });
+        }
+        let Some(res) = set.join_next().await else {
+            break;
+        };
         if let Ok((idx, plan, outcomes)) = res {
             out[idx] = Some((plan, outcomes));
         }

@@ -38,6 +38,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use spotswap_core::records::{cooldown_key, no_capacity_key};
+use spotswap_core::tags::InstanceTags;
 use spotswap_core::{
     plan_cycle, plan_reap, tags, ActionKind, GroupPlan, GroupSnapshot, Instance, InstanceState,
     InstanceTypeSpec, LaunchSource, LaunchTemplateRef, Lifecycle, Market, Member, MemberState, Pool,
@@ -154,7 +155,7 @@ impl Region {
         age_min: i64,
     ) -> String {
         let id = self.new_id();
-        let mut t = group.propagated_tags.clone();
+        let mut t: InstanceTags = group.propagated_tags.clone().into_iter().collect();
         t.insert(tags::AWS_ASG_NAME.to_string(), group.name.clone());
         self.instances.insert(
             id.clone(),
@@ -196,7 +197,7 @@ impl Region {
     ) -> String {
         let id = self.new_id();
         let az = self.instances[replaces].az.clone();
-        let mut t = group.propagated_tags.clone();
+        let mut t: InstanceTags = group.propagated_tags.clone().into_iter().collect();
         t.insert(tags::GROUP.to_string(), group.name.clone());
         t.insert(tags::REPLACES.to_string(), replaces.to_string());
         t.insert(
@@ -236,7 +237,7 @@ impl Region {
     /// running (a `stop`/`hibernate` interruption).
     fn detached(&mut self, group: &GroupSnapshot, ty: &str, az: &str, minutes_ago: i64) -> String {
         let id = self.new_id();
-        let mut t = group.propagated_tags.clone();
+        let mut t: InstanceTags = group.propagated_tags.clone().into_iter().collect();
         t.insert(
             tags::DETACHED_AT.to_string(),
             NOW.plus_minutes(-minutes_ago).to_rfc3339(),

@@ -189,7 +189,7 @@ pub(crate) mod tests {
             launch_time: Timestamp::from_unix(1_767_225_600),
             status_ok: None,
             termination_protected: None,
-            tags: BTreeMap::new(),
+            tags: Default::default(),
             architecture: Some("x86_64".into()),
         }
     }

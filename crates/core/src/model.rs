@@ -88,7 +88,7 @@ pub struct Instance {
     pub termination_protected: Option<bool>,
     /// The instance's `spotswap:` tags and `aws:autoscaling:groupName` (the adapter reads no
     /// others).
-    pub tags: BTreeMap<String, String>,
+    pub tags: crate::tags::InstanceTags,
     /// CPU architecture the instance runs (`x86_64`, `arm64`), from its AMI.
     pub architecture: Option<String>,
 }

@@ -53,3 +53,186 @@ pub const INTERRUPTIONS: &str = "spotswap:interruptions";
 pub const AWS_ASG_NAME: &str = "aws:autoscaling:groupName";
 /// Set by CloudFormation on resources of a stack.
 pub const AWS_CFN_STACK_NAME: &str = "aws:cloudformation:stack-name";
+
+/// Keys an instance carries often enough to be held as `&'static str` instead of a copy each.
+const INSTANCE_KEYS: [&str; 7] = [
+    AWS_ASG_NAME,
+    GROUP,
+    REPLACES,
+    LAUNCHED_AT,
+    ATTACHED_AT,
+    DETACHED_AT,
+    DETACHED_FROM,
+];
+
+/// An instance's tags: a handful each (the adapter keeps only `spotswap:` keys and the group
+/// name), so a sorted vector rather than a `BTreeMap` (a B-tree node is 544 bytes however few
+/// entries it holds), with the schema's keys shared rather than copied. At 20,000 instances
+/// this is about 9 MB less memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceTags(Vec<(std::borrow::Cow<'static, str>, String)>);
+
+impl InstanceTags {
+    /// No tags.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key))
+    }
+
+    fn key(key: String) -> std::borrow::Cow<'static, str> {
+        match INSTANCE_KEYS.iter().find(|k| **k == key) {
+            Some(k) => std::borrow::Cow::Borrowed(*k),
+            None => std::borrow::Cow::Owned(key),
+        }
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.find(key).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Whether `key` is set.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.find(key).is_ok()
+    }
+
+    /// Set `key`, returning its previous value.
+    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
+        match self.find(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (Self::key(key), value));
+                None
+            }
+        }
+    }
+
+    /// Remove `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<String> {
+        self.find(key).ok().map(|i| self.0.remove(i).1)
+    }
+
+    /// Keep the entries `f` accepts.
+    pub fn retain(&mut self, mut f: impl FnMut(&str, &str) -> bool) {
+        self.0.retain(|(k, v)| f(k, v));
+    }
+
+    /// The tags, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_ref())
+    }
+
+    /// How many tags.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No tags at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for InstanceTags {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut t = InstanceTags::new();
+        t.extend(iter);
+        t.0.shrink_to_fit();
+        t
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> Extend<(K, V)> for InstanceTags {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k.into(), v.into());
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a InstanceTags {
+    type Item = (&'a str, &'a str);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (std::borrow::Cow<'static, str>, String)>,
+        fn(&'a (std::borrow::Cow<'static, str>, String)) -> (&'a str, &'a str),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
+    }
+}
+
+impl std::ops::Index<&str> for InstanceTags {
+    type Output = String;
+    fn index(&self, key: &str) -> &String {
+        self.get(key).unwrap_or_else(|| panic!("no tag {key:?}"))
+    }
+}
+
+impl serde::Serialize for InstanceTags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InstanceTags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<String, String>::deserialize(d)?;
+        Ok(map.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_tags_behave_as_a_sorted_map() {
+        let mut t: InstanceTags = [(REPLACES, "i-1"), (GROUP, "web"), ("spotswap:x", "1")]
+            .into_iter()
+            .collect();
+        assert_eq!(t.keys().collect::<Vec<_>>(), [GROUP, REPLACES, "spotswap:x"]);
+        assert_eq!(t.get(GROUP).map(String::as_str), Some("web"));
+        assert_eq!(t.insert(GROUP.into(), "api".into()), Some("web".to_string()));
+        assert_eq!(t.insert(ATTACHED_AT.into(), "now".into()), None);
+        assert_eq!(
+            t.keys().collect::<Vec<_>>(),
+            [ATTACHED_AT, GROUP, REPLACES, "spotswap:x"]
+        );
+        assert_eq!(t.remove(REPLACES), Some("i-1".to_string()));
+        assert!(!t.contains_key(REPLACES));
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[GROUP], "api");
+    }
+
+    #[test]
+    fn instance_tags_share_the_schema_keys_and_copy_the_rest() {
+        let t: InstanceTags = [(GROUP.to_string(), "web"), ("team".to_string(), "a")]
+            .into_iter()
+            .collect();
+        let borrowed: Vec<bool> =
+            t.0.iter()
+                .map(|(k, _)| matches!(k, std::borrow::Cow::Borrowed(_)))
+                .collect();
+        assert_eq!(borrowed, [true, false]);
+    }
+
+    #[test]
+    fn instance_tags_serialize_as_a_map() {
+        let t: InstanceTags = [(GROUP, "web"), (AWS_ASG_NAME, "web")].into_iter().collect();
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(
+            json,
+            r#"{"aws:autoscaling:groupName":"web","spotswap:group":"web"}"#
+        );
+        let back: InstanceTags = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, t);
+    }
+}

@@ -203,7 +203,7 @@ impl Fleet {
                 launch_time: NOW.plus_minutes(-24 * 60),
                 status_ok: Some(true),
                 termination_protected: Some(false),
-                tags: BTreeMap::new(),
+                tags: Default::default(),
                 architecture: Some("x86_64".into()),
             },
         );
@@ -301,7 +301,7 @@ impl Fleet {
             .instances
             .get(replaces)
             .map_or(A.to_string(), |i| i.az.clone());
-        let mut t = BTreeMap::new();
+        let mut t = spotswap_core::tags::InstanceTags::new();
         t.insert(tags::GROUP.to_string(), group.to_string());
         t.insert(tags::REPLACES.to_string(), replaces.to_string());
         t.insert(
