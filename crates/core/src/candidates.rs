@@ -1,7 +1,9 @@
 //! Which spot pools may replace an instance: compatibility, globs, price, cooldown and the
 //! diversification cap. Ranked cheapest first.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use crate::action::Candidate;
 use crate::model::{Instance, InstanceTypeSpec, Market, Pool};
@@ -70,7 +72,19 @@ pub struct SearchContext<'a> {
     pub target_spot: u32,
     /// Now.
     pub now: Timestamp,
+    /// The group's ranked pools, shared by its searches; `None` ranks afresh.
+    pub ranked: Option<&'a RankedPools>,
 }
+
+/// Ranked pools per original (type, AZ, architecture) for one group's plan: everything of a
+/// search except the avoided pool and the diversification cap, which change between the
+/// group's launches. A group replacing many instances of one type ranks the region's pools
+/// (thousands at AWS's 900-odd types) once, not once per instance.
+#[derive(Debug, Default)]
+pub struct RankedPools(RefCell<BTreeMap<RankKey, Rc<Vec<Candidate>>>>);
+
+/// An original's instance type, AZ and architecture.
+type RankKey = (String, String, Option<String>);
 
 /// Candidate pools to replace `original` in its own AZ, cheapest first, at most
 /// [`MAX_OVERRIDES`]. `avoid` excludes a pool (the at-risk pool of a rebalance swap).
@@ -84,19 +98,48 @@ pub fn candidates(
     ctx: SearchContext<'_>,
     avoid: Option<&Pool>,
 ) -> Vec<Candidate> {
+    let ranked = match ctx.ranked {
+        Some(cache) => {
+            let key = (
+                original.instance_type.clone(),
+                original.az.clone(),
+                architecture.map(str::to_string),
+            );
+            let hit = cache.0.borrow().get(&key).cloned();
+            match hit {
+                Some(r) => r,
+                None => {
+                    let r = Rc::new(rank(original, architecture, ctx));
+                    cache.0.borrow_mut().insert(key, r.clone());
+                    r
+                }
+            }
+        }
+        None => Rc::new(rank(original, architecture, ctx)),
+    };
+    let limit = pool_limit(ctx.policy.max_pool_percent, ctx.target_spot);
+    ranked
+        .iter()
+        .filter(|c| Some(&c.pool) != avoid)
+        .filter(|c| ctx.counts.in_pool(&c.pool) < limit)
+        .take(MAX_OVERRIDES)
+        .cloned()
+        .collect()
+}
+
+/// Every pool that may replace `original`, cheapest first, before the avoided pool and the cap.
+fn rank(original: &Instance, architecture: Option<&str>, ctx: SearchContext<'_>) -> Vec<Candidate> {
     let market = ctx.market;
     let od_price = market.on_demand_price(&original.instance_type);
     let original_spec = market.types.get(&original.instance_type);
     let arch = architecture
         .map(str::to_string)
         .or_else(|| original_spec.and_then(|s| s.architectures.first().cloned()));
-    let limit = pool_limit(ctx.policy.max_pool_percent, ctx.target_spot);
 
     let mut out: Vec<Candidate> = market
         .spot_prices
         .iter()
         .filter(|(pool, _)| pool.az == original.az)
-        .filter(|(pool, _)| Some(*pool) != avoid)
         .filter(|(pool, _)| ctx.policy.type_allowed(&pool.instance_type))
         .filter(|(pool, _)| match (od_price, original_spec, arch.as_deref()) {
             (Some(_), Some(orig), Some(arch)) => market
@@ -107,7 +150,6 @@ pub fn candidates(
         })
         .filter(|(_, &price)| od_price.is_none_or(|od| price <= od))
         .filter(|(pool, _)| ctx.records.pool_block(pool, ctx.now).is_none())
-        .filter(|(pool, _)| ctx.counts.in_pool(pool) < limit)
         .map(|(pool, &spot_price)| Candidate {
             pool: pool.clone(),
             spot_price,
@@ -123,14 +165,26 @@ pub fn candidates(
             .unwrap_or((u32::MAX, u64::MAX, u32::MAX));
         (market.on_demand_price(&c.pool.instance_type).is_none(), spec)
     };
-    out.sort_by(|a, b| {
-        a.spot_price
-            .total_cmp(&b.spot_price)
-            .then_with(|| size(a).cmp(&size(b)))
-            .then_with(|| a.pool.cmp(&b.pool))
-    });
-    out.truncate(MAX_OVERRIDES);
+    out.sort_by_cached_key(|c| (OrdF64(c.spot_price), size(c), c.pool.clone()));
     out
+}
+
+/// `f64` ordered by `total_cmp`, for sort keys.
+#[derive(PartialEq)]
+struct OrdF64(f64);
+
+impl Eq for OrdF64 {}
+
+impl PartialOrd for OrdF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OrdF64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +256,7 @@ pub(crate) mod tests {
             counts: c,
             target_spot: 4,
             now: Timestamp::from_unix(1_767_225_600),
+            ranked: None,
         }
     }
 
@@ -274,6 +329,37 @@ pub(crate) mod tests {
         let got = candidates(&orig, Some("x86_64"), ctx(&m, &p, &r, &c), Some(&avoid));
         // THEN only m5.xlarge is left
         assert_eq!(types(&got), vec!["m5.xlarge"]);
+    }
+
+    #[test]
+    fn a_groups_shared_ranking_still_applies_the_cap_and_the_avoided_pool_per_search() {
+        // GIVEN one group's searches sharing a ranking, and the uncached searches to match
+        let m = market();
+        let p = Policy::default();
+        let r = GroupRecords::default();
+        let orig = instance("i-1", "m5.large", "us-east-1a", Lifecycle::OnDemand);
+        let ranked = RankedPools::default();
+        let mut c = PoolCounts::default();
+        let search = |c: &PoolCounts, avoid: Option<&Pool>, cached: bool| {
+            let ctx = SearchContext {
+                ranked: cached.then_some(&ranked),
+                ..ctx(&m, &p, &r, c)
+            };
+            candidates(&orig, Some("x86_64"), ctx, avoid)
+        };
+        let first = search(&c, None, true);
+        assert_eq!(first, search(&c, None, false));
+        // WHEN the cheapest pool fills up to the cap (2 of target 4 at 50 %) and a later
+        // search avoids the next one
+        c.add(first[0].pool.clone());
+        c.add(first[0].pool.clone());
+        let avoid = first[1].pool.clone();
+        let later = search(&c, Some(&avoid), true);
+        // THEN the shared ranking answers as a fresh search does: without either pool
+        assert_eq!(later, search(&c, Some(&avoid), false));
+        assert!(!later.iter().any(|x| x.pool == first[0].pool || x.pool == avoid));
+        assert_eq!(later.len(), first.len() - 2);
+        assert_eq!(ranked.0.borrow().len(), 1);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::action::{Action, ActionKind, Candidate, LaunchSpec, Reason, Skip};
-use crate::candidates::{candidates, PoolCounts, SearchContext};
+use crate::candidates::{candidates, PoolCounts, RankedPools, SearchContext};
 use crate::model::{
     GroupSnapshot, Instance, InstanceState, LaunchSource, Lifecycle, Market, Member, MemberState,
     RegionSnapshot,
@@ -290,6 +290,7 @@ fn plan_group_in(
     });
 
     let target_spot = (counts.total() + 1).max(group.desired - floor);
+    let ranked = RankedPools::default();
     let mut started = 0;
     for original in eligible {
         if started == to_start {
@@ -302,6 +303,7 @@ fn plan_group_in(
             counts: &counts,
             target_spot,
             now,
+            ranked: Some(&ranked),
         };
         match launch_for(group, &template, original, ctx, None, Reason::OnDemandAboveFloor) {
             Ok(action) => {

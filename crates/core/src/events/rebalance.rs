@@ -140,6 +140,7 @@ pub fn decide_rebalance(
         // The swap moves a spot instance, it does not add one.
         target_spot: counts.total().max(1),
         now,
+        ranked: None,
     };
     match launch_for(
         group,
