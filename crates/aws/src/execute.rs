@@ -73,7 +73,85 @@ pub struct Executor {
     dry_run: bool,
     budget: Option<MutationBudget>,
     launches_until: Option<std::time::Instant>,
-    known_launches: Option<Arc<BTreeMap<String, Vec<Instance>>>>,
+    guard: Option<LaunchGuard>,
+}
+
+/// Our launches replacing the originals a cycle is about to replace, read in batches of 200
+/// (EC2's most values in one filter) in plan order. [`LaunchGuard::prefetch`] reads them one
+/// after another in the background, so only a cycle's first launches wait for a read: a
+/// single read of every batch up front held all launches back for each batch's round trip.
+#[derive(Debug, Clone)]
+pub struct LaunchGuard {
+    aws: Aws,
+    batch_of: Arc<BTreeMap<String, usize>>,
+    batches: Arc<[GuardBatch]>,
+}
+
+#[derive(Debug)]
+struct GuardBatch {
+    originals: Vec<String>,
+    /// `None` when the read failed: each launch of the batch then reads its own.
+    found: tokio::sync::OnceCell<Option<BTreeMap<String, Vec<Instance>>>>,
+}
+
+impl LaunchGuard {
+    /// Originals in the order the cycle will reach them.
+    pub fn new(aws: &Aws, originals: Vec<String>) -> Self {
+        let mut batch_of = BTreeMap::new();
+        let batches: Vec<GuardBatch> = originals
+            .chunks(200)
+            .enumerate()
+            .map(|(i, chunk)| {
+                for o in chunk {
+                    batch_of.entry(o.clone()).or_insert(i);
+                }
+                GuardBatch {
+                    originals: chunk.to_vec(),
+                    found: tokio::sync::OnceCell::new(),
+                }
+            })
+            .collect();
+        Self {
+            aws: aws.clone(),
+            batch_of: Arc::new(batch_of),
+            batches: batches.into(),
+        }
+    }
+
+    /// Read every batch, in order, in a task of its own; abort it when the cycle is done.
+    pub fn prefetch(&self) -> tokio::task::JoinHandle<()> {
+        let guard = self.clone();
+        tokio::spawn(async move {
+            for i in 0..guard.batches.len() {
+                guard.batch(i).await;
+            }
+        })
+    }
+
+    async fn batch(&self, i: usize) -> Option<&BTreeMap<String, Vec<Instance>>> {
+        let b = &self.batches[i];
+        b.found
+            .get_or_init(|| async {
+                match crate::snapshot::launches_replacing(&self.aws, &b.originals).await {
+                    Ok(found) => Some(found),
+                    Err(e) => {
+                        tracing::warn!(reason = "LaunchLookupFailed", error = %e, originals = b.originals.len(), "batched launch look-up failed; each launch of the batch reads its own");
+                        None
+                    }
+                }
+            })
+            .await
+            .as_ref()
+    }
+
+    /// Our launches replacing `original`; `None` when it is in no batch or its batch's read
+    /// failed.
+    pub async fn launches_replacing(&self, original: &str) -> Option<Vec<Instance>> {
+        let i = *self.batch_of.get(original)?;
+        self.batch(i)
+            .await
+            .map(|found| found.get(original).cloned().unwrap_or_default())
+    }
 }
 
 impl Executor {
@@ -85,15 +163,14 @@ impl Executor {
             dry_run,
             budget,
             launches_until: None,
-            known_launches: None,
+            guard: None,
         }
     }
 
-    /// Our launches by the original they replace, read for a whole cycle just before it
-    /// executes ([`crate::snapshot::launches_replacing`]). A launch whose original is not a key
-    /// (or every launch, without it) reads its own.
-    pub fn known_launches(mut self, known: Option<BTreeMap<String, Vec<Instance>>>) -> Self {
-        self.known_launches = known.map(Arc::new);
+    /// The cycle's batched look-up of our launches ([`LaunchGuard`]). A launch whose original
+    /// it does not cover (or every launch, without one) reads its own.
+    pub fn launch_guard(mut self, guard: Option<LaunchGuard>) -> Self {
+        self.guard = guard;
         self
     }
 
@@ -294,10 +371,10 @@ impl Executor {
     async fn launch(&self, group: &str, spec: &LaunchSpec) -> Result<Outcome, AdapterError> {
         // An original the batch did not ask about (a group re-planned after its preflight) is
         // looked up on its own.
-        let batched = self
-            .known_launches
-            .as_ref()
-            .and_then(|known| known.get(&spec.replaces).cloned());
+        let batched = match &self.guard {
+            Some(guard) => guard.launches_replacing(&spec.replaces).await,
+            None => None,
+        };
         let existing: Vec<Instance> = match batched {
             Some(found) => found,
             None => describe_tagged_instances(&self.aws, tags::REPLACES, &[spec.replaces.as_str()])

@@ -11,7 +11,7 @@ use spotswap_core::{
 };
 use tracing::{info, warn};
 
-use crate::execute::{Executor, MutationBudget, Outcome};
+use crate::execute::{Executor, LaunchGuard, MutationBudget, Outcome};
 use crate::report::{log_skip, publish, ActionReport, CycleReport, GroupSummary, Notification, Timings};
 use crate::snapshot::{instance_refresh_in_progress, termination_protected};
 use crate::{snapshot, AdapterError, Aws, Config};
@@ -60,17 +60,17 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
 
     let reserve = opts.reserve.unwrap_or(RESERVE);
     let launches_until = opts.deadline.map(|d| d.checked_sub(reserve).unwrap_or(started));
-    let known = if dry_run {
-        None
-    } else {
-        known_launches(aws, &plans).await
-    };
+    let guard = if dry_run { None } else { launch_guard(aws, &plans) };
+    let prefetch = guard.as_ref().map(LaunchGuard::prefetch);
     let executor = Executor::new(aws, now, dry_run, opts.budget.clone())
         .launches_until(launches_until)
-        .known_launches(known);
+        .launch_guard(guard);
     let phase = Instant::now();
     let snap = Arc::new(snap);
     let acted = act_all(&executor, config, &snap, plans).await;
+    if let Some(task) = prefetch {
+        task.abort();
+    }
     timings.execute_ms = Timings::since(phase);
     let (plans, outcomes): (Vec<GroupPlan>, Vec<Vec<Outcome>>) = acted.into_iter().unzip();
 
@@ -324,29 +324,17 @@ fn group_copy(
     (group.clone(), instances)
 }
 
-/// One batched read, just before executing, of our launches replacing any original this cycle
-/// is about to replace: a cycle that ran since the snapshot may have launched one. `None` (each
-/// launch then reads its own) when there is nothing to launch or the read fails.
-async fn known_launches(
-    aws: &Aws,
-    plans: &[GroupPlan],
-) -> Option<BTreeMap<String, Vec<spotswap_core::Instance>>> {
+/// The guard against launching twice for one original: our launches replacing any original
+/// this cycle is about to replace, read in batches as the cycle goes (a cycle that ran since
+/// the snapshot may have launched one). `None` when there is nothing to launch.
+fn launch_guard(aws: &Aws, plans: &[GroupPlan]) -> Option<LaunchGuard> {
     let originals: Vec<String> = plans
         .iter()
         .flat_map(|p| &p.actions)
         .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
         .filter_map(|a| a.instance.clone())
         .collect();
-    if originals.is_empty() {
-        return None;
-    }
-    match snapshot::launches_replacing(aws, &originals).await {
-        Ok(known) => Some(known),
-        Err(e) => {
-            warn!(reason = "LaunchLookupFailed", error = %e, "batched launch look-up failed; each launch reads its own");
-            None
-        }
-    }
+    (!originals.is_empty()).then(|| LaunchGuard::new(aws, originals))
 }
 
 fn has_launch(plan: &GroupPlan) -> bool {
