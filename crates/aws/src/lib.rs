@@ -40,3 +40,23 @@ pub use reaper::reap;
 pub use report::CycleReport;
 pub use throttle::{ApiLimiter, ApiRates};
 pub use workflow::{rebalance, CycleOptions};
+
+/// Hand large freed buffers back to the OS at once. A 1,000-instance DescribeInstances page
+/// is a 4.7 MB body; glibc raises its mmap threshold to the largest mapping freed, after which
+/// such bodies are carved from the heap and fragment it. Fixing the threshold at 128 KiB made
+/// peak RSS at 20,000 instances steady (44.9–45.7 MiB against 45.6–48.6 MiB over 5 runs).
+/// Each binary calls this first thing. No effect outside glibc.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::raw::c_int;
+        const M_MMAP_THRESHOLD: c_int = -3;
+        extern "C" {
+            fn mallopt(param: c_int, value: c_int) -> c_int;
+        }
+        // SAFETY: mallopt only sets a parameter of glibc's allocator, under its own lock.
+        unsafe {
+            mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+        }
+    }
+}
