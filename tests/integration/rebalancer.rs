@@ -329,3 +329,49 @@ async fn rebalancer_lambda_runs_through_the_runtime_api() {
         .collect();
     assert_eq!(ours.len(), 1, "one spot launch for the group");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_time_for_launches_no_launch_and_no_preflight_read() {
+    // GIVEN a managed group with swaps to start, and an invocation whose time for new swaps is
+    // already up
+    let env = Env::new().await;
+    env.group(&GroupSpec::managed("late-web", 3)).await;
+    let before = (env.group_state("late-web").await, env.live_instances().await);
+    let opts = CycleOptions {
+        deadline: Some(std::time::Instant::now()),
+        reserve: Some(std::time::Duration::ZERO),
+        ..CycleOptions::default()
+    };
+
+    // WHEN a cycle runs
+    let report = rebalance(&env.aws(), &config(), opts).await.expect("cycle");
+
+    // THEN its launches are NotAttempted for want of time, without the preflight reads they
+    // would have needed (a few hundred of those ran busy invocations into the Lambda timeout)
+    let launches: Vec<_> = report
+        .actions
+        .iter()
+        .filter(|a| a.action == "launch" && a.group == "late-web")
+        .collect();
+    assert!(!launches.is_empty(), "a launch is planned: {:?}", report.actions);
+    for a in &launches {
+        assert_eq!(a.outcome, Outcome::NotAttempted("OutOfTime".into()), "{a:?}");
+    }
+    for op in [
+        "ec2:DescribeInstanceAttribute",
+        "autoscaling:DescribeInstanceRefreshes",
+        "ec2:CreateFleet",
+    ] {
+        assert!(
+            !report.api_calls.contains_key(op),
+            "{op} called: {:?}",
+            report.api_calls
+        );
+    }
+    assert_eq!(report.mutating_calls(), 0, "{:?}", report.api_calls);
+    // AND nothing changed
+    assert_eq!(
+        (env.group_state("late-web").await, env.live_instances().await),
+        before
+    );
+}

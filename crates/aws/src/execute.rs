@@ -187,6 +187,12 @@ impl Executor {
         }
     }
 
+    /// No new swap may start any more: the time for launches is up.
+    pub fn launches_over(&self) -> bool {
+        self.launches_until
+            .is_some_and(|t| std::time::Instant::now() >= t)
+    }
+
     /// Run one group's actions in order. A failure stops the rest of that group's actions:
     /// later steps build on earlier ones.
     pub async fn run_group(&self, actions: &[Action]) -> Vec<Outcome> {
@@ -205,10 +211,7 @@ impl Executor {
                 out.push(Outcome::DryRun);
                 continue;
             }
-            let late = self
-                .launches_until
-                .is_some_and(|t| std::time::Instant::now() >= t);
-            if late && matches!(a.kind, ActionKind::Launch(_)) {
+            if matches!(a.kind, ActionKind::Launch(_)) && self.launches_over() {
                 // Checked before each launch, not once per group: the token bucket paces
                 // launches, so a group with many may reach the deadline halfway through.
                 out.push(Outcome::NotAttempted("OutOfTime".into()));
