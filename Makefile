@@ -41,12 +41,13 @@ chaos: venv build-debug
 	MOTO_SERVERS=$${MOTO_SERVERS:-2} scripts/with-moto.sh cargo test --workspace --test integration -- --ignored chaos::full --nocapture
 
 ## bench: API economy, swap throughput and footprint at 1,000 groups / 20,000 instances, from
-## release binaries (the production profile: fat LTO, about 20 min on 2 cores; the venv is made
-## meanwhile). Writes bench/results.md. BENCH_RUNS (default 5) runs per figure; the table gives medians.
+## release binaries (the production profile: fat LTO, about 20 min on 2 cores; the venv and the
+## planner benches are built meanwhile). Writes bench/results.md. BENCH_RUNS (default 5) runs per figure; the table gives medians.
 bench:
 	$(MAKE) --no-print-directory venv & venv=$$!; \
+	CARGO_TARGET_DIR=target/bench-planner cargo bench -p spotswap-core --bench planner --no-run & planner=$$!; \
 	cargo build --release --workspace --bins; built=$$?; \
-	wait $$venv && exit $$built
+	wait $$venv && wait $$planner && exit $$built
 	$(PY) bench/run.py --bin-dir target/release --runs $${BENCH_RUNS:-5} --out bench/results.md
 
 lint:

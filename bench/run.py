@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 GROUPS, PER_GROUP = 1000, 20
 BUSY_RUNS = 3
+PLANNER_TARGET = REPO / "target" / "bench-planner"
 PRICE_FILE = REPO / "prices" / "sample-on-demand.json"
 # Reads a warm Lambda container does not repeat: cached for hours (crates/aws/src/cache.rs).
 COLD_ONLY = {"ec2:DescribeInstanceTypes", "pricing:GetProducts"}
@@ -114,15 +115,19 @@ def machine() -> dict:
 
 
 def criterion() -> dict:
-    log("criterion: cargo bench -p spotswap-core --bench planner")
+    """The planner benches, built in a target dir of their own: `make bench` compiles them
+    there while the release build runs (`-p spotswap-core` would otherwise change the
+    workspace's feature set in target/ and rebuild the SDK)."""
+    log(f"criterion: cargo bench -p spotswap-core --bench planner (CARGO_TARGET_DIR={PLANNER_TARGET})")
     subprocess.run(
         ["cargo", "bench", "-p", "spotswap-core", "--bench", "planner", "--",
          "--warm-up-time", "1", "--measurement-time", "5"],
-        cwd=REPO, check=True, stdout=sys.stderr,
+        cwd=REPO, check=True, stdout=sys.stderr, env={**os.environ, "CARGO_TARGET_DIR": str(PLANNER_TARGET)},
     )
     out = {}
-    for f in glob.glob(str(REPO / "target" / "criterion" / "**" / "new" / "estimates.json"), recursive=True):
-        name = str(Path(f).parent.parent.relative_to(REPO / "target" / "criterion"))
+    root = PLANNER_TARGET / "criterion"
+    for f in glob.glob(str(root / "**" / "new" / "estimates.json"), recursive=True):
+        name = str(Path(f).parent.parent.relative_to(root))
         est = json.load(open(f))
         out[name] = est["median"]["point_estimate"] / 1e6  # ns → ms
     return out
