@@ -99,7 +99,7 @@ impl LaunchGuard {
     pub fn new(aws: &Aws, originals: Vec<String>) -> Self {
         let mut batch_of = BTreeMap::new();
         let batches: Vec<GuardBatch> = originals
-            .chunks(200)
+            .chunks(crate::snapshot::FILTER_VALUES)
             .enumerate()
             .map(|(i, chunk)| {
                 for o in chunk {

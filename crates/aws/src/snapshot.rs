@@ -21,6 +21,8 @@ use crate::{prices, AdapterError, Aws};
 /// Pages of the largest size each API allows.
 const ASG_PAGE: i32 = 100;
 const EC2_PAGE: i32 = 1000;
+/// EC2's most values in one filter.
+pub(crate) const FILTER_VALUES: usize = 200;
 
 /// Take a snapshot of the region: candidate groups, their instances and ours, and the market.
 pub async fn take(
@@ -263,7 +265,7 @@ pub async fn launches_replacing(
 ) -> Result<BTreeMap<String, Vec<Instance>>, AdapterError> {
     let mut out: BTreeMap<String, Vec<Instance>> =
         originals.iter().map(|o| (o.clone(), Vec::new())).collect();
-    for chunk in originals.chunks(200) {
+    for chunk in originals.chunks(FILTER_VALUES) {
         let values: Vec<&str> = chunk.iter().map(String::as_str).collect();
         for inst in describe_tagged_instances(aws, tags::REPLACES, &values)
             .await?

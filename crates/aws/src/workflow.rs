@@ -212,14 +212,7 @@ async fn act_all(
             let snap = snap.clone();
             let acting = acting.clone();
             set.spawn(async move {
-                // Past the time for launches, the reads are for nothing (every launch will be
-                // NotAttempted), and a few hundred of them at 20 a second would run the
-                // invocation past its reserve into the Lambda timeout.
-                let plan = if executor.launches_over() {
-                    plan
-                } else {
-                    preflight(&executor, &settings, &snap, plan).await
-                };
+                let plan = preflight(&executor, &settings, &snap, plan).await;
                 let _slot = acting.acquire_owned().await;
                 let outcomes = executor.run_group(&plan.actions).await;
                 (idx, plan, outcomes)
@@ -248,6 +241,12 @@ async fn preflight(
     snap: &RegionSnapshot,
     mut plan: GroupPlan,
 ) -> GroupPlan {
+    // Past the time for launches, the reads are for nothing (every launch will be
+    // NotAttempted), and a few hundred of them at 20 a second would run the invocation past
+    // its reserve into the Lambda timeout.
+    if executor.launches_over() {
+        return plan;
+    }
     let aws = executor.aws();
     let Some(shared) = snap.groups.iter().find(|g| g.name == plan.group) else {
         return plan;

@@ -165,26 +165,13 @@ fn rank(original: &Instance, architecture: Option<&str>, ctx: SearchContext<'_>)
             .unwrap_or((u32::MAX, u64::MAX, u32::MAX));
         (market.on_demand_price(&c.pool.instance_type).is_none(), spec)
     };
-    out.sort_by_cached_key(|c| (OrdF64(c.spot_price), size(c), c.pool.clone()));
+    out.sort_by(|a, b| {
+        a.spot_price
+            .total_cmp(&b.spot_price)
+            .then_with(|| size(a).cmp(&size(b)))
+            .then_with(|| a.pool.cmp(&b.pool))
+    });
     out
-}
-
-/// `f64` ordered by `total_cmp`, for sort keys.
-#[derive(PartialEq)]
-struct OrdF64(f64);
-
-impl Eq for OrdF64 {}
-
-impl PartialOrd for OrdF64 {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for OrdF64 {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
 }
 
 #[cfg(test)]

@@ -115,11 +115,6 @@ impl InstanceTags {
         self.find(key).ok().map(|i| self.0.remove(i).1)
     }
 
-    /// Keep the entries `f` accepts.
-    pub fn retain(&mut self, mut f: impl FnMut(&str, &str) -> bool) {
-        self.0.retain(|(k, v)| f(k, v));
-    }
-
     /// The tags, by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
@@ -155,17 +150,6 @@ impl<K: Into<String>, V: Into<String>> Extend<(K, V)> for InstanceTags {
         for (k, v) in iter {
             self.insert(k.into(), v.into());
         }
-    }
-}
-
-impl<'a> IntoIterator for &'a InstanceTags {
-    type Item = (&'a str, &'a str);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (std::borrow::Cow<'static, str>, String)>,
-        fn(&'a (std::borrow::Cow<'static, str>, String)) -> (&'a str, &'a str),
-    >;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
     }
 }
 
