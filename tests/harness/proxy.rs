@@ -229,15 +229,12 @@ impl Proxy {
         self.state.calls().get(key).copied().unwrap_or(0)
     }
 
-    /// Calls whose operation is not `Describe*`, `Get*` or `List*`.
+    /// Calls that change something ([`spotswap_core::ops::is_mutating`]).
     pub fn mutating_calls(&self) -> u64 {
         self.state
             .calls()
             .iter()
-            .filter(|(key, _)| {
-                let op = key.split_once(':').map_or(key.as_str(), |(_, op)| op);
-                !["Describe", "Get", "List"].iter().any(|p| op.starts_with(p))
-            })
+            .filter(|(key, _)| spotswap_core::ops::is_mutating(key))
             .map(|(_, n)| n)
             .sum()
     }

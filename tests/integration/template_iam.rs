@@ -11,7 +11,7 @@
 //! - resource policies of SQS queues, SNS topics and S3 buckets.
 //!
 //! An action is *read-only* when its name starts with `Describe`, `Get` or `List` and it is not in
-//! [`SENSITIVE_READS`]. A wildcard action is read-only only as `…:Describe*` (`ec2:Get*` would
+//! `spotswap_core::ops::SENSITIVE_READS`. A wildcard action is read-only only as `…:Describe*` (`ec2:Get*` would
 //! include `ec2:GetPasswordData`). Everything else is *mutating*.
 //!
 //! A resource is a *wildcard* when it is `*`, not an ARN, or an ARN whose resource id is only `*`
@@ -51,19 +51,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 const TEMPLATE: &str = include_str!("../../template.yaml");
-
-/// Reads that disclose secrets or data: treated as mutating, so they need a specific resource.
-const SENSITIVE_READS: &[&str] = &[
-    "ec2:getpassworddata",
-    "ec2:getconsoleoutput",
-    "ec2:getconsolescreenshot",
-    "lambda:getfunction",
-    "s3:getobject",
-    "secretsmanager:getsecretvalue",
-    "ssm:getparameter",
-    "ssm:getparameters",
-    "ssm:getparametersbypath",
-];
 
 /// Resource types a RunInstances/CreateFleet request uses or creates alongside the instance.
 const LAUNCH_INPUT_TYPES: &[&str] = &[
@@ -589,15 +576,14 @@ fn has_wildcard(s: &str) -> bool {
     s.contains('*') || s.contains('?')
 }
 
-/// Describe*/Get*/List*, less [`SENSITIVE_READS`]. A wildcard is read-only only as `Describe…*`.
+/// [`spotswap_core::ops::is_read`]. A wildcard is read-only only as `Describe…*`.
 fn is_read_only(action: &str) -> bool {
     let lower = action.to_ascii_lowercase();
     let name = lower.split_once(':').map_or("", |(_, n)| n);
     if has_wildcard(name) {
         return name.starts_with("describe");
     }
-    ["describe", "get", "list"].iter().any(|p| name.starts_with(p))
-        && !SENSITIVE_READS.contains(&lower.as_str())
+    spotswap_core::ops::is_read(action)
 }
 
 /// Whether an allowed action pattern covers `target` (`ec2:TerminateInstances`, `ec2:Terminate*`).

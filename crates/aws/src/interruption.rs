@@ -129,7 +129,7 @@ impl EventReport {
     pub fn mutating_calls(&self) -> u64 {
         self.api_calls
             .iter()
-            .filter(|(op, _)| !crate::report::is_read_only(op))
+            .filter(|(op, _)| spotswap_core::ops::is_mutating(op))
             .map(|(_, n)| n)
             .sum()
     }

@@ -173,16 +173,10 @@ impl CycleReport {
     pub fn mutating_calls(&self) -> u64 {
         self.api_calls
             .iter()
-            .filter(|(op, _)| !is_read_only(op))
+            .filter(|(op, _)| spotswap_core::ops::is_mutating(op))
             .map(|(_, n)| n)
             .sum()
     }
-}
-
-/// True for operations that change nothing.
-pub fn is_read_only(op: &str) -> bool {
-    let name = op.rsplit(':').next().unwrap_or(op);
-    name.starts_with("Describe") || name.starts_with("Get") || name.starts_with("List")
 }
 
 /// One of our own events for EventBridge.

@@ -27,61 +27,7 @@ use tokio::time::{sleep, Duration, Instant};
 
 use crate::{AdapterError, Aws};
 
-/// The classes requests are paced in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ApiClass {
-    /// `ec2:RunInstances`, `ec2:CreateFleet`.
-    Launch,
-    /// Every other EC2 action that changes something.
-    Ec2Mutating,
-    /// EC2 `Describe*` and `Get*`.
-    Ec2Describe,
-    /// Auto Scaling actions that change something.
-    AsgMutating,
-    /// Auto Scaling `Describe*`.
-    AsgDescribe,
-}
-
-impl ApiClass {
-    const ALL: [ApiClass; 5] = [
-        ApiClass::Launch,
-        ApiClass::Ec2Mutating,
-        ApiClass::Ec2Describe,
-        ApiClass::AsgMutating,
-        ApiClass::AsgDescribe,
-    ];
-
-    /// The name used in `SPOTSWAP_API_RATES`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ApiClass::Launch => "launch",
-            ApiClass::Ec2Mutating => "ec2-mutating",
-            ApiClass::Ec2Describe => "ec2-describe",
-            ApiClass::AsgMutating => "asg-mutating",
-            ApiClass::AsgDescribe => "asg-describe",
-        }
-    }
-
-    /// The class of `service:Operation`; `None` for services not paced (Pricing, EventBridge:
-    /// one or two calls per invocation).
-    pub fn of(operation: &str) -> Option<Self> {
-        let (service, op) = operation.split_once(':')?;
-        let reads = op.starts_with("Describe") || op.starts_with("Get");
-        match service {
-            "ec2" if op == "RunInstances" || op == "CreateFleet" => Some(ApiClass::Launch),
-            "ec2" if reads => Some(ApiClass::Ec2Describe),
-            "ec2" => Some(ApiClass::Ec2Mutating),
-            "autoscaling" if reads => Some(ApiClass::AsgDescribe),
-            "autoscaling" => Some(ApiClass::AsgMutating),
-            _ => None,
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+pub use spotswap_core::ops::Bucket as ApiClass;
 
 /// One bucket's refill rate and size.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -119,7 +65,7 @@ impl Default for ApiRates {
 impl ApiRates {
     /// The rate of `class`.
     pub fn get(&self, class: ApiClass) -> Rate {
-        self.0[class.index()]
+        self.0[class as usize]
     }
 
     /// Parse `SPOTSWAP_API_RATES`: `class=rate/burst` pairs, comma-separated, over the defaults
@@ -135,17 +81,14 @@ impl ApiRates {
             let (name, spec) = item
                 .split_once('=')
                 .ok_or_else(|| bad(format!("`{item}`: expected class=rate/burst")))?;
-            let class = ApiClass::ALL
-                .into_iter()
-                .find(|c| c.name() == name.trim())
-                .ok_or_else(|| {
-                    let names: Vec<&str> = ApiClass::ALL.iter().map(|c| c.name()).collect();
-                    bad(format!(
-                        "unknown class `{}` (one of {})",
-                        name.trim(),
-                        names.join(", ")
-                    ))
-                })?;
+            let class = ApiClass::from_name(name.trim()).ok_or_else(|| {
+                let names: Vec<&str> = ApiClass::ALL.iter().map(|c| c.name()).collect();
+                bad(format!(
+                    "unknown class `{}` (one of {})",
+                    name.trim(),
+                    names.join(", ")
+                ))
+            })?;
             let (per_sec, burst) = spec
                 .split_once('/')
                 .ok_or_else(|| bad(format!("`{item}`: expected class=rate/burst")))?;
@@ -156,7 +99,7 @@ impl ApiRates {
             if burst < 1.0 {
                 return Err(bad(format!("`{item}`: burst must be at least 1")));
             }
-            rates.0[class.index()] = Rate { per_sec, burst };
+            rates.0[class as usize] = Rate { per_sec, burst };
         }
         Ok(rates)
     }
@@ -241,7 +184,7 @@ impl ApiLimiter {
         };
         loop {
             let wait = {
-                let mut b = self.buckets[class.index()].lock().await;
+                let mut b = self.buckets[class as usize].lock().await;
                 match b.take(Instant::now()) {
                     Ok(()) => return,
                     Err(wait) => wait,
@@ -278,29 +221,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn operations_fall_into_their_classes() {
-        assert_eq!(ApiClass::of("ec2:CreateFleet"), Some(ApiClass::Launch));
-        assert_eq!(ApiClass::of("ec2:RunInstances"), Some(ApiClass::Launch));
-        assert_eq!(ApiClass::of("ec2:CreateTags"), Some(ApiClass::Ec2Mutating));
-        assert_eq!(
-            ApiClass::of("ec2:TerminateInstances"),
-            Some(ApiClass::Ec2Mutating)
-        );
-        assert_eq!(ApiClass::of("ec2:DescribeInstances"), Some(ApiClass::Ec2Describe));
-        assert_eq!(
-            ApiClass::of("autoscaling:AttachInstances"),
-            Some(ApiClass::AsgMutating)
-        );
-        assert_eq!(
-            ApiClass::of("autoscaling:DescribeAutoScalingGroups"),
-            Some(ApiClass::AsgDescribe)
-        );
-        assert_eq!(ApiClass::of("pricing:GetProducts"), None);
-        assert_eq!(ApiClass::of("events:PutEvents"), None);
-        assert_eq!(ApiClass::of("nonsense"), None);
-    }
 
     #[test]
     fn rates_parse_over_the_defaults_and_bad_values_name_the_key() {

@@ -15,6 +15,7 @@
 //! - [`reap`]: the orphan reaper's pass: strays terminated, MaxSize restored, records cleared.
 //! - [`action`]: actions, reasons and skips.
 //! - [`metrics`]: CloudWatch EMF lines.
+//! - [`ops`]: AWS operations by class (read, mutating, launch) and token bucket.
 //! - [`tags`]: the FIXED tag names.
 //! - [`time`]: UTC timestamps, RFC 3339 in and out.
 
@@ -24,6 +25,7 @@ mod error;
 pub mod events;
 pub mod metrics;
 pub mod model;
+pub mod ops;
 pub mod plan;
 pub mod policy;
 pub mod reap;
