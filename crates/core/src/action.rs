@@ -70,8 +70,16 @@ pub enum Reason {
     GroupUpdating,
     /// The group is sheltered on on-demand after an interruption burst.
     Sheltered,
-    /// The cycle ran out of time before this group.
+    /// The time for launches ran out before this step: no new swap starts in the reserve
+    /// before the invocation's deadline.
     OutOfTime,
+    /// An earlier step of the same group failed: later steps build on it.
+    EarlierStepFailed,
+    /// The invocation's mutating-call budget is spent.
+    MutationBudgetExhausted,
+    /// CreateFleet hit an account limit (`MaxSpotInstanceCountExceeded`, `VcpuLimitExceeded`):
+    /// not a capacity shortage, so no pool is marked; no further launch is tried this cycle.
+    SpotQuotaExceeded,
     // -- interruption handling (issue 3) and reaping (issue 4) share this enum
     /// A spot interruption warning: replacement requested.
     SpotInterruptionWarning,
@@ -149,6 +157,9 @@ impl Reason {
             Self::GroupUpdating => "GroupUpdating",
             Self::Sheltered => "Sheltered",
             Self::OutOfTime => "OutOfTime",
+            Self::EarlierStepFailed => "EarlierStepFailed",
+            Self::MutationBudgetExhausted => "MutationBudgetExhausted",
+            Self::SpotQuotaExceeded => "SpotQuotaExceeded",
             Self::SpotInterruptionWarning => "SpotInterruptionWarning",
             Self::InterruptionBurst => "InterruptionBurst",
             Self::PoolInterrupted => "PoolInterrupted",

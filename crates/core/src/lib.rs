@@ -15,6 +15,8 @@
 //! - [`reap`]: the orphan reaper's pass: strays terminated, MaxSize restored, records cleared.
 //! - [`action`]: actions, reasons and skips.
 //! - [`metrics`]: CloudWatch EMF lines.
+//! - [`outcome`]: what happened to an action: done, fallback, not attempted (a reason), failed
+//!   (the AWS error code and its kind).
 //! - [`ops`]: AWS operations by class (read, mutating, launch) and token bucket.
 //! - [`tags`]: the FIXED tag names.
 //! - [`time`]: UTC timestamps, RFC 3339 in and out.
@@ -26,6 +28,7 @@ pub mod events;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod outcome;
 pub mod plan;
 pub mod policy;
 pub mod reap;
@@ -39,6 +42,7 @@ pub use model::{
     GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, LaunchSource, LaunchTemplateRef, Lifecycle,
     Market, Member, MemberState, Pool, PriceSource, RegionSnapshot,
 };
+pub use outcome::{ErrorKind, Failure, Outcome};
 pub use plan::{plan_cycle, plan_group, Census, GroupPlan, Settings};
 pub use policy::{Mode, OnRebalance, Policy};
 pub use reap::{plan_reap, ReapPlan};

@@ -4,6 +4,9 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::action::{Action, ActionKind, Reason};
+use crate::outcome::Outcome;
+
 /// The metric namespace.
 pub const NAMESPACE: &str = "Spotswap";
 
@@ -26,6 +29,8 @@ pub struct GroupMetrics {
     pub interruptions: u32,
     /// Σ (on-demand − spot price) over the group's spot instances, USD/hour.
     pub estimated_hourly_savings: Option<f64>,
+    /// Instances of ours the reaper terminated outside every group.
+    pub orphans_reaped: u32,
 }
 
 impl GroupMetrics {
@@ -37,6 +42,40 @@ impl GroupMetrics {
         }
     }
 
+    /// Count one action and its outcome: the one rule for what each metric counts, shared by
+    /// the rebalancer, the interruption handler and the reaper.
+    pub fn count(&mut self, action: &Action, outcome: &Outcome) {
+        match (&action.kind, outcome) {
+            (ActionKind::Launch(_), Outcome::Done(_)) => self.swaps_started += 1,
+            (ActionKind::Launch(_), Outcome::Fallback(_)) => self.fallbacks += 1,
+            (ActionKind::Retire { .. }, Outcome::Done(_))
+                if action.reason == Reason::ReplacementInService =>
+            {
+                self.swaps_completed += 1
+            }
+            (ActionKind::Detach { .. } | ActionKind::TerminateInGroup { .. }, Outcome::Done(_)) => {
+                self.interruptions += 1
+            }
+            (ActionKind::Terminate { .. }, Outcome::Done(_)) if action.reason == Reason::Orphaned => {
+                self.orphans_reaped += 1
+            }
+            _ => {}
+        }
+    }
+
+    /// True when the invocation has something to report for the group.
+    pub fn is_empty(&self) -> bool {
+        self.on_demand_count.is_none()
+            && self.spot_count.is_none()
+            && self.estimated_hourly_savings.is_none()
+            && self.swaps_started
+                + self.swaps_completed
+                + self.fallbacks
+                + self.interruptions
+                + self.orphans_reaped
+                == 0
+    }
+
     /// One EMF JSON line at `timestamp_ms`.
     pub fn emf_line(&self, timestamp_ms: i64) -> String {
         let mut values: Vec<(&str, &str, Value)> = vec![
@@ -45,6 +84,9 @@ impl GroupMetrics {
             ("Fallbacks", "Count", json!(self.fallbacks)),
             ("Interruptions", "Count", json!(self.interruptions)),
         ];
+        if self.orphans_reaped > 0 {
+            values.push(("OrphansReaped", "Count", json!(self.orphans_reaped)));
+        }
         if let Some(v) = self.on_demand_count {
             values.push(("OnDemandCount", "Count", json!(v)));
         }
