@@ -30,7 +30,7 @@ use spotswap_aws::{
     handle_event, reap, rebalance, AdapterError, Config, CycleOptions, CycleReport, EventOptions, Outcome,
 };
 use spotswap_core::policy::SETTING_TAGS;
-use spotswap_core::{tags, EventError};
+use spotswap_core::{tags, ActionKind, EventError};
 use spotswap_tests::fleet::{sample_price_file, Env, GroupSpec};
 use spotswap_tests::lambda::{workspace_bin, workspace_root};
 use spotswap_tests::proxy::Proxy;
@@ -74,11 +74,8 @@ impl Failures {
 /// What an outcome says beyond its kind: the detail-type, the bad tag, the reason not done.
 fn outcome_detail(o: &Outcome) -> String {
     match o {
-        Outcome::Done(Some(s)) | Outcome::NotAttempted(s) | Outcome::AlreadyDone(s) | Outcome::Failed(s) => {
-            s.clone()
-        }
-        Outcome::Fallback(pools) => pools.join(","),
         Outcome::Done(None) | Outcome::DryRun => String::new(),
+        other => other.detail(),
     }
 }
 
@@ -711,7 +708,11 @@ async fn bad_events_are_refused_or_ignored_with_zero_mutating_calls() {
                 },
                 Ok(report),
             ) => {
-                let got: Vec<(&str, &str)> = report.decisions.iter().map(|d| (d.action, d.reason)).collect();
+                let got: Vec<(&str, &str)> = report
+                    .decisions
+                    .iter()
+                    .map(|d| (d.kind.name(), d.reason.code()))
+                    .collect();
                 failures.check(name, got == vec![("ignore", *reason)], || {
                     format!("decisions {got:?}, expected one ignore {reason}")
                 });
@@ -1063,7 +1064,7 @@ fn check_group(failures: &mut Failures, case: &GroupCase, report: &CycleReport) 
     let (name, group) = (case.name.as_str(), case.spec.name.as_str());
     let skip = report.skipped.iter().find(|s| s.group == group);
     let actions: Vec<&ActionReport> = report.actions.iter().filter(|a| a.group == group).collect();
-    let steps: Vec<(&str, &str)> = actions.iter().map(|a| (a.action, a.reason)).collect();
+    let steps: Vec<(&str, &str)> = actions.iter().map(|a| (a.kind.name(), a.reason.code())).collect();
     match &case.expect {
         GroupExpect::Skip(reason, needles) => {
             let got = skip.map(|s| s.reason.code());
@@ -1168,10 +1169,9 @@ async fn bad_tags_and_odd_groups_are_skipped_or_wait_with_zero_mutating_calls() 
     let report = rebalance(&env.aws(), &config(), opts).await.expect("dry run");
     assert_eq!(proxy.mutating_calls(), 0, "{:?}", proxy.calls());
     assert!(
-        report
-            .actions
-            .iter()
-            .any(|a| a.group == "control" && a.action == "launch" && a.outcome == Outcome::DryRun),
+        report.actions.iter().any(|a| a.group == "control"
+            && matches!(a.kind, ActionKind::Launch(_))
+            && a.outcome == Outcome::DryRun),
         "{:?}",
         report.actions
     );
@@ -1360,7 +1360,7 @@ async fn reaper_leaves_unreadable_records_alone_with_a_reason() {
                     .collect();
                 let steps: Vec<(&str, &str, &str)> = mine
                     .iter()
-                    .map(|a| (a.action, a.reason, a.group.as_str()))
+                    .map(|a| (a.kind.name(), a.reason.code(), a.group.as_str()))
                     .collect();
                 failures.check(name, steps == vec![("wait", *reason, *group)], || {
                     format!("decisions {steps:?}, expected one wait {reason} for {group}")

@@ -34,7 +34,7 @@ use spotswap_aws::workflow::now;
 use spotswap_aws::{
     handle_event, reap, rebalance, Config, CycleOptions, EventOptions, MutationBudget, Outcome,
 };
-use spotswap_core::tags;
+use spotswap_core::{tags, ActionKind};
 use spotswap_tests::fleet::{
     moto_endpoint, moto_endpoints, sample_price_file, warm_container, Env, GroupSpec, GroupState,
     InstanceState,
@@ -497,7 +497,7 @@ impl Schedule {
             ));
         }
         for a in actions {
-            if a.action == "retire" && matches!(a.outcome, Outcome::Done(_)) {
+            if matches!(a.kind, ActionKind::Retire { .. }) && matches!(a.outcome, Outcome::Done(_)) {
                 self.out.swaps_completed += 1;
                 let retired = a.instance.clone().unwrap_or_default();
                 let replaced_in_service = before.live.iter().any(|(id, i)| {
@@ -512,12 +512,13 @@ impl Schedule {
             }
             if a.group == self.unmanaged
                 && !matches!(a.outcome, Outcome::NotAttempted(_))
-                && a.action != "wait"
-                && a.action != "ignore"
+                && !matches!(a.kind, ActionKind::Wait)
+                && !matches!(a.kind, ActionKind::Ignore)
             {
                 self.violation(format!(
                     "invariant 4: executed {} on unmanaged {}",
-                    a.action, a.group
+                    a.kind.name(),
+                    a.group
                 ));
             }
         }
@@ -632,11 +633,11 @@ impl Schedule {
 fn decisions(actions: &[spotswap_aws::report::ActionReport]) -> String {
     let d: Vec<String> = actions
         .iter()
-        .filter(|a| a.action != "wait")
+        .filter(|a| !matches!(a.kind, ActionKind::Wait))
         .map(|a| {
             format!(
                 "{} {} {} {}",
-                a.action,
+                a.kind.name(),
                 a.reason,
                 a.instance.as_deref().unwrap_or(&a.group),
                 serde_json::to_value(&a.outcome).map_or_else(|_| "?".into(), |v| v.to_string())

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use spotswap_aws::snapshot;
 use spotswap_aws::workflow::now;
 use spotswap_aws::{reap, rebalance, Config, CycleOptions, CycleReport, Executor, MutationBudget, Outcome};
-use spotswap_core::{plan_cycle, tags, ActionKind};
+use spotswap_core::{plan_cycle, tags, ActionKind, Reason};
 use spotswap_tests::fleet::{sample_price_file, Env, GroupSpec};
 
 fn config() -> Config {
@@ -51,7 +51,7 @@ fn print_decisions(what: &str, r: &CycleReport) {
     let d: Vec<String> = r
         .actions
         .iter()
-        .map(|a| format!("{} {} {:?} {:?}", a.action, a.reason, a.instance, a.outcome))
+        .map(|a| format!("{} {} {:?} {:?}", a.kind.name(), a.reason, a.instance, a.outcome))
         .collect();
     println!("{what}: {d:?}");
 }
@@ -71,7 +71,7 @@ fn crashed(report: &CycleReport) -> bool {
     report
         .actions
         .iter()
-        .any(|a| a.outcome == Outcome::NotAttempted("MutationBudgetExhausted".into()))
+        .any(|a| a.outcome == Outcome::NotAttempted(Reason::MutationBudgetExhausted))
 }
 
 fn count(report: &CycleReport, op: &str) -> u64 {
@@ -425,7 +425,7 @@ async fn two_cycles_at_once_end_as_one_run() {
             duplicates_ended.extend(
                 r.actions
                     .iter()
-                    .filter(|x| x.reason == "DuplicateLaunch" && x.outcome == Outcome::Done(None))
+                    .filter(|x| x.reason == Reason::DuplicateLaunch && x.outcome == Outcome::Done(None))
                     .filter_map(|x| x.instance.clone()),
             );
         }

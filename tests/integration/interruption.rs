@@ -14,6 +14,7 @@
 //! - moto removes `aws:autoscaling:groupName` from a detached instance, hence our own
 //!   `spotswap:detached-from`.
 
+use spotswap_core::{ActionKind, Reason};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -72,7 +73,7 @@ fn decisions(r: &EventReport) -> Vec<(&'static str, &'static str, &'static str)>
                 Outcome::NotAttempted(_) => "not-attempted",
                 Outcome::Failed(_) => "failed",
             };
-            (d.action, d.reason, outcome)
+            (d.kind.name(), d.reason.code(), outcome)
         })
         .collect()
 }
@@ -229,7 +230,7 @@ async fn spot_warning_requests_replacement_after_two_round_trips() {
     assert!(report
         .decisions
         .iter()
-        .all(|d| d.pool.as_deref() == Some(pool.as_str())));
+        .all(|d| d.pool.as_ref().map(ToString::to_string).as_deref() == Some(pool.as_str())));
     let after = env.group_state(&group).await;
     assert!(!after.members.contains_key(s), "detached");
     assert_eq!(after.desired, before.desired, "desired kept");
@@ -482,7 +483,7 @@ async fn a_burst_shelters_the_group_and_the_rebalancer_skips_it() {
     assert!(!cycle
         .actions
         .iter()
-        .any(|a| a.group == group && a.action == "launch"));
+        .any(|a| a.group == group && matches!(a.kind, ActionKind::Launch(_))));
     assert_eq!(env.mix(&group).await.0, od, "still on-demand");
 }
 
@@ -511,21 +512,20 @@ async fn the_next_rebalancer_cycle_avoids_the_pool_in_cooldown() {
 
     // THEN it swaps the on-demand instances (the replacement included), never into the pool in
     // cooldown, though that pool would rank first
-    let launches: Vec<_> = cycle.actions.iter().filter(|a| a.action == "launch").collect();
+    let launches: Vec<_> = cycle
+        .actions
+        .iter()
+        .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
+        .collect();
     assert_eq!(launches.len(), 3, "{:#?}", cycle.actions);
     for l in &launches {
         assert!(matches!(l.outcome, Outcome::Done(Some(_))), "{l:?}");
-        assert!(
-            !l.candidates.contains(&cooled),
-            "{cooled} offered: {:?}",
-            l.candidates
-        );
-        assert_ne!(l.pool.as_deref(), Some(cooled.as_str()));
+        let offered: Vec<String> = l.candidates().iter().map(ToString::to_string).collect();
+        assert!(!offered.contains(&cooled), "{cooled} offered: {offered:?}");
+        let pool = l.pool.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert_ne!(pool, cooled);
         // the original is in the cooled AZ, so the cooldown is what moved it
-        assert_eq!(
-            l.pool.as_deref().unwrap().split('/').nth(1),
-            cooled.split('/').nth(1)
-        );
+        assert_eq!(pool.split('/').nth(1), cooled.split('/').nth(1));
     }
     for (id, i) in env.live_instances().await {
         if i.tags.get("spotswap:group") == Some(&group) && i.tags.contains_key("spotswap:launched-at") {
@@ -565,29 +565,33 @@ async fn without_spot_capacity_the_replacement_stays_on_demand_and_pools_are_mar
     let launch = cycle
         .actions
         .iter()
-        .find(|a| a.action == "launch")
+        .find(|a| matches!(a.kind, ActionKind::Launch(_)))
         .expect("a launch was tried");
-    assert_eq!(launch.reason, "NoSpotCapacity");
+    assert_eq!(launch.reason, Reason::NoSpotCapacity);
     assert!(matches!(launch.outcome, Outcome::Fallback(_)));
     assert_eq!(env.mix(&group).await, (2, 0), "capacity kept, on-demand");
     let tags = env.group_state(&group).await.tags;
-    for pool in &launch.candidates {
+    for pool in launch.candidates() {
         assert!(
             tags.contains_key(&format!("spotswap:no-capacity:{pool}")),
             "{pool} not marked"
         );
     }
     // AND the next cycle offers none of the marked pools again while the marks last
-    let marked: BTreeSet<&String> = launch.candidates.iter().collect();
+    let marked: BTreeSet<&spotswap_core::Pool> = launch.candidates().into_iter().collect();
     assert!(!marked.is_empty());
     let next = rebalance(&env.aws(), &config(), CycleOptions::default())
         .await
         .unwrap();
-    for l in next.actions.iter().filter(|a| a.action == "launch") {
+    for l in next
+        .actions
+        .iter()
+        .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
+    {
         assert!(
-            l.candidates.iter().all(|p| !marked.contains(p)),
+            l.candidates().iter().all(|p| !marked.contains(p)),
             "{:?} offered again",
-            l.candidates
+            l.candidates()
         );
     }
 }
@@ -617,7 +621,10 @@ async fn a_rebalance_recommendation_swap_completes_through_rebalancer_cycles() {
         vec![("launch", "RebalanceRecommendation", "done")]
     );
     let launch = &report.decisions[0];
-    assert!(!launch.candidates.contains(&at_risk) && launch.pool.as_deref() != Some(at_risk.as_str()));
+    let offered: Vec<String> = launch.candidates().iter().map(ToString::to_string).collect();
+    assert!(
+        !offered.contains(&at_risk) && launch.pool.as_ref().map(ToString::to_string) != Some(at_risk.clone())
+    );
     let Outcome::Done(Some(new)) = &launch.outcome else {
         unreachable!()
     };

@@ -1,6 +1,7 @@
 //! The rebalancer against moto: convergence with DESIGN.md §8 invariants 1–4 checked after
 //! every cycle, a zero-mutation `plan`, and the Lambda binary through the runtime API.
 
+use spotswap_core::{ActionKind, Reason};
 use std::collections::BTreeMap;
 
 use spotswap_aws::{rebalance, Config, CycleOptions, CycleReport, Outcome};
@@ -47,7 +48,7 @@ async fn check_cycle(
             !matches!(a.outcome, Outcome::Failed(_)),
             "no action may fail against moto: {a:?}"
         );
-        if a.action == "retire" && a.outcome == Outcome::Done(None) {
+        if matches!(a.kind, ActionKind::Retire { .. }) && a.outcome == Outcome::Done(None) {
             // 2. the original goes only after its replacement was InService in the group
             let g = &before[&a.group];
             let retired = a.instance.as_deref().unwrap();
@@ -147,7 +148,9 @@ async fn fleet_converges_to_spot_above_each_floor() {
         started += report
             .actions
             .iter()
-            .filter(|a| a.action == "launch" && matches!(a.outcome, Outcome::Done(Some(_))))
+            .filter(|a| {
+                matches!(a.kind, ActionKind::Launch(_)) && matches!(a.outcome, Outcome::Done(Some(_)))
+            })
             .count();
         // THEN after every cycle, invariants 1, 2 and 4 hold
         check_cycle(&env, &managed, &unmanaged, &before, &report).await;
@@ -156,7 +159,7 @@ async fn fleet_converges_to_spot_above_each_floor() {
             && report
                 .actions
                 .iter()
-                .all(|a| a.action == "wait" && a.reason == "AtRiskFloor")
+                .all(|a| matches!(a.kind, ActionKind::Wait) && a.reason == Reason::AtRiskFloor)
         {
             converged = true;
             break;
@@ -351,11 +354,11 @@ async fn past_the_time_for_launches_no_launch_and_no_preflight_read() {
     let launches: Vec<_> = report
         .actions
         .iter()
-        .filter(|a| a.action == "launch" && a.group == "late-web")
+        .filter(|a| matches!(a.kind, ActionKind::Launch(_)) && a.group == "late-web")
         .collect();
     assert!(!launches.is_empty(), "a launch is planned: {:?}", report.actions);
     for a in &launches {
-        assert_eq!(a.outcome, Outcome::NotAttempted("OutOfTime".into()), "{a:?}");
+        assert_eq!(a.outcome, Outcome::NotAttempted(Reason::OutOfTime), "{a:?}");
     }
     for op in [
         "ec2:DescribeInstanceAttribute",

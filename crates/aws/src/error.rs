@@ -40,6 +40,12 @@ pub enum AdapterError {
     /// An answer or request that cannot be used as it is.
     #[error("{0}")]
     Invalid(String),
+    /// CreateFleet answered without an instance, for a reason other than capacity.
+    #[error("{failure}")]
+    Fleet {
+        /// The failure, with the fleet's error code and kind.
+        failure: spotswap_core::Failure,
+    },
     /// An event could not be used.
     #[error(transparent)]
     Event(#[from] spotswap_core::EventError),
@@ -66,6 +72,22 @@ impl AdapterError {
             code,
             message,
             source: Box::new(err),
+        }
+    }
+
+    /// The error as the core's typed [`Failure`]: operation, code and kind. Errors of our own
+    /// (configuration, an unusable answer) are of kind `Other`.
+    pub fn failure(&self) -> spotswap_core::Failure {
+        match self {
+            Self::Aws {
+                operation,
+                code,
+                message,
+                ..
+            } => spotswap_core::Failure::new(operation, code.as_deref(), message.clone()),
+            Self::Fleet { failure } => failure.clone(),
+            other => spotswap_core::Failure::new("spotswap", None, other.to_string())
+                .kind(spotswap_core::ErrorKind::Other),
         }
     }
 

@@ -10,40 +10,14 @@ use aws_sdk_ec2::types::{
     FleetLaunchTemplateSpecificationRequest, FleetType, InstanceType, ResourceType, SpotAllocationStrategy,
     SpotOptionsRequest, Tag, TagSpecification, TargetCapacitySpecificationRequest,
 };
-use serde::Serialize;
 use spotswap_core::records::{cooldown_key, no_capacity_key, NO_CAPACITY_MINUTES};
-use spotswap_core::{tags, Action, ActionKind, Instance, LaunchSpec, Timestamp};
+use spotswap_core::{
+    tags, Action, ActionKind, Failure, Instance, LaunchSpec, Outcome, Pool, Reason, Timestamp,
+};
 
 use crate::snapshot::describe_tagged_instances;
 use crate::throttle::Paced;
 use crate::{AdapterError, Aws};
-
-/// Error codes meaning "no spot capacity for this request": the on-demand instance stays.
-const NO_CAPACITY_CODES: [&str; 5] = [
-    "InsufficientInstanceCapacity",
-    "InsufficientCapacity",
-    "UnfulfillableCapacity",
-    "MaxSpotInstanceCountExceeded",
-    "SpotMaxPriceTooLow",
-];
-
-/// What happened to one action.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "outcome", content = "detail")]
-pub enum Outcome {
-    /// Done. For a launch, the new instance id.
-    Done(Option<String>),
-    /// Not done: dry run.
-    DryRun,
-    /// Not needed any more (e.g. a launch found already made by a concurrent run).
-    AlreadyDone(String),
-    /// No spot capacity in any candidate pool: the on-demand instance stays.
-    Fallback(Vec<String>),
-    /// Not attempted: an earlier step of the same group failed, or the budget ran out.
-    NotAttempted(String),
-    /// Failed, with the error.
-    Failed(String),
-}
 
 /// A most-mutating-calls limit for one invocation: a blast-radius guard, and the hook the crash
 /// tests use to stop a cycle after any chosen mutating call.
@@ -197,39 +171,41 @@ impl Executor {
     /// later steps build on earlier ones.
     pub async fn run_group(&self, actions: &[Action]) -> Vec<Outcome> {
         let mut out = Vec::with_capacity(actions.len());
-        let mut stop: Option<String> = None;
+        let mut stop: Option<Reason> = None;
         for a in actions {
-            if !a.kind.is_mutating() {
-                out.push(Outcome::Done(None));
-                continue;
-            }
-            if let Some(why) = &stop {
-                out.push(Outcome::NotAttempted(why.clone()));
-                continue;
-            }
-            if self.dry_run {
-                out.push(Outcome::DryRun);
-                continue;
-            }
-            if matches!(a.kind, ActionKind::Launch(_)) && self.launches_over() {
-                // Checked before each launch, not once per group: the token bucket paces
-                // launches, so a group with many may reach the deadline halfway through.
-                out.push(Outcome::NotAttempted("OutOfTime".into()));
-                continue;
-            }
-            match self.apply(a).await {
-                Ok(o) => out.push(o),
-                Err(AdapterError::BudgetExhausted) => {
-                    stop = Some("MutationBudgetExhausted".into());
-                    out.push(Outcome::NotAttempted("MutationBudgetExhausted".into()));
-                }
-                Err(e) => {
-                    stop = Some(format!("EarlierStepFailed: {}", a.kind.name()));
-                    out.push(Outcome::Failed(e.to_string()));
-                }
-            }
+            out.push(self.run_one(a, &mut stop).await);
         }
         out
+    }
+
+    /// Run one action; `stop` is the reason later steps of the same group are not attempted,
+    /// once one failed or the budget ran out.
+    pub async fn run_one(&self, a: &Action, stop: &mut Option<Reason>) -> Outcome {
+        if !a.kind.is_mutating() {
+            return Outcome::Done(None);
+        }
+        if let Some(why) = stop {
+            return Outcome::NotAttempted(*why);
+        }
+        if self.dry_run {
+            return Outcome::DryRun;
+        }
+        if matches!(a.kind, ActionKind::Launch(_)) && self.launches_over() {
+            // Checked before each launch, not once per group: the token bucket paces
+            // launches, so a group with many may reach the deadline halfway through.
+            return Outcome::NotAttempted(Reason::OutOfTime);
+        }
+        match self.apply(a).await {
+            Ok(o) => o,
+            Err(AdapterError::BudgetExhausted) => {
+                *stop = Some(Reason::MutationBudgetExhausted);
+                Outcome::NotAttempted(Reason::MutationBudgetExhausted)
+            }
+            Err(e) => {
+                *stop = Some(Reason::EarlierStepFailed);
+                Outcome::Failed(e.failure())
+            }
+        }
     }
 
     async fn apply(&self, a: &Action) -> Result<Outcome, AdapterError> {
@@ -456,7 +432,12 @@ impl Executor {
             .iter()
             .filter_map(|e| e.error_code().map(str::to_string))
             .collect();
-        if !codes.is_empty() && codes.iter().all(|c| NO_CAPACITY_CODES.contains(&c.as_str())) {
+        let kind = |c: &String| spotswap_core::ErrorKind::of_code(Some(c));
+        if !codes.is_empty()
+            && codes
+                .iter()
+                .all(|c| kind(c) == spotswap_core::ErrorKind::Capacity)
+        {
             // Mark every pool we offered: the fleet tried them all.
             let until = self.now.plus_minutes(NO_CAPACITY_MINUTES).to_rfc3339();
             let marks: Vec<(String, String)> = spec
@@ -466,7 +447,10 @@ impl Executor {
                 .collect();
             self.set_group_tags(group, &marks).await?;
             return Ok(Outcome::Fallback(
-                spec.candidates.iter().map(|c| c.pool.to_string()).collect(),
+                spec.candidates
+                    .iter()
+                    .map(|c| c.pool.clone())
+                    .collect::<Vec<Pool>>(),
             ));
         }
         let msgs: Vec<String> = resp
@@ -480,10 +464,18 @@ impl Executor {
                 )
             })
             .collect();
-        Err(AdapterError::Invalid(format!(
-            "CreateFleet launched nothing: {}",
-            msgs.join("; ")
-        )))
+        // A quota outranks the other codes: it is what the user must act on.
+        let code = codes
+            .iter()
+            .find(|c| kind(c) == spotswap_core::ErrorKind::Quota)
+            .or(codes.first());
+        Err(AdapterError::Fleet {
+            failure: Failure::new(
+                "ec2:CreateFleet",
+                code.map(String::as_str),
+                format!("CreateFleet launched nothing: {}", msgs.join("; ")),
+            ),
+        })
     }
 
     async fn update_max(&self, group: &str, max: u32) -> Result<(), AdapterError> {

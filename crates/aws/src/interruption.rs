@@ -32,14 +32,14 @@ use spotswap_core::events::{
     self, decide_rebalance, decide_records, decide_spot_warning, rebalance::triage, EventSnapshot,
     Membership, ParsedEvent, RebalanceDetail, SpotInterruptionDetail,
 };
-use spotswap_core::metrics::GroupMetrics;
 use spotswap_core::{
-    tags, Action, ActionKind, Instance, Lifecycle, Market, MemberState, Pool, Reason, Skip, Timestamp,
+    tags, Action, ActionKind, Instance, Lifecycle, Market, MemberState, Outcome, Pool, Reason, Skip,
+    Timestamp,
 };
 use tracing::{info, warn};
 
-use crate::execute::{Executor, MutationBudget, Outcome};
-use crate::report::{log_skip, publish, ActionReport, Notification, GROUP_SHELTERED};
+use crate::execute::{Executor, MutationBudget};
+use crate::report::{ActionReport, Recorder};
 use crate::snapshot::{
     describe_instances, describe_named_groups, describe_tagged_instances, instance_from_sdk,
     instance_refresh_in_progress, instance_types, spot_prices, termination_protected,
@@ -90,6 +90,9 @@ pub struct EventReport {
     pub dry_run: bool,
     /// Every decision, in order, as logged.
     pub decisions: Vec<ActionReport>,
+    /// The group passed over, with the bad tag named (`InvalidConfig`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skip>,
     /// AWS calls sent before the replacement request (DetachInstances,
     /// TerminateInstanceInAutoScalingGroup or CreateFleet); `None` when none was sent.
     pub calls_before_replacement: Option<usize>,
@@ -97,7 +100,7 @@ pub struct EventReport {
     pub api_calls: BTreeMap<String, u64>,
     /// Metrics of the group, when the event changed something.
     #[serde(skip)]
-    pub metrics: Vec<GroupMetrics>,
+    pub metrics: Vec<spotswap_core::metrics::GroupMetrics>,
 }
 
 impl EventReport {
@@ -108,6 +111,7 @@ impl EventReport {
             instance: parsed.instance_id().map(str::to_string),
             dry_run,
             decisions: Vec::new(),
+            skipped: Vec::new(),
             calls_before_replacement: None,
             api_calls: BTreeMap::new(),
             metrics: Vec::new(),
@@ -117,28 +121,24 @@ impl EventReport {
     /// True when the event was acted on (replacement requested or swap launched), not ignored.
     pub fn acted(&self) -> bool {
         self.decisions.iter().any(|d| {
-            matches!(d.action, "detach" | "terminate-in-group" | "launch")
-                && matches!(
-                    d.outcome,
-                    Outcome::Done(_) | Outcome::DryRun | Outcome::Fallback(_)
-                )
+            matches!(
+                d.kind,
+                ActionKind::Detach { .. } | ActionKind::TerminateInGroup { .. } | ActionKind::Launch(_)
+            ) && matches!(
+                d.outcome,
+                Outcome::Done(_) | Outcome::DryRun | Outcome::Fallback(_)
+            )
         })
     }
 
     /// Mutating calls made, from `api_calls`.
     pub fn mutating_calls(&self) -> u64 {
-        self.api_calls
-            .iter()
-            .filter(|(op, _)| spotswap_core::ops::is_mutating(op))
-            .map(|(_, n)| n)
-            .sum()
+        crate::report::mutating_calls(&self.api_calls)
     }
 
     /// Print the metrics as EMF lines on stdout, where Lambda's log capture finds them.
     pub fn print_emf(&self, timestamp_ms: i64) {
-        for m in &self.metrics {
-            println!("{}", m.emf_line(timestamp_ms));
-        }
+        crate::report::print_emf(&self.metrics, timestamp_ms);
     }
 
     /// A short JSON summary: what the Lambda function answers.
@@ -148,23 +148,20 @@ impl EventReport {
             "event_id": self.event_id,
             "instance": self.instance,
             "dry_run": self.dry_run,
-            "decisions": self.decisions.iter().map(|d| json!({
-                "action": d.action,
-                "reason": d.reason,
-                "group": d.group,
-                "pool": d.pool,
-                "outcome": &d.outcome,
-            })).collect::<Vec<_>>(),
+            "decisions": self.decisions.iter().map(|d| {
+                let full = serde_json::to_value(d).unwrap_or_default();
+                json!({
+                    "action": full["action"],
+                    "reason": full["reason"],
+                    "group": full["group"],
+                    "pool": full["pool"],
+                    "outcome": full["outcome"],
+                    "detail": full.get("detail"),
+                })
+            }).collect::<Vec<_>>(),
             "calls_before_replacement": self.calls_before_replacement,
             "mutating_calls": self.mutating_calls(),
         })
-    }
-
-    fn push(&mut self, action: &Action, outcome: Outcome) -> &ActionReport {
-        let r = ActionReport::new(action, outcome);
-        r.log();
-        self.decisions.push(r);
-        self.decisions.last().expect("just pushed")
     }
 }
 
@@ -209,17 +206,22 @@ pub async fn handle_parsed(
     );
     let log_start = aws.api_call_log().len();
     let executor = Executor::new(aws, now, dry_run, opts.budget.clone());
+    let mut rec = Recorder::default();
     let result = match parsed {
-        ParsedEvent::SpotWarning(event) => spot_warning(aws, config, &executor, &event, &mut report).await,
-        ParsedEvent::Rebalance(event) => rebalance(aws, config, &executor, &event, &mut report).await,
+        ParsedEvent::SpotWarning(event) => spot_warning(aws, config, &executor, &event, &mut rec).await,
+        ParsedEvent::Rebalance(event) => rebalance(aws, config, &executor, &event, &mut rec).await,
         ParsedEvent::Other(detail_type) => {
-            report.push(
+            rec.record(
                 &Action::new(ActionKind::Ignore, Reason::IgnoredDetailType, ""),
                 Outcome::Done(Some(detail_type)),
             );
             Ok(())
         }
     };
+    rec.publish(aws, &config.event_bus, dry_run).await;
+    report.metrics = rec.metrics();
+    report.decisions = rec.actions;
+    report.skipped = rec.skipped;
     let log = aws.api_call_log();
     report.calls_before_replacement = log
         .iter()
@@ -239,24 +241,21 @@ pub async fn handle_parsed(
 
 /// Report a no-op: one line. A bad tag is logged as the rebalancer logs it: one ERROR line
 /// naming the group, the tag and the value.
-fn report_noop(report: &mut EventReport, action: &Action, snap: &EventSnapshot, config: &Config) {
+fn report_noop(rec: &mut Recorder, action: &Action, snap: &EventSnapshot, config: &Config) {
     if action.reason == Reason::InvalidConfig {
         let detail = snap
             .group
             .as_ref()
             .and_then(|g| events::config_error(g, &config.settings))
             .map(|e| e.to_string());
-        log_skip(&Skip {
+        rec.skip(&Skip {
             group: action.group.clone(),
             reason: Reason::InvalidConfig,
-            detail: detail.clone(),
+            detail,
         });
-        report.decisions.push(ActionReport::new(
-            action,
-            Outcome::NotAttempted(detail.unwrap_or_default()),
-        ));
+        rec.record(action, Outcome::NotAttempted(Reason::InvalidConfig));
     } else {
-        report.push(action, Outcome::Done(None));
+        rec.record(action, Outcome::Done(None));
     }
 }
 
@@ -269,7 +268,7 @@ async fn spot_warning(
     config: &Config,
     executor: &Executor,
     event: &EventBridgeEvent<SpotInterruptionDetail>,
-    report: &mut EventReport,
+    rec: &mut Recorder,
 ) -> Result<(), AdapterError> {
     let id = event.detail.instance_id.as_str();
     let now = executor.now();
@@ -277,7 +276,7 @@ async fn spot_warning(
     let actions = decide_spot_warning(&event.detail, &snap, &config.settings, now);
     let [replacement, tag] = actions.as_slice() else {
         for a in &actions {
-            report_noop(report, a, &snap, config);
+            report_noop(rec, a, &snap, config);
         }
         return Ok(());
     };
@@ -287,37 +286,36 @@ async fn spot_warning(
 
     // --- replacement capacity: the fourth call
     let outcome = run_one(executor, replacement).await;
-    let replaced = matches!(outcome, Outcome::Done(_));
     match &outcome {
         Outcome::Done(_) | Outcome::DryRun => {
-            report.push(replacement, outcome.clone());
+            rec.record(replacement, outcome.clone());
         }
         Outcome::Failed(err) => {
             // AWS refuses a second DetachInstances of an instance already detaching: a
             // concurrent delivery won. Only a fresh read tells that from a real failure.
             let again = describe_membership(aws, id).await?;
             if again.as_ref().is_some_and(|m| m.state == MemberState::InService) {
-                report.push(replacement, outcome.clone());
+                rec.record(replacement, outcome.clone());
                 return Err(AdapterError::Invalid(format!(
                     "replacement of {id} in {} failed: {err}",
                     group.name
                 )));
             }
-            report.push(
+            rec.record(
                 replacement,
                 Outcome::AlreadyDone(format!("{id} left {} meanwhile", group.name)),
             );
             return Ok(());
         }
         Outcome::AlreadyDone(_) | Outcome::NotAttempted(_) | Outcome::Fallback(_) => {
-            report.push(replacement, outcome.clone());
+            rec.record(replacement, outcome.clone());
             return Ok(());
         }
     }
 
     // --- after: the tag, the spot count, the records
     let tagged = run_one(executor, tag).await;
-    report.push(tag, tagged);
+    rec.record(tag, tagged);
 
     let policy = spotswap_core::plan::policy_for(group, &config.settings)?
         .ok_or_else(|| AdapterError::Invalid(format!("{} is not managed", group.name)))?;
@@ -327,7 +325,7 @@ async fn spot_warning(
         .filter(|m| matches!(m.state, MemberState::InService | MemberState::Pending))
         .map(|m| m.id.clone())
         .collect();
-    let record = record_interruption(
+    record_interruption(
         aws,
         executor,
         id,
@@ -335,35 +333,10 @@ async fn spot_warning(
         &membership.pool,
         &members,
         &policy,
-        report,
+        rec,
     )
     .await?;
 
-    if replaced {
-        let mut metrics = GroupMetrics::new(&group.name);
-        metrics.interruptions = 1;
-        report.metrics.push(metrics);
-    }
-
-    if let Some((action, Outcome::Done(_))) = &record {
-        if action.reason == Reason::InterruptionBurst && !executor.dry_run() {
-            let until = match &action.kind {
-                ActionKind::RecordInterruption { sheltered_until, .. } => *sheltered_until,
-                _ => None,
-            };
-            let note = Notification {
-                detail_type: GROUP_SHELTERED,
-                detail: json!({
-                    "group": group.name,
-                    "instances": [id],
-                    "pools": [membership.pool.to_string()],
-                    "reason": action.reason,
-                    "sheltered_until": until.map(|t| t.to_rfc3339()),
-                }),
-            };
-            publish(aws, &config.event_bus, &[note]).await;
-        }
-    }
     Ok(())
 }
 
@@ -429,8 +402,8 @@ async fn warning_snapshot(aws: &Aws, id: &str) -> Result<EventSnapshot, AdapterE
 }
 
 /// Write the records from a fresh read of the group; read them back after [`RECORD_SETTLE`];
-/// merge and rewrite when a concurrent writer dropped this interruption. Returns the last
-/// record action and its outcome.
+/// merge and rewrite when a concurrent writer dropped this interruption. The last record
+/// action is recorded (a burst that shelters the group tells users through its event).
 #[allow(clippy::too_many_arguments)]
 async fn record_interruption(
     aws: &Aws,
@@ -440,8 +413,8 @@ async fn record_interruption(
     pool: &Pool,
     members: &[String],
     policy: &spotswap_core::Policy,
-    report: &mut EventReport,
-) -> Result<Option<(Action, Outcome)>, AdapterError> {
+    rec: &mut Recorder,
+) -> Result<(), AdapterError> {
     let names = [group.to_string()];
     // The interrupted instance is still a member here: it is counted.
     let (instances, groups) = tokio::try_join!(
@@ -489,10 +462,10 @@ async fn record_interruption(
             "a concurrent writer dropped this interruption; merging"
         );
     }
-    if let Some((action, outcome)) = &last {
-        report.push(action, outcome.clone());
+    if let Some((action, outcome)) = last {
+        rec.record(&action, outcome);
     }
-    Ok(last)
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -504,7 +477,7 @@ async fn rebalance(
     config: &Config,
     executor: &Executor,
     event: &EventBridgeEvent<RebalanceDetail>,
-    report: &mut EventReport,
+    rec: &mut Recorder,
 ) -> Result<(), AdapterError> {
     let id = event.detail.instance_id.as_str();
     let now = executor.now();
@@ -530,7 +503,7 @@ async fn rebalance(
         }
     };
     if let Err(noop) = triage(&event.detail, &snap, &config.settings, now) {
-        report_noop(report, &noop, &snap, config);
+        report_noop(rec, &noop, &snap, config);
         return Ok(());
     }
     let Some(group) = snap.group.as_mut() else {
@@ -569,31 +542,13 @@ async fn rebalance(
         price_source: od.source,
     };
     let actions = decide_rebalance(&event.detail, &snap, &instances, &market, &config.settings, now);
-    let mut metrics = GroupMetrics::new(&name);
-    let mut notes = Vec::new();
     for action in &actions {
         if !action.kind.is_mutating() {
-            report_noop(report, action, &snap, config);
+            report_noop(rec, action, &snap, config);
             continue;
         }
         let outcome = run_one(executor, action).await;
-        match (&action.kind, &outcome) {
-            (ActionKind::Launch(_), Outcome::Done(_)) => metrics.swaps_started += 1,
-            (ActionKind::Launch(_), Outcome::Fallback(_)) => metrics.fallbacks += 1,
-            _ => {}
-        }
-        let r = report.push(action, outcome);
-        if let Some(n) =
-            Notification::for_action(r, r.instance.iter().cloned().collect(), r.candidates.clone())
-        {
-            notes.push(n);
-        }
-    }
-    if metrics.swaps_started + metrics.fallbacks > 0 {
-        report.metrics.push(metrics);
-    }
-    if !executor.dry_run() {
-        publish(aws, &config.event_bus, &notes).await;
+        rec.record(action, outcome);
     }
     Ok(())
 }
@@ -603,11 +558,7 @@ async fn rebalance(
 // ---------------------------------------------------------------------------------------------
 
 async fn run_one(executor: &Executor, action: &Action) -> Outcome {
-    executor
-        .run_group(std::slice::from_ref(action))
-        .await
-        .pop()
-        .unwrap_or_else(|| Outcome::NotAttempted("no outcome".into()))
+    executor.run_one(action, &mut None).await
 }
 
 /// The instance as its group lists it; `None` when no group does.
@@ -716,7 +667,7 @@ mod tests {
             .await
             .expect("ignored, not an error");
         assert_eq!(report.decisions.len(), 1);
-        assert_eq!(report.decisions[0].reason, "IgnoredDetailType");
+        assert_eq!(report.decisions[0].reason, Reason::IgnoredDetailType);
         assert!(!report.acted());
         assert_eq!(report.calls_before_replacement, None);
         assert!(aws.api_calls().is_empty());

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
+use spotswap_core::ActionKind;
 use tracing::info;
 
 use crate::{rebalance, AdapterError, Aws, Config, CycleOptions};
@@ -100,18 +101,12 @@ pub async fn orphan_reaper(
     aws.reset_api_calls();
     info!(detail_type = %event.payload.detail_type, id = ?event.payload.id, "invoked");
     let report = crate::reap(aws, config, CycleOptions::default()).await?;
-    let count = |action: &str| {
-        report
-            .actions
-            .iter()
-            .filter(|a| a.action == action && a.outcome == crate::Outcome::Done(None))
-            .count()
-    };
+    report.print_emf(millis_now());
     Ok(json!({
         "actions": report.actions.len(),
-        "terminated": count("terminate"),
-        "max_restored": count("restore-max"),
-        "records_cleared": count("clear-records"),
+        "terminated": report.count_done(|k| matches!(k, ActionKind::Terminate { .. })),
+        "max_restored": report.count_done(|k| matches!(k, ActionKind::RestoreMax { .. })),
+        "records_cleared": report.count_done(|k| matches!(k, ActionKind::ClearRecords { .. })),
         "skipped": report.skipped.len(),
         "mutating_calls": report.mutating_calls(),
         "dry_run": report.dry_run,
@@ -126,6 +121,7 @@ impl From<AdapterError> for lambda_runtime::Diagnostic {
             AdapterError::PriceFile { .. } => "PriceFile".into(),
             AdapterError::BudgetExhausted => "BudgetExhausted".into(),
             AdapterError::Invalid(_) => "Invalid".into(),
+            AdapterError::Fleet { .. } => "Fleet".into(),
             AdapterError::Event(_) => "InvalidEvent".into(),
         };
         lambda_runtime::Diagnostic {

@@ -34,10 +34,11 @@ pub mod workflow;
 pub use clients::Aws;
 pub use config::Config;
 pub use error::AdapterError;
-pub use execute::{Executor, MutationBudget, Outcome};
+pub use execute::{Executor, MutationBudget};
 pub use interruption::{handle_event, EventOptions, EventReport};
 pub use reaper::reap;
 pub use report::CycleReport;
+pub use spotswap_core::Outcome;
 pub use throttle::{ApiLimiter, ApiRates};
 pub use workflow::{rebalance, CycleOptions};
 

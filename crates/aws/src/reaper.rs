@@ -1,14 +1,14 @@
 //! The orphan reaper's pass: read what carries our tags → plan (pure, in the core) → execute →
 //! report. The Lambda and `spotswap reap` both run [`reap`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use spotswap_core::policy::Mode;
-use spotswap_core::{plan_reap, tags, ActionKind, Reason};
+use spotswap_core::{plan_reap, tags, ActionKind, Outcome, Reason};
 use tracing::info;
 
-use crate::execute::{Executor, Outcome};
-use crate::report::{log_skip, publish, ActionReport, CycleReport, Notification};
+use crate::execute::Executor;
+use crate::report::{CycleReport, Recorder};
 use crate::snapshot::{describe_groups, describe_tagged_instances};
 use crate::workflow::now as wall_clock;
 use crate::{AdapterError, Aws, Config, CycleOptions};
@@ -38,60 +38,32 @@ pub async fn reap(aws: &Aws, config: &Config, opts: CycleOptions) -> Result<Cycl
     );
 
     let executor = Executor::new(aws, now, dry_run, opts.budget.clone());
-    let mut report = CycleReport {
-        dry_run,
-        actions: Vec::new(),
-        skipped: plan.skipped.clone(),
-        groups: Vec::new(),
-        api_calls: BTreeMap::new(),
-        price_source: None,
-        timings: Default::default(),
-        metrics: Vec::new(),
-    };
+    let mut recorder = Recorder::default();
     for s in &plan.skipped {
-        log_skip(s);
+        recorder.skip(s);
     }
     // Each action on its own: one instance's termination protection must not keep the other
     // orphans alive. The one dependency: a group's MaxSize restore assumed its orphaned launches
     // gone, so it waits for the next pass when one of them could not be terminated.
     let mut orphan_left: BTreeSet<String> = BTreeSet::new();
-    let mut notes = Vec::new();
     for action in &plan.actions {
         let outcome = match &action.kind {
             ActionKind::RestoreMax { .. } if orphan_left.contains(&action.group) => {
-                Outcome::NotAttempted("EarlierStepFailed: terminate".into())
+                Outcome::NotAttempted(Reason::EarlierStepFailed)
             }
-            _ => executor
-                .run_group(std::slice::from_ref(action))
-                .await
-                .pop()
-                .unwrap_or_else(|| Outcome::NotAttempted("NoOutcome".into())),
+            _ => executor.run_one(action, &mut None).await,
         };
-        if action.reason == Reason::Orphaned
-            && matches!(outcome, Outcome::Failed(_) | Outcome::NotAttempted(_))
-        {
+        if action.reason == Reason::Orphaned && !outcome.succeeded() {
             orphan_left.insert(action.group.clone());
         }
-        let r = ActionReport::new(action, outcome);
-        r.log();
-        let instances: Vec<String> = r.instance.iter().cloned().collect();
-        let pools: Vec<String> = r.pool.iter().cloned().collect();
-        if let Some(n) = Notification::for_action(&r, instances, pools) {
-            notes.push(n);
-        }
-        report.actions.push(r);
+        recorder.record(action, outcome);
     }
-    if !dry_run {
-        publish(aws, &config.event_bus, &notes).await;
-    }
+    recorder.publish(aws, &config.event_bus, dry_run).await;
+    let mut report = CycleReport::from_recorder(recorder, dry_run);
     report.api_calls = aws.api_calls();
     info!(
         actions = report.actions.len(),
-        terminated = report
-            .actions
-            .iter()
-            .filter(|a| a.action == "terminate" && a.outcome == Outcome::Done(None))
-            .count(),
+        terminated = report.count_done(|k| matches!(k, ActionKind::Terminate { .. })),
         skipped = report.skipped.len(),
         mutating_calls = report.mutating_calls(),
         dry_run,

@@ -3,88 +3,112 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use serde_json::json;
 use spotswap_core::metrics::GroupMetrics;
-use spotswap_core::{Action, ActionKind, Census, PriceSource, Reason, Skip};
+use spotswap_core::{Action, ActionKind, Census, ErrorKind, Outcome, Pool, PriceSource, Reason, Skip};
 use tracing::{error, info, warn};
 
-use crate::execute::Outcome;
 use crate::Aws;
 
-/// One action as it is logged and printed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One action and what became of it, typed: the kind and the reason become strings only where
+/// a log line, JSON or a table is written.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ActionReport {
-    /// `launch`, `attach`, `retire`, …
-    pub action: &'static str,
-    /// The PascalCase reason code.
-    pub reason: &'static str,
+    /// What was to be done.
+    pub kind: ActionKind,
+    /// Why: the plan's reason, or what the outcome showed (a launch that found no capacity
+    /// reports `NoSpotCapacity`; one that hit an account limit `SpotQuotaExceeded`).
+    pub reason: Reason,
     /// The group.
     pub group: String,
     /// The instance acted on.
     pub instance: Option<String>,
     /// The pool.
-    pub pool: Option<String>,
+    pub pool: Option<Pool>,
     /// Spot price of the pool, USD/hour.
     pub spot_price: Option<f64>,
     /// On-demand price of the original type, USD/hour.
     pub on_demand_price: Option<f64>,
     /// What happened.
-    #[serde(flatten)]
     pub outcome: Outcome,
-    /// For a launch: every pool offered, cheapest first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub candidates: Vec<String>,
 }
 
 impl ActionReport {
-    /// Build from an action and its outcome. A launch that fell back reports `NoSpotCapacity`.
+    /// Build from an action and its outcome.
     pub fn new(a: &Action, outcome: Outcome) -> Self {
         let reason = match &outcome {
             Outcome::Fallback(_) => Reason::NoSpotCapacity,
+            Outcome::Failed(f) if f.kind == ErrorKind::Quota && matches!(a.kind, ActionKind::Launch(_)) => {
+                Reason::SpotQuotaExceeded
+            }
             _ => a.reason,
         };
         Self {
-            action: a.kind.name(),
-            reason: reason.code(),
+            kind: a.kind.clone(),
+            reason,
             group: a.group.clone(),
             instance: a.instance.clone(),
-            pool: a.pool.as_ref().map(ToString::to_string),
+            pool: a.pool.clone(),
             spot_price: a.spot_price,
             on_demand_price: a.on_demand_price,
-            candidates: match &a.kind {
-                ActionKind::Launch(spec) => spec.candidates.iter().map(|c| c.pool.to_string()).collect(),
-                _ => Vec::new(),
-            },
             outcome,
         }
     }
 
+    /// The action as it was planned, with the reason this report gives.
+    pub fn action(&self) -> Action {
+        Action {
+            kind: self.kind.clone(),
+            reason: self.reason,
+            group: self.group.clone(),
+            instance: self.instance.clone(),
+            pool: self.pool.clone(),
+            spot_price: self.spot_price,
+            on_demand_price: self.on_demand_price,
+        }
+    }
+
+    /// For a launch: every pool offered, cheapest first.
+    pub fn candidates(&self) -> Vec<&Pool> {
+        match &self.kind {
+            ActionKind::Launch(spec) => spec.candidates.iter().map(|c| &c.pool).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// True when the action changed something, or would have in a dry run.
+    pub fn succeeded(&self) -> bool {
+        self.kind.is_mutating() && self.outcome.succeeded()
+    }
+
     /// The one JSON log line of this decision.
     pub fn log(&self) {
-        let (outcome, detail) = match &self.outcome {
-            Outcome::Done(id) => ("done", id.clone().unwrap_or_default()),
-            Outcome::DryRun => ("dry-run", String::new()),
-            Outcome::AlreadyDone(d) => ("already-done", d.clone()),
-            Outcome::Fallback(p) => ("fallback", p.join(",")),
-            Outcome::NotAttempted(d) => ("not-attempted", d.clone()),
-            Outcome::Failed(e) => ("failed", e.clone()),
-        };
         let instance = self.instance.as_deref().unwrap_or("");
-        let pool = self.pool.as_deref().unwrap_or("");
+        let pool = self.pool.as_ref().map(ToString::to_string).unwrap_or_default();
+        let candidates = join(self.candidates());
+        let outcome = self.outcome.name();
+        let detail = self.outcome.detail();
+        let (error_code, error_kind) = match &self.outcome {
+            Outcome::Failed(f) => (f.code.as_deref().unwrap_or(""), f.kind.name()),
+            _ => ("", ""),
+        };
         macro_rules! line {
             ($lvl:ident) => {
                 $lvl!(
-                    action = self.action,
-                    reason = self.reason,
+                    action = self.kind.name(),
+                    reason = self.reason.code(),
                     group = %self.group,
                     instance,
-                    pool,
+                    pool = %pool,
                     spot_price = self.spot_price,
                     on_demand_price = self.on_demand_price,
                     outcome,
                     detail = %detail,
-                    candidates = %self.candidates.join(","),
+                    error_code,
+                    error_kind,
+                    candidates = %candidates,
                     "decision"
                 )
             };
@@ -97,6 +121,46 @@ impl ActionReport {
     }
 }
 
+fn join<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The FIXED JSON keys: `action`, `reason`, `group`, `instance`, `pool`, `spot_price`,
+/// `on_demand_price`, `outcome`, `detail`, and `candidates` for a launch.
+impl Serialize for ActionReport {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("action", self.kind.name())?;
+        m.serialize_entry("reason", self.reason.code())?;
+        m.serialize_entry("group", &self.group)?;
+        m.serialize_entry("instance", &self.instance)?;
+        m.serialize_entry("pool", &self.pool.as_ref().map(ToString::to_string))?;
+        m.serialize_entry("spot_price", &self.spot_price)?;
+        m.serialize_entry("on_demand_price", &self.on_demand_price)?;
+        m.serialize_entry("outcome", self.outcome.name())?;
+        match &self.outcome {
+            Outcome::Done(None) | Outcome::DryRun => {}
+            Outcome::Done(Some(id)) => m.serialize_entry("detail", id)?,
+            Outcome::AlreadyDone(d) => m.serialize_entry("detail", d)?,
+            Outcome::Fallback(pools) => m.serialize_entry("detail", &join(pools))?,
+            Outcome::NotAttempted(r) => m.serialize_entry("detail", r.code())?,
+            Outcome::Failed(f) => m.serialize_entry("detail", f)?,
+        }
+        let candidates = self.candidates();
+        if !candidates.is_empty() {
+            m.serialize_entry(
+                "candidates",
+                &candidates.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            )?;
+        }
+        m.end()
+    }
+}
+
 /// Log a group passed over: one line with the reason.
 pub fn log_skip(s: &Skip) {
     let detail = s.detail.as_deref().unwrap_or("");
@@ -104,6 +168,80 @@ pub fn log_skip(s: &Skip) {
         error!(action = "skip", reason = s.reason.code(), group = %s.group, detail, "group skipped");
     } else {
         info!(action = "skip", reason = s.reason.code(), group = %s.group, detail, "group skipped");
+    }
+}
+
+/// The one reporting path of every function: each decision is recorded once, which logs its
+/// line, counts it into its group's metrics and picks the event users hear about.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    /// Every decision, in order.
+    pub actions: Vec<ActionReport>,
+    /// Groups passed over.
+    pub skipped: Vec<Skip>,
+    metrics: BTreeMap<String, GroupMetrics>,
+    notes: Vec<Notification>,
+}
+
+impl Recorder {
+    /// Record one action and its outcome.
+    pub fn record(&mut self, action: &Action, outcome: Outcome) -> &ActionReport {
+        let r = ActionReport::new(action, outcome);
+        r.log();
+        self.metrics
+            .entry(r.group.clone())
+            .or_insert_with(|| GroupMetrics::new(&r.group))
+            .count(&r.action(), &r.outcome);
+        if let Some(n) = Notification::for_report(&r) {
+            self.notes.push(n);
+        }
+        self.actions.push(r);
+        self.actions.last().expect("just pushed")
+    }
+
+    /// Record a group passed over.
+    pub fn skip(&mut self, s: &Skip) {
+        log_skip(s);
+        self.skipped.push(s.clone());
+    }
+
+    /// Record a group's counts before the plan ran.
+    pub fn census(&mut self, group: &str, census: &Census) {
+        let m = self
+            .metrics
+            .entry(group.to_string())
+            .or_insert_with(|| GroupMetrics::new(group));
+        m.on_demand_count = Some(census.on_demand);
+        m.spot_count = Some(census.spot);
+        m.estimated_hourly_savings = Some(census.hourly_savings);
+    }
+
+    /// The metrics of every group with something to report, by group name.
+    pub fn metrics(&self) -> Vec<GroupMetrics> {
+        self.metrics.values().filter(|m| !m.is_empty()).cloned().collect()
+    }
+
+    /// Publish our events (not in a dry run: nothing happened).
+    pub async fn publish(&self, aws: &Aws, bus: &str, dry_run: bool) {
+        if !dry_run {
+            publish(aws, bus, &self.notes).await;
+        }
+    }
+}
+
+/// Mutating calls among `api_calls` (per `service:Operation`).
+pub fn mutating_calls(api_calls: &BTreeMap<String, u64>) -> u64 {
+    api_calls
+        .iter()
+        .filter(|(op, _)| spotswap_core::ops::is_mutating(op))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Print metrics as EMF lines on stdout, where Lambda's log capture finds them.
+pub fn print_emf(metrics: &[GroupMetrics], timestamp_ms: i64) {
+    for m in metrics {
+        println!("{}", m.emf_line(timestamp_ms));
     }
 }
 
@@ -162,20 +300,36 @@ impl Timings {
 }
 
 impl CycleReport {
+    /// A report of what `recorder` recorded.
+    pub fn from_recorder(recorder: Recorder, dry_run: bool) -> Self {
+        Self {
+            dry_run,
+            metrics: recorder.metrics(),
+            actions: recorder.actions,
+            skipped: recorder.skipped,
+            groups: Vec::new(),
+            api_calls: BTreeMap::new(),
+            price_source: None,
+            timings: Timings::default(),
+        }
+    }
+
     /// Print the metrics as EMF lines on stdout, where Lambda's log capture finds them.
     pub fn print_emf(&self, timestamp_ms: i64) {
-        for m in &self.metrics {
-            println!("{}", m.emf_line(timestamp_ms));
-        }
+        print_emf(&self.metrics, timestamp_ms);
     }
 
     /// Mutating calls made, from `api_calls`.
     pub fn mutating_calls(&self) -> u64 {
-        self.api_calls
+        mutating_calls(&self.api_calls)
+    }
+
+    /// The decisions that succeeded (or would have, in a dry run) with this action kind's name.
+    pub fn count_done(&self, matches: impl Fn(&ActionKind) -> bool) -> usize {
+        self.actions
             .iter()
-            .filter(|(op, _)| spotswap_core::ops::is_mutating(op))
-            .map(|(_, n)| n)
-            .sum()
+            .filter(|a| matches(&a.kind) && a.outcome == Outcome::Done(None))
+            .count()
     }
 }
 
@@ -198,23 +352,63 @@ pub const GROUP_SHELTERED: &str = "Spotswap Group Sheltered";
 pub const ORPHAN_REAPED: &str = "Spotswap Orphan Reaped";
 
 impl Notification {
-    /// The event for a reported action, if it is one users hear about.
-    pub fn for_action(a: &ActionReport, instances: Vec<String>, pools: Vec<String>) -> Option<Self> {
-        let detail_type = match (&a.outcome, a.action, a.reason) {
-            (Outcome::Fallback(_), _, _) => FALLBACK,
-            (Outcome::Done(_), "retire", "ReplacementInService") => SWAP_COMPLETED,
-            (Outcome::Done(_), "terminate", _) => ORPHAN_REAPED,
+    /// The event for a recorded decision, if it is one users hear about.
+    pub fn for_report(r: &ActionReport) -> Option<Self> {
+        let pools = |p: Vec<&Pool>| p.into_iter().map(ToString::to_string).collect::<Vec<_>>();
+        let (detail_type, instances, pools) = match (&r.kind, r.reason, &r.outcome) {
+            (ActionKind::Launch(_), _, Outcome::Fallback(tried)) => (
+                FALLBACK,
+                r.instance.iter().cloned().collect(),
+                tried.iter().map(ToString::to_string).collect(),
+            ),
+            (
+                ActionKind::Retire {
+                    instance,
+                    replacement,
+                },
+                Reason::ReplacementInService,
+                Outcome::Done(_),
+            ) => (
+                SWAP_COMPLETED,
+                vec![instance.clone(), replacement.clone()],
+                pools(r.pool.iter().collect()),
+            ),
+            (ActionKind::Terminate { instance }, _, Outcome::Done(_)) => (
+                ORPHAN_REAPED,
+                vec![instance.clone()],
+                pools(r.pool.iter().collect()),
+            ),
+            (
+                ActionKind::RecordInterruption {
+                    pool,
+                    sheltered_until,
+                    ..
+                },
+                Reason::InterruptionBurst,
+                Outcome::Done(_),
+            ) => {
+                return Some(Self {
+                    detail_type: GROUP_SHELTERED,
+                    detail: json!({
+                        "group": r.group,
+                        "instances": r.instance.iter().collect::<Vec<_>>(),
+                        "pools": [pool.to_string()],
+                        "reason": r.reason.code(),
+                        "sheltered_until": sheltered_until.map(|t| t.to_rfc3339()),
+                    }),
+                })
+            }
             _ => return None,
         };
         Some(Self {
             detail_type,
             detail: json!({
-                "group": a.group,
+                "group": r.group,
                 "instances": instances,
                 "pools": pools,
-                "reason": a.reason,
-                "spot_price": a.spot_price,
-                "on_demand_price": a.on_demand_price,
+                "reason": r.reason.code(),
+                "spot_price": r.spot_price,
+                "on_demand_price": r.on_demand_price,
             }),
         })
     }

@@ -4,16 +4,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use spotswap_core::metrics::GroupMetrics;
 use spotswap_core::{
-    plan::policy_for, plan_cycle, plan_group, ActionKind, GroupPlan, GroupSnapshot, Instance, RegionSnapshot,
-    Settings, Timestamp,
+    plan::policy_for, plan_cycle, plan_group, ActionKind, GroupPlan, GroupSnapshot, Instance, Outcome,
+    Reason, RegionSnapshot, Settings, Timestamp,
 };
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use crate::execute::{Executor, LaunchGuard, MutationBudget, Outcome};
-use crate::report::{log_skip, publish, ActionReport, CycleReport, GroupSummary, Notification, Timings};
+use crate::execute::{Executor, LaunchGuard, MutationBudget};
+use crate::report::{CycleReport, GroupSummary, Recorder, Timings};
 use crate::snapshot::{instance_refresh_in_progress, termination_protected};
 use crate::{snapshot, AdapterError, Aws, Config};
 
@@ -75,72 +74,32 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
     timings.execute_ms = Timings::since(phase);
     let (plans, outcomes): (Vec<GroupPlan>, Vec<Vec<Outcome>>) = acted.into_iter().unzip();
 
-    let mut report = CycleReport {
-        dry_run,
-        actions: Vec::new(),
-        skipped: Vec::new(),
-        groups: Vec::new(),
-        api_calls: BTreeMap::new(),
-        price_source: Some(snap.market.price_source),
-        timings,
-        metrics: Vec::new(),
-    };
-    let mut notes = Vec::new();
+    let mut recorder = Recorder::default();
+    let mut groups = Vec::new();
     for (plan, outcomes) in plans.iter().zip(outcomes) {
         if let Some(s) = &plan.skip {
-            log_skip(s);
-            report.skipped.push(s.clone());
+            recorder.skip(s);
         }
-        if plan
-            .skip
-            .as_ref()
-            .is_some_and(|s| s.reason != spotswap_core::Reason::Sheltered)
-        {
+        // A sheltered group still advances its swaps in flight: it is reported and counted.
+        if plan.skip.as_ref().is_some_and(|s| s.reason != Reason::Sheltered) {
             continue;
         }
-        let mut m = GroupMetrics {
-            on_demand_count: Some(plan.census.on_demand),
-            spot_count: Some(plan.census.spot),
-            estimated_hourly_savings: Some(plan.census.hourly_savings),
-            ..GroupMetrics::new(&plan.group)
-        };
+        recorder.census(&plan.group, &plan.census);
         for (action, outcome) in plan.actions.iter().zip(outcomes) {
             let mut action = action.clone();
             enrich_prices(&snap, &mut action);
-            let r = ActionReport::new(&action, outcome);
-            r.log();
-            match (&action.kind, &r.outcome) {
-                (ActionKind::Launch(_), Outcome::Done(_)) => m.swaps_started += 1,
-                (ActionKind::Launch(_), Outcome::Fallback(_)) => m.fallbacks += 1,
-                (ActionKind::Retire { .. }, Outcome::Done(_)) if r.reason == "ReplacementInService" => {
-                    m.swaps_completed += 1
-                }
-                _ => {}
-            }
-            let (instances, pools) = match &action.kind {
-                ActionKind::Retire {
-                    instance,
-                    replacement,
-                } => (
-                    vec![instance.clone(), replacement.clone()],
-                    r.pool.iter().cloned().collect(),
-                ),
-                _ => (r.instance.iter().cloned().collect(), r.candidates.clone()),
-            };
-            if let Some(n) = Notification::for_action(&r, instances, pools) {
-                notes.push(n);
-            }
-            report.actions.push(r);
+            recorder.record(&action, outcome);
         }
-        report.groups.push(GroupSummary {
+        groups.push(GroupSummary {
             group: plan.group.clone(),
             census: plan.census,
         });
-        report.metrics.push(m);
     }
-    if !dry_run {
-        publish(aws, &config.event_bus, &notes).await;
-    }
+    recorder.publish(aws, &config.event_bus, dry_run).await;
+    let mut report = CycleReport::from_recorder(recorder, dry_run);
+    report.groups = groups;
+    report.price_source = Some(snap.market.price_source);
+    report.timings = timings;
     report.api_calls = aws.api_calls();
     report.timings.total_ms = Timings::since(started);
     info!(

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use spotswap_aws::{CycleReport, Outcome};
+use spotswap_core::{ActionKind, Reason};
 
 fn price(p: Option<f64>) -> String {
     p.map(|p| format!("{p:.4}")).unwrap_or_else(|| "-".into())
@@ -15,8 +16,8 @@ fn outcome(o: &Outcome) -> String {
         Outcome::DryRun => "planned".into(),
         Outcome::AlreadyDone(d) => format!("already-done {d}"),
         Outcome::Fallback(_) => "fallback".into(),
-        Outcome::NotAttempted(d) => format!("not-attempted ({d})"),
-        Outcome::Failed(e) => format!("FAILED: {e}"),
+        Outcome::NotAttempted(r) => format!("not-attempted ({r})"),
+        Outcome::Failed(f) => format!("FAILED: {f}"),
     }
 }
 
@@ -34,14 +35,14 @@ pub fn render(r: &CycleReport) -> String {
     ]];
     for a in &r.actions {
         let outcome = match &a.outcome {
-            Outcome::Done(None) if a.action == "wait" => String::new(),
+            Outcome::Done(None) if a.kind == ActionKind::Wait => String::new(),
             o => outcome(o),
         };
         rows.push([
             a.group.clone(),
-            a.action.to_string(),
+            a.kind.name().to_string(),
             a.instance.clone().unwrap_or_else(|| "-".into()),
-            a.pool.clone().unwrap_or_else(|| "-".into()),
+            a.pool.as_ref().map_or_else(|| "-".into(), ToString::to_string),
             price(a.spot_price),
             price(a.on_demand_price),
             a.reason.to_string(),
@@ -86,10 +87,10 @@ pub fn render(r: &CycleReport) -> String {
     let _ = writeln!(
         out,
         "{} actions, {} swaps waiting, {} mutating API calls{}",
-        r.actions.iter().filter(|a| a.action != "wait").count(),
+        r.actions.iter().filter(|a| a.kind != ActionKind::Wait).count(),
         r.actions
             .iter()
-            .filter(|a| a.action == "wait" && a.reason != "AtRiskFloor")
+            .filter(|a| a.kind == ActionKind::Wait && a.reason != Reason::AtRiskFloor)
             .count(),
         r.mutating_calls(),
         if r.dry_run { " (dry run)" } else { "" }
