@@ -14,6 +14,7 @@ use super::{ignore, screen, EventSnapshot, InstanceId, Target};
 use crate::action::{Action, Reason};
 use crate::candidates::{PoolCounts, SearchContext};
 use crate::model::{Instance, LaunchSource, Lifecycle, Market, MemberState};
+use crate::plan::blockers::group_blocker;
 use crate::plan::{launch_for, Settings};
 use crate::policy::OnRebalance;
 use crate::records::GroupRecords;
@@ -31,7 +32,8 @@ pub struct RebalanceDetail {
 /// fleet and the market only when a swap may follow. `Err` is the no-op and its reason:
 /// everything [`screen`] rejects, then `on-rebalance=ignore` (`RebalanceIgnored`), a sheltered
 /// group (`Sheltered`: a sheltered group starts no spot launch), a group the rebalancer would
-/// skip (launch configuration, mixed instances policy, updating, instance refresh), and an
+/// skip ([`group_blocker`], the rebalancer's own rule: launch configuration, mixed instances
+/// policy, no template, updating, instance refresh), and an
 /// instance protected from scale-in (`InstanceProtected`, as the rebalancer leaves those).
 // Both variants are small next to the work done on them; boxing buys nothing here.
 #[allow(clippy::result_large_err)]
@@ -51,17 +53,8 @@ pub fn triage<'a>(
     if GroupRecords::from_tags(&group.tags).sheltered(now) {
         return noop(Reason::Sheltered);
     }
-    match group.launch_source {
-        LaunchSource::Template(_) => {}
-        LaunchSource::LaunchConfiguration(_) => return noop(Reason::LaunchConfigurationNotSupported),
-        LaunchSource::MixedInstances => return noop(Reason::MixedInstancesPolicyNotSupported),
-        LaunchSource::Unknown => return noop(Reason::NoLaunchTemplate),
-    }
-    if group.status.is_some() {
-        return noop(Reason::GroupUpdating);
-    }
-    if group.instance_refresh_in_progress == Some(true) {
-        return noop(Reason::InstanceRefreshInProgress);
+    if let Some((reason, _)) = group_blocker(group) {
+        return noop(reason);
     }
     if group.member(id).is_some_and(|m| m.protected_from_scale_in) {
         return noop(Reason::InstanceProtected);

@@ -5,6 +5,8 @@
 //! risk floor. Swap state is read from tags on our launches (`spotswap:replaces`,
 //! `spotswap:attached-at`), never from memory, so any cycle can pick up any swap.
 
+pub mod blockers;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -12,8 +14,7 @@ use serde::Serialize;
 use crate::action::{Action, ActionKind, Candidate, LaunchSpec, Reason, Skip};
 use crate::candidates::{candidates, PoolCounts, RankedPools, SearchContext};
 use crate::model::{
-    GroupSnapshot, Instance, InstanceState, LaunchSource, Lifecycle, Market, Member, MemberState,
-    RegionSnapshot,
+    GroupSnapshot, Instance, InstanceState, Lifecycle, Market, Member, MemberState, RegionSnapshot,
 };
 use crate::policy::{is_managed, Mode, Policy};
 use crate::records::GroupRecords;
@@ -135,26 +136,10 @@ fn plan_group_in(
     now: Timestamp,
 ) -> GroupPlan {
     let name = group.name.as_str();
-    let template = match &group.launch_source {
-        LaunchSource::Template(t) => t.clone(),
-        LaunchSource::LaunchConfiguration(lc) => {
-            return GroupPlan::skipped(
-                name,
-                Reason::LaunchConfigurationNotSupported,
-                Some(format!("launch configuration {lc}")),
-            )
-        }
-        LaunchSource::MixedInstances => {
-            return GroupPlan::skipped(name, Reason::MixedInstancesPolicyNotSupported, None)
-        }
-        LaunchSource::Unknown => return GroupPlan::skipped(name, Reason::NoLaunchTemplate, None),
+    let template = match blockers::swappable_template(group) {
+        Ok(t) => t,
+        Err((reason, detail)) => return GroupPlan::skipped(name, reason, detail),
     };
-    if let Some(status) = &group.status {
-        return GroupPlan::skipped(name, Reason::GroupUpdating, Some(status.clone()));
-    }
-    if group.instance_refresh_in_progress == Some(true) {
-        return GroupPlan::skipped(name, Reason::InstanceRefreshInProgress, None);
-    }
 
     let records = GroupRecords::from_tags(&group.tags);
     let census = census(group, instances, market, policy);
@@ -305,7 +290,7 @@ fn plan_group_in(
             now,
             ranked: Some(&ranked),
         };
-        match launch_for(group, &template, original, ctx, None, Reason::OnDemandAboveFloor) {
+        match launch_for(group, template, original, ctx, None, Reason::OnDemandAboveFloor) {
             Ok(action) => {
                 if let Some(pool) = &action.pool {
                     counts.add(pool.clone());
