@@ -97,7 +97,10 @@ pub fn decide_rebalance(
     if original.termination_protected == Some(true) {
         return vec![ignore(Reason::InstanceProtected, &group.name, id, Some(pool))];
     }
-    let ours = |i: &&Instance| i.launched_for() == Some(group.name.as_str()) && i.is_alive();
+    // Alive, detached or not, as this check has always been: `is_live_launch_for` would also
+    // drop a detached launch, letting a fresh swap start for an instance whose replacement was
+    // interrupted. That is a change of behaviour, not of structure, so it is not made here.
+    let ours = |i: &&Instance| i.is_launch_for(&group.name) && i.is_alive();
     if let Some(launch) = instances.values().filter(ours).find(|i| i.replaces() == Some(id)) {
         return vec![ignore(
             Reason::AlreadyHandled,

@@ -124,7 +124,7 @@ pub fn decide_spot_warning(
 /// not started leaving: the swap's retire (the decrement) is still to come.
 fn replaces_a_serving_original(group: &GroupSnapshot, instance: Option<&crate::model::Instance>) -> bool {
     let Some(i) = instance else { return false };
-    i.launched_for() == Some(group.name.as_str())
+    i.is_launch_for(&group.name)
         && i.replaces().is_some_and(|original| {
             group
                 .members
@@ -142,7 +142,7 @@ fn replaced_by_a_serving_launch(
     launches: &[crate::model::Instance],
 ) -> bool {
     launches.iter().any(|l| {
-        l.launched_for() == Some(group.name.as_str())
+        l.is_launch_for(&group.name)
             && l.replaces() == Some(instance)
             && group
                 .members

@@ -389,7 +389,7 @@ impl<'a> LaunchIndex<'a> {
             let (Some(group), Some(replaces)) = (inst.launched_for(), inst.replaces()) else {
                 continue;
             };
-            if inst.is_alive() && inst.tag(tags::DETACHED_AT).is_none() {
+            if inst.is_live_launch_for(group) {
                 by_group
                     .entry(group)
                     .or_default()
