@@ -14,6 +14,8 @@
 //! - [`events`]: the interruption handler's events: parsing, and one decision module per kind.
 //! - [`reap`]: the orphan reaper's pass: strays terminated, MaxSize restored, records cleared.
 //! - [`action`]: actions, reasons and skips.
+//! - [`fleet`]: CreateFleet's answer judged: launched, no capacity (pools to mark), quota,
+//!   failed.
 //! - [`metrics`]: CloudWatch EMF lines.
 //! - [`outcome`]: what happened to an action: done, fallback, not attempted (a reason), failed
 //!   (the AWS error code and its kind).
@@ -25,6 +27,7 @@ pub mod action;
 pub mod candidates;
 mod error;
 pub mod events;
+pub mod fleet;
 pub mod metrics;
 pub mod model;
 pub mod ops;
@@ -38,6 +41,7 @@ pub mod time;
 
 pub use action::{Action, ActionKind, Candidate, LaunchSpec, Reason, Skip};
 pub use error::{ConfigError, EventError};
+pub use fleet::{judge_fleet, FleetError, FleetVerdict};
 pub use model::{
     GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, LaunchSource, LaunchTemplateRef, Lifecycle,
     Market, Member, MemberState, Pool, PriceSource, RegionSnapshot,

@@ -128,6 +128,16 @@ pub fn no_capacity_key(pool: &Pool) -> String {
     format!("{}{pool}", tags::NO_CAPACITY_PREFIX)
 }
 
+/// The no-capacity records for `pools`, marked at `now`: each pool's [`no_capacity_key`] with
+/// the end of the mark, `now` + [`NO_CAPACITY_MINUTES`], in RFC 3339.
+pub fn no_capacity_tags(pools: &[Pool], now: Timestamp) -> Vec<(String, String)> {
+    let until = now.plus_minutes(NO_CAPACITY_MINUTES).to_rfc3339();
+    pools
+        .iter()
+        .map(|p| (no_capacity_key(p), until.clone()))
+        .collect()
+}
+
 /// Most interruption entries kept: a tag value holds at most 256 characters.
 pub const MAX_INTERRUPTION_ENTRIES: usize = 8;
 
@@ -201,6 +211,39 @@ mod tests {
                 "spotswap:cooldown:junk".to_string()
             ]
         );
+    }
+
+    #[test]
+    fn no_capacity_tags_mark_each_pool_for_five_minutes() {
+        // GIVEN two pools with no capacity at noon
+        let now = t("2026-01-01T12:00:00Z");
+        let pools = [
+            Pool::new("m5.large", "us-east-1a"),
+            Pool::new("m6i.large", "us-east-1a"),
+        ];
+        // WHEN their records are written
+        let kv = no_capacity_tags(&pools, now);
+        // THEN each pool's key holds the end of the mark
+        assert_eq!(
+            kv,
+            vec![
+                (
+                    "spotswap:no-capacity:m5.large/us-east-1a".to_string(),
+                    "2026-01-01T12:05:00Z".to_string()
+                ),
+                (
+                    "spotswap:no-capacity:m6i.large/us-east-1a".to_string(),
+                    "2026-01-01T12:05:00Z".to_string()
+                ),
+            ]
+        );
+        // AND the records read back block the pools until then
+        let r = GroupRecords::from_tags(&kv.into_iter().collect());
+        assert_eq!(
+            r.pool_block(&pools[1], now),
+            Some(PoolBlock::NoCapacity(t("2026-01-01T12:05:00Z")))
+        );
+        assert_eq!(r.pool_block(&pools[1], now.plus_minutes(5)), None);
     }
 
     #[test]
