@@ -49,5 +49,5 @@ pub use model::{
 pub use outcome::{ErrorKind, Failure, Outcome};
 pub use plan::{plan_cycle, plan_group, Census, GroupPlan, Settings};
 pub use policy::{Mode, OnRebalance, Policy};
-pub use reap::{plan_reap, ReapPlan};
+pub use reap::{plan_reap, ReapGate, ReapPlan};
 pub use time::Timestamp;

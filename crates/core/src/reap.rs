@@ -49,6 +49,46 @@ impl ReapPlan {
     }
 }
 
+/// The one dependency between a reaper pass's actions, kept while they run one by one.
+///
+/// Each action runs on its own, so one instance's termination protection does not keep the
+/// other orphans alive. But a group's MaxSize restore assumed its orphaned launches gone: when
+/// one of them was not terminated (failed, or not attempted), the restore waits for the next
+/// pass.
+///
+/// ```text
+/// let mut gate = ReapGate::default();
+/// for action in &plan.actions {
+///     let outcome = match gate.blocks(action) {
+///         Some(reason) => Outcome::NotAttempted(reason),
+///         None => run(action),
+///     };
+///     gate.note(action, outcome.succeeded());
+/// }
+/// ```
+#[derive(Debug, Default)]
+pub struct ReapGate {
+    /// Groups with an orphan of theirs left alive this pass.
+    orphan_left: BTreeSet<String>,
+}
+
+impl ReapGate {
+    /// Why `action` must not run now: `EarlierStepFailed` for the MaxSize restore of a group
+    /// with an orphan left; `None` for everything else.
+    pub fn blocks(&self, action: &Action) -> Option<Reason> {
+        (matches!(action.kind, ActionKind::RestoreMax { .. }) && self.orphan_left.contains(&action.group))
+            .then_some(Reason::EarlierStepFailed)
+    }
+
+    /// Record how `action` went: `succeeded` when it was done (or, in a dry run, would have
+    /// been). An `Orphaned` termination that did not succeed leaves an orphan in its group.
+    pub fn note(&mut self, action: &Action, succeeded: bool) {
+        if action.reason == Reason::Orphaned && !succeeded {
+            self.orphan_left.insert(action.group.clone());
+        }
+    }
+}
+
 /// Plan one reaper pass.
 ///
 /// `groups` must be every group of the region, managed or not: membership in any of them
@@ -685,5 +725,67 @@ mod tests {
             // AND the plan is a function of its input
             prop_assert_eq!(plan.clone(), plan_reap(&groups, &instances, &Settings::default(), NOW, AGE));
         }
+    }
+
+    #[test]
+    fn the_restore_waits_while_an_orphan_of_its_group_is_left() {
+        // GIVEN a pass that terminates orphans of web and api, then restores both MaxSizes
+        let groups = [
+            group("web", &["i-od"], 2, &[(tags::MAX_RAISED_FROM, "1".to_string())]),
+            group("api", &["i-od2"], 2, &[(tags::MAX_RAISED_FROM, "1".to_string())]),
+        ];
+        let plan = reap(
+            &groups,
+            vec![
+                launch("i-web", "web", "i-gone", 30),
+                launch("i-api", "api", "i-gone2", 30),
+            ],
+        );
+        let mut gate = ReapGate::default();
+        // WHEN web's terminate fails and api's succeeds
+        let mut blocked = Vec::new();
+        for action in &plan.actions {
+            let verdict = gate.blocks(action);
+            blocked.push((action.kind.name(), action.group.as_str(), verdict));
+            if verdict.is_none() {
+                gate.note(action, action.group == "api");
+            }
+        }
+        // THEN only web's restore is held back, as an earlier step that failed
+        assert_eq!(
+            blocked,
+            vec![
+                ("terminate", "api", None),
+                ("terminate", "web", None),
+                ("restore-max", "web", Some(Reason::EarlierStepFailed)),
+                ("restore-max", "api", None),
+            ]
+        );
+    }
+
+    #[test]
+    fn only_an_orphan_left_holds_the_restore_back() {
+        let restore = Action::new(ActionKind::RestoreMax { to: 1 }, Reason::NoSwapInFlight, "web");
+        let terminate = |reason| {
+            Action::new(
+                ActionKind::Terminate {
+                    instance: "i-x".to_string(),
+                },
+                reason,
+                "web",
+            )
+        };
+        // GIVEN a detached instance whose terminate failed, and an orphan terminated
+        let mut gate = ReapGate::default();
+        gate.note(&terminate(Reason::DetachedStillAlive), false);
+        gate.note(&terminate(Reason::Orphaned), true);
+        // THEN the restore may run: neither leaves one of the group's launches behind
+        assert_eq!(gate.blocks(&restore), None);
+        // AND an orphan not terminated holds it back, but nothing else of the group
+        gate.note(&terminate(Reason::Orphaned), false);
+        assert_eq!(gate.blocks(&restore), Some(Reason::EarlierStepFailed));
+        assert_eq!(gate.blocks(&terminate(Reason::Orphaned)), None);
+        let other = Action::new(ActionKind::RestoreMax { to: 1 }, Reason::NoSwapInFlight, "api");
+        assert_eq!(gate.blocks(&other), None);
     }
 }
