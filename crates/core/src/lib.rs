@@ -21,6 +21,8 @@
 //!   (the AWS error code and its kind).
 //! - [`ops`]: AWS operations by class (read, mutating, launch) and token bucket.
 //! - [`tags`]: the FIXED tag names.
+//! - `testkit` (feature `testkit`, and the core's own tests): fixture builders for tests and
+//!   benches.
 //! - [`time`]: UTC timestamps, RFC 3339 in and out.
 
 pub mod action;
@@ -37,6 +39,8 @@ pub mod policy;
 pub mod reap;
 pub mod records;
 pub mod tags;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod time;
 
 pub use action::{Action, ActionKind, Candidate, LaunchSpec, Reason, Skip};

@@ -224,28 +224,21 @@ fn group_decisions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LaunchSource, LaunchTemplateRef, Lifecycle, Member, MemberState, Pool};
+    use crate::model::{Lifecycle, Pool};
     use crate::records::{cooldown_key, no_capacity_key};
+    use crate::testkit::{self, Fleet};
     use crate::Mode;
     use proptest::prelude::*;
 
-    /// 2026-01-01T12:00:00Z.
-    const NOW: Timestamp = Timestamp::from_unix(1_767_268_800);
+    use crate::testkit::NOW;
     const AGE: u32 = 20;
 
+    /// Our spot m5.large in us-east-1a, launched by EC2 10 hours ago, with `tags`.
     fn instance(id: &str, tags: &[(&str, String)]) -> Instance {
         Instance {
-            id: id.to_string(),
-            instance_type: "m5.large".to_string(),
-            az: "us-east-1a".to_string(),
-            subnet_id: Some("subnet-a".to_string()),
-            lifecycle: Lifecycle::Spot,
-            state: InstanceState::Running,
             launch_time: NOW.plus_minutes(-600),
-            status_ok: None,
-            termination_protected: None,
             tags: tags.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-            architecture: Some("x86_64".to_string()),
+            ..testkit::instance(id, "m5.large", "us-east-1a", Lifecycle::Spot)
         }
     }
 
@@ -274,39 +267,20 @@ mod tests {
         }
     }
 
-    fn member(id: &str) -> Member {
-        Member {
-            id: id.to_string(),
-            state: MemberState::InService,
-            healthy: true,
-            protected_from_scale_in: false,
-        }
-    }
-
     /// A managed group with `members` InService, desired = their count.
     fn group(name: &str, members: &[&str], max: u32, tags: &[(&str, String)]) -> GroupSnapshot {
-        let mut t: BTreeMap<String, String> = tags.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-        t.insert(tags::ENABLED.to_string(), "true".to_string());
-        GroupSnapshot {
-            name: name.to_string(),
-            min_size: 0,
-            max_size: max,
-            desired: members.len() as u32,
-            health_check_grace_secs: 0,
-            launch_source: LaunchSource::Template(LaunchTemplateRef {
-                id: Some("lt-1".to_string()),
-                name: None,
-                version: "$Latest".to_string(),
-            }),
-            subnets: vec!["subnet-a".to_string()],
-            availability_zones: vec!["us-east-1a".to_string()],
-            tags: t,
-            propagated_tags: BTreeMap::new(),
-            members: members.iter().map(|m| member(m)).collect(),
-            status: None,
-            instance_refresh_in_progress: None,
-            has_terminating_hook: None,
+        let mut fleet = Fleet::new()
+            .named(name)
+            .max(max)
+            .desired(members.len() as u32)
+            .grace(0);
+        for m in members {
+            fleet = fleet.listed(m);
         }
+        for (k, v) in tags {
+            fleet = fleet.tag(k, v);
+        }
+        fleet.group
     }
 
     fn unmanaged(mut g: GroupSnapshot) -> GroupSnapshot {

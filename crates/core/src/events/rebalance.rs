@@ -157,12 +157,13 @@ mod tests {
 
     use super::*;
     use crate::action::ActionKind;
-    use crate::candidates::tests::{instance, market};
+    use crate::candidates::tests::market;
     use crate::events::tests::REBALANCE;
     use crate::events::{parse_event, Membership, ParsedEvent};
-    use crate::model::{GroupSnapshot, LaunchTemplateRef, Member, Pool};
+    use crate::model::Pool;
     use crate::records::{cooldown_key, no_capacity_key};
     use crate::tags;
+    use crate::testkit::{instance, Fleet};
 
     const ID: &str = "i-1234567890abcdef0";
     const NOW: Timestamp = Timestamp::from_unix(1_767_225_600);
@@ -177,44 +178,18 @@ mod tests {
 
     /// A managed group of one on-demand and two spot m5.large in us-east-1a; ID is spot.
     fn fleet(tags_: &[(&str, &str)]) -> (EventSnapshot, BTreeMap<String, Instance>) {
-        let mut instances = BTreeMap::new();
+        let mut fleet = Fleet::new().max(3).desired(3).grace(0).market(market());
         for (id, lc) in [
             (ID, Lifecycle::Spot),
             ("i-bbbbbbbbbbbbbbbbb", Lifecycle::Spot),
             ("i-ccccccccccccccccc", Lifecycle::OnDemand),
         ] {
-            instances.insert(id.to_string(), instance(id, "m5.large", A, lc));
+            fleet = fleet.instance(instance(id, "m5.large", A, lc)).listed(id);
         }
-        let mut t: BTreeMap<String, String> = [(tags::ENABLED.to_string(), "true".to_string())].into();
-        t.extend(tags_.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let group = GroupSnapshot {
-            name: "web".into(),
-            min_size: 0,
-            max_size: 3,
-            desired: 3,
-            health_check_grace_secs: 0,
-            launch_source: LaunchSource::Template(LaunchTemplateRef {
-                id: Some("lt-1".into()),
-                name: None,
-                version: "$Latest".into(),
-            }),
-            subnets: vec![],
-            availability_zones: vec![A.into()],
-            tags: t,
-            propagated_tags: BTreeMap::new(),
-            members: instances
-                .keys()
-                .map(|id| Member {
-                    id: id.clone(),
-                    state: MemberState::InService,
-                    healthy: true,
-                    protected_from_scale_in: false,
-                })
-                .collect(),
-            status: None,
-            instance_refresh_in_progress: Some(false),
-            has_terminating_hook: None,
-        };
+        for (k, v) in tags_ {
+            fleet = fleet.tag(k, v);
+        }
+        let Fleet { group, instances, .. } = fleet;
         let snap = EventSnapshot {
             membership: Some(Membership {
                 instance: ID.into(),

@@ -220,12 +220,11 @@ mod tests {
     use super::*;
     use crate::events::tests::{WARNING, WARNING_HIBERNATE, WARNING_STOP};
     use crate::events::{parse_event, Membership, ParsedEvent};
-    use crate::model::{
-        Instance, InstanceState, LaunchSource, LaunchTemplateRef, Lifecycle, Member, MemberState,
-    };
+    use crate::model::{Instance, InstanceState, Lifecycle, Member, MemberState};
     use crate::policy::Mode;
     use crate::records::cooldown_key;
     use crate::tags;
+    use crate::testkit::{member, Fleet};
 
     const ID: &str = "i-1234567890abcdef0";
     const NOW: Timestamp = Timestamp::from_unix(1_767_225_600);
@@ -237,35 +236,20 @@ mod tests {
         }
     }
 
+    /// Group web with ID its one InService member, desired 4, and exactly `tags_`: not
+    /// managed unless they say so.
     pub(crate) fn group(tags_: &[(&str, &str)]) -> GroupSnapshot {
-        GroupSnapshot {
-            name: "web".into(),
-            min_size: 0,
-            max_size: 4,
-            desired: 4,
-            health_check_grace_secs: 0,
-            launch_source: LaunchSource::Template(LaunchTemplateRef {
-                id: Some("lt-1".into()),
-                name: None,
-                version: "$Latest".into(),
-            }),
-            subnets: vec![],
-            availability_zones: vec!["us-east-1a".into()],
-            tags: tags_
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            propagated_tags: BTreeMap::new(),
-            members: vec![Member {
-                id: ID.into(),
-                state: MemberState::InService,
-                healthy: true,
-                protected_from_scale_in: false,
-            }],
-            status: None,
-            instance_refresh_in_progress: None,
-            has_terminating_hook: Some(false),
+        let mut fleet = Fleet::new()
+            .untag(tags::ENABLED)
+            .max(4)
+            .desired(4)
+            .grace(0)
+            .listed(ID)
+            .with_group(|g| g.instance_refresh_in_progress = None);
+        for (k, v) in tags_ {
+            fleet = fleet.tag(k, v);
         }
+        fleet.group
     }
 
     fn snapshot(state: MemberState, lifecycle_state: &str, g: GroupSnapshot) -> EventSnapshot {
@@ -350,20 +334,15 @@ mod tests {
         let d = detail(WARNING);
         let settings = Settings::default();
         let ec2 = |tags_: &[(&str, &str)], state| Instance {
-            id: ID.into(),
-            instance_type: "m5.large".into(),
-            az: "us-east-1a".into(),
             subnet_id: None,
-            lifecycle: Lifecycle::Spot,
             state,
             launch_time: NOW,
-            status_ok: None,
-            termination_protected: None,
             tags: tags_
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             architecture: None,
+            ..crate::testkit::instance(ID, "m5.large", "us-east-1a", Lifecycle::Spot)
         };
         let cases: Vec<(EventSnapshot, Reason)> = vec![
             // detached by an earlier delivery: no group lists it, our tag is on it
@@ -572,18 +551,13 @@ mod tests {
 
     #[test]
     fn a_replacement_interrupted_while_its_original_serves_leaves_with_the_decrement() {
-        use crate::candidates::tests::instance;
+        use crate::testkit::instance;
         // GIVEN our spot launch L, attached (desired raised to 2), replacing on-demand O which
         // still serves: the swap's retire has not run (found by chaos seed 1)
         let mut g = managed();
         g.desired = 2;
         let o = "i-0000000000000000a";
-        g.members.push(Member {
-            id: o.into(),
-            state: MemberState::InService,
-            healthy: true,
-            protected_from_scale_in: false,
-        });
+        g.members.push(member(o));
         let mut l = instance(ID, "m5a.large", "us-east-1a", Lifecycle::Spot);
         for (k, v) in [
             (tags::GROUP, "web"),
@@ -627,18 +601,13 @@ mod tests {
 
     #[test]
     fn an_original_interrupted_while_its_replacement_serves_leaves_with_the_decrement() {
-        use crate::candidates::tests::instance;
+        use crate::testkit::instance;
         // GIVEN spot O (ID) being swapped: our launch L replacing it is attached (desired raised
         // to 2) and O's retire has not run (found by chaos seed 27)
         let mut g = managed();
         g.desired = 2;
         let l_id = "i-0000000000000000b";
-        g.members.push(Member {
-            id: l_id.into(),
-            state: MemberState::InService,
-            healthy: true,
-            protected_from_scale_in: false,
-        });
+        g.members.push(member(l_id));
         let mut l = instance(l_id, "m5a.large", "us-east-1b", Lifecycle::Spot);
         for (k, v) in [(tags::GROUP, "web"), (tags::REPLACES, ID)] {
             l.tags.insert(k.into(), v.into());
@@ -681,8 +650,9 @@ mod tests {
 
     #[test]
     fn the_rebalancer_never_reattaches_a_launch_detached_on_interruption() {
-        use crate::candidates::tests::{instance, market};
+        use crate::candidates::tests::market;
         use crate::plan::plan_group;
+        use crate::testkit::instance;
         // GIVEN a swap in flight: our spot launch L, attached, replacing on-demand O, and then
         // interrupted and detached by the handler (tagged detached-at, no longer a member)
         let mut g = managed();
