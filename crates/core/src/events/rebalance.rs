@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::{ignore, screen, EventSnapshot, InstanceId, Target};
 use crate::action::{Action, Reason};
 use crate::candidates::{PoolCounts, SearchContext};
-use crate::model::{Instance, LaunchSource, Lifecycle, Market, MemberState};
-use crate::plan::blockers::group_blocker;
+use crate::model::{Instance, Lifecycle, Market, MemberState};
+use crate::plan::blockers::{group_blocker, swappable_template};
 use crate::plan::{launch_for, Settings};
 use crate::policy::OnRebalance;
 use crate::records::GroupRecords;
@@ -85,8 +85,8 @@ pub fn decide_rebalance(
     };
     let group = target.group;
     let pool = &target.membership.pool;
-    let LaunchSource::Template(template) = &group.launch_source else {
-        unreachable!("triage passes only launch templates");
+    let Ok(template) = swappable_template(group) else {
+        unreachable!("triage passes only groups nothing blocks");
     };
     let Some(original) = instances.get(id).filter(|i| i.is_alive()) else {
         return vec![ignore(Reason::AlreadyHandled, &group.name, id, Some(pool))];
@@ -160,7 +160,7 @@ mod tests {
     use crate::candidates::tests::market;
     use crate::events::tests::REBALANCE;
     use crate::events::{parse_event, Membership, ParsedEvent};
-    use crate::model::Pool;
+    use crate::model::{GroupSnapshot, Pool};
     use crate::records::{cooldown_key, no_capacity_key};
     use crate::tags;
     use crate::testkit::{instance, Fleet};
@@ -338,5 +338,32 @@ mod tests {
             reasons(&decide(&snap, &instances)),
             vec![("wait", Reason::NoEligiblePool)]
         );
+    }
+
+    #[test]
+    fn a_group_the_rebalancer_skips_is_a_no_op_for_the_same_reason() {
+        use crate::model::LaunchSource;
+        use crate::plan::plan_group;
+        use crate::policy::Policy;
+        let blocked: Vec<fn(&mut GroupSnapshot)> = vec![
+            |g| g.launch_source = LaunchSource::LaunchConfiguration("old-lc".into()),
+            |g| g.launch_source = LaunchSource::MixedInstances,
+            |g| g.launch_source = LaunchSource::Unknown,
+            |g| g.status = Some("Delete in progress".into()),
+            |g| g.instance_refresh_in_progress = Some(true),
+        ];
+        for block in blocked {
+            // GIVEN a group one blocker keeps from being swapped
+            let (mut snap, instances) = fleet(&[]);
+            block(snap.group.as_mut().unwrap());
+            let group = snap.group.clone().unwrap();
+            // WHEN a recommendation arrives, and the rebalancer plans the group
+            let actions = decide(&snap, &instances);
+            let plan = plan_group(&group, &instances, &market(), &Policy::default(), NOW);
+            // THEN both pass it over, for the one reason the blocker rule gives
+            let reason = group_blocker(&group).expect("blocked").0;
+            assert_eq!(reasons(&actions), vec![("ignore", reason)]);
+            assert_eq!(plan.skip.map(|s| s.reason), Some(reason));
+        }
     }
 }
