@@ -12,7 +12,8 @@
 //! - [`candidates`]: compatible, diversified, price-ranked spot pools.
 //! - [`plan`]: the rebalancer's cycle: the Launch → Attach → Retire stage machine.
 //! - [`events`]: the interruption handler's events: parsing, and one decision module per kind.
-//! - [`reap`]: the orphan reaper's pass: strays terminated, MaxSize restored, records cleared.
+//! - [`reap`]: the orphan reaper's pass: strays terminated, MaxSize restored, records cleared;
+//!   [`ReapGate`], the one ordering rule while the pass runs.
 //! - [`action`]: actions, reasons and skips.
 //! - [`fleet`]: CreateFleet's answer judged: launched, no capacity (pools to mark), quota,
 //!   failed.

@@ -10,6 +10,9 @@
 //!
 //! The orphan age is what keeps the reaper from racing the rebalancer: a launch younger than it
 //! may still be attached by the next cycle, so it is never reaped, whatever else is true.
+//!
+//! The adapter runs the plan's actions one by one through a [`ReapGate`]: a group's MaxSize
+//! restore waits for the next pass while one of its orphans could not be terminated.
 
 use std::collections::{BTreeMap, BTreeSet};
 
