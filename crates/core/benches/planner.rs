@@ -39,20 +39,16 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use spotswap_core::records::{cooldown_key, no_capacity_key};
 use spotswap_core::tags::InstanceTags;
+use spotswap_core::testkit::{instance, market_of, member, Fleet, Offer, AZS, GRACE_SECS, NOW};
 use spotswap_core::{
-    plan_cycle, plan_reap, tags, ActionKind, GroupPlan, GroupSnapshot, Instance, InstanceState,
-    InstanceTypeSpec, LaunchSource, LaunchTemplateRef, Lifecycle, Market, Member, MemberState, Pool,
-    PriceSource, RegionSnapshot, Settings, Timestamp,
+    plan_cycle, plan_reap, tags, ActionKind, GroupPlan, GroupSnapshot, Instance, InstanceState, LaunchSource,
+    LaunchTemplateRef, Lifecycle, Market, Pool, RegionSnapshot, Settings,
 };
 
 /// Instances per group.
 const GROUP_SIZE: usize = 20;
 /// Group counts benchmarked: 2,000 and 20,000 instances.
 const GROUP_COUNTS: [usize; 2] = [100, 1_000];
-const AZS: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
-/// 2026-01-01T12:00:00Z.
-const NOW: Timestamp = Timestamp::from_unix(1_767_268_800);
-const GRACE_SECS: u32 = 300;
 /// The reaper's orphan age, minutes.
 const ORPHAN_MINUTES: u32 = 20;
 /// On-demand types, one per group in turn.
@@ -66,7 +62,7 @@ const ON_DEMAND_TYPES: [&str; 5] = ["m5.large", "m6i.large", "m5d.large", "c5.la
 /// a little between AZs.
 fn market() -> Market {
     // (type, architecture, vCPU, GiB, instance store GB, on-demand, spot)
-    let offers = [
+    let offers: [Offer; 11] = [
         ("m5.large", "x86_64", 2, 8, 0, 0.096, 0.040),
         ("m5a.large", "x86_64", 2, 8, 0, 0.086, 0.035),
         ("m6i.large", "x86_64", 2, 8, 0, 0.096, 0.038),
@@ -80,28 +76,10 @@ fn market() -> Market {
         ("m6g.large", "arm64", 2, 8, 0, 0.077, 0.020),
     ];
     let az_factor = [1.0, 1.04, 0.97];
-    let mut m = Market {
-        types: BTreeMap::new(),
-        spot_prices: BTreeMap::new(),
-        on_demand_prices: BTreeMap::new(),
-        price_source: PriceSource::PriceFile,
-    };
-    for (name, arch, vcpus, gib, store, od, spot) in offers {
-        m.types.insert(
-            name.to_string(),
-            InstanceTypeSpec {
-                name: name.to_string(),
-                architectures: vec![arch.to_string()],
-                vcpus,
-                memory_mib: gib * 1024,
-                gpus: 0,
-                instance_store_gb: store,
-            },
-        );
-        m.on_demand_prices.insert(name.to_string(), od);
-        for (az, f) in AZS.iter().zip(az_factor) {
-            m.spot_prices.insert(Pool::new(name, *az), spot * f);
-        }
+    let mut m = market_of(&offers, &AZS);
+    for (pool, price) in m.spot_prices.iter_mut() {
+        let n = AZS.iter().position(|az| *az == pool.az).expect("one of AZS");
+        *price *= az_factor[n];
     }
     m
 }
@@ -122,10 +100,6 @@ fn launch_type(on_demand_type: &str) -> &'static str {
         "c5.large" => "c5a.large",
         _ => "m5a.large",
     }
-}
-
-fn subnet(az: &str) -> String {
-    format!("subnet-{az}")
 }
 
 fn string_map(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
@@ -160,25 +134,14 @@ impl Region {
         self.instances.insert(
             id.clone(),
             Instance {
-                id: id.clone(),
-                instance_type: ty.to_string(),
-                az: az.to_string(),
-                subnet_id: Some(subnet(az)),
-                lifecycle,
-                state: InstanceState::Running,
                 launch_time: NOW.plus_minutes(-age_min),
                 status_ok: Some(true),
                 termination_protected: Some(false),
                 tags: t,
-                architecture: Some("x86_64".into()),
+                ..instance(&id, ty, az, lifecycle)
             },
         );
-        group.members.push(Member {
-            id: id.clone(),
-            state: MemberState::InService,
-            healthy: true,
-            protected_from_scale_in: false,
-        });
+        group.members.push(member(&id));
         id
     }
 
@@ -207,27 +170,17 @@ impl Region {
         if let Some(secs) = attached_secs_ago {
             t.insert(tags::ATTACHED_AT.to_string(), NOW.plus_secs(-secs).to_rfc3339());
             t.insert(tags::AWS_ASG_NAME.to_string(), group.name.clone());
-            group.members.push(Member {
-                id: id.clone(),
-                state: MemberState::InService,
-                healthy: true,
-                protected_from_scale_in: false,
-            });
+            group.members.push(member(&id));
         }
         self.instances.insert(
             id.clone(),
             Instance {
-                id: id.clone(),
-                instance_type: ty.to_string(),
-                az: az.clone(),
-                subnet_id: Some(subnet(&az)),
-                lifecycle: Lifecycle::Spot,
                 state,
                 launch_time: NOW.plus_minutes(-launched_min_ago),
                 status_ok,
                 termination_protected: Some(false),
                 tags: t,
-                architecture: Some("x86_64".into()),
+                ..instance(&id, ty, &az, Lifecycle::Spot)
             },
         );
         id
@@ -246,17 +199,11 @@ impl Region {
         self.instances.insert(
             id.clone(),
             Instance {
-                id: id.clone(),
-                instance_type: ty.to_string(),
-                az: az.to_string(),
-                subnet_id: Some(subnet(az)),
-                lifecycle: Lifecycle::Spot,
-                state: InstanceState::Running,
                 launch_time: NOW.plus_minutes(-600),
                 status_ok: Some(true),
                 termination_protected: Some(false),
                 tags: t,
-                architecture: Some("x86_64".into()),
+                ..instance(&id, ty, az, Lifecycle::Spot)
             },
         );
         id
@@ -282,26 +229,22 @@ fn empty_group(g: usize) -> GroupSnapshot {
         group_tags.insert(tags::MAX_POOL_PERCENT.to_string(), "40".to_string());
     }
     group_tags.insert(tags::REPLACE_PER_CYCLE.to_string(), (1 + g % 3).to_string());
-    GroupSnapshot {
-        name,
-        min_size: 2,
-        max_size: GROUP_SIZE as u32,
-        desired: 0,
-        health_check_grace_secs: GRACE_SECS,
-        launch_source: LaunchSource::Template(LaunchTemplateRef {
-            id: Some(format!("lt-{g:017x}")),
-            name: Some(format!("svc-{g:04}")),
-            version: "$Latest".into(),
-        }),
-        subnets: AZS.iter().map(|az| subnet(az)).collect(),
-        availability_zones: AZS.iter().map(|az| az.to_string()).collect(),
-        tags: group_tags,
-        propagated_tags: propagated,
-        members: Vec::new(),
-        status: None,
-        instance_refresh_in_progress: Some(false),
-        has_terminating_hook: Some(g % 2 == 1),
-    }
+    Fleet::new()
+        .named(&name)
+        .max(GROUP_SIZE as u32)
+        .grace(GRACE_SECS)
+        .with_group(|group| {
+            group.min_size = 2;
+            group.launch_source = LaunchSource::Template(LaunchTemplateRef {
+                id: Some(format!("lt-{g:017x}")),
+                name: Some(format!("svc-{g:04}")),
+                version: "$Latest".into(),
+            });
+            group.tags = group_tags;
+            group.propagated_tags = propagated;
+            group.has_terminating_hook = Some(g % 2 == 1);
+        })
+        .group
 }
 
 /// A region of `groups` managed groups of [`GROUP_SIZE`] instances each.

@@ -8,117 +8,224 @@ use crate::model::{LaunchTemplateRef, Pool};
 use crate::time::Timestamp;
 
 /// Why: a stable PascalCase code, the one the logs print.
+///
+/// Each variant's doc ends with where it is decided: one place, or the few that share the rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Reason {
     // -- swap stages
     /// An on-demand instance above the risk floor: launch a spot replacement.
+    ///
+    /// Decided in [`crate::plan`] (the cycle's new swaps, from [`crate::plan::originals`]).
     OnDemandAboveFloor,
     /// A rebalance recommendation: move the at-risk spot instance to another pool.
+    ///
+    /// Decided in [`crate::events::rebalance`].
     RebalanceRecommendation,
     /// The replacement runs and passed its status checks: attach it.
+    ///
+    /// Decided in [`crate::plan::stages`].
     ReplacementReady,
     /// desired == max: raise MaxSize so the attach fits.
+    ///
+    /// Decided in [`crate::plan::stages`].
     MaxSizeAtDesired,
     /// The replacement is InService past the grace period: retire the original.
+    ///
+    /// Decided in [`crate::plan::stages`].
     ReplacementInService,
     /// The `spotswap:attached-at` tag is missing (a crash between attach and tag): write it.
+    ///
+    /// Decided in [`crate::plan::stages`].
     AttachedAtMissing,
     /// No swap left in flight: restore MaxSize.
+    ///
+    /// Decided in [`crate::plan::stages`] ([`crate::plan::max_restore`], for the cycle and the
+    /// reaper).
     NoSwapInFlight,
     /// More than one live launch replaces the same instance: keep one, end the rest.
+    ///
+    /// Decided in [`crate::plan::stages`].
     DuplicateLaunch,
     /// The instance being replaced left the group before the attach: end the launch.
+    ///
+    /// Decided in [`crate::plan::stages`].
     ReplacedInstanceGone,
     /// Our launch stopped or never came up: end it.
+    ///
+    /// Decided in [`crate::plan::stages`].
     LaunchFailed,
     // -- waits
     /// The replacement is still pending.
+    ///
+    /// Decided in [`crate::plan::stages`].
     WaitingForLaunch,
     /// The replacement runs but its status checks have not passed.
+    ///
+    /// Decided in [`crate::plan::stages`].
     WaitingForStatusChecks,
     /// The replacement is attached but not yet InService and healthy.
+    ///
+    /// Decided in [`crate::plan::stages`].
     WaitingForInService,
     /// The replacement is InService; the health-check grace period has not passed.
+    ///
+    /// Decided in [`crate::plan::stages`].
     WaitingForGracePeriod,
     /// Not every desired instance is InService: retiring now would drop capacity.
+    ///
+    /// Decided in [`crate::plan::stages`] (no retire) and [`crate::plan`] (no new swap).
     GroupBelowCapacity,
     /// MaxSize cannot be restored while desired is above the original MaxSize.
+    ///
+    /// Decided in [`crate::plan::stages`] ([`crate::plan::max_restore`], for the cycle and the
+    /// reaper).
     DesiredAboveOriginalMax,
     // -- nothing to do / could not
     /// On-demand count is at the risk floor: nothing to swap.
+    ///
+    /// Decided in [`crate::plan::originals`].
     AtRiskFloor,
     /// No pool passes the compatibility, price, cooldown and diversification rules.
+    ///
+    /// Decided in [`crate::plan::launch`] ([`crate::plan::launch_for`], for the cycle and the
+    /// rebalance handler).
     NoEligiblePool,
     /// CreateFleet found no spot capacity in any candidate pool: the on-demand instance stays.
+    ///
+    /// Decided by the adapter from [`crate::fleet::judge_fleet`]'s `NoCapacity`.
     NoSpotCapacity,
     /// The instance has no subnet to launch into.
+    ///
+    /// Decided in [`crate::plan::launch`].
     NoSubnet,
     // -- group skips
     /// A tag has a value that cannot be used.
+    ///
+    /// Decided in [`crate::plan`] ([`crate::plan::policy_for`]), [`crate::events::screen`] and
+    /// [`crate::reap`] (an unreadable `spotswap:max-raised-from` or `spotswap:detached-at`).
     InvalidConfig,
     /// The group is not managed by spotswap.
+    ///
+    /// Decided in [`crate::plan`] ([`crate::plan::policy_for`]), [`crate::events::screen`] and
+    /// [`crate::reap`].
     NotManaged,
     /// The group uses a launch configuration.
+    ///
+    /// Decided in [`crate::plan::blockers`].
     LaunchConfigurationNotSupported,
     /// The group uses a mixed instances policy.
+    ///
+    /// Decided in [`crate::plan::blockers`].
     MixedInstancesPolicyNotSupported,
     /// The group has no launch template we can use.
+    ///
+    /// Decided in [`crate::plan::blockers`].
     NoLaunchTemplate,
     /// An instance refresh is in progress.
+    ///
+    /// Decided in [`crate::plan::blockers`].
     InstanceRefreshInProgress,
     /// The group is being deleted or its stack is being updated.
+    ///
+    /// Decided in [`crate::plan::blockers`] and, for its records, [`crate::reap`].
     GroupUpdating,
     /// The group is sheltered on on-demand after an interruption burst.
+    ///
+    /// Decided in [`crate::plan`] (the start gate) and [`crate::events::rebalance::triage`].
     Sheltered,
     /// The time for launches ran out before this step: no new swap starts in the reserve
     /// before the invocation's deadline.
+    ///
+    /// Decided by the adapter, against the invocation's deadline.
     OutOfTime,
     /// An earlier step of the same group failed: later steps build on it.
+    ///
+    /// Decided by the adapter's executor, and for the reaper in [`crate::reap::ReapGate`].
     EarlierStepFailed,
     /// The invocation's mutating-call budget is spent.
+    ///
+    /// Decided by the adapter's executor, against its budget.
     MutationBudgetExhausted,
     /// CreateFleet hit an account limit (`MaxSpotInstanceCountExceeded`, `VcpuLimitExceeded`):
     /// not a capacity shortage, so no pool is marked; no further launch is tried this cycle.
+    ///
+    /// Decided by the adapter from [`crate::fleet::judge_fleet`]'s `Quota`.
     SpotQuotaExceeded,
     // -- interruption handling (issue 3) and reaping (issue 4) share this enum
     /// A spot interruption warning: replacement requested.
+    ///
+    /// Decided in [`crate::events::spot_warning`].
     SpotInterruptionWarning,
     /// Interruptions reached the shelter threshold.
+    ///
+    /// Decided in [`crate::events::spot_warning::decide_records`].
     InterruptionBurst,
     /// A pool is put in cooldown after an interruption.
+    ///
+    /// Decided in [`crate::events::spot_warning::decide_records`].
     PoolInterrupted,
     /// The event is for an instance we know nothing about.
+    ///
+    /// Decided in [`crate::events::screen`].
     UnknownInstance,
     /// The event is for an instance already detached, leaving or gone.
+    ///
+    /// Decided in [`crate::events::screen`] and [`crate::events::rebalance`].
     AlreadyHandled,
     /// `spotswap:on-rebalance=ignore`.
+    ///
+    /// Decided in [`crate::events::rebalance`].
     RebalanceIgnored,
     /// The event's detail-type is not one this function acts on.
+    ///
+    /// Decided by the adapter's interruption handler, for a [`crate::events::ParsedEvent::Other`].
     IgnoredDetailType,
     /// Our instance outside any group, past the orphan age.
+    ///
+    /// Decided in [`crate::reap`].
     Orphaned,
     /// A detached interrupted instance still alive past its grace.
+    ///
+    /// Decided in [`crate::reap`].
     DetachedStillAlive,
     /// A cooldown, capacity or shelter record has expired.
+    ///
+    /// Decided in [`crate::reap`] (from [`crate::records::GroupRecords::expired_keys`]).
     RecordExpired,
     /// Our instance outside any group, younger than the orphan age: a swap may still attach it.
+    ///
+    /// Decided in [`crate::reap`].
     WaitingForOrphanAge,
     /// A detached interrupted instance within its 10 minutes: it may still drain or stop.
+    ///
+    /// Decided in [`crate::reap`].
     WaitingForDetachedGrace,
     /// A swap of the group is in flight: MaxSize stays raised.
+    ///
+    /// Decided in [`crate::reap`] (from [`crate::plan::swaps_in_flight`]).
     SwapInFlight,
     /// The instance is pending or in standby: not serving, so not the handler's to replace.
+    ///
+    /// Decided in [`crate::events::screen`].
     NotInService,
     /// The instance is on-demand: a rebalance recommendation swaps only spot instances.
+    ///
+    /// Decided in [`crate::events::rebalance`].
     NotSpot,
     /// The instance is protected from scale-in or from termination: it is not swapped.
+    ///
+    /// Decided in [`crate::plan::originals`] and [`crate::events::rebalance`].
     InstanceProtected,
     /// An interrupted instance was a swap's replacement whose original still serves: our attach
     /// had raised desired by one, so it leaves with the decrement the retire would have made.
+    ///
+    /// Decided in [`crate::events::spot_warning`].
     ReplacementInterrupted,
     /// An interrupted instance was a swap's original whose replacement is already attached:
     /// the attach raised desired by one, so it leaves with the decrement its retire would have
     /// made, and the replacement serves in its place.
+    ///
+    /// Decided in [`crate::events::spot_warning`].
     OriginalAlreadyReplaced,
 }
 

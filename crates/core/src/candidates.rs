@@ -177,62 +177,17 @@ fn rank(original: &Instance, architecture: Option<&str>, ctx: SearchContext<'_>)
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::{InstanceState, Lifecycle, PriceSource};
+    use crate::model::Lifecycle;
     use crate::policy::TypeGlobs;
     use crate::records::cooldown_key;
+    use crate::testkit::{instance, market_of, spec, A, B, OFFERS};
 
-    pub(crate) fn spec(name: &str, arch: &str, vcpus: u32, mem_gib: u64) -> InstanceTypeSpec {
-        InstanceTypeSpec {
-            name: name.into(),
-            architectures: vec![arch.into()],
-            vcpus,
-            memory_mib: mem_gib * 1024,
-            gpus: 0,
-            instance_store_gb: 0,
-        }
-    }
-
-    /// A market of x86 and arm types in two AZs, with on-demand prices for all.
+    /// A market of x86 and arm types in two AZs, with on-demand prices for all: the testkit's
+    /// six types and m5.xlarge.
     pub(crate) fn market() -> Market {
-        let types = [
-            (spec("m5.large", "x86_64", 2, 8), 0.096, 0.040),
-            (spec("m5a.large", "x86_64", 2, 8), 0.086, 0.035),
-            (spec("m6i.large", "x86_64", 2, 8), 0.096, 0.038),
-            (spec("c5.large", "x86_64", 2, 4), 0.085, 0.030),
-            (spec("m6g.large", "arm64", 2, 8), 0.077, 0.020),
-            (spec("m5.xlarge", "x86_64", 4, 16), 0.192, 0.080),
-            (spec("r5.large", "x86_64", 2, 16), 0.126, 0.050),
-        ];
-        let mut m = Market {
-            types: BTreeMap::new(),
-            spot_prices: BTreeMap::new(),
-            on_demand_prices: BTreeMap::new(),
-            price_source: PriceSource::PriceFile,
-        };
-        for (s, od, spot) in types {
-            for az in ["us-east-1a", "us-east-1b"] {
-                m.spot_prices.insert(Pool::new(&s.name, az), spot);
-            }
-            m.on_demand_prices.insert(s.name.clone(), od);
-            m.types.insert(s.name.clone(), s);
-        }
-        m
-    }
-
-    pub(crate) fn instance(id: &str, ty: &str, az: &str, lifecycle: Lifecycle) -> Instance {
-        Instance {
-            id: id.into(),
-            instance_type: ty.into(),
-            az: az.into(),
-            subnet_id: Some(format!("subnet-{az}")),
-            lifecycle,
-            state: InstanceState::Running,
-            launch_time: Timestamp::from_unix(1_767_225_600),
-            status_ok: None,
-            termination_protected: None,
-            tags: Default::default(),
-            architecture: Some("x86_64".into()),
-        }
+        let mut offers = OFFERS.to_vec();
+        offers.push(("m5.xlarge", "x86_64", 4, 16, 0, 0.192, 0.080));
+        market_of(&offers, &[A, B])
     }
 
     fn ctx<'a>(m: &'a Market, p: &'a Policy, r: &'a GroupRecords, c: &'a PoolCounts) -> SearchContext<'a> {

@@ -12,19 +12,25 @@
 //! - [`candidates`]: compatible, diversified, price-ranked spot pools.
 //! - [`plan`]: the rebalancer's cycle: the Launch → Attach → Retire stage machine.
 //! - [`events`]: the interruption handler's events: parsing, and one decision module per kind.
-//! - [`reap`]: the orphan reaper's pass: strays terminated, MaxSize restored, records cleared.
+//! - [`reap`]: the orphan reaper's pass: strays terminated, MaxSize restored, records cleared;
+//!   [`ReapGate`], the one ordering rule while the pass runs.
 //! - [`action`]: actions, reasons and skips.
+//! - [`fleet`]: CreateFleet's answer judged: launched, no capacity (pools to mark), quota,
+//!   failed.
 //! - [`metrics`]: CloudWatch EMF lines.
 //! - [`outcome`]: what happened to an action: done, fallback, not attempted (a reason), failed
 //!   (the AWS error code and its kind).
 //! - [`ops`]: AWS operations by class (read, mutating, launch) and token bucket.
 //! - [`tags`]: the FIXED tag names.
+//! - `testkit` (feature `testkit`, and the core's own tests): fixture builders for tests and
+//!   benches.
 //! - [`time`]: UTC timestamps, RFC 3339 in and out.
 
 pub mod action;
 pub mod candidates;
 mod error;
 pub mod events;
+pub mod fleet;
 pub mod metrics;
 pub mod model;
 pub mod ops;
@@ -34,10 +40,13 @@ pub mod policy;
 pub mod reap;
 pub mod records;
 pub mod tags;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod time;
 
 pub use action::{Action, ActionKind, Candidate, LaunchSpec, Reason, Skip};
 pub use error::{ConfigError, EventError};
+pub use fleet::{judge_fleet, FleetError, FleetVerdict};
 pub use model::{
     GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, LaunchSource, LaunchTemplateRef, Lifecycle,
     Market, Member, MemberState, Pool, PriceSource, RegionSnapshot,
@@ -45,5 +54,5 @@ pub use model::{
 pub use outcome::{ErrorKind, Failure, Outcome};
 pub use plan::{plan_cycle, plan_group, Census, GroupPlan, Settings};
 pub use policy::{Mode, OnRebalance, Policy};
-pub use reap::{plan_reap, ReapPlan};
+pub use reap::{plan_reap, ReapGate, ReapPlan};
 pub use time::Timestamp;

@@ -130,6 +130,30 @@ impl Instance {
     pub fn is_alive(&self) -> bool {
         self.state != InstanceState::Gone
     }
+
+    /// True when we launched it, for any group (`spotswap:group` is set).
+    pub fn is_our_launch(&self) -> bool {
+        self.launched_for().is_some()
+    }
+
+    /// True when we launched it for `group` (`spotswap:group` == `group`), alive or not.
+    pub fn is_launch_for(&self, group: &str) -> bool {
+        self.launched_for() == Some(group)
+    }
+
+    /// True when the interruption handler detached it (`spotswap:detached-at` is set): it is
+    /// dying, and the reaper ends it if it lingers.
+    pub fn is_detached(&self) -> bool {
+        self.tag(tags::DETACHED_AT).is_some()
+    }
+
+    /// Our live launch for `group`: launched for it, alive, and not detached on interruption.
+    ///
+    /// The one notion of "our launch" that may steer a swap of the group: a detached launch
+    /// must never be attached again, nor count as the replacement of anything.
+    pub fn is_live_launch_for(&self, group: &str) -> bool {
+        self.is_launch_for(group) && self.is_alive() && !self.is_detached()
+    }
 }
 
 /// An Auto Scaling lifecycle state, as far as decisions care.
@@ -311,4 +335,50 @@ pub struct RegionSnapshot {
     pub instances: BTreeMap<String, Instance>,
     /// Specs and prices.
     pub market: Market,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(tags_: &[(&str, &str)], state: InstanceState) -> Instance {
+        Instance {
+            id: "i-1".into(),
+            instance_type: "m5.large".into(),
+            az: "us-east-1a".into(),
+            subnet_id: None,
+            lifecycle: Lifecycle::Spot,
+            state,
+            launch_time: Timestamp::from_unix(0),
+            status_ok: None,
+            termination_protected: None,
+            tags: tags_
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            architecture: None,
+        }
+    }
+
+    #[test]
+    fn a_live_launch_is_ours_for_the_group_alive_and_not_detached() {
+        // GIVEN our running launch for web
+        let ours = instance(&[(tags::GROUP, "web")], InstanceState::Running);
+        // THEN it is a live launch for web only
+        assert!(ours.is_our_launch() && ours.is_launch_for("web"));
+        assert!(ours.is_live_launch_for("web"));
+        assert!(!ours.is_live_launch_for("api"));
+        // AND not once it is gone, or detached on interruption, though it stays ours
+        let gone = instance(&[(tags::GROUP, "web")], InstanceState::Gone);
+        assert!(!gone.is_live_launch_for("web") && gone.is_launch_for("web"));
+        let detached = instance(
+            &[(tags::GROUP, "web"), (tags::DETACHED_AT, "2026-01-01T00:00:00Z")],
+            InstanceState::Running,
+        );
+        assert!(detached.is_detached());
+        assert!(!detached.is_live_launch_for("web") && detached.is_launch_for("web"));
+        // AND an instance without our group tag is no launch of ours
+        let theirs = instance(&[], InstanceState::Running);
+        assert!(!theirs.is_our_launch() && !theirs.is_live_launch_for("web"));
+    }
 }

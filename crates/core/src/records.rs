@@ -128,6 +128,16 @@ pub fn no_capacity_key(pool: &Pool) -> String {
     format!("{}{pool}", tags::NO_CAPACITY_PREFIX)
 }
 
+/// The no-capacity records for `pools`, marked at `now`: each pool's [`no_capacity_key`] with
+/// the end of the mark, `now` + [`NO_CAPACITY_MINUTES`], in RFC 3339.
+pub fn no_capacity_tags(pools: &[Pool], now: Timestamp) -> Vec<(String, String)> {
+    let until = now.plus_minutes(NO_CAPACITY_MINUTES).to_rfc3339();
+    pools
+        .iter()
+        .map(|p| (no_capacity_key(p), until.clone()))
+        .collect()
+}
+
 /// Most interruption entries kept: a tag value holds at most 256 characters.
 pub const MAX_INTERRUPTION_ENTRIES: usize = 8;
 
@@ -159,6 +169,41 @@ pub fn interruptions_with(existing: &BTreeMap<String, Timestamp>, instance: &str
         .map(|(i, t)| format!("{i}@{}", t.unix()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// True when `spotswap:interruptions` in `group_tags` lists `instance`, whatever its time: how
+/// a writer checks, after a settle, that a concurrent writer did not drop its entry.
+pub fn interruption_listed(group_tags: &BTreeMap<String, String>, instance: &str) -> bool {
+    group_tags.get(tags::INTERRUPTIONS).is_some_and(|v| {
+        v.split_whitespace()
+            .any(|e| e.split('@').next() == Some(instance))
+    })
+}
+
+/// The group tags `ActionKind::RecordInterruption` writes, in one CreateOrUpdateTags:
+/// `spotswap:interruptions` = `interruptions`, then the pool's [`cooldown_key`] when
+/// `cooldown_until` is set, then `spotswap:sheltered-until` when `sheltered_until` is set; times
+/// in RFC 3339.
+pub fn record_interruption_tags(
+    pool: &Pool,
+    cooldown_until: Option<Timestamp>,
+    interruptions: &str,
+    sheltered_until: Option<Timestamp>,
+) -> Vec<(String, String)> {
+    let mut kv = vec![(tags::INTERRUPTIONS.to_string(), interruptions.to_string())];
+    if let Some(until) = cooldown_until {
+        kv.push((cooldown_key(pool), until.to_rfc3339()));
+    }
+    if let Some(until) = sheltered_until {
+        kv.push((tags::SHELTERED_UNTIL.to_string(), until.to_rfc3339()));
+    }
+    kv
+}
+
+/// The `spotswap:max-raised-from` record of a MaxSize raised from `from`, written before the
+/// raise so a stop between the two calls never leaves a raised MaxSize nobody knows about.
+pub fn max_raised_tag(from: u32) -> (String, String) {
+    (tags::MAX_RAISED_FROM.to_string(), from.to_string())
 }
 
 #[cfg(test)]
@@ -204,6 +249,39 @@ mod tests {
     }
 
     #[test]
+    fn no_capacity_tags_mark_each_pool_for_five_minutes() {
+        // GIVEN two pools with no capacity at noon
+        let now = t("2026-01-01T12:00:00Z");
+        let pools = [
+            Pool::new("m5.large", "us-east-1a"),
+            Pool::new("m6i.large", "us-east-1a"),
+        ];
+        // WHEN their records are written
+        let kv = no_capacity_tags(&pools, now);
+        // THEN each pool's key holds the end of the mark
+        assert_eq!(
+            kv,
+            vec![
+                (
+                    "spotswap:no-capacity:m5.large/us-east-1a".to_string(),
+                    "2026-01-01T12:05:00Z".to_string()
+                ),
+                (
+                    "spotswap:no-capacity:m6i.large/us-east-1a".to_string(),
+                    "2026-01-01T12:05:00Z".to_string()
+                ),
+            ]
+        );
+        // AND the records read back block the pools until then
+        let r = GroupRecords::from_tags(&kv.into_iter().collect());
+        assert_eq!(
+            r.pool_block(&pools[1], now),
+            Some(PoolBlock::NoCapacity(t("2026-01-01T12:05:00Z")))
+        );
+        assert_eq!(r.pool_block(&pools[1], now.plus_minutes(5)), None);
+    }
+
+    #[test]
     fn interruption_list_dedupes_and_ages_out() {
         // GIVEN one interruption 2 hours ago and one 10 minutes ago
         let now = t("2026-01-01T02:00:00Z");
@@ -219,5 +297,60 @@ mod tests {
         assert_eq!(parsed.len(), 2);
         assert!(!parsed.contains_key("i-old"));
         assert!(v.len() <= 256);
+    }
+
+    #[test]
+    fn an_interruption_is_listed_by_its_instance_id_alone() {
+        // GIVEN an interruption list with two entries, one of them with an unreadable time
+        let mut g = BTreeMap::new();
+        g.insert(
+            tags::INTERRUPTIONS.to_string(),
+            "i-aaa@1767225600 i-bbb@soon".to_string(),
+        );
+        // THEN both are listed, a prefix of an id is not, nor is anything without the tag
+        assert!(interruption_listed(&g, "i-aaa"));
+        assert!(interruption_listed(&g, "i-bbb"));
+        assert!(!interruption_listed(&g, "i-a"));
+        assert!(!interruption_listed(&BTreeMap::new(), "i-aaa"));
+    }
+
+    #[test]
+    fn an_interruption_record_writes_the_list_then_the_cooldown_then_the_shelter() {
+        let pool = Pool::new("m5.large", "us-east-1a");
+        let cooldown = t("2026-01-01T01:00:00Z");
+        let shelter = t("2026-01-01T02:00:00Z");
+        // GIVEN a record with both times set
+        let kv = record_interruption_tags(&pool, Some(cooldown), "i-aaa@1767225600", Some(shelter));
+        // THEN all three tags are written, in that order
+        assert_eq!(
+            kv,
+            vec![
+                (tags::INTERRUPTIONS.to_string(), "i-aaa@1767225600".to_string()),
+                (
+                    "spotswap:cooldown:m5.large/us-east-1a".to_string(),
+                    "2026-01-01T01:00:00Z".to_string()
+                ),
+                (
+                    tags::SHELTERED_UNTIL.to_string(),
+                    "2026-01-01T02:00:00Z".to_string()
+                ),
+            ]
+        );
+        // AND with neither time, only the list
+        assert_eq!(
+            record_interruption_tags(&pool, None, "i-aaa@1", None),
+            vec![(tags::INTERRUPTIONS.to_string(), "i-aaa@1".to_string())]
+        );
+        // AND what it writes reads back as the same records
+        let r = GroupRecords::from_tags(&kv.into_iter().collect());
+        assert_eq!(r.cooldowns.get(&pool), Some(&cooldown));
+        assert_eq!(r.sheltered_until, Some(shelter));
+    }
+
+    #[test]
+    fn the_max_raised_record_holds_the_original_max() {
+        let (key, value) = max_raised_tag(3);
+        assert_eq!(key, "spotswap:max-raised-from");
+        assert_eq!(value, "3");
     }
 }

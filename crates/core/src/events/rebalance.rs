@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::{ignore, screen, EventSnapshot, InstanceId, Target};
 use crate::action::{Action, Reason};
 use crate::candidates::{PoolCounts, SearchContext};
-use crate::model::{Instance, LaunchSource, Lifecycle, Market, MemberState};
+use crate::model::{Instance, Lifecycle, Market, MemberState};
+use crate::plan::blockers::{group_blocker, swappable_template};
 use crate::plan::{launch_for, Settings};
 use crate::policy::OnRebalance;
 use crate::records::GroupRecords;
@@ -31,7 +32,8 @@ pub struct RebalanceDetail {
 /// fleet and the market only when a swap may follow. `Err` is the no-op and its reason:
 /// everything [`screen`] rejects, then `on-rebalance=ignore` (`RebalanceIgnored`), a sheltered
 /// group (`Sheltered`: a sheltered group starts no spot launch), a group the rebalancer would
-/// skip (launch configuration, mixed instances policy, updating, instance refresh), and an
+/// skip ([`group_blocker`], the rebalancer's own rule: launch configuration, mixed instances
+/// policy, no template, updating, instance refresh), and an
 /// instance protected from scale-in (`InstanceProtected`, as the rebalancer leaves those).
 // Both variants are small next to the work done on them; boxing buys nothing here.
 #[allow(clippy::result_large_err)]
@@ -51,17 +53,8 @@ pub fn triage<'a>(
     if GroupRecords::from_tags(&group.tags).sheltered(now) {
         return noop(Reason::Sheltered);
     }
-    match group.launch_source {
-        LaunchSource::Template(_) => {}
-        LaunchSource::LaunchConfiguration(_) => return noop(Reason::LaunchConfigurationNotSupported),
-        LaunchSource::MixedInstances => return noop(Reason::MixedInstancesPolicyNotSupported),
-        LaunchSource::Unknown => return noop(Reason::NoLaunchTemplate),
-    }
-    if group.status.is_some() {
-        return noop(Reason::GroupUpdating);
-    }
-    if group.instance_refresh_in_progress == Some(true) {
-        return noop(Reason::InstanceRefreshInProgress);
+    if let Some((reason, _)) = group_blocker(group) {
+        return noop(reason);
     }
     if group.member(id).is_some_and(|m| m.protected_from_scale_in) {
         return noop(Reason::InstanceProtected);
@@ -92,8 +85,8 @@ pub fn decide_rebalance(
     };
     let group = target.group;
     let pool = &target.membership.pool;
-    let LaunchSource::Template(template) = &group.launch_source else {
-        unreachable!("triage passes only launch templates");
+    let Ok(template) = swappable_template(group) else {
+        unreachable!("triage passes only groups nothing blocks");
     };
     let Some(original) = instances.get(id).filter(|i| i.is_alive()) else {
         return vec![ignore(Reason::AlreadyHandled, &group.name, id, Some(pool))];
@@ -104,7 +97,10 @@ pub fn decide_rebalance(
     if original.termination_protected == Some(true) {
         return vec![ignore(Reason::InstanceProtected, &group.name, id, Some(pool))];
     }
-    let ours = |i: &&Instance| i.launched_for() == Some(group.name.as_str()) && i.is_alive();
+    // Alive, detached or not, as this check has always been: `is_live_launch_for` would also
+    // drop a detached launch, letting a fresh swap start for an instance whose replacement was
+    // interrupted. That is a change of behaviour, not of structure, so it is not made here.
+    let ours = |i: &&Instance| i.is_launch_for(&group.name) && i.is_alive();
     if let Some(launch) = instances.values().filter(ours).find(|i| i.replaces() == Some(id)) {
         return vec![ignore(
             Reason::AlreadyHandled,
@@ -161,12 +157,13 @@ mod tests {
 
     use super::*;
     use crate::action::ActionKind;
-    use crate::candidates::tests::{instance, market};
+    use crate::candidates::tests::market;
     use crate::events::tests::REBALANCE;
     use crate::events::{parse_event, Membership, ParsedEvent};
-    use crate::model::{GroupSnapshot, LaunchTemplateRef, Member, Pool};
+    use crate::model::{GroupSnapshot, Pool};
     use crate::records::{cooldown_key, no_capacity_key};
     use crate::tags;
+    use crate::testkit::{instance, Fleet};
 
     const ID: &str = "i-1234567890abcdef0";
     const NOW: Timestamp = Timestamp::from_unix(1_767_225_600);
@@ -181,44 +178,18 @@ mod tests {
 
     /// A managed group of one on-demand and two spot m5.large in us-east-1a; ID is spot.
     fn fleet(tags_: &[(&str, &str)]) -> (EventSnapshot, BTreeMap<String, Instance>) {
-        let mut instances = BTreeMap::new();
+        let mut fleet = Fleet::new().max(3).desired(3).grace(0).market(market());
         for (id, lc) in [
             (ID, Lifecycle::Spot),
             ("i-bbbbbbbbbbbbbbbbb", Lifecycle::Spot),
             ("i-ccccccccccccccccc", Lifecycle::OnDemand),
         ] {
-            instances.insert(id.to_string(), instance(id, "m5.large", A, lc));
+            fleet = fleet.instance(instance(id, "m5.large", A, lc)).listed(id);
         }
-        let mut t: BTreeMap<String, String> = [(tags::ENABLED.to_string(), "true".to_string())].into();
-        t.extend(tags_.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let group = GroupSnapshot {
-            name: "web".into(),
-            min_size: 0,
-            max_size: 3,
-            desired: 3,
-            health_check_grace_secs: 0,
-            launch_source: LaunchSource::Template(LaunchTemplateRef {
-                id: Some("lt-1".into()),
-                name: None,
-                version: "$Latest".into(),
-            }),
-            subnets: vec![],
-            availability_zones: vec![A.into()],
-            tags: t,
-            propagated_tags: BTreeMap::new(),
-            members: instances
-                .keys()
-                .map(|id| Member {
-                    id: id.clone(),
-                    state: MemberState::InService,
-                    healthy: true,
-                    protected_from_scale_in: false,
-                })
-                .collect(),
-            status: None,
-            instance_refresh_in_progress: Some(false),
-            has_terminating_hook: None,
-        };
+        for (k, v) in tags_ {
+            fleet = fleet.tag(k, v);
+        }
+        let Fleet { group, instances, .. } = fleet;
         let snap = EventSnapshot {
             membership: Some(Membership {
                 instance: ID.into(),
@@ -367,5 +338,32 @@ mod tests {
             reasons(&decide(&snap, &instances)),
             vec![("wait", Reason::NoEligiblePool)]
         );
+    }
+
+    #[test]
+    fn a_group_the_rebalancer_skips_is_a_no_op_for_the_same_reason() {
+        use crate::model::LaunchSource;
+        use crate::plan::plan_group;
+        use crate::policy::Policy;
+        let blocked: Vec<fn(&mut GroupSnapshot)> = vec![
+            |g| g.launch_source = LaunchSource::LaunchConfiguration("old-lc".into()),
+            |g| g.launch_source = LaunchSource::MixedInstances,
+            |g| g.launch_source = LaunchSource::Unknown,
+            |g| g.status = Some("Delete in progress".into()),
+            |g| g.instance_refresh_in_progress = Some(true),
+        ];
+        for block in blocked {
+            // GIVEN a group one blocker keeps from being swapped
+            let (mut snap, instances) = fleet(&[]);
+            block(snap.group.as_mut().unwrap());
+            let group = snap.group.clone().unwrap();
+            // WHEN a recommendation arrives, and the rebalancer plans the group
+            let actions = decide(&snap, &instances);
+            let plan = plan_group(&group, &instances, &market(), &Policy::default(), NOW);
+            // THEN both pass it over, for the one reason the blocker rule gives
+            let reason = group_blocker(&group).expect("blocked").0;
+            assert_eq!(reasons(&actions), vec![("ignore", reason)]);
+            assert_eq!(plan.skip.map(|s| s.reason), Some(reason));
+        }
     }
 }

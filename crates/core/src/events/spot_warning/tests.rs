@@ -1,0 +1,508 @@
+//! Tests of the spot interruption warning.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::events::tests::{WARNING, WARNING_HIBERNATE, WARNING_STOP};
+use crate::events::{parse_event, Membership, ParsedEvent};
+use crate::model::{Instance, InstanceState, Lifecycle, Member, MemberState};
+use crate::policy::Mode;
+use crate::records::cooldown_key;
+use crate::tags;
+use crate::testkit::{member, Fleet};
+
+const ID: &str = "i-1234567890abcdef0";
+const NOW: Timestamp = Timestamp::from_unix(1_767_225_600);
+
+fn detail(raw: &str) -> SpotInterruptionDetail {
+    match parse_event(raw).unwrap() {
+        ParsedEvent::SpotWarning(e) => e.detail,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Group web with ID its one InService member, desired 4, and exactly `tags_`: not
+/// managed unless they say so.
+pub(crate) fn group(tags_: &[(&str, &str)]) -> GroupSnapshot {
+    let mut fleet = Fleet::new()
+        .untag(tags::ENABLED)
+        .max(4)
+        .desired(4)
+        .grace(0)
+        .listed(ID)
+        .with_group(|g| g.instance_refresh_in_progress = None);
+    for (k, v) in tags_ {
+        fleet = fleet.tag(k, v);
+    }
+    fleet.group
+}
+
+fn snapshot(state: MemberState, lifecycle_state: &str, g: GroupSnapshot) -> EventSnapshot {
+    EventSnapshot {
+        membership: Some(Membership {
+            instance: ID.into(),
+            group: g.name.clone(),
+            pool: Pool::new("m5.large", "us-east-1a"),
+            state,
+            lifecycle_state: lifecycle_state.into(),
+        }),
+        ec2: None,
+        replaced_by: Vec::new(),
+        group: Some(g),
+    }
+}
+
+fn managed() -> GroupSnapshot {
+    group(&[(tags::ENABLED, "true")])
+}
+
+fn kinds(actions: &[Action]) -> Vec<(&'static str, Reason)> {
+    actions.iter().map(|a| (a.kind.name(), a.reason)).collect()
+}
+
+#[test]
+fn without_a_hook_the_instance_is_detached_keeping_desired() {
+    // GIVEN an InService spot instance of a managed group with no terminating hook
+    let snap = snapshot(MemberState::InService, "InService", managed());
+    // WHEN the warning arrives
+    let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+    // THEN it is detached without decrementing desired, then tagged, all in its pool
+    assert_eq!(
+        actions[0].kind,
+        ActionKind::Detach {
+            instance: ID.into(),
+            decrement: false
+        }
+    );
+    assert_eq!(
+        actions[1].kind,
+        ActionKind::TagDetached {
+            instance: ID.into(),
+            group: "web".into()
+        }
+    );
+    assert!(actions.iter().all(|a| a.reason == Reason::SpotInterruptionWarning
+        && a.pool == Some(Pool::new("m5.large", "us-east-1a"))
+        && a.instance.as_deref() == Some(ID)));
+}
+
+#[test]
+fn with_a_terminating_hook_the_group_terminates_it_so_the_hook_drains_it() {
+    let mut g = managed();
+    g.has_terminating_hook = Some(true);
+    let snap = snapshot(MemberState::InService, "InService", g);
+    let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+    assert_eq!(
+        actions[0].kind,
+        ActionKind::TerminateInGroup {
+            instance: ID.into(),
+            decrement: false
+        }
+    );
+    assert_eq!(actions[1].kind.name(), "tag-detached");
+}
+
+#[test]
+fn stop_and_hibernate_are_handled_like_terminate() {
+    let snap = snapshot(MemberState::InService, "InService", managed());
+    let terminate = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+    for raw in [WARNING_STOP, WARNING_HIBERNATE] {
+        assert_eq!(
+            decide_spot_warning(&detail(raw), &snap, &Settings::default(), NOW),
+            terminate
+        );
+    }
+}
+
+#[test]
+fn duplicates_unknown_and_unmanaged_are_single_no_ops() {
+    let d = detail(WARNING);
+    let settings = Settings::default();
+    let ec2 = |tags_: &[(&str, &str)], state| Instance {
+        subnet_id: None,
+        state,
+        launch_time: NOW,
+        tags: tags_
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        architecture: None,
+        ..crate::testkit::instance(ID, "m5.large", "us-east-1a", Lifecycle::Spot)
+    };
+    let cases: Vec<(EventSnapshot, Reason)> = vec![
+        // detached by an earlier delivery: no group lists it, our tag is on it
+        (
+            EventSnapshot {
+                ec2: Some(ec2(
+                    &[
+                        (tags::DETACHED_AT, "2026-01-01T00:00:00Z"),
+                        (tags::DETACHED_FROM, "web"),
+                    ],
+                    InstanceState::Running,
+                )),
+                ..EventSnapshot::default()
+            },
+            Reason::AlreadyHandled,
+        ),
+        // already terminated
+        (
+            EventSnapshot {
+                ec2: Some(ec2(&[], InstanceState::Gone)),
+                ..EventSnapshot::default()
+            },
+            Reason::AlreadyHandled,
+        ),
+        // never heard of
+        (EventSnapshot::default(), Reason::UnknownInstance),
+        // running outside any group, untagged
+        (
+            EventSnapshot {
+                ec2: Some(ec2(&[], InstanceState::Running)),
+                ..EventSnapshot::default()
+            },
+            Reason::UnknownInstance,
+        ),
+        // mid-detach or terminating (a concurrent delivery, or the hook at work)
+        (
+            snapshot(MemberState::Leaving, "Detaching", managed()),
+            Reason::AlreadyHandled,
+        ),
+        (
+            snapshot(MemberState::Leaving, "Terminating:Wait", managed()),
+            Reason::AlreadyHandled,
+        ),
+        (
+            snapshot(MemberState::Standby, "Standby", managed()),
+            Reason::NotInService,
+        ),
+        (
+            snapshot(MemberState::Pending, "Pending", managed()),
+            Reason::NotInService,
+        ),
+        // unmanaged, even when leaving
+        (
+            snapshot(MemberState::InService, "InService", group(&[])),
+            Reason::NotManaged,
+        ),
+        (
+            snapshot(MemberState::Leaving, "Detaching", group(&[])),
+            Reason::NotManaged,
+        ),
+        (
+            snapshot(
+                MemberState::InService,
+                "InService",
+                group(&[(tags::ENABLED, "true"), (tags::COOLDOWN_MINUTES, "soon")]),
+            ),
+            Reason::InvalidConfig,
+        ),
+    ];
+    for (snap, reason) in cases {
+        let actions = decide_spot_warning(&d, &snap, &settings, NOW);
+        assert_eq!(kinds(&actions), vec![("ignore", reason)], "{snap:?}");
+        assert!(!actions[0].kind.is_mutating());
+    }
+    // the duplicate names the group it was detached from
+    let dup = EventSnapshot {
+        ec2: Some(ec2(
+            &[
+                (tags::DETACHED_AT, "2026-01-01T00:00:00Z"),
+                (tags::DETACHED_FROM, "web"),
+            ],
+            InstanceState::Running,
+        )),
+        ..EventSnapshot::default()
+    };
+    assert_eq!(decide_spot_warning(&d, &dup, &settings, NOW)[0].group, "web");
+    // opt-out mode manages the untagged group
+    let opt_out = Settings {
+        mode: Mode::OptOut,
+        ..Settings::default()
+    };
+    let snap = snapshot(MemberState::InService, "InService", group(&[]));
+    assert_eq!(
+        decide_spot_warning(&d, &snap, &opt_out, NOW)[0].kind.name(),
+        "detach"
+    );
+}
+
+fn record(g: &GroupSnapshot, instance: &str, spot: u32, policy: &Policy) -> Action {
+    decide_records(
+        instance,
+        g,
+        &Pool::new("m5.large", "us-east-1a"),
+        spot,
+        policy,
+        NOW,
+    )
+}
+
+fn recorded(a: &Action) -> (Option<Timestamp>, String, Option<Timestamp>) {
+    match &a.kind {
+        ActionKind::RecordInterruption {
+            cooldown_until,
+            interruptions,
+            sheltered_until,
+            ..
+        } => (*cooldown_until, interruptions.clone(), *sheltered_until),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn one_interruption_cools_the_pool_down_and_is_listed() {
+    // GIVEN a group of 10 spot instances and the default policy
+    let g = managed();
+    // WHEN one is interrupted
+    let a = record(&g, ID, 10, &Policy::default());
+    // THEN its pool cools down for 60 minutes, the instance is listed, no shelter
+    let (cooldown, list, shelter) = recorded(&a);
+    assert_eq!(cooldown, Some(NOW.plus_minutes(60)));
+    assert_eq!(list, format!("{ID}@{}", NOW.unix()));
+    assert_eq!(shelter, None);
+    assert_eq!(a.reason, Reason::PoolInterrupted);
+}
+
+#[test]
+fn a_burst_reaching_the_threshold_shelters_the_group() {
+    // GIVEN 10 spot instances, shelter at 20%, one interruption 10 minutes ago
+    let earlier = format!("i-aaaaaaaaaaaaaaaaa@{}", NOW.plus_minutes(-10).unix());
+    let g = group(&[
+        (tags::ENABLED, "true"),
+        (tags::INTERRUPTIONS, &earlier),
+        (tags::SHELTER_PERCENT, "20"),
+    ]);
+    let p = Policy {
+        shelter_percent: 20,
+        ..Policy::default()
+    };
+    // WHEN a second arrives: 2 of 10 is 20%
+    let a = record(&g, ID, 10, &p);
+    // THEN the group is sheltered for the cooldown, and this is the burst users hear about
+    let (_, list, shelter) = recorded(&a);
+    assert_eq!(shelter, Some(NOW.plus_minutes(60)));
+    assert_eq!(a.reason, Reason::InterruptionBurst);
+    assert_eq!(list.split(' ').count(), 2);
+    // AND with 11 spot instances, 2 is below 20%: no shelter
+    assert_eq!(recorded(&record(&g, ID, 11, &p)).2, None);
+}
+
+#[test]
+fn never_shelter_on_a_single_interruption() {
+    // GIVEN a group of one spot instance: one interruption is 100%
+    let a = record(&managed(), ID, 1, &Policy::default());
+    // THEN still no shelter: at least two are needed
+    assert_eq!(recorded(&a).2, None);
+    assert!(!shelter_reached(1, 1, 10));
+    assert!(shelter_reached(2, 1, 10));
+    assert!(shelter_reached(2, 20, 10));
+    assert!(!shelter_reached(2, 21, 10));
+}
+
+#[test]
+fn a_duplicate_delivery_is_not_counted_twice() {
+    // GIVEN the instance is already listed, 5 minutes ago
+    let listed = format!("{ID}@{}", NOW.plus_minutes(-5).unix());
+    let g = group(&[(tags::ENABLED, "true"), (tags::INTERRUPTIONS, &listed)]);
+    // WHEN the same instance is recorded again, in a group of one spot instance
+    let (_, list, shelter) = recorded(&record(&g, ID, 1, &Policy::default()));
+    // THEN the list is unchanged, and one interruption does not shelter
+    assert_eq!(list, listed);
+    assert_eq!(shelter, None);
+}
+
+#[test]
+fn later_records_are_kept_and_an_ongoing_shelter_is_extended_quietly() {
+    // GIVEN a longer cooldown on the pool and a shelter already running
+    let pool = Pool::new("m5.large", "us-east-1a");
+    let far = NOW.plus_minutes(600).to_rfc3339();
+    let soon = NOW.plus_minutes(5).to_rfc3339();
+    let list = format!("i-aaaaaaaaaaaaaaaaa@{}", NOW.plus_minutes(-1).unix());
+    let g = group(&[
+        (tags::ENABLED, "true"),
+        (&cooldown_key(&pool), &far),
+        (tags::SHELTERED_UNTIL, &soon),
+        (tags::INTERRUPTIONS, &list),
+    ]);
+    // WHEN a second interruption arrives in a group of 2 spot instances
+    let a = record(&g, ID, 2, &Policy::default());
+    let (cooldown, _, shelter) = recorded(&a);
+    // THEN the later cooldown stays, the shelter runs to the new cooldown's end, and it is
+    // not announced again
+    assert_eq!(cooldown, Some(NOW.plus_minutes(600)));
+    assert_eq!(shelter, Some(NOW.plus_minutes(60)));
+    assert_eq!(a.reason, Reason::PoolInterrupted);
+}
+
+#[test]
+fn a_replacement_interrupted_while_its_original_serves_leaves_with_the_decrement() {
+    use crate::testkit::instance;
+    // GIVEN our spot launch L, attached (desired raised to 2), replacing on-demand O which
+    // still serves: the swap's retire has not run (found by chaos seed 1)
+    let mut g = managed();
+    g.desired = 2;
+    let o = "i-0000000000000000a";
+    g.members.push(member(o));
+    let mut l = instance(ID, "m5a.large", "us-east-1a", Lifecycle::Spot);
+    for (k, v) in [
+        (tags::GROUP, "web"),
+        (tags::REPLACES, o),
+        (tags::ATTACHED_AT, "2026-01-01T00:00:00Z"),
+    ] {
+        l.tags.insert(k.into(), v.into());
+    }
+    let mut snap = snapshot(MemberState::InService, "InService", g.clone());
+    snap.ec2 = Some(l.clone());
+    // WHEN L gets the warning
+    let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+    // THEN it leaves with the decrement the retire would have made, so desired goes back
+    assert_eq!(
+        actions[0].kind,
+        ActionKind::Detach {
+            instance: ID.into(),
+            decrement: true
+        }
+    );
+    assert_eq!(actions[0].reason, Reason::ReplacementInterrupted);
+    // AND once O is leaving (the retire ran and gave the decrement back), L is a plain
+    // member again: replaced without decrement
+    g.members[1].state = MemberState::Leaving;
+    snap.group = Some(g.clone());
+    let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+    assert_eq!(
+        actions[0].kind,
+        ActionKind::Detach {
+            instance: ID.into(),
+            decrement: false
+        }
+    );
+    // AND a member launched by the group itself (no tags of ours) never decrements
+    snap.ec2 = Some(instance(ID, "m5a.large", "us-east-1a", Lifecycle::Spot));
+    g.members[1].state = MemberState::InService;
+    snap.group = Some(g);
+    let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+    assert_eq!(actions[0].reason, Reason::SpotInterruptionWarning);
+}
+
+#[test]
+fn an_original_interrupted_while_its_replacement_serves_leaves_with_the_decrement() {
+    use crate::testkit::instance;
+    // GIVEN spot O (ID) being swapped: our launch L replacing it is attached (desired raised
+    // to 2) and O's retire has not run (found by chaos seed 27)
+    let mut g = managed();
+    g.desired = 2;
+    let l_id = "i-0000000000000000b";
+    g.members.push(member(l_id));
+    let mut l = instance(l_id, "m5a.large", "us-east-1b", Lifecycle::Spot);
+    for (k, v) in [(tags::GROUP, "web"), (tags::REPLACES, ID)] {
+        l.tags.insert(k.into(), v.into());
+    }
+    let mut snap = snapshot(MemberState::InService, "InService", g.clone());
+    snap.replaced_by = vec![l.clone()];
+    // WHEN O gets the warning
+    let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+    // THEN it leaves with the decrement its retire would have made: L serves in its place
+    assert_eq!(
+        actions[0].kind,
+        ActionKind::Detach {
+            instance: ID.into(),
+            decrement: true
+        }
+    );
+    assert_eq!(actions[0].reason, Reason::OriginalAlreadyReplaced);
+    // AND while L is not attached yet (launched, not a member), O is replaced as usual: the
+    // rebalancer ends L once O is gone
+    let mut unattached = g.clone();
+    unattached.members.retain(|m| m.id != l_id);
+    unattached.desired = 1;
+    snap.group = Some(unattached);
+    let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+    assert_eq!(actions[0].reason, Reason::SpotInterruptionWarning);
+    // AND a launch of another group naming O never decrements this one
+    let mut foreign = l;
+    foreign.tags.insert(tags::GROUP.into(), "api".into());
+    snap.group = Some(g);
+    snap.replaced_by = vec![foreign];
+    let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+    assert_eq!(
+        actions[0].kind,
+        ActionKind::Detach {
+            instance: ID.into(),
+            decrement: false
+        }
+    );
+}
+
+#[test]
+fn the_rebalancer_never_reattaches_a_launch_detached_on_interruption() {
+    use crate::candidates::tests::market;
+    use crate::plan::plan_group;
+    use crate::testkit::instance;
+    // GIVEN a swap in flight: our spot launch L, attached, replacing on-demand O, and then
+    // interrupted and detached by the handler (tagged detached-at, no longer a member)
+    let mut g = managed();
+    let o = instance(
+        "i-0000000000000000a",
+        "m5.large",
+        "us-east-1a",
+        Lifecycle::OnDemand,
+    );
+    let mut l = instance("i-0000000000000000b", "m5a.large", "us-east-1a", Lifecycle::Spot);
+    for (k, v) in [
+        (tags::GROUP, "web"),
+        (tags::REPLACES, o.id.as_str()),
+        (tags::ATTACHED_AT, "2026-01-01T00:00:00Z"),
+        (tags::DETACHED_AT, "2026-01-01T00:01:00Z"),
+    ] {
+        l.tags.insert(k.into(), v.into());
+    }
+    l.status_ok = Some(true);
+    g.members = vec![Member {
+        id: o.id.clone(),
+        state: MemberState::InService,
+        healthy: true,
+        protected_from_scale_in: false,
+    }];
+    g.desired = 1;
+    let instances: BTreeMap<String, Instance> = [(o.id.clone(), o.clone()), (l.id.clone(), l.clone())].into();
+    // WHEN the rebalancer plans the group, with L's pool in cooldown
+    let mut m = market();
+    m.spot_prices.retain(|p, _| p.az == "us-east-1a");
+    g.tags.insert(
+        crate::records::cooldown_key(&l.pool()),
+        NOW.plus_minutes(60).to_rfc3339(),
+    );
+    let plan = plan_group(&g, &instances, &m, &Policy::default(), NOW.plus_minutes(2));
+    // THEN L is neither attached nor steering anything: O gets a fresh swap, elsewhere
+    assert!(
+        plan.actions
+            .iter()
+            .all(|a| a.instance.as_deref() != Some(l.id.as_str())
+                && !matches!(a.kind, ActionKind::Attach { .. })),
+        "{:#?}",
+        plan.actions
+    );
+    let launch = plan
+        .actions
+        .iter()
+        .find_map(|a| match &a.kind {
+            ActionKind::Launch(spec) => Some(spec),
+            _ => None,
+        })
+        .expect("a new swap for O");
+    assert_eq!(launch.replaces, o.id);
+    assert!(launch.candidates.iter().all(|c| c.pool != l.pool()));
+}
+
+#[test]
+fn zero_cooldown_minutes_writes_no_cooldown_and_no_shelter() {
+    let p = Policy {
+        cooldown_minutes: 0,
+        ..Policy::default()
+    };
+    let list = format!("i-aaaaaaaaaaaaaaaaa@{}", NOW.plus_minutes(-1).unix());
+    let g = group(&[(tags::ENABLED, "true"), (tags::INTERRUPTIONS, &list)]);
+    let (cooldown, list, shelter) = recorded(&record(&g, ID, 2, &p));
+    assert_eq!((cooldown, shelter), (None, None));
+    assert_eq!(list.split(' ').count(), 2);
+}

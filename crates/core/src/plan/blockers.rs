@@ -1,0 +1,144 @@
+//! Group blockers: the one rule for "this group cannot be swapped now", shared by the
+//! rebalancer's cycle ([`crate::plan::plan_group`]) and the rebalance-recommendation handler
+//! ([`crate::events::rebalance::triage`]).
+
+use crate::action::Reason;
+use crate::model::{GroupSnapshot, LaunchSource, LaunchTemplateRef};
+
+/// Why a group cannot be swapped now: the reason, and detail for a human (the launch
+/// configuration's name, the group's status).
+pub type Blocker = (Reason, Option<String>);
+
+/// The group's launch template when nothing blocks a swap of it, else the first blocker.
+///
+/// Checked in this order, the first that applies wins: a launch configuration
+/// (`LaunchConfigurationNotSupported`, detail `launch configuration <name>`), a mixed
+/// instances policy (`MixedInstancesPolicyNotSupported`), no launch template
+/// (`NoLaunchTemplate`), a `Status` (`GroupUpdating`, detail the status: being deleted or its
+/// stack updated), an instance refresh in progress (`InstanceRefreshInProgress`).
+pub fn swappable_template(group: &GroupSnapshot) -> Result<&LaunchTemplateRef, Blocker> {
+    let template = match &group.launch_source {
+        LaunchSource::Template(t) => t,
+        LaunchSource::LaunchConfiguration(lc) => {
+            return Err((
+                Reason::LaunchConfigurationNotSupported,
+                Some(format!("launch configuration {lc}")),
+            ))
+        }
+        LaunchSource::MixedInstances => return Err((Reason::MixedInstancesPolicyNotSupported, None)),
+        LaunchSource::Unknown => return Err((Reason::NoLaunchTemplate, None)),
+    };
+    if let Some(status) = &group.status {
+        return Err((Reason::GroupUpdating, Some(status.clone())));
+    }
+    // An instance refresh replaces instances itself: a swap would race it.
+    if group.instance_refresh_in_progress == Some(true) {
+        return Err((Reason::InstanceRefreshInProgress, None));
+    }
+    Ok(template)
+}
+
+/// Why `group` cannot be swapped now, or `None` when it can: [`swappable_template`] without
+/// the template.
+pub fn group_blocker(group: &GroupSnapshot) -> Option<Blocker> {
+    swappable_template(group).err()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn group(launch_source: LaunchSource) -> GroupSnapshot {
+        GroupSnapshot {
+            name: "web".into(),
+            min_size: 0,
+            max_size: 1,
+            desired: 1,
+            health_check_grace_secs: 0,
+            launch_source,
+            subnets: vec![],
+            availability_zones: vec![],
+            tags: BTreeMap::new(),
+            propagated_tags: BTreeMap::new(),
+            members: vec![],
+            status: None,
+            instance_refresh_in_progress: None,
+            has_terminating_hook: None,
+        }
+    }
+
+    fn template() -> LaunchSource {
+        LaunchSource::Template(LaunchTemplateRef {
+            id: Some("lt-1".into()),
+            name: None,
+            version: "$Latest".into(),
+        })
+    }
+
+    #[test]
+    fn a_template_group_at_rest_is_swappable() {
+        // GIVEN a launch-template group, no status, no refresh known to run
+        let g = group(template());
+        // THEN nothing blocks it, and its own template is the one used
+        assert_eq!(group_blocker(&g), None);
+        assert_eq!(swappable_template(&g).unwrap().id.as_deref(), Some("lt-1"));
+    }
+
+    #[test]
+    fn each_blocker_has_its_reason_and_detail() {
+        let cases = [
+            (
+                group(LaunchSource::LaunchConfiguration("old-lc".into())),
+                (
+                    Reason::LaunchConfigurationNotSupported,
+                    Some("launch configuration old-lc".to_string()),
+                ),
+            ),
+            (
+                group(LaunchSource::MixedInstances),
+                (Reason::MixedInstancesPolicyNotSupported, None),
+            ),
+            (group(LaunchSource::Unknown), (Reason::NoLaunchTemplate, None)),
+            (
+                GroupSnapshot {
+                    status: Some("Delete in progress".into()),
+                    ..group(template())
+                },
+                (Reason::GroupUpdating, Some("Delete in progress".to_string())),
+            ),
+            (
+                GroupSnapshot {
+                    instance_refresh_in_progress: Some(true),
+                    ..group(template())
+                },
+                (Reason::InstanceRefreshInProgress, None),
+            ),
+        ];
+        for (g, want) in cases {
+            assert_eq!(group_blocker(&g), Some(want), "{:?}", g.launch_source);
+        }
+    }
+
+    #[test]
+    fn the_launch_source_is_reported_before_the_status_and_the_refresh() {
+        // GIVEN a launch-configuration group being deleted during an instance refresh
+        let g = GroupSnapshot {
+            status: Some("Delete in progress".into()),
+            instance_refresh_in_progress: Some(true),
+            ..group(LaunchSource::MixedInstances)
+        };
+        // THEN the launch source is the reason given
+        assert_eq!(
+            group_blocker(&g).map(|b| b.0),
+            Some(Reason::MixedInstancesPolicyNotSupported)
+        );
+        // AND with a template, the status comes before the refresh
+        let g = GroupSnapshot {
+            launch_source: template(),
+            ..g
+        };
+        assert_eq!(group_blocker(&g).map(|b| b.0), Some(Reason::GroupUpdating));
+    }
+}

@@ -1,0 +1,336 @@
+//! The rebalancer's decisions for one cycle: pure, same input, same plan.
+//!
+//! For every group: first advance each swap in flight one stage (Launch → Attach → Retire),
+//! from what the snapshot shows, then start new swaps for on-demand instances above the
+//! risk floor. Swap state is read from tags on our launches (`spotswap:replaces`,
+//! `spotswap:attached-at`), never from memory, so any cycle can pick up any swap.
+//!
+//! # Layout
+//!
+//! - this module: the cycle ([`plan_cycle`], [`plan_group`]), its settings and census, and a
+//!   group's plan as a few named steps.
+//! - [`blockers`]: the one rule for a group that cannot be swapped now.
+//! - [`stages`]: the swap stage machine, "in flight", and MaxSize raise and restore.
+//! - [`originals`]: which on-demand instances new swaps replace, in which order.
+//! - [`launch`]: a replacement's launch spec, client token and tags.
+//! - [`index`]: our live launches by group and by the instance each replaces.
+
+pub mod blockers;
+pub mod index;
+pub mod launch;
+pub mod originals;
+pub mod stages;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::action::{Action, ActionKind, Reason, Skip};
+use crate::candidates::{PoolCounts, RankedPools, SearchContext};
+use crate::model::{GroupSnapshot, Instance, LaunchTemplateRef, Lifecycle, Market, Member, RegionSnapshot};
+use crate::policy::{is_managed, Mode, Policy};
+use crate::records::GroupRecords;
+use crate::time::Timestamp;
+
+pub use index::{LaunchIndex, Launches};
+pub use launch::{client_token, launch_for, launch_tags};
+pub use stages::{max_raised_from, max_restore, swaps_in_flight};
+
+/// Cycle-wide settings, read once at start-up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Settings {
+    /// Opt-in or opt-out.
+    pub mode: Mode,
+    /// Defaults from the environment, under each group's tags.
+    pub defaults: Policy,
+}
+
+/// Counts of one group, for metrics and the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Census {
+    /// DesiredCapacity.
+    pub desired: u32,
+    /// The risk floor.
+    pub floor: u32,
+    /// InService on-demand members.
+    pub on_demand: u32,
+    /// InService spot members.
+    pub spot: u32,
+    /// Σ (on-demand price − spot price) over spot members with both prices known, USD/hour.
+    pub hourly_savings: f64,
+}
+
+/// The plan for one group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupPlan {
+    /// Group name.
+    pub group: String,
+    /// Actions in execution order.
+    pub actions: Vec<Action>,
+    /// Set when the group is passed over (in-flight swaps may still advance, as when sheltered).
+    pub skip: Option<Skip>,
+    /// Counts before the plan runs.
+    pub census: Census,
+}
+
+impl GroupPlan {
+    fn skipped(group: &str, reason: Reason, detail: Option<String>) -> Self {
+        Self {
+            group: group.to_string(),
+            actions: Vec::new(),
+            skip: Some(Skip {
+                group: group.to_string(),
+                reason,
+                detail,
+            }),
+            census: Census::default(),
+        }
+    }
+}
+
+/// Plan every group of a snapshot.
+///
+/// Our launches are indexed by group once, so a cycle costs O(N log N) over the region's
+/// instances, not O(groups × instances).
+pub fn plan_cycle(snapshot: &RegionSnapshot, settings: &Settings) -> Vec<GroupPlan> {
+    let index = LaunchIndex::new(snapshot.instances.values());
+    snapshot
+        .groups
+        .iter()
+        .map(|group| match policy_for(group, settings) {
+            Ok(Some(policy)) => plan_group_in(
+                group,
+                &snapshot.instances,
+                index.of(&group.name),
+                &snapshot.market,
+                &policy,
+                snapshot.now,
+            ),
+            Ok(None) => GroupPlan::skipped(&group.name, Reason::NotManaged, None),
+            Err(err) => GroupPlan::skipped(&group.name, Reason::InvalidConfig, Some(err.to_string())),
+        })
+        .collect()
+}
+
+/// The group's policy, `None` when it is not managed, or the configuration error.
+pub fn policy_for(group: &GroupSnapshot, settings: &Settings) -> Result<Option<Policy>, crate::ConfigError> {
+    if !is_managed(&group.tags, settings.mode)? {
+        return Ok(None);
+    }
+    Policy::from_tags(&group.tags, &settings.defaults).map(Some)
+}
+
+/// Decide what to do for one group in this cycle. Pure: same input, same plan.
+pub fn plan_group(
+    group: &GroupSnapshot,
+    instances: &BTreeMap<String, Instance>,
+    market: &Market,
+    policy: &Policy,
+    now: Timestamp,
+) -> GroupPlan {
+    let index = LaunchIndex::new(instances.values());
+    plan_group_in(group, instances, index.of(&group.name), market, policy, now)
+}
+
+/// [`plan_group`] with the group's launches already indexed: the group's blockers, then its
+/// swaps in flight advanced one stage, MaxSize around their attaches, and new swaps started.
+fn plan_group_in(
+    group: &GroupSnapshot,
+    instances: &BTreeMap<String, Instance>,
+    launches: &Launches<'_>,
+    market: &Market,
+    policy: &Policy,
+    now: Timestamp,
+) -> GroupPlan {
+    let name = group.name.as_str();
+    let template = match blockers::swappable_template(group) {
+        Ok(t) => t,
+        Err((reason, detail)) => return GroupPlan::skipped(name, reason, detail),
+    };
+    let records = GroupRecords::from_tags(&group.tags);
+    let mut plan = GroupPlan {
+        group: name.to_string(),
+        actions: Vec::new(),
+        skip: None,
+        census: census(group, instances, market, policy),
+    };
+    let in_service = group.in_service().count() as u32;
+
+    // --- advance swaps in flight; MaxSize: raise for the attaches, restore when none in flight
+    let stage = stages::advance_all(group, launches, in_service, now);
+    plan.actions.extend(stage.actions);
+    plan.actions.extend(stages::max_size_step(
+        group,
+        stage.attaches,
+        stage.replacing.is_empty(),
+    ));
+
+    // --- start new swaps
+    match start_gate(group, &records, policy, in_service, now) {
+        Ok(()) => {}
+        Err(Hold::Skip(skip)) => {
+            plan.skip = Some(skip);
+            return plan;
+        }
+        Err(Hold::Wait(reason)) => {
+            plan.actions.push(Action::new(ActionKind::Wait, reason, name));
+            return plan;
+        }
+        Err(Hold::Quiet) => return plan,
+    }
+    let serving = originals::serving(group, instances);
+    let mut counts = stage.counts;
+    for (_, inst) in serving.iter().filter(|(_, i)| i.lifecycle == Lifecycle::Spot) {
+        counts.add(inst.pool());
+    }
+    match originals::choose_originals(
+        &serving,
+        &stage.replacing,
+        launches,
+        plan.census.floor,
+        policy.replace_per_cycle,
+    ) {
+        Ok(chosen) => {
+            let inputs = GroupInputs {
+                group,
+                template,
+                market,
+                policy,
+                records: &records,
+                floor: plan.census.floor,
+                now,
+            };
+            plan.actions.extend(start_swaps(&inputs, chosen, counts));
+        }
+        Err(wait) => plan
+            .actions
+            .extend(wait.map(|reason| Action::new(ActionKind::Wait, reason, name))),
+    }
+    plan
+}
+
+/// Why no new swap starts in a group this cycle.
+enum Hold {
+    /// The group is passed over (sheltered); swaps in flight still advanced.
+    Skip(Skip),
+    /// A Wait says why.
+    Wait(Reason),
+    /// Nothing to say: nothing is asked of the group.
+    Quiet,
+}
+
+/// Whether new swaps may start: not in a sheltered group (`Sheltered`), nor one with nothing
+/// desired or `replace-per-cycle=0`, nor while not every desired instance is InService
+/// (`GroupBelowCapacity`).
+fn start_gate(
+    group: &GroupSnapshot,
+    records: &GroupRecords,
+    policy: &Policy,
+    in_service: u32,
+    now: Timestamp,
+) -> Result<(), Hold> {
+    if records.sheltered(now) {
+        return Err(Hold::Skip(Skip {
+            group: group.name.clone(),
+            reason: Reason::Sheltered,
+            detail: records.sheltered_until.map(|t| format!("until {t}")),
+        }));
+    }
+    if group.desired == 0 || policy.replace_per_cycle == 0 {
+        return Err(Hold::Quiet);
+    }
+    if in_service < group.desired {
+        return Err(Hold::Wait(Reason::GroupBelowCapacity));
+    }
+    Ok(())
+}
+
+/// What starting a group's swaps reads, besides the originals and the pool counts.
+struct GroupInputs<'a> {
+    group: &'a GroupSnapshot,
+    template: &'a LaunchTemplateRef,
+    market: &'a Market,
+    policy: &'a Policy,
+    records: &'a GroupRecords,
+    /// The risk floor: the spot count the group heads for is at least desired − floor.
+    floor: u32,
+    now: Timestamp,
+}
+
+/// A Launch for each chosen original in turn until `to_start` have started, or the Wait
+/// saying why an original has none. Each launch's pool counts toward the cap of the next.
+fn start_swaps(
+    inputs: &GroupInputs<'_>,
+    chosen: originals::Originals<'_>,
+    mut counts: PoolCounts,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let target_spot = (counts.total() + 1).max(inputs.group.desired - inputs.floor);
+    let ranked = RankedPools::default();
+    let mut started = 0;
+    for original in chosen.eligible {
+        if started == chosen.to_start {
+            break;
+        }
+        let ctx = SearchContext {
+            market: inputs.market,
+            policy: inputs.policy,
+            records: inputs.records,
+            counts: &counts,
+            target_spot,
+            now: inputs.now,
+            ranked: Some(&ranked),
+        };
+        match launch_for(
+            inputs.group,
+            inputs.template,
+            original,
+            ctx,
+            None,
+            Reason::OnDemandAboveFloor,
+        ) {
+            Ok(action) => {
+                if let Some(pool) = &action.pool {
+                    counts.add(pool.clone());
+                }
+                actions.push(action);
+                started += 1;
+            }
+            Err(wait) => actions.push(wait),
+        }
+    }
+    actions
+}
+
+fn census(
+    group: &GroupSnapshot,
+    instances: &BTreeMap<String, Instance>,
+    market: &Market,
+    policy: &Policy,
+) -> Census {
+    let mut c = Census {
+        desired: group.desired,
+        floor: policy.required_on_demand(group.desired),
+        ..Census::default()
+    };
+    // Summed in id order: f64 addition is not associative, and AWS lists members in no fixed
+    // order, so the same group must not give a savings figure that differs in the last digit.
+    let mut members: Vec<&Member> = group.in_service().collect();
+    members.sort_by(|a, b| a.id.cmp(&b.id));
+    for m in members {
+        let Some(i) = instances.get(&m.id) else { continue };
+        match i.lifecycle {
+            Lifecycle::OnDemand => c.on_demand += 1,
+            Lifecycle::Spot => {
+                c.spot += 1;
+                if let (Some(od), Some(spot)) = (
+                    market.on_demand_price(&i.instance_type),
+                    market.spot_price(&i.pool()),
+                ) {
+                    c.hourly_savings += (od - spot).max(0.0);
+                }
+            }
+        }
+    }
+    c
+}

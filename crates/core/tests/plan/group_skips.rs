@@ -1,0 +1,119 @@
+//! Groups passed over, and why.
+
+use super::*;
+
+#[test]
+fn unsupported_or_busy_groups_are_skipped_without_mutations() {
+    let cases: Vec<(Fleet, Reason, Option<&str>)> = vec![
+        (
+            on_demand_fleet(2)
+                .with_group(|g| g.launch_source = LaunchSource::LaunchConfiguration("web-lc".into())),
+            Reason::LaunchConfigurationNotSupported,
+            Some("web-lc"),
+        ),
+        (
+            on_demand_fleet(2).with_group(|g| g.launch_source = LaunchSource::MixedInstances),
+            Reason::MixedInstancesPolicyNotSupported,
+            None,
+        ),
+        (
+            on_demand_fleet(2).with_group(|g| g.status = Some("Delete in progress".into())),
+            Reason::GroupUpdating,
+            Some("Delete in progress"),
+        ),
+        (
+            on_demand_fleet(2).with_group(|g| g.instance_refresh_in_progress = Some(true)),
+            Reason::InstanceRefreshInProgress,
+            None,
+        ),
+    ];
+    for (fleet, reason, detail) in cases {
+        // GIVEN a group AWS or its owner is busy with, or that we do not support, with a
+        //   ready launch of ours that could otherwise be attached
+        let fleet = fleet.launch("i-l1", "i-od00", Stage::Ready);
+        // WHEN the rebalancer plans a cycle
+        let plan = fleet.plan();
+        // THEN the group is skipped with the reason, and gets no action at all
+        assert_eq!(skip_reason(&plan), Some(reason));
+        assert!(plan.actions.is_empty(), "{reason}: {:?}", plan.actions);
+        if let Some(detail) = detail {
+            assert!(plan
+                .skip
+                .as_ref()
+                .unwrap()
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains(detail));
+        }
+    }
+}
+
+#[test]
+fn a_sheltered_group_advances_swaps_in_flight_but_starts_none() {
+    // GIVEN a group sheltered for another hour, with one ready launch and one more on-demand
+    let fleet = swap_at(Stage::Ready)
+        .tag(tags::SHELTERED_UNTIL, "2026-01-01T13:00:00Z")
+        .tag(tags::REPLACE_PER_CYCLE, "5");
+    // WHEN the rebalancer plans a cycle
+    let plan = fleet.plan();
+    // THEN the launch in flight is attached, no new swap starts, and the skip says Sheltered
+    assert_eq!(
+        steps(&plan),
+        vec![("attach", Reason::ReplacementReady, Some("i-l1"))]
+    );
+    assert_eq!(skip_reason(&plan), Some(Reason::Sheltered));
+
+    // GIVEN the shelter has expired
+    let plan = fleet.tag(tags::SHELTERED_UNTIL, "2026-01-01T11:59:59Z").plan();
+    // THEN swaps start again
+    assert_eq!(launched_for(&plan), vec!["i-od2"]);
+    assert_eq!(plan.skip, None);
+}
+
+#[test]
+fn a_bad_tag_skips_the_group_naming_the_tag_and_value() {
+    for (tag, value) in [
+        (tags::ON_DEMAND_PERCENT, "abc"),
+        (tags::ON_DEMAND_PERCENT, "150"),
+        (tags::ON_DEMAND_BASE, "-1"),
+        (tags::REPLACE_PER_CYCLE, "lots"),
+        (tags::ALLOWED_TYPES, "m5.*,"),
+        (tags::ENABLED, "yes"),
+    ] {
+        // GIVEN a group with a bad value and work that could otherwise be done
+        let fleet = swap_at(Stage::Ready).tag(tag, value);
+        // WHEN the rebalancer plans a cycle
+        let plan = fleet.plan();
+        // THEN it is skipped as InvalidConfig, the detail names the tag and the value
+        assert_eq!(skip_reason(&plan), Some(Reason::InvalidConfig), "{tag}={value}");
+        let detail = plan.skip.as_ref().unwrap().detail.clone().unwrap();
+        assert!(detail.contains(tag) && detail.contains(value), "{detail}");
+        // AND nothing is done to it
+        assert!(plan.actions.is_empty(), "{tag}={value}: {:?}", plan.actions);
+    }
+}
+
+#[test]
+fn unmanaged_groups_get_no_action_in_either_mode() {
+    // GIVEN opt-out mode and a group tagged spotswap:enabled=false
+    let opted_out = swap_at(Stage::Ready)
+        .mode(Mode::OptOut)
+        .tag(tags::ENABLED, "false");
+    // AND opt-in mode and a group with no enabled tag
+    let untagged = swap_at(Stage::Ready).untag(tags::ENABLED);
+    for fleet in [opted_out, untagged] {
+        // WHEN the rebalancer plans a cycle
+        let plan = fleet.plan();
+        // THEN it is not managed and gets no action
+        assert_eq!(skip_reason(&plan), Some(Reason::NotManaged));
+        assert!(plan.actions.is_empty());
+    }
+    // AND in opt-out mode an untagged group is managed
+    let plan = swap_at(Stage::Ready)
+        .mode(Mode::OptOut)
+        .untag(tags::ENABLED)
+        .plan();
+    assert_eq!(plan.skip, None);
+    assert!(!plan.actions.is_empty());
+}
