@@ -2,7 +2,7 @@
 //! the state it leaves is in tags, and the next cycle's plan picks up from there.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use aws_sdk_ec2::types::{
@@ -10,7 +10,8 @@ use aws_sdk_ec2::types::{
     FleetLaunchTemplateSpecificationRequest, FleetType, InstanceType, ResourceType, SpotAllocationStrategy,
     SpotOptionsRequest, Tag, TagSpecification, TargetCapacitySpecificationRequest,
 };
-use spotswap_core::records::{cooldown_key, no_capacity_key, NO_CAPACITY_MINUTES};
+use spotswap_core::fleet::{judge_fleet, FleetError, FleetVerdict};
+use spotswap_core::records::{max_raised_tag, no_capacity_tags, record_interruption_tags};
 use spotswap_core::{
     tags, Action, ActionKind, Failure, Instance, LaunchSpec, Outcome, Pool, Reason, Timestamp,
 };
@@ -48,6 +49,9 @@ pub struct Executor {
     budget: Option<MutationBudget>,
     launches_until: Option<std::time::Instant>,
     guard: Option<LaunchGuard>,
+    /// Set once a launch hit an account limit: the limit is region-wide, so no later launch of
+    /// the invocation is tried.
+    quota_hit: Arc<AtomicBool>,
 }
 
 /// Our launches replacing the originals a cycle is about to replace, read in batches of 200
@@ -138,6 +142,7 @@ impl Executor {
             budget,
             launches_until: None,
             guard: None,
+            quota_hit: Arc::default(),
         }
     }
 
@@ -195,6 +200,9 @@ impl Executor {
             // launches, so a group with many may reach the deadline halfway through.
             return Outcome::NotAttempted(Reason::OutOfTime);
         }
+        if matches!(a.kind, ActionKind::Launch(_)) && self.quota_hit.load(Ordering::SeqCst) {
+            return Outcome::NotAttempted(Reason::SpotQuotaExceeded);
+        }
         match self.apply(a).await {
             Ok(o) => o,
             Err(AdapterError::BudgetExhausted) => {
@@ -216,8 +224,7 @@ impl Executor {
                 // The record first: a stop between the two calls leaves a record of a MaxSize
                 // that was never raised, which the restore step clears harmlessly. The other
                 // order could leave a raised MaxSize nobody knows about.
-                self.set_group_tags(group, &[(tags::MAX_RAISED_FROM.to_string(), from.to_string())])
-                    .await?;
+                self.set_group_tags(group, &[max_raised_tag(*from)]).await?;
                 self.update_max(group, *to).await?;
                 Ok(Outcome::Done(None))
             }
@@ -321,13 +328,7 @@ impl Executor {
                 interruptions,
                 sheltered_until,
             } => {
-                let mut kv = vec![(tags::INTERRUPTIONS.to_string(), interruptions.clone())];
-                if let Some(until) = cooldown_until {
-                    kv.push((cooldown_key(pool), until.to_rfc3339()));
-                }
-                if let Some(until) = sheltered_until {
-                    kv.push((tags::SHELTERED_UNTIL.to_string(), until.to_rfc3339()));
-                }
+                let kv = record_interruption_tags(pool, *cooldown_until, interruptions, *sheltered_until);
                 self.set_group_tags(group, &kv).await?;
                 Ok(Outcome::Done(None))
             }
@@ -364,7 +365,7 @@ impl Executor {
         if let Some(id) = existing
             .iter()
             // A detached (interrupted) launch is dying: it does not count as the replacement.
-            .find(|i| i.launched_for() == Some(group) && i.tag(tags::DETACHED_AT).is_none())
+            .find(|i| i.is_live_launch_for(group))
             .map(|i| i.id.clone())
         {
             return Ok(Outcome::AlreadyDone(id));
@@ -424,58 +425,57 @@ impl Executor {
             .send()
             .paced(&self.aws, "ec2:CreateFleet")
             .await?;
-        if let Some(id) = resp.instances().iter().flat_map(|i| i.instance_ids()).next() {
-            return Ok(Outcome::Done(Some(id.clone())));
-        }
-        let codes: Vec<String> = resp
+        // The pool of an answer's override: its type, in the original's AZ (every override
+        // names the original's subnet).
+        let pool_of = |ty: Option<&InstanceType>| {
+            let ty = ty?.as_str();
+            spec.candidates
+                .iter()
+                .find(|c| c.pool.instance_type == ty)
+                .map(|c| c.pool.clone())
+        };
+        let launched = resp.instances().iter().find_map(|i| {
+            let id = i.instance_ids().first()?;
+            Some((id.clone(), pool_of(i.instance_type())))
+        });
+        let errors: Vec<FleetError> = resp
             .errors()
             .iter()
-            .filter_map(|e| e.error_code().map(str::to_string))
-            .collect();
-        let kind = |c: &String| spotswap_core::ErrorKind::of_code(Some(c));
-        if !codes.is_empty()
-            && codes
-                .iter()
-                .all(|c| kind(c) == spotswap_core::ErrorKind::Capacity)
-        {
-            // Mark every pool we offered: the fleet tried them all.
-            let until = self.now.plus_minutes(NO_CAPACITY_MINUTES).to_rfc3339();
-            let marks: Vec<(String, String)> = spec
-                .candidates
-                .iter()
-                .map(|c| (no_capacity_key(&c.pool), until.clone()))
-                .collect();
-            self.set_group_tags(group, &marks).await?;
-            return Ok(Outcome::Fallback(
-                spec.candidates
-                    .iter()
-                    .map(|c| c.pool.clone())
-                    .collect::<Vec<Pool>>(),
-            ));
-        }
-        let msgs: Vec<String> = resp
-            .errors()
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e.error_code().unwrap_or("?"),
-                    e.error_message().unwrap_or("")
-                )
+            .map(|e| FleetError {
+                code: e.error_code().map(str::to_string),
+                message: e.error_message().unwrap_or_default().to_string(),
+                pool: pool_of(
+                    e.launch_template_and_overrides()
+                        .and_then(|l| l.overrides())
+                        .and_then(|o| o.instance_type()),
+                ),
             })
             .collect();
-        // A quota outranks the other codes: it is what the user must act on.
-        let code = codes
-            .iter()
-            .find(|c| kind(c) == spotswap_core::ErrorKind::Quota)
-            .or(codes.first());
-        Err(AdapterError::Fleet {
-            failure: Failure::new(
-                "ec2:CreateFleet",
-                code.map(String::as_str),
-                format!("CreateFleet launched nothing: {}", msgs.join("; ")),
-            ),
-        })
+        match judge_fleet(spec, launched, &errors) {
+            FleetVerdict::Launched { instance, .. } => Ok(Outcome::Done(Some(instance))),
+            FleetVerdict::NoCapacity { mark } => {
+                self.set_group_tags(group, &no_capacity_tags(&mark, self.now))
+                    .await?;
+                Ok(Outcome::Fallback(
+                    spec.candidates
+                        .iter()
+                        .map(|c| c.pool.clone())
+                        .collect::<Vec<Pool>>(),
+                ))
+            }
+            FleetVerdict::Quota { code, message } => {
+                self.quota_hit.store(true, Ordering::SeqCst);
+                Err(AdapterError::Fleet {
+                    failure: Failure::new("ec2:CreateFleet", Some(&code), message),
+                })
+            }
+            FleetVerdict::Failed { message } => {
+                let code = errors.iter().find_map(|e| e.code.as_deref());
+                Err(AdapterError::Fleet {
+                    failure: Failure::new("ec2:CreateFleet", code, message),
+                })
+            }
+        }
     }
 
     async fn update_max(&self, group: &str, max: u32) -> Result<(), AdapterError> {

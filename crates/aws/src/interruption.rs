@@ -448,8 +448,7 @@ async fn record_interruption(
         fresh = describe_named_groups(aws, &names).await?.into_iter().next();
         let listed = fresh
             .as_ref()
-            .and_then(|g| g.tag(tags::INTERRUPTIONS))
-            .is_some_and(|v| v.split_whitespace().any(|e| e.split('@').next() == Some(id)));
+            .is_some_and(|g| spotswap_core::records::interruption_listed(&g.tags, id));
         if listed {
             break;
         }

@@ -1,10 +1,8 @@
 //! The orphan reaper's pass: read what carries our tags → plan (pure, in the core) → execute →
 //! report. The Lambda and `spotswap reap` both run [`reap`].
 
-use std::collections::BTreeSet;
-
 use spotswap_core::policy::Mode;
-use spotswap_core::{plan_reap, tags, ActionKind, Outcome, Reason};
+use spotswap_core::{plan_reap, tags, ActionKind, Outcome, ReapGate};
 use tracing::info;
 
 use crate::execute::Executor;
@@ -43,19 +41,14 @@ pub async fn reap(aws: &Aws, config: &Config, opts: CycleOptions) -> Result<Cycl
         recorder.skip(s);
     }
     // Each action on its own: one instance's termination protection must not keep the other
-    // orphans alive. The one dependency: a group's MaxSize restore assumed its orphaned launches
-    // gone, so it waits for the next pass when one of them could not be terminated.
-    let mut orphan_left: BTreeSet<String> = BTreeSet::new();
+    // orphans alive. The core's gate holds back what depends on an earlier failure.
+    let mut gate = ReapGate::default();
     for action in &plan.actions {
-        let outcome = match &action.kind {
-            ActionKind::RestoreMax { .. } if orphan_left.contains(&action.group) => {
-                Outcome::NotAttempted(Reason::EarlierStepFailed)
-            }
-            _ => executor.run_one(action, &mut None).await,
+        let outcome = match gate.blocks(action) {
+            Some(reason) => Outcome::NotAttempted(reason),
+            None => executor.run_one(action, &mut None).await,
         };
-        if action.reason == Reason::Orphaned && !outcome.succeeded() {
-            orphan_left.insert(action.group.clone());
-        }
+        gate.note(action, outcome.succeeded());
         recorder.record(action, outcome);
     }
     recorder.publish(aws, &config.event_bus, dry_run).await;

@@ -289,10 +289,7 @@ fn group_copy(
         .iter()
         .filter_map(|m| all.get(&m.id).map(|i| (m.id.clone(), i.clone())))
         .collect();
-    for i in all
-        .values()
-        .filter(|i| i.launched_for() == Some(group.name.as_str()))
-    {
+    for i in all.values().filter(|i| i.is_launch_for(&group.name)) {
         instances.insert(i.id.clone(), i.clone());
     }
     (group.clone(), instances)
