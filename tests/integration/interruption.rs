@@ -59,7 +59,6 @@ async fn handle(aws: &Aws, raw: &str) -> EventReport {
         .expect("event handled")
 }
 
-/// (action, reason, outcome) of every decision.
 /// Most AWS calls the handler may send for a spot warning before it asks for replacement
 /// capacity: the reads that decide the replacement, in at most two round trips.
 const MAX_CALLS_BEFORE_REPLACEMENT: usize = 4;
@@ -105,6 +104,7 @@ fn replacement_within_bound(report: &serde_json::Value) -> bool {
         .is_some_and(|n| n <= MAX_CALLS_BEFORE_REPLACEMENT as u64)
 }
 
+/// (action, reason, outcome) of every decision.
 fn decisions(r: &EventReport) -> Vec<(&'static str, &'static str, &'static str)> {
     r.decisions
         .iter()
