@@ -1,5 +1,6 @@
 //! Our own events reach EventBridge: a rule with an SQS target (moto delivers to SQS) receives
-//! every event, batched 10 to a PutEvents call; a missing bus never fails the caller.
+//! every event, batched 10 to a PutEvents call; a missing bus never fails the caller and
+//! delivers nothing.
 
 use spotswap_aws::report::{publish, Notification, FALLBACK, SWAP_COMPLETED};
 use spotswap_tests::fleet::Env;
@@ -97,6 +98,38 @@ async fn events_are_published_in_batches_to_a_routed_queue() {
     assert_eq!(done["detail"]["instances"], serde_json::json!(["i-old", "i-new"]));
     assert_eq!(got.iter().filter(|e| e["detail-type"] == FALLBACK).count(), 11);
 
-    // AND publishing to a bus that does not exist returns quietly: best-effort, never an error
+    // AND a bus that does not exist refuses a PutEvents (so the next step meets a failure)
+    let refused = events
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("spotswap")
+                .detail_type(FALLBACK)
+                .detail("{}")
+                .event_bus_name("no-such-bus")
+                .build(),
+        )
+        .send()
+        .await;
+    assert!(
+        match &refused {
+            Err(_) => true,
+            Ok(r) => r.failed_entry_count() > 0,
+        },
+        "{refused:?}"
+    );
+    // WHEN an event is published to that bus
+    aws.reset_api_calls();
     publish(&aws, "no-such-bus", &notes[..1]).await;
+    // THEN it is tried once, the caller goes on (best-effort: publish returns nothing to fail
+    //   with), and nothing reaches the rule on the default bus
+    assert_eq!(aws.api_calls().get("eventbridge:PutEvents"), Some(&1));
+    let stray = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    assert!(stray.messages().is_empty(), "{:?}", stray.messages());
 }
