@@ -1,15 +1,38 @@
 //! Lambda handlers: the glue between a `LambdaEvent` and a workflow, shared by the thin
 //! `main.rs` of each function.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use lambda_runtime::LambdaEvent;
+use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
 use spotswap_core::ActionKind;
 use tracing::info;
 
 use crate::{rebalance, AdapterError, Aws, Config, CycleOptions};
+
+/// What each function's `main` does: at cold start, tune the allocator, initialise tracing
+/// (Lambda's JSON log format), read the configuration once (a bad value fails the start with
+/// its name), build the SDK clients once and log the effective configuration; then serve
+/// invocations with `handler`.
+pub async fn serve<A, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    A: for<'de> serde::Deserialize<'de>,
+    F: Fn(Aws, Arc<Config>, LambdaEvent<A>) -> Fut,
+    Fut: Future<Output = Result<Value, AdapterError>>,
+{
+    crate::tune_allocator();
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Arc::new(Config::from_env()?);
+    let aws = Aws::from_env(None).await.with_api_rates(config.api_rates);
+    log_config(&config);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<A>| {
+        handler(aws.clone(), config.clone(), event)
+    }))
+    .await
+}
 
 /// Log the effective configuration once, at cold start.
 pub fn log_config(config: &Config) {
@@ -46,10 +69,11 @@ fn millis_now() -> i64 {
 /// The rebalancer: one cycle per event. The event's content does not matter: a schedule and a
 /// state change both mean "look again".
 pub async fn rebalancer(
-    aws: &Aws,
-    config: &Config,
+    aws: Aws,
+    config: Arc<Config>,
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<Value, AdapterError> {
+    let (aws, config) = (&aws, &*config);
     aws.reset_api_calls();
     let deadline = deadline(&event.context);
     info!(
@@ -76,10 +100,11 @@ pub async fn rebalancer(
 /// The payload is taken as plain JSON so that a malformed event is our clear `InvalidEvent`
 /// error, not the runtime's deserialization failure.
 pub async fn interruption_handler(
-    aws: &Aws,
-    config: &Config,
+    aws: Aws,
+    config: Arc<Config>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, AdapterError> {
+    let (aws, config) = (&aws, &*config);
     aws.reset_api_calls();
     let report = crate::interruption::handle_value(
         aws,
@@ -94,10 +119,11 @@ pub async fn interruption_handler(
 
 /// The orphan reaper: one pass per event (a schedule tick; the content does not matter).
 pub async fn orphan_reaper(
-    aws: &Aws,
-    config: &Config,
+    aws: Aws,
+    config: Arc<Config>,
     event: LambdaEvent<EventBridgeEvent<Value>>,
 ) -> Result<Value, AdapterError> {
+    let (aws, config) = (&aws, &*config);
     aws.reset_api_calls();
     info!(detail_type = %event.payload.detail_type, id = ?event.payload.id, "invoked");
     let report = crate::reap(aws, config, CycleOptions::default()).await?;

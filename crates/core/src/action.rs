@@ -230,6 +230,60 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order: what the README's reason-code table must list.
+    pub const ALL: [Reason; 50] = [
+        Self::OnDemandAboveFloor,
+        Self::RebalanceRecommendation,
+        Self::ReplacementReady,
+        Self::MaxSizeAtDesired,
+        Self::ReplacementInService,
+        Self::AttachedAtMissing,
+        Self::NoSwapInFlight,
+        Self::DuplicateLaunch,
+        Self::ReplacedInstanceGone,
+        Self::LaunchFailed,
+        Self::WaitingForLaunch,
+        Self::WaitingForStatusChecks,
+        Self::WaitingForInService,
+        Self::WaitingForGracePeriod,
+        Self::GroupBelowCapacity,
+        Self::DesiredAboveOriginalMax,
+        Self::AtRiskFloor,
+        Self::NoEligiblePool,
+        Self::NoSpotCapacity,
+        Self::NoSubnet,
+        Self::InvalidConfig,
+        Self::NotManaged,
+        Self::LaunchConfigurationNotSupported,
+        Self::MixedInstancesPolicyNotSupported,
+        Self::NoLaunchTemplate,
+        Self::InstanceRefreshInProgress,
+        Self::GroupUpdating,
+        Self::Sheltered,
+        Self::OutOfTime,
+        Self::EarlierStepFailed,
+        Self::MutationBudgetExhausted,
+        Self::SpotQuotaExceeded,
+        Self::SpotInterruptionWarning,
+        Self::InterruptionBurst,
+        Self::PoolInterrupted,
+        Self::UnknownInstance,
+        Self::AlreadyHandled,
+        Self::RebalanceIgnored,
+        Self::IgnoredDetailType,
+        Self::Orphaned,
+        Self::DetachedStillAlive,
+        Self::RecordExpired,
+        Self::WaitingForOrphanAge,
+        Self::WaitingForDetachedGrace,
+        Self::SwapInFlight,
+        Self::NotInService,
+        Self::NotSpot,
+        Self::InstanceProtected,
+        Self::ReplacementInterrupted,
+        Self::OriginalAlreadyReplaced,
+    ];
+
     /// The stable PascalCase code.
     pub fn code(self) -> &'static str {
         // Debug of a fieldless enum is its variant name: exactly the PascalCase code.
@@ -287,6 +341,11 @@ impl Reason {
             Self::OriginalAlreadyReplaced => "OriginalAlreadyReplaced",
         }
     }
+}
+
+/// The reason with this PascalCase code.
+pub fn reason_from_code(code: &str) -> Option<Reason> {
+    Reason::ALL.into_iter().find(|r| r.code() == code)
 }
 
 impl fmt::Display for Reason {
