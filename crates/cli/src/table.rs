@@ -22,7 +22,7 @@ fn outcome(o: &Outcome) -> String {
 }
 
 /// Render a report as aligned text.
-pub fn render(r: &CycleReport) -> String {
+pub(crate) fn render(r: &CycleReport) -> String {
     let mut rows: Vec<[String; 8]> = vec![[
         "GROUP".into(),
         "ACTION".into(),

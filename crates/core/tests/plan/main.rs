@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers unwrap: a panic is the failure report
 //! The rebalancer's planner, proved through spotswap-core's public API only.
 //!
 //! Every test builds a small fleet with [`Fleet`] and plans one cycle through `plan_cycle`,
