@@ -1,0 +1,358 @@
+//! A fault and market proxy between the AWS SDK and moto server (DESIGN.md §11).
+//!
+//! moto answers every spot price with a constant, always has capacity and never throttles.
+//! Tests that need a market, capacity shortages or a misbehaving AWS start a [`Proxy`] in
+//! front of moto and point their SDK clients at [`Proxy::url`]:
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use spotswap_tests::proxy::{Fault, FaultKind, Proxy};
+//! let proxy = Proxy::start(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await?;
+//! proxy.set_spot_price("m5.large", "ap-southeast-2a", 0.042);
+//! proxy.set_no_capacity("c5.large", "ap-southeast-2b", true);
+//! proxy.add_fault(Fault::once("ec2:CreateFleet", FaultKind::Throttle));
+//! // build clients with `.endpoint_url(proxy.url())`, run, then inspect `proxy.calls()`
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`Proxy`] (here): the server, its scenario setters and its call counters.
+//! - `call`: which service, region and operation a request is, read from the SigV4 scope and
+//!   the `Action` form field or `X-Amz-Target` header; Query forms.
+//! - `scenario`: [`Fault`]s, prices, pools without capacity and the seeded RNG.
+//! - `market`: `DescribeSpotPriceHistory`, `CreateFleet` and `RunInstances` rewriting.
+//! - `membership`: `AttachInstances` and `DetachInstances` with AWS's rules.
+//! - `upstream`: forwarding to moto, the proxy's own questions to it, XML helpers.
+//! - `errors`: service error bodies in each protocol's shape.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+mod call;
+mod errors;
+mod market;
+mod membership;
+mod scenario;
+mod upstream;
+
+pub use scenario::{Fault, FaultKind};
+
+use call::Call;
+use market::{create_fleet, rewrite_spot_prices, run_instances, scenario_spot_prices};
+use membership::{attach_instances, detach_instances};
+use scenario::{Pool, Scenario, XorShift};
+use upstream::{forward, xml_response};
+
+/// A running proxy. Dropping it stops the server and closes its connections.
+pub struct Proxy {
+    addr: SocketAddr,
+    state: Arc<State>,
+    server: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Starts a proxy on a free loopback port in front of `upstream`, a moto base URL such as
+    /// the value of `AWS_ENDPOINT_URL`. Must be called inside a Tokio runtime.
+    pub async fn start(upstream: &str) -> std::io::Result<Proxy> {
+        let upstream = upstream.trim_end_matches('/');
+        if !upstream.starts_with("http://") {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("upstream must be a plain http:// URL, got {upstream:?}"),
+            ));
+        }
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            upstream: upstream.to_owned(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            scenario: Mutex::new(Scenario::default()),
+            calls: Mutex::new(BTreeMap::new()),
+            busy: Mutex::new(BTreeMap::new()),
+            subnet_azs: Mutex::new(HashMap::new()),
+            ids: AtomicU64::new(1),
+            membership: tokio::sync::Mutex::new(()),
+        });
+        let server = tokio::spawn(serve(listener, state.clone()));
+        Ok(Proxy { addr, state, server })
+    }
+
+    /// Starts a proxy in front of the moto server named by `AWS_ENDPOINT_URL`.
+    pub async fn from_env() -> std::io::Result<Proxy> {
+        let upstream = std::env::var("AWS_ENDPOINT_URL").map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "AWS_ENDPOINT_URL is not set; run under scripts/with-moto.sh",
+            )
+        })?;
+        Proxy::start(&upstream).await
+    }
+
+    /// The base URL to give the SDK as its endpoint.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answers `DescribeSpotPriceHistory` with `price` for this pool.
+    pub fn set_spot_price(&self, instance_type: &str, az: &str, price: f64) {
+        self.state
+            .scenario()
+            .prices
+            .insert(Pool::new(instance_type, az), price);
+    }
+
+    /// Answer `DescribeSpotPriceHistory` from the scenario alone, one Linux/UNIX record per
+    /// pool given to [`Proxy::set_spot_price`], without asking moto (which lists every type of
+    /// the region and takes ~0.4 s); and answer `DescribeInstanceRefreshes`, which moto does not
+    /// implement (a 500 the SDK retries with back-off), as AWS does for a group that never had
+    /// one: an empty list. For tests that run thousands of cycles.
+    pub fn set_market_only(&self, on: bool) {
+        self.state.scenario().market_only = on;
+    }
+
+    /// The price for pools without their own; `None` leaves them at moto's constant.
+    pub fn set_default_spot_price(&self, price: Option<f64>) {
+        self.state.scenario().default_price = price;
+    }
+
+    /// Marks a pool as out of capacity (or back in). `"*"` as the instance type or AZ matches
+    /// any, which also covers requests that name no AZ or no instance type.
+    pub fn set_no_capacity(&self, instance_type: &str, az: &str, on: bool) {
+        let pool = Pool::new(instance_type, az);
+        let mut scenario = self.state.scenario();
+        if on {
+            scenario.no_capacity.insert(pool);
+        } else {
+            scenario.no_capacity.remove(&pool);
+        }
+    }
+
+    /// Adds a fault. Faults are tried in the order added; the first one that hits wins.
+    pub fn add_fault(&self, fault: Fault) {
+        self.state.scenario().faults.push(fault);
+    }
+
+    /// Faults not yet spent.
+    pub fn pending_faults(&self) -> usize {
+        self.state.scenario().faults.len()
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.state.scenario().faults.clear();
+    }
+
+    /// Restarts the RNG behind probabilistic faults, so a schedule replays exactly when the
+    /// calls arrive in the same order.
+    pub fn set_seed(&self, seed: u64) {
+        self.state.scenario().rng = XorShift::seeded(seed);
+    }
+
+    /// Calls that reached the proxy, faulted or not, keyed `"service:Operation"`.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.state.calls().clone()
+    }
+
+    /// Count for one `"service:Operation"` key.
+    pub fn call_count(&self, key: &str) -> u64 {
+        self.state.calls().get(key).copied().unwrap_or(0)
+    }
+
+    /// Calls that change something ([`spotswap_core::ops::is_mutating`]).
+    pub fn mutating_calls(&self) -> u64 {
+        self.state
+            .calls()
+            .iter()
+            .filter(|(key, _)| spotswap_core::ops::is_mutating(key))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Wall time spent answering each `"service:Operation"`, faulted calls excluded: where a
+    /// run's time goes, for `make chaos` and `make bench`.
+    pub fn busy(&self) -> BTreeMap<String, Duration> {
+        self.state.busy().clone()
+    }
+
+    /// Forgets all counted calls and their times.
+    pub fn reset_calls(&self) {
+        self.state.calls().clear();
+        self.state.busy().clear();
+    }
+}
+
+/// Resets every region of the moto server at `upstream` (`POST /moto-api/reset`). moto keeps
+/// terminated instances for good, so a long run (`make chaos`) resets between batches of
+/// schedules, when none is using the server.
+pub async fn reset_moto(upstream: &str) -> Result<(), String> {
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{upstream}/moto-api/reset"))
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .request(req)
+        .await
+        .map_err(|e| format!("{upstream}: {e}"))?;
+    match response.status() {
+        StatusCode::OK => Ok(()),
+        other => Err(format!("{upstream}/moto-api/reset answered {other}")),
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy")
+            .field("url", &self.url())
+            .field("upstream", &self.state.upstream)
+            .finish()
+    }
+}
+
+/// Responses are built whole: the market rewrites bodies, and they are small.
+type Reply = Response<Bytes>;
+
+struct State {
+    upstream: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    scenario: Mutex<Scenario>,
+    calls: Mutex<BTreeMap<String, u64>>,
+    /// Wall time spent answering each operation (moto's time, plus the market's rewriting).
+    busy: Mutex<BTreeMap<String, Duration>>,
+    /// Keyed by (region, subnet id); subnets never move, so one lookup per subnet is enough.
+    subnet_azs: Mutex<HashMap<(String, String), String>>,
+    ids: AtomicU64,
+    /// Serializes AttachInstances and DetachInstances: membership check and change as one
+    /// step, as in AWS.
+    membership: tokio::sync::Mutex<()>,
+}
+
+impl State {
+    // A panicking test thread must not turn every later call into a poison error.
+    fn scenario(&self) -> MutexGuard<'_, Scenario> {
+        self.scenario.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn calls(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn busy(&self) -> MutexGuard<'_, BTreeMap<String, Duration>> {
+        self.busy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn request_id(&self) -> String {
+        format!("0000prox-0000-4000-8000-{:012x}", self.next_id())
+    }
+}
+
+/// The error a service returns to make hyper close the connection without a response.
+#[derive(Debug)]
+struct DropConnection;
+
+impl fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+async fn serve(listener: TcpListener, state: Arc<State>) {
+    // Owning the connection tasks here means aborting this task closes them all.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let state = state.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
+                    // Errors here are clients hanging up or injected drops; nothing to report.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, DropConnection> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map_err(|_| DropConnection)?.to_bytes();
+    let call = Call::identify(&parts, &body);
+    *state.calls().entry(call.key()).or_default() += 1;
+
+    let fault = state.scenario().pick_fault(&call);
+    let refused = match &fault {
+        Some(FaultKind::Throttle) => Some(errors::throttle(&state, &call)),
+        Some(FaultKind::Http500) => Some(errors::internal(&state, &call)),
+        Some(FaultKind::Http503) => Some(errors::unavailable(&state, &call)),
+        Some(FaultKind::Delay(d)) => {
+            tokio::time::sleep(*d).await;
+            None
+        }
+        Some(FaultKind::DropAfterForward) | None => None,
+    };
+    if let Some(reply) = refused {
+        return Ok(reply.map(Full::new));
+    }
+
+    let started = std::time::Instant::now();
+    let response = match (call.service.as_str(), call.operation.as_str()) {
+        ("ec2", "DescribeSpotPriceHistory") if state.scenario().market_only => {
+            let xml = scenario_spot_prices(&state.scenario().prices);
+            xml_response(StatusCode::OK, xml)
+        }
+        ("autoscaling", "DescribeInstanceRefreshes") if state.scenario().market_only => xml_response(
+            StatusCode::OK,
+            "<DescribeInstanceRefreshesResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
+             <DescribeInstanceRefreshesResult><InstanceRefreshes></InstanceRefreshes>\
+             </DescribeInstanceRefreshesResult><ResponseMetadata><RequestId>proxy-refreshes</RequestId>\
+             </ResponseMetadata></DescribeInstanceRefreshesResponse>"
+                .to_string(),
+        ),
+        ("ec2", "DescribeSpotPriceHistory") => {
+            let response = forward(&state, &parts, body).await;
+            rewrite_spot_prices(&state, response)
+        }
+        ("ec2", "CreateFleet") => create_fleet(&state, &call, &parts, body).await,
+        ("autoscaling", "DetachInstances") => detach_instances(&state, &call, &parts, body).await,
+        ("autoscaling", "AttachInstances") => attach_instances(&state, &call, &parts, body).await,
+        ("ec2", "RunInstances") => run_instances(&state, &call, &parts, body).await,
+        _ => forward(&state, &parts, body).await,
+    };
+    *state.busy().entry(call.key()).or_default() += started.elapsed();
+
+    if fault == Some(FaultKind::DropAfterForward) {
+        return Err(DropConnection);
+    }
+    Ok(response.map(Full::new))
+}
