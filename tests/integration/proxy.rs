@@ -16,6 +16,7 @@ use aws_sdk_ec2::types::{
     FleetLaunchTemplateSpecificationRequest, FleetType, InstanceLifecycle, InstanceType, Placement,
     RequestLaunchTemplateData, ResourceType, Tag, TagSpecification, TargetCapacitySpecificationRequest,
 };
+use spotswap_aws::ApiRates;
 use spotswap_tests::proxy::{Fault, FaultKind, Proxy};
 
 const SYDNEY: &str = "ap-southeast-2";
@@ -648,4 +649,69 @@ async fn attach_instances_is_refused_as_aws_refuses_it() {
     let api_state = env.group_state(&api).await;
     assert_eq!(api_state.desired, 2);
     assert!(api_state.members.contains_key(&free));
+}
+
+#[tokio::test]
+async fn a_burst_past_its_bucket_is_throttled_with_the_services_error_and_counted() {
+    // GIVEN EC2 reads may burst 3 and Auto Scaling reads 1, refilling too slowly to matter
+    // within the test (one token per 1,000 s), and clients that do not retry
+    let proxy = proxy().await;
+    let rates = ApiRates::parse("test", "ec2-describe=0.001/3,asg-describe=0.001/1").expect("rates");
+    proxy.set_rates(&rates, 1.0);
+    let ec2 = ec2_no_retry(&proxy, SYDNEY).await;
+    let asg = aws_sdk_autoscaling::Client::new(&sdk_config(&proxy, SYDNEY, RetryConfig::disabled()).await);
+
+    // WHEN six EC2 reads and two Auto Scaling reads go out back to back
+    let mut ec2_codes = Vec::new();
+    for _ in 0..6 {
+        let out = ec2.describe_availability_zones().send().await;
+        ec2_codes.push(out.err().and_then(|e| e.code().map(str::to_owned)));
+    }
+    let first = asg.describe_auto_scaling_groups().send().await;
+    let second = asg.describe_auto_scaling_groups().send().await;
+    // AND a call of a bucket not yet drawn on (ec2-mutating, at spotswap's defaults)
+    let tagged = ec2
+        .create_tags()
+        .resources("vpc-00000000")
+        .tags(Tag::builder().key(TEST_TAG).value("x").build())
+        .send()
+        .await;
+
+    // THEN the burst passes and every call past it gets EC2's own throttling error, on a 503
+    let throttled = Some("RequestLimitExceeded".to_owned());
+    assert_eq!(
+        ec2_codes,
+        vec![None, None, None, throttled.clone(), throttled.clone(), throttled]
+    );
+    // AND Auto Scaling answers a Query service's Throttling, on a 400
+    assert!(first.is_ok(), "{first:?}");
+    let err = second.expect_err("throttled");
+    assert_eq!(err.code(), Some("Throttling"), "{err:?}");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    // AND the other bucket was not charged for them (moto answers the made-up VPC itself)
+    let tag_code = tagged.err().and_then(|e| e.code().map(str::to_owned));
+    assert_ne!(tag_code.as_deref(), Some("RequestLimitExceeded"));
+    // AND each throttle is counted as a call and as a throttle
+    assert_eq!(
+        proxy.calls(),
+        calls(&[
+            ("autoscaling:DescribeAutoScalingGroups", 2),
+            ("ec2:CreateTags", 1),
+            ("ec2:DescribeAvailabilityZones", 6),
+        ])
+    );
+    assert_eq!(
+        proxy.throttles(),
+        calls(&[
+            ("autoscaling:DescribeAutoScalingGroups", 1),
+            ("ec2:DescribeAvailabilityZones", 3),
+        ])
+    );
+
+    // WHEN the buckets are cleared THEN the next read is served again
+    proxy.clear_rates();
+    ec2.describe_availability_zones()
+        .send()
+        .await
+        .expect("unthrottled");
 }

@@ -1,6 +1,7 @@
 //! A fault and market proxy between the AWS SDK and moto server (DESIGN.md §11).
 //!
 //! moto answers every spot price with a constant, always has capacity and never throttles.
+//! Every emulation here is off until a test turns it on.
 //! Tests that need a market, capacity shortages or a misbehaving AWS start a [`Proxy`] in
 //! front of moto and point their SDK clients at [`Proxy::url`]:
 //!
@@ -23,6 +24,9 @@
 //! - `scenario`: [`Fault`]s, prices, pools without capacity and the seeded RNG.
 //! - `market`: `DescribeSpotPriceHistory`, `CreateFleet` and `RunInstances` rewriting.
 //! - `membership`: `AttachInstances` and `DetachInstances` with AWS's rules.
+//! - `rates`: EC2's request-rate limits, one token bucket per API class ([`Proxy::set_rates`]).
+//! - `control`: `GET /_counts` and `POST /_reset` for a reader in another process, and the
+//!   load (busy time, calls in flight).
 //! - `upstream`: forwarding to moto, the proxy's own questions to it, XML helpers.
 //! - `errors`: service error bodies in each protocol's shape.
 
@@ -31,7 +35,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -39,21 +43,26 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use spotswap_aws::ApiRates;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 mod call;
+mod control;
 mod errors;
 mod market;
 mod membership;
+mod rates;
 mod scenario;
 mod upstream;
 
 pub use scenario::{Fault, FaultKind};
 
 use call::Call;
+use control::{InFlight, Load};
 use market::{create_fleet, rewrite_spot_prices, run_instances, scenario_spot_prices};
 use membership::{attach_instances, detach_instances};
+use rates::Limiter;
 use scenario::{Pool, Scenario, XorShift};
 use upstream::{forward, xml_response};
 
@@ -68,6 +77,12 @@ impl Proxy {
     /// Starts a proxy on a free loopback port in front of `upstream`, a moto base URL such as
     /// the value of `AWS_ENDPOINT_URL`. Must be called inside a Tokio runtime.
     pub async fn start(upstream: &str) -> std::io::Result<Proxy> {
+        Proxy::bind(upstream, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+    }
+
+    /// [`Proxy::start`] on `addr` (port 0 picks a free one): for `spotswap-proxy`, whose
+    /// caller chooses the port.
+    pub async fn bind(upstream: &str, addr: SocketAddr) -> std::io::Result<Proxy> {
         let upstream = upstream.trim_end_matches('/');
         if !upstream.starts_with("http://") {
             return Err(std::io::Error::new(
@@ -75,7 +90,7 @@ impl Proxy {
                 format!("upstream must be a plain http:// URL, got {upstream:?}"),
             ));
         }
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             upstream: upstream.to_owned(),
@@ -83,6 +98,9 @@ impl Proxy {
             scenario: Mutex::new(Scenario::default()),
             calls: Mutex::new(BTreeMap::new()),
             busy: Mutex::new(BTreeMap::new()),
+            limiter: Mutex::new(None),
+            throttles: Mutex::new(BTreeMap::new()),
+            load: Mutex::new(Load::default()),
             subnet_azs: Mutex::new(HashMap::new()),
             ids: AtomicU64::new(1),
             membership: tokio::sync::Mutex::new(()),
@@ -188,10 +206,65 @@ impl Proxy {
         self.state.busy().clone()
     }
 
-    /// Forgets all counted calls and their times.
+    /// Wall time with at least one call being answered (moto, or the market's rewriting):
+    /// moto is one single-threaded process, so a figure close to a run's wall time means moto
+    /// set the pace.
+    pub fn upstream_busy(&self) -> Duration {
+        self.state.load().busy(Instant::now())
+    }
+
+    /// The most calls being answered at once.
+    pub fn max_in_flight(&self) -> u32 {
+        self.state.load().max_in_flight()
+    }
+
+    /// Forgets all counted calls and throttles, their times and the load; not the buckets.
     pub fn reset_calls(&self) {
-        self.state.calls().clear();
-        self.state.busy().clear();
+        self.state.reset_counters();
+    }
+
+    /// Enforces EC2's request-rate limits (see `rates`): one token bucket per
+    /// [`spotswap_core::ops::Bucket`], at `rates` with every refill rate and burst multiplied
+    /// by `scale` (time compression: T seconds at the real rates take T/`scale` here), each
+    /// starting full. A call that finds its bucket empty is answered with the service's
+    /// throttling error (EC2 `RequestLimitExceeded`, Query services `Throttling`) without
+    /// being forwarded, and counted in [`Proxy::calls`] and [`Proxy::throttles`]. Off until
+    /// called; calling again refills every bucket.
+    ///
+    /// # Panics
+    ///
+    /// When `scale` is not a positive number.
+    pub fn set_rates(&self, rates: &ApiRates, scale: f64) {
+        assert!(
+            scale.is_finite() && scale > 0.0,
+            "scale must be positive, got {scale}"
+        );
+        *self.state.limiter() = Some(Limiter::new(rates, scale, Instant::now()));
+    }
+
+    /// Stops throttling (the default).
+    pub fn clear_rates(&self) {
+        *self.state.limiter() = None;
+    }
+
+    /// Calls refused by the buckets of [`Proxy::set_rates`], keyed `"service:Operation"`;
+    /// a subset of [`Proxy::calls`]. Throttles injected by a [`Fault`] are not counted here.
+    pub fn throttles(&self) -> BTreeMap<String, u64> {
+        self.state.throttles().clone()
+    }
+
+    /// Answers `DescribeInstanceRefreshes` (not implemented by moto: a 500 the SDK retries with
+    /// back-off) as AWS does for a group that never had a refresh: an empty list. The call is
+    /// counted and charged to its bucket like any other. [`Proxy::set_market_only`] does this too.
+    pub fn set_answer_instance_refreshes(&self, on: bool) {
+        self.state.scenario().answer_refreshes = on;
+    }
+
+    /// Serves `GET /_counts` (calls, throttles, classes, load and buckets as JSON) and
+    /// `POST /_reset` ([`Proxy::reset_calls`]) to a reader in another process, such as the
+    /// bench; see `control`. Off by default: a test reads the counters directly.
+    pub fn set_control_paths(&self, on: bool) {
+        self.state.scenario().control_paths = on;
     }
 }
 
@@ -242,6 +315,10 @@ struct State {
     busy: Mutex<BTreeMap<String, Duration>>,
     /// Keyed by (region, subnet id); subnets never move, so one lookup per subnet is enough.
     subnet_azs: Mutex<HashMap<(String, String), String>>,
+    /// The token buckets of [`Proxy::set_rates`]; `None`: no throttling.
+    limiter: Mutex<Option<Limiter>>,
+    throttles: Mutex<BTreeMap<String, u64>>,
+    load: Mutex<Load>,
     ids: AtomicU64,
     /// Serializes AttachInstances and DetachInstances: membership check and change as one
     /// step, as in AWS.
@@ -260,6 +337,33 @@ impl State {
 
     fn busy(&self) -> MutexGuard<'_, BTreeMap<String, Duration>> {
         self.busy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn limiter(&self) -> MutexGuard<'_, Option<Limiter>> {
+        self.limiter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn throttles(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
+        self.throttles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn load(&self) -> MutexGuard<'_, Load> {
+        self.load.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn reset_counters(&self) {
+        self.calls().clear();
+        self.busy().clear();
+        self.throttles().clear();
+        self.load().reset(Instant::now());
+    }
+
+    /// Charges `call` to its bucket; `false`: throttle it.
+    fn admit(&self, call: &Call) -> bool {
+        match self.limiter().as_mut() {
+            Some(limiter) => limiter.admit(&call.key(), Instant::now()),
+            None => true,
+        }
     }
 
     fn next_id(&self) -> u64 {
@@ -307,8 +411,17 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, DropConnection> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|_| DropConnection)?.to_bytes();
+    if let Some(reply) = control::answer(&state, &parts) {
+        return Ok(reply.map(Full::new));
+    }
     let call = Call::identify(&parts, &body);
     *state.calls().entry(call.key()).or_default() += 1;
+
+    // The buckets stand at AWS's front door: a throttled call reaches no fault and no moto.
+    if !state.admit(&call) {
+        *state.throttles().entry(call.key()).or_default() += 1;
+        return Ok(errors::throttle(&state, &call).map(Full::new));
+    }
 
     let fault = state.scenario().pick_fault(&call);
     let refused = match &fault {
@@ -325,13 +438,14 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         return Ok(reply.map(Full::new));
     }
 
-    let started = std::time::Instant::now();
+    let started = Instant::now();
+    let in_flight = InFlight::begin(&state);
     let response = match (call.service.as_str(), call.operation.as_str()) {
         ("ec2", "DescribeSpotPriceHistory") if state.scenario().market_only => {
             let xml = scenario_spot_prices(&state.scenario().prices);
             xml_response(StatusCode::OK, xml)
         }
-        ("autoscaling", "DescribeInstanceRefreshes") if state.scenario().market_only => xml_response(
+        ("autoscaling", "DescribeInstanceRefreshes") if state.scenario().answers_refreshes() => xml_response(
             StatusCode::OK,
             "<DescribeInstanceRefreshesResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
              <DescribeInstanceRefreshesResult><InstanceRefreshes></InstanceRefreshes>\
@@ -350,6 +464,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         _ => forward(&state, &parts, body).await,
     };
     *state.busy().entry(call.key()).or_default() += started.elapsed();
+    drop(in_flight);
 
     if fault == Some(FaultKind::DropAfterForward) {
         return Err(DropConnection);

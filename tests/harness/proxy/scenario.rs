@@ -91,6 +91,10 @@ impl Pool {
 #[derive(Default)]
 pub(super) struct Scenario {
     pub(super) market_only: bool,
+    /// [`super::Proxy::set_answer_instance_refreshes`].
+    pub(super) answer_refreshes: bool,
+    /// [`super::Proxy::set_control_paths`].
+    pub(super) control_paths: bool,
     pub(super) prices: HashMap<Pool, f64>,
     pub(super) default_price: Option<f64>,
     pub(super) no_capacity: HashSet<Pool>,
@@ -99,6 +103,10 @@ pub(super) struct Scenario {
 }
 
 impl Scenario {
+    pub(super) fn answers_refreshes(&self) -> bool {
+        self.market_only || self.answer_refreshes
+    }
+
     pub(super) fn price(&self, instance_type: &str, az: &str) -> Option<f64> {
         self.prices
             .get(&Pool::new(instance_type, az))
