@@ -9,6 +9,10 @@
 //! Prints `spotswap-proxy: listening on http://127.0.0.1:PORT -> UPSTREAM (scale K)` once it
 //! accepts connections, then serves until killed. `GET /_counts` and `POST /_reset` report
 //! and reset its counters (see the proxy's `control` module).
+//!
+//! `spotswap-proxy --classify OP...` prints `{"OP": "read" | "mutating" | "launch", ...}`
+//! ([`spotswap_core::ops::class`]) and exits: the bench asks it rather than keep a copy of
+//! the rule.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -18,6 +22,7 @@ use spotswap_tests::proxy::Proxy;
 
 const USAGE: &str = "usage: spotswap-proxy --upstream URL [--port P] [--scale K] [--rates SPEC] \
 [--no-throttle] [--answer-instance-refreshes]
+       spotswap-proxy --classify service:Operation...
 
   --upstream URL                 moto's base URL (http://HOST:PORT)
   --port P                       port on 127.0.0.1 to listen on; 0 (default) picks a free one
@@ -27,7 +32,8 @@ const USAGE: &str = "usage: spotswap-proxy --upstream URL [--port P] [--scale K]
                                  (class=rate/burst,...), over spotswap's defaults
   --no-throttle                  count calls, throttle none
   --answer-instance-refreshes    answer autoscaling:DescribeInstanceRefreshes (not in moto) with
-                                 an empty list, as AWS does for a group that never had one";
+                                 an empty list, as AWS does for a group that never had one
+  --classify OP...               print each operation's class (read, mutating, launch) as JSON";
 
 struct Options {
     upstream: String,
@@ -81,7 +87,16 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--classify") {
+        let classes: serde_json::Map<String, serde_json::Value> = args[1..]
+            .iter()
+            .map(|op| (op.clone(), serde_json::json!(spotswap_core::ops::class(op))))
+            .collect();
+        println!("{}", serde_json::Value::Object(classes));
+        return ExitCode::SUCCESS;
+    }
+    let options = match parse(args) {
         Ok(o) => o,
         Err(e) if e.is_empty() => {
             println!("{USAGE}");
