@@ -715,3 +715,94 @@ async fn a_burst_past_its_bucket_is_throttled_with_the_services_error_and_counte
         .await
         .expect("unthrottled");
 }
+
+/// An instant spot fleet of `capacity` in `subnet`, with `token` as its ClientToken.
+async fn fleet_with_token(
+    ec2: &aws_sdk_ec2::Client,
+    template: &str,
+    subnet: &str,
+    capacity: i32,
+    token: &str,
+    run: &str,
+) -> Result<aws_sdk_ec2::operation::create_fleet::CreateFleetOutput, String> {
+    ec2.create_fleet()
+        .client_token(token)
+        .r#type(FleetType::Instant)
+        .launch_template_configs(
+            FleetLaunchTemplateConfigRequest::builder()
+                .launch_template_specification(
+                    FleetLaunchTemplateSpecificationRequest::builder()
+                        .launch_template_name(template)
+                        .version("$Latest")
+                        .build(),
+                )
+                .overrides(override_in_subnet("m5.large", subnet))
+                .build(),
+        )
+        .target_capacity_specification(
+            TargetCapacitySpecificationRequest::builder()
+                .total_target_capacity(capacity)
+                .default_target_capacity_type(DefaultTargetCapacityType::Spot)
+                .build(),
+        )
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key(TEST_TAG).value(run).build())
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| e.code().unwrap_or("no code").to_owned())
+}
+
+fn fleet_instance_ids(fleet: &aws_sdk_ec2::operation::create_fleet::CreateFleetOutput) -> Vec<String> {
+    let mut ids: Vec<String> = fleet
+        .instances()
+        .iter()
+        .flat_map(|i| i.instance_ids().to_vec())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_repeated_fleet_client_token_launches_once_and_a_changed_request_is_refused() {
+    // GIVEN the proxy honours CreateFleet's ClientToken, and a fleet of one was launched with it
+    let proxy = proxy().await;
+    proxy.set_client_tokens(true);
+    let ec2 = ec2_no_retry(&proxy, CANADA).await;
+    let subnets = default_subnets(&ec2).await;
+    let subnet = &subnets[0].1;
+    let template = launch_template(&ec2).await;
+    let run = unique("token");
+    let token = unique("tok");
+    let first = fleet_with_token(&ec2, &template, subnet, 1, &token, &run)
+        .await
+        .expect("first fleet");
+    let first_ids = fleet_instance_ids(&first);
+    assert_eq!(first_ids.len(), 1, "{first:?}");
+
+    // WHEN the same request is sent again with the same token
+    let again = fleet_with_token(&ec2, &template, subnet, 1, &token, &run)
+        .await
+        .expect("repeat is answered");
+
+    // THEN it is the first fleet, with the first fleet's instance, and nothing new runs
+    assert_eq!(again.fleet_id(), first.fleet_id());
+    assert_eq!(fleet_instance_ids(&again), first_ids);
+    assert_eq!(instances_tagged(&ec2, &run).await.len(), 1);
+
+    // WHEN the token comes with different parameters THEN EC2's mismatch error, no launch
+    let changed = fleet_with_token(&ec2, &template, subnet, 2, &token, &run).await;
+    assert_eq!(changed.err().as_deref(), Some("IdempotentParameterMismatch"));
+    assert_eq!(instances_tagged(&ec2, &run).await.len(), 1);
+
+    // AND a new token launches anew
+    let other = fleet_with_token(&ec2, &template, subnet, 1, &unique("tok"), &run)
+        .await
+        .expect("new token");
+    assert_ne!(other.fleet_id(), first.fleet_id());
+    assert_eq!(instances_tagged(&ec2, &run).await.len(), 2);
+    assert_eq!(proxy.call_count("ec2:CreateFleet"), 4);
+}

@@ -27,6 +27,7 @@
 //! - `rates`: EC2's request-rate limits, one token bucket per API class ([`Proxy::set_rates`]).
 //! - `control`: `GET /_counts` and `POST /_reset` for a reader in another process, and the
 //!   load (busy time, calls in flight).
+//! - `tokens`: CreateFleet's `ClientToken` idempotency ([`Proxy::set_client_tokens`]).
 //! - `upstream`: forwarding to moto, the proxy's own questions to it, XML helpers.
 //! - `errors`: service error bodies in each protocol's shape.
 
@@ -54,16 +55,18 @@ mod market;
 mod membership;
 mod rates;
 mod scenario;
+mod tokens;
 mod upstream;
 
 pub use scenario::{Fault, FaultKind};
 
 use call::Call;
 use control::{InFlight, Load};
-use market::{create_fleet, rewrite_spot_prices, run_instances, scenario_spot_prices};
+use market::{rewrite_spot_prices, run_instances, scenario_spot_prices};
 use membership::{attach_instances, detach_instances};
 use rates::Limiter;
 use scenario::{Pool, Scenario, XorShift};
+use tokens::{idempotent_create_fleet, Tokens};
 use upstream::{forward, xml_response};
 
 /// A running proxy. Dropping it stops the server and closes its connections.
@@ -101,6 +104,7 @@ impl Proxy {
             limiter: Mutex::new(None),
             throttles: Mutex::new(BTreeMap::new()),
             load: Mutex::new(Load::default()),
+            fleet_tokens: tokio::sync::Mutex::new(Tokens::new()),
             subnet_azs: Mutex::new(HashMap::new()),
             ids: AtomicU64::new(1),
             membership: tokio::sync::Mutex::new(()),
@@ -260,6 +264,14 @@ impl Proxy {
         self.state.scenario().answer_refreshes = on;
     }
 
+    /// Honours CreateFleet's `ClientToken` as EC2 does and moto does not (see `tokens`): a
+    /// request repeating a token with the same parameters gets the first request's answer and
+    /// launches nothing; with different parameters it is `IdempotentParameterMismatch`. Off by
+    /// default.
+    pub fn set_client_tokens(&self, on: bool) {
+        self.state.scenario().client_tokens = on;
+    }
+
     /// Serves `GET /_counts` (calls, throttles, classes, load and buckets as JSON) and
     /// `POST /_reset` ([`Proxy::reset_calls`]) to a reader in another process, such as the
     /// bench; see `control`. Off by default: a test reads the counters directly.
@@ -319,6 +331,8 @@ struct State {
     limiter: Mutex<Option<Limiter>>,
     throttles: Mutex<BTreeMap<String, u64>>,
     load: Mutex<Load>,
+    /// CreateFleet answers by client token, for [`Proxy::set_client_tokens`].
+    fleet_tokens: tokio::sync::Mutex<Tokens>,
     ids: AtomicU64,
     /// Serializes AttachInstances and DetachInstances: membership check and change as one
     /// step, as in AWS.
@@ -457,7 +471,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
             let response = forward(&state, &parts, body).await;
             rewrite_spot_prices(&state, response)
         }
-        ("ec2", "CreateFleet") => create_fleet(&state, &call, &parts, body).await,
+        ("ec2", "CreateFleet") => idempotent_create_fleet(&state, &call, &parts, body).await,
         ("autoscaling", "DetachInstances") => detach_instances(&state, &call, &parts, body).await,
         ("autoscaling", "AttachInstances") => attach_instances(&state, &call, &parts, body).await,
         ("ec2", "RunInstances") => run_instances(&state, &call, &parts, body).await,

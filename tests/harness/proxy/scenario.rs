@@ -95,6 +95,8 @@ pub(super) struct Scenario {
     pub(super) answer_refreshes: bool,
     /// [`super::Proxy::set_control_paths`].
     pub(super) control_paths: bool,
+    /// [`super::Proxy::set_client_tokens`].
+    pub(super) client_tokens: bool,
     pub(super) prices: HashMap<Pool, f64>,
     pub(super) default_price: Option<f64>,
     pub(super) no_capacity: HashSet<Pool>,
