@@ -806,3 +806,83 @@ async fn a_repeated_fleet_client_token_launches_once_and_a_changed_request_is_re
     assert_eq!(instances_tagged(&ec2, &run).await.len(), 2);
     assert_eq!(proxy.call_count("ec2:CreateFleet"), 4);
 }
+
+#[tokio::test]
+async fn status_checks_stay_initializing_or_fail_as_the_scenario_says() {
+    use aws_sdk_ec2::types::SummaryStatus;
+    use spotswap_tests::proxy::StatusChecks;
+
+    // GIVEN three running instances, whose checks moto reports ok at once
+    let proxy = proxy().await;
+    let ec2 = ec2(&proxy, CANADA).await;
+    let run = unique("status");
+    let launched = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(InstanceType::M5Large)
+        .min_count(3)
+        .max_count(3)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key(TEST_TAG).value(&run).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("run instances");
+    let ids: Vec<String> = launched
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let statuses = |ec2: aws_sdk_ec2::Client, ids: Vec<String>| async move {
+        let out = ec2
+            .describe_instance_status()
+            .set_instance_ids(Some(ids.clone()))
+            .send()
+            .await
+            .expect("describe instance status");
+        ids.iter()
+            .map(|id| {
+                let s = out
+                    .instance_statuses()
+                    .iter()
+                    .find(|s| s.instance_id() == Some(id.as_str()))
+                    .expect("every instance answered");
+                let summary = |x: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+                    x.and_then(|x| x.status()).cloned()
+                };
+                (summary(s.system_status()), summary(s.instance_status()))
+            })
+            .collect::<Vec<_>>()
+    };
+    let ok = (Some(SummaryStatus::Ok), Some(SummaryStatus::Ok));
+    assert_eq!(statuses(ec2.clone(), ids.clone()).await, vec![ok.clone(); 3]);
+
+    // WHEN the first initializes for an hour, the second fails, the third's hold has passed
+    proxy.set_status_checks(
+        &ids[0],
+        Some(StatusChecks::Initializing(Duration::from_secs(3600))),
+    );
+    proxy.set_status_checks(&ids[1], Some(StatusChecks::Impaired));
+    proxy.set_status_checks(&ids[2], Some(StatusChecks::Initializing(Duration::ZERO)));
+
+    // THEN DescribeInstanceStatus says so, for both checks of each
+    let initializing = (
+        Some(SummaryStatus::Initializing),
+        Some(SummaryStatus::Initializing),
+    );
+    let impaired = (Some(SummaryStatus::Impaired), Some(SummaryStatus::Impaired));
+    assert_eq!(
+        statuses(ec2.clone(), ids.clone()).await,
+        vec![initializing, impaired, ok.clone()]
+    );
+
+    // AND without the rules moto's answer is back
+    for id in &ids {
+        proxy.set_status_checks(id, None);
+    }
+    assert_eq!(statuses(ec2, ids).await, vec![ok; 3]);
+}

@@ -28,6 +28,7 @@
 //! - `control`: `GET /_counts` and `POST /_reset` for a reader in another process, and the
 //!   load (busy time, calls in flight).
 //! - `tokens`: CreateFleet's `ClientToken` idempotency ([`Proxy::set_client_tokens`]).
+//! - `status`: status checks that stay `initializing` or fail ([`Proxy::set_status_checks`]).
 //! - `upstream`: forwarding to moto, the proxy's own questions to it, XML helpers.
 //! - `errors`: service error bodies in each protocol's shape.
 
@@ -55,10 +56,12 @@ mod market;
 mod membership;
 mod rates;
 mod scenario;
+mod status;
 mod tokens;
 mod upstream;
 
 pub use scenario::{Fault, FaultKind};
+pub use status::StatusChecks;
 
 use call::Call;
 use control::{InFlight, Load};
@@ -105,6 +108,7 @@ impl Proxy {
             throttles: Mutex::new(BTreeMap::new()),
             load: Mutex::new(Load::default()),
             fleet_tokens: tokio::sync::Mutex::new(Tokens::new()),
+            status_seen: Mutex::new(HashMap::new()),
             subnet_azs: Mutex::new(HashMap::new()),
             ids: AtomicU64::new(1),
             membership: tokio::sync::Mutex::new(()),
@@ -272,6 +276,17 @@ impl Proxy {
         self.state.scenario().client_tokens = on;
     }
 
+    /// Makes DescribeInstanceStatus report `instance`'s status checks (`"*"`: every instance
+    /// without a rule of its own) as `checks` says instead of moto's immediate `ok`; `None`
+    /// removes the rule. Off by default.
+    pub fn set_status_checks(&self, instance: &str, checks: Option<StatusChecks>) {
+        let mut scenario = self.state.scenario();
+        match checks {
+            Some(c) => scenario.status_checks.insert(instance.to_owned(), c),
+            None => scenario.status_checks.remove(instance),
+        };
+    }
+
     /// Serves `GET /_counts` (calls, throttles, classes, load and buckets as JSON) and
     /// `POST /_reset` ([`Proxy::reset_calls`]) to a reader in another process, such as the
     /// bench; see `control`. Off by default: a test reads the counters directly.
@@ -333,6 +348,9 @@ struct State {
     load: Mutex<Load>,
     /// CreateFleet answers by client token, for [`Proxy::set_client_tokens`].
     fleet_tokens: tokio::sync::Mutex<Tokens>,
+    /// When each instance's status checks were first answered for, for
+    /// [`StatusChecks::Initializing`].
+    status_seen: Mutex<HashMap<String, Instant>>,
     ids: AtomicU64,
     /// Serializes AttachInstances and DetachInstances: membership check and change as one
     /// step, as in AWS.
@@ -359,6 +377,10 @@ impl State {
 
     fn throttles(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
         self.throttles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn status_seen(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
+        self.status_seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn load(&self) -> MutexGuard<'_, Load> {
@@ -470,6 +492,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         ("ec2", "DescribeSpotPriceHistory") => {
             let response = forward(&state, &parts, body).await;
             rewrite_spot_prices(&state, response)
+        }
+        ("ec2", "DescribeInstanceStatus") if !state.scenario().status_checks.is_empty() => {
+            let response = forward(&state, &parts, body).await;
+            status::rewrite(&state, response)
         }
         ("ec2", "CreateFleet") => idempotent_create_fleet(&state, &call, &parts, body).await,
         ("autoscaling", "DetachInstances") => detach_instances(&state, &call, &parts, body).await,
