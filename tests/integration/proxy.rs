@@ -886,3 +886,90 @@ async fn status_checks_stay_initializing_or_fail_as_the_scenario_says() {
     }
     assert_eq!(statuses(ec2, ids).await, vec![ok; 3]);
 }
+
+/// `GET`s or `POST`s `url` and returns the body as JSON.
+async fn control(method: hyper::Method, url: &str) -> serde_json::Value {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<hyper::body::Bytes>>();
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Full::default())
+        .expect("request");
+    let response = client.request(req).await.expect("control path answers");
+    assert_eq!(response.status(), hyper::StatusCode::OK);
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    serde_json::from_slice(&body).expect("JSON")
+}
+
+#[tokio::test]
+async fn the_bench_binary_throttles_and_reports_on_its_control_paths() {
+    use tokio::io::AsyncBufReadExt;
+
+    // GIVEN spotswap-proxy in front of moto with EC2 reads at a burst of 2, refilling too
+    // slowly to matter, at scale 1
+    let upstream = std::env::var("AWS_ENDPOINT_URL").expect("run under scripts/with-moto.sh");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_spotswap-proxy"))
+        .args([
+            "--upstream",
+            &upstream,
+            "--port",
+            "0",
+            "--rates",
+            "ec2-describe=0.001/2",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spotswap-proxy starts");
+    let mut line = String::new();
+    tokio::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .await
+        .expect("listening line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(CANADA))
+        .endpoint_url(&url)
+        .credentials_provider(Credentials::new("AKIDBIN", "secret", None, None, "bin"))
+        .retry_config(RetryConfig::disabled())
+        .load()
+        .await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+
+    // WHEN three EC2 reads go out
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let out = ec2.describe_availability_zones().send().await;
+        codes.push(out.err().and_then(|e| e.code().map(str::to_owned)));
+    }
+
+    // THEN the third is throttled, and /_counts says so in the shape bench/swaps.py reads
+    assert_eq!(codes, vec![None, None, Some("RequestLimitExceeded".to_owned())]);
+    let counts = control(hyper::Method::GET, &format!("{url}/_counts")).await;
+    let op = "ec2:DescribeAvailabilityZones";
+    assert_eq!(counts["calls"][op], 3, "{counts}");
+    assert_eq!(counts["throttled"][op], 1, "{counts}");
+    assert_eq!(counts["class"][op], "read");
+    assert_eq!(counts["bucket"][op], "ec2-describe");
+    assert_eq!(counts["classes"]["ec2-describe"]["burst"], 2.0);
+    assert_eq!(counts["scale"], 1.0);
+    let rates = counts["api_rates"].as_str().expect("api_rates");
+    assert!(rates.contains("ec2-describe=0.001/2"), "{rates}");
+    assert!(
+        ApiRates::parse("SPOTSWAP_API_RATES", rates).is_ok(),
+        "the CLI must accept {rates}"
+    );
+
+    // AND /_reset zeroes the counters, and is not itself counted
+    control(hyper::Method::POST, &format!("{url}/_reset")).await;
+    let counts = control(hyper::Method::GET, &format!("{url}/_counts")).await;
+    assert_eq!(counts["calls"], serde_json::json!({}), "{counts}");
+    assert_eq!(counts["throttled"], serde_json::json!({}));
+    child.kill().await.expect("stopped");
+}
