@@ -42,7 +42,8 @@ chaos: venv build-debug
 
 ## bench: API economy, swap throughput and footprint at 1,000 groups / 20,000 instances, from
 ## release binaries (the production profile: fat LTO, about 20 min on 2 cores; the venv and the
-## planner benches are built meanwhile). Writes bench/results.md. BENCH_RUNS (default 5) runs per figure; the table gives medians.
+## planner benches are built meanwhile; `--bins` includes spotswap-proxy, the test proxy that
+## enforces EC2's token buckets in front of moto for bench/swaps.py). Writes bench/results.md. BENCH_RUNS (default 5) runs per figure; the table gives medians.
 bench:
 	$(MAKE) --no-print-directory venv & venv=$$!; \
 	CARGO_TARGET_DIR=target/bench-planner cargo bench -p spotswap-core --bench planner --no-run & planner=$$!; \

@@ -51,10 +51,12 @@ Why
     planner) plus the loopback.
 
 Read-only
-    Nothing here changes. Only Describe* and Get* actions are read actions; any other action
-    (CreateFleet, AttachInstances, CreateTags, PutEvents, ...) is answered HTTP 400 with the
-    service's own error shape, code UnauthorizedOperation (EC2 and Auto Scaling, XML) or
-    AccessDeniedException (JSON services), message "replay server is read-only", and counted.
+    Nothing here changes. Only the actions listed under Served are answered; any other
+    (CreateFleet, AttachInstances, CreateTags, PutEvents, or a read not served) is answered
+    HTTP 400 with the service's own error shape, code InvalidAction (EC2 and Auto Scaling,
+    XML) or AccessDeniedException (JSON services), a message naming it, and counted. Which
+    actions read is not this server's to judge (spotswap_core::ops is the one rule; run.py
+    asks `spotswap-proxy --classify`).
     `spotswap plan` is a dry run and makes none; a `rebalance` against this server fails
     every mutation, which is a way to see which mutations a cycle would make.
 
@@ -69,7 +71,6 @@ Served
                  (none), DescribeLifecycleHooks (none)
     pricing      every operation: HTTP 400 AccessDeniedException, so the tool falls back to
                  SPOTSWAP_PRICE_FILE as it does on AWS when the Price List API cannot be read
-    Other read actions: HTTP 400 InvalidAction naming the action (counted).
     The service of a query request is told from its Version (2016-11-15 EC2, 2011-01-01 Auto
     Scaling), else from the credential scope of its Authorization header; a JSON request's
     from its X-Amz-Target prefix.
@@ -96,7 +97,7 @@ Not modelled
     progress anyway, every mutation fails). DescribeSpotPriceHistory ignores StartTime and
     EndTime and answers the one current price of each pool (the answer AWS gives for
     StartTime = now, as spotswap asks), Linux/UNIX only. No stopped or pending instances,
-    no instance refreshes, no lifecycle hooks, no throttling (bench/throttle_proxy.py can sit
+    no instance refreshes, no lifecycle hooks, no throttling (target/release/spotswap-proxy can sit
     in front for that). A real region lists more instance types and spot pools: here the
     spot price history is one page of 45 pools.
 
@@ -197,7 +198,9 @@ TEAMS = ["payments", "search", "checkout", "identity", "catalog", "media", "ads"
 
 
 def compatible(orig: TypeSpec, cand: TypeSpec) -> bool:
-    """The planner's rule (crates/core/src/candidates.rs): same arch, at least as big."""
+    """The planner's rule (crates/core/src/candidates.rs `compatible`): same arch, at least as
+    big; no type here has a GPU, so the GPU part is moot. tests/bench_rules.rs checks this copy
+    against the core's rule for every pair of TYPES (`--dump-compatible`)."""
     return (
         cand.arch == orig.arch
         and cand.vcpus >= orig.vcpus
@@ -1210,8 +1213,7 @@ class Handler(BaseHTTPRequestHandler):
         service = JSON_TARGETS.get(prefix, prefix.lower())
         self._op = f"{service}:{op}"
         self.counts.add(self._op)
-        readish = op.startswith(("Describe", "Get", "List"))
-        message = PRICING_MESSAGE if service == "pricing" else ("replay: not served" if readish else READ_ONLY)
+        message = PRICING_MESSAGE if service == "pricing" else f"{self._op} is not served: {READ_ONLY}"
         self._json(400, {"__type": "AccessDeniedException", "message": message}, "application/x-amz-json-1.1")
 
     # ---- query protocol (EC2, Auto Scaling)
@@ -1232,13 +1234,11 @@ class Handler(BaseHTTPRequestHandler):
         self.counts.add(self._op)
         error_shape = asg_error if service == "autoscaling" else ec2_error
         try:
-            if not action.startswith(("Describe", "Get")):
-                raise ApiError("UnauthorizedOperation", READ_ONLY)
             handlers = self.api.ec2 if service == "ec2" else self.api.asg if service == "autoscaling" else {}
             handler = handlers.get(action)
             if handler is None:
                 raise ApiError(
-                    "InvalidAction", f"The action {action} is not valid for this web service ({service})."
+                    "InvalidAction", f"The action {action} is not served ({service}): {READ_ONLY}."
                 )
             ans = handler(params)
         except ApiError as err:
@@ -1259,14 +1259,25 @@ class Server(ThreadingHTTPServer):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--port", type=int, required=True, help="0 picks a free port")
+    ap.add_argument("--port", type=int, help="0 picks a free port (required unless --dump-compatible)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--groups", type=int, default=1000)
     ap.add_argument("--per-group", type=int, default=20)
     ap.add_argument("--scenario", choices=["steady", "busy"], default="steady")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--verbose", action="store_true", help="log every request on stderr, with its latency")
+    ap.add_argument("--dump-compatible", action="store_true",
+                    help="print TYPES and compatible() of every pair as JSON, and exit (for tests/bench_rules.rs)")
     a = ap.parse_args()
+    if a.dump_compatible:
+        print(json.dumps({
+            "types": [{"name": t.name, "arch": t.arch, "vcpus": t.vcpus, "memory_mib": t.memory_mib,
+                       "store_gb": t.store_gb} for t in TYPES],
+            "compatible": [[o.name, c.name] for o in TYPES for c in TYPES if compatible(o, c)],
+        }))
+        return
+    if a.port is None:
+        ap.error("--port is required")
     if a.groups < 1 or a.per_group < 2:
         ap.error("--groups must be >= 1 and --per-group >= 2 (one on-demand floor and spot)")
 

@@ -13,8 +13,8 @@ Runs, from already-built release binaries (the Makefile builds them first):
    idle cycle) and `busy` (every group starts a swap). Per run: calls per operation (counted by
    the server), the CLI's phase timings, wall time, and peak RSS (`ru_maxrss` of the child from
    wait4, the figure `/usr/bin/time -v` prints as "Maximum resident set size").
-3. **Swap throughput on moto** (bench/swaps.py through bench/throttle_proxy.py, which enforces
-   EC2's token buckets): swaps per simulated 5-minute cycle, mutating calls per completed swap,
+3. **Swap throughput on moto** (bench/swaps.py through spotswap-proxy, the project's test proxy
+   as a binary, which enforces EC2's token buckets): swaps per simulated 5-minute cycle, mutating calls per completed swap,
    throttles met and absorbed.
 4. **Footprint** (bench/footprint.py): cold-start init of each Lambda binary under a local
    Lambda runtime API, init RSS, binary size, zip size.
@@ -196,6 +196,7 @@ def replay(cli: Path, runs: int, work: Path) -> dict:
                     raise SystemExit(f"bench: spotswap plan failed ({scenario}), see {se}")
                 report = json.load(open(so))
                 m["calls"] = json.loads(http(f"http://127.0.0.1:{port}/_counts"))
+                m["classes"] = op_classes(cli.with_name("spotswap-proxy"), m["calls"])
                 m["timings"] = report.get("timings", {})
                 m["launches"] = sum(1 for a in report["actions"] if a["action"] == "launch")
                 m["groups"] = len(report["groups"])
@@ -209,13 +210,21 @@ def replay(cli: Path, runs: int, work: Path) -> dict:
     return results
 
 
+def op_classes(proxy_bin: Path, ops) -> dict:
+    """{op: "read" | "mutating" | "launch"}: spotswap_core::ops's judgement, from the binary
+    built with the CLI, so the bench keeps no copy of the rule."""
+    out = subprocess.run([str(proxy_bin), "--classify", *ops], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
 def read_table(per_run: list[dict]) -> dict:
     """Calls per operation (identical across runs; the first run's), the lower bound, ratios."""
     calls = per_run[0]["calls"]
     n_instances = GROUPS * PER_GROUP
     price_pages = calls.get("ec2:DescribeSpotPriceHistory", 0)
     bound = math.ceil(GROUPS / 100) + math.ceil(n_instances / 1000) + price_pages
-    reads = {k: v for k, v in calls.items() if k.split(":", 1)[1].startswith(("Describe", "Get"))}
+    classes = per_run[0]["classes"]
+    reads = {k: v for k, v in calls.items() if classes.get(k) == "read"}
     warm = {k: v for k, v in reads.items() if k not in COLD_ONLY}
     return {
         "calls": calls,
@@ -368,7 +377,8 @@ def write_results(path: Path, m: dict, crit: dict, rep: dict, sw: dict | None, f
     if sw:
         w("## Swaps on moto, EC2 token buckets enforced by the proxy")
         w("")
-        w("Both runs: the proxy's buckets (`bench/throttle_proxy.py`) and the client's `SPOTSWAP_API_RATES` "
+        w("Both runs: the proxy's buckets (`spotswap-proxy`, tests/harness/proxy/rates.rs) and the client's "
+          "`SPOTSWAP_API_RATES` "
           "are EC2's rates × K, and each cycle runs with `--time-limit 300/K`: a 5-minute Lambda "
           "schedule compressed K times. One run each (they take minutes).")
         w("")

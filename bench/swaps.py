@@ -2,11 +2,12 @@
 """Swap throughput of one rebalancer cycle under EC2's API rate limits, on moto.
 
     swaps.py --cli target/release/spotswap --moto-port M --proxy-port P \
+             [--proxy-bin target/release/spotswap-proxy] \
              [--groups 30] [--per-group 20] [--scale 4] [--json out.json]
 
 What
     Seeds G Auto Scaling groups of N on-demand instances each in moto, then runs
-    `spotswap rebalance` cycles through bench/throttle_proxy.py (EC2's token buckets) until a
+    `spotswap rebalance` cycles through spotswap-proxy (EC2's token buckets) until a
     cycle starts, attaches and retires nothing, and reports:
       - swaps started in cycle 1 (launch actions that were done, or fell back to on-demand);
       - swaps completed over all cycles (retire done with reason ReplacementInService);
@@ -28,8 +29,13 @@ Why
 
 moto is not AWS
     moto has no throttling at all and answers as fast as one single-threaded Python process
-    can. Hence the proxy: it enforces EC2's buckets in front of moto (see
-    bench/throttle_proxy.py for the classes and error bodies). moto also differs in ways
+    can. Hence the proxy: the project's test proxy as a binary (tests/harness/bin/spotswap-proxy.rs,
+    built next to the CLI by `cargo build --release --workspace --bins`) enforces EC2's buckets
+    in front of moto, one per class of spotswap_core::ops, at spotswap's own default rates
+    (crates/aws/src/throttle.rs), and answers a throttled call with the service's own error
+    (tests/harness/proxy/rates.rs). It also says which operations read and which bucket each
+    is charged to (`/_counts`: `class`, `bucket`), so this script classifies nothing itself.
+    moto also differs in ways
     that matter here: DescribeInstanceTypes takes seconds (AWS: well under one), there is no
     Price List API (prices come from SPOTSWAP_PRICE_FILE, as in `make demo`), spot capacity
     is unlimited, instances are running and InService at once, and group launches land in
@@ -43,7 +49,8 @@ How the compression works
     `--scale K` multiplies every refill rate and burst of the proxy's buckets by K, so
     T seconds at EC2's real rates take T/K seconds here. Cycle 1 (and every later one) runs
     with `--time-limit 300/K` -- the simulated 5-minute Lambda schedule -- and
-    SPOTSWAP_API_RATES set to the proxy's defaults x K, so the CLI's client-side token buckets
+    SPOTSWAP_API_RATES set to the proxy's buckets (its defaults x K, as its `/_counts`
+    reports them in `api_rates`), so the CLI's client-side token buckets
     pace it against the same scaled limits. Both are features being added to the CLI; the
     flag is probed with `spotswap rebalance --help` and, when missing, the cycles run without
     a time limit (the report says so). The environment variable is set either way (an older
@@ -86,34 +93,14 @@ import botocore.config
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("VENV", REPO / ".venv"))
 
-# The proxy's classes at --scale 1: refill per second, burst. Same names as the proxy and as
-# spotswap's SPOTSWAP_API_RATES (`launch=2/5,ec2-mutating=5/50,...`).
-sys.dont_write_bytecode = True  # no __pycache__ in the repo
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throttle_proxy import DEFAULT_CLASSES, classify  # noqa: E402
-
 SIMULATED_CYCLE_SECS = 300.0  # the rebalancer's schedule: every 5 minutes
 AMI = "ami-12c6146b"  # one of moto's built-in AMIs, as in scripts/demo_fleet.py
 INSTANCE_TYPE = "m5.large"
 THROTTLE_RE = re.compile(r"throttl|RequestLimitExceeded|Rate exceeded|SlowDown", re.I)
 
 
-def is_read_only(op: str) -> bool:
-    """The CLI's definition (crates/aws/src/report.rs): Describe*, Get*, List* change nothing."""
-    name = op.rsplit(":", 1)[-1]
-    return name.startswith(("Describe", "Get", "List"))
-
-
 def fmt_rate(x: float) -> str:
     return f"{x:g}"
-
-
-def api_rates(scale: float) -> str:
-    """SPOTSWAP_API_RATES for `scale`: the proxy's defaults x K. A burst is floored at 1 token,
-    as the proxy floors it (and the CLI rejects a burst below 1)."""
-    return ",".join(
-        f"{c}={fmt_rate(r * scale)}/{fmt_rate(max(b * scale, 1.0))}" for c, (r, b) in DEFAULT_CLASSES.items()
-    )
 
 
 def http_get(url: str, timeout: float = 5.0) -> bytes:
@@ -173,11 +160,14 @@ def start_moto(port: int, workdir: Path, procs: Processes) -> str:
     raise SystemExit("swaps: moto did not answer within 30 s")
 
 
-def start_proxy(port: int, upstream: str, scale: float, refreshes: bool, workdir: Path, procs: Processes) -> str:
-    """bench/throttle_proxy.py in front of moto; waits for its `listening` line."""
+def start_proxy(binary: str, port: int, upstream: str, scale: float, refreshes: bool, workdir: Path,
+                procs: Processes) -> str:
+    """spotswap-proxy in front of moto; waits for its `listening` line."""
+    if not os.access(binary, os.X_OK):
+        raise SystemExit(f"swaps: no proxy binary at {binary}; `cargo build --release --workspace --bins` "
+                         "builds it next to the CLI (or give --proxy-bin)")
     p = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("throttle_proxy.py")),
-         "--port", str(port), "--upstream", upstream, "--scale", str(scale)]
+        [binary, "--port", str(port), "--upstream", upstream, "--scale", str(scale)]
         + (["--answer-instance-refreshes"] if refreshes else []),
         stdout=subprocess.PIPE,
         stderr=open(workdir / "proxy.log", "w"),
@@ -188,7 +178,8 @@ def start_proxy(port: int, upstream: str, scale: float, refreshes: bool, workdir
     if "listening" not in line:
         raise SystemExit(f"swaps: the proxy did not start: {line!r}; see {workdir / 'proxy.log'}")
     print(line.strip(), flush=True)
-    return f"http://127.0.0.1:{port}"
+    # The line names the address, so --proxy-port 0 (a free port) works too.
+    return re.search(r"listening on (http://\S+)", line).group(1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,9 +413,11 @@ def summarize_cycle(n: int, c: dict, log: Path, K: float) -> dict:
         "launch_not_attempted": sum(1 for a in actions if a["action"] == "launch" and outcome(a) == "not-attempted"),
         "retired": sum(1 for a in actions if a["action"] == "retire" and outcome(a) == "done"
                        and a.get("reason") == "ReplacementInService"),
-        "reads": {k: v for k, v in calls.items() if is_read_only(k)},
-        "mutating": {k: v for k, v in calls.items() if not is_read_only(k)},
+        # The proxy's judgement (spotswap_core::ops): launches are mutating calls too.
+        "reads": {k: v for k, v in calls.items() if c["counts"]["class"].get(k) == "read"},
+        "mutating": {k: v for k, v in calls.items() if c["counts"]["class"].get(k) != "read"},
         "throttled": throttled,
+        "bucket": c["counts"]["bucket"],
         "unhandled_throttles": failed_throttled,
         "failed_other": failed_other,
         "log_throttle_warnings": log_throttles(log),
@@ -452,6 +445,7 @@ def main(argv=None) -> int:
     ap.add_argument("--moto-port", type=int, default=0, help="port for the moto server this run starts")
     ap.add_argument("--moto-url", help="use this (empty) moto instead of starting one")
     ap.add_argument("--proxy-port", type=int, required=True, help="port for the throttle proxy")
+    ap.add_argument("--proxy-bin", help="the spotswap-proxy binary (default: next to --cli)")
     ap.add_argument("--groups", type=int, default=30)
     ap.add_argument("--per-group", type=int, default=20)
     ap.add_argument("--scale", type=float, default=4.0, help="time compression K (proxy buckets and client rates x K)")
@@ -478,7 +472,11 @@ def main(argv=None) -> int:
     try:
         # (a) moto and the proxy
         moto = args.moto_url.rstrip("/") if args.moto_url else start_moto(args.moto_port, workdir, procs)
-        proxy = start_proxy(args.proxy_port, moto, K, not args.moto_instance_refreshes, workdir, procs)
+        proxy_bin = args.proxy_bin or str(Path(cli).with_name("spotswap-proxy"))
+        proxy = start_proxy(proxy_bin, args.proxy_port, moto, K, not args.moto_instance_refreshes, workdir, procs)
+        # The proxy's buckets at this scale; the CLI paces itself against the same.
+        buckets = json.loads(http_get(f"{proxy}/_counts"))
+        classes, rates = buckets["classes"], buckets["api_rates"]
         ec2, asg = clients(moto, args.region)
         if all_groups(asg) or live_instances(ec2):
             raise SystemExit(f"swaps: region {args.region} of {moto} is not empty; use a fresh moto")
@@ -491,7 +489,6 @@ def main(argv=None) -> int:
         # (c) cycles through the proxy
         features = probe_cli(cli)
         time_limit = SIMULATED_CYCLE_SECS / K if features["time_limit_flag"] and not args.no_time_limit else None
-        rates = api_rates(K)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SPOTSWAP_"))}
         env.update({
             "AWS_ENDPOINT_URL": proxy,
@@ -531,7 +528,7 @@ def main(argv=None) -> int:
 
         # (d) report
         final = final_state(ec2, asg, seeded["groups"], seeded["instances"])
-        result = analyse(args, K, time_limit, rates, features, seeded, cycles, final, notes)
+        result = analyse(args, K, time_limit, rates, classes, features, seeded, cycles, final, notes)
         result["workdir"] = str(workdir)
         result["total_wall_s"] = round(time.monotonic() - t_start, 1)
     finally:
@@ -544,7 +541,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def analyse(args, K, time_limit, rates, features, seeded, cycles, final, notes) -> dict:
+def analyse(args, K, time_limit, rates, classes, features, seeded, cycles, final, notes) -> dict:
     eligible = args.groups * args.per_group
     mutating: dict[str, int] = {}
     throttled: dict[str, int] = {}
@@ -557,9 +554,9 @@ def analyse(args, K, time_limit, rates, features, seeded, cycles, final, notes) 
     total_mut = sum(mutating.values())
     metered_mut = sum(v for k, v in mutating.items() if k.startswith(("ec2:", "autoscaling:")))
     throttled_by_class: dict[str, int] = {}
+    bucket_of = {k: b for s in cycles for k, b in s["bucket"].items()}
     for k, v in throttled.items():
-        svc, _, op = k.partition(":")
-        cls = classify(svc, op) or "unlimited"
+        cls = bucket_of.get(k, "unlimited")
         throttled_by_class[cls] = throttled_by_class.get(cls, 0) + v
     unhandled = [dict(u, cycle=s["cycle"]) for s in cycles for u in s["unhandled_throttles"]]
     cycle_errors = [s["cycle"] for s in cycles if s["exit_code"] != 0]
@@ -567,7 +564,9 @@ def analyse(args, K, time_limit, rates, features, seeded, cycles, final, notes) 
     # Bucket arithmetic for cycle 1: how many launch calls the launch bucket allows in the time
     # the cycle spent executing (timings.execute_ms when the CLI reports it, else the cycle's
     # wall time, which includes reading), and what the 5-minute simulated cycle allows.
-    rate, burst = DEFAULT_CLASSES["launch"]
+    # The launch bucket at scale 1 (the proxy reports it scaled; a burst floored at 1 token
+    # by the scaling reads a little high here, which only matters at a tiny K).
+    rate, burst = classes["launch"]["rate"] / K, classes["launch"]["burst"] / K
     exec_s = (c1["timings"] or {}).get("execute_ms")
     exec_s = exec_s / 1000.0 if exec_s is not None else c1["wall_s"]
     allowed_in_exec = burst * K + rate * K * exec_s

@@ -16,6 +16,7 @@ use aws_sdk_ec2::types::{
     FleetLaunchTemplateSpecificationRequest, FleetType, InstanceLifecycle, InstanceType, Placement,
     RequestLaunchTemplateData, ResourceType, Tag, TagSpecification, TargetCapacitySpecificationRequest,
 };
+use spotswap_aws::ApiRates;
 use spotswap_tests::proxy::{Fault, FaultKind, Proxy};
 
 const SYDNEY: &str = "ap-southeast-2";
@@ -648,4 +649,327 @@ async fn attach_instances_is_refused_as_aws_refuses_it() {
     let api_state = env.group_state(&api).await;
     assert_eq!(api_state.desired, 2);
     assert!(api_state.members.contains_key(&free));
+}
+
+#[tokio::test]
+async fn a_burst_past_its_bucket_is_throttled_with_the_services_error_and_counted() {
+    // GIVEN EC2 reads may burst 3 and Auto Scaling reads 1, refilling too slowly to matter
+    // within the test (one token per 1,000 s), and clients that do not retry
+    let proxy = proxy().await;
+    let rates = ApiRates::parse("test", "ec2-describe=0.001/3,asg-describe=0.001/1").expect("rates");
+    proxy.set_rates(&rates, 1.0);
+    let ec2 = ec2_no_retry(&proxy, SYDNEY).await;
+    let asg = aws_sdk_autoscaling::Client::new(&sdk_config(&proxy, SYDNEY, RetryConfig::disabled()).await);
+
+    // WHEN six EC2 reads and two Auto Scaling reads go out back to back
+    let mut ec2_codes = Vec::new();
+    for _ in 0..6 {
+        let out = ec2.describe_availability_zones().send().await;
+        ec2_codes.push(out.err().and_then(|e| e.code().map(str::to_owned)));
+    }
+    let first = asg.describe_auto_scaling_groups().send().await;
+    let second = asg.describe_auto_scaling_groups().send().await;
+    // AND a call of a bucket not yet drawn on (ec2-mutating, at spotswap's defaults)
+    let tagged = ec2
+        .create_tags()
+        .resources("vpc-00000000")
+        .tags(Tag::builder().key(TEST_TAG).value("x").build())
+        .send()
+        .await;
+
+    // THEN the burst passes and every call past it gets EC2's own throttling error, on a 503
+    let throttled = Some("RequestLimitExceeded".to_owned());
+    assert_eq!(
+        ec2_codes,
+        vec![None, None, None, throttled.clone(), throttled.clone(), throttled]
+    );
+    // AND Auto Scaling answers a Query service's Throttling, on a 400
+    assert!(first.is_ok(), "{first:?}");
+    let err = second.expect_err("throttled");
+    assert_eq!(err.code(), Some("Throttling"), "{err:?}");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    // AND the other bucket was not charged for them (moto answers the made-up VPC itself)
+    let tag_code = tagged.err().and_then(|e| e.code().map(str::to_owned));
+    assert_ne!(tag_code.as_deref(), Some("RequestLimitExceeded"));
+    // AND each throttle is counted as a call and as a throttle
+    assert_eq!(
+        proxy.calls(),
+        calls(&[
+            ("autoscaling:DescribeAutoScalingGroups", 2),
+            ("ec2:CreateTags", 1),
+            ("ec2:DescribeAvailabilityZones", 6),
+        ])
+    );
+    assert_eq!(
+        proxy.throttles(),
+        calls(&[
+            ("autoscaling:DescribeAutoScalingGroups", 1),
+            ("ec2:DescribeAvailabilityZones", 3),
+        ])
+    );
+
+    // WHEN the buckets are cleared THEN the next read is served again
+    proxy.clear_rates();
+    ec2.describe_availability_zones()
+        .send()
+        .await
+        .expect("unthrottled");
+}
+
+/// An instant spot fleet of `capacity` in `subnet`, with `token` as its ClientToken.
+async fn fleet_with_token(
+    ec2: &aws_sdk_ec2::Client,
+    template: &str,
+    subnet: &str,
+    capacity: i32,
+    token: &str,
+    run: &str,
+) -> Result<aws_sdk_ec2::operation::create_fleet::CreateFleetOutput, String> {
+    ec2.create_fleet()
+        .client_token(token)
+        .r#type(FleetType::Instant)
+        .launch_template_configs(
+            FleetLaunchTemplateConfigRequest::builder()
+                .launch_template_specification(
+                    FleetLaunchTemplateSpecificationRequest::builder()
+                        .launch_template_name(template)
+                        .version("$Latest")
+                        .build(),
+                )
+                .overrides(override_in_subnet("m5.large", subnet))
+                .build(),
+        )
+        .target_capacity_specification(
+            TargetCapacitySpecificationRequest::builder()
+                .total_target_capacity(capacity)
+                .default_target_capacity_type(DefaultTargetCapacityType::Spot)
+                .build(),
+        )
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key(TEST_TAG).value(run).build())
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| e.code().unwrap_or("no code").to_owned())
+}
+
+fn fleet_instance_ids(fleet: &aws_sdk_ec2::operation::create_fleet::CreateFleetOutput) -> Vec<String> {
+    let mut ids: Vec<String> = fleet
+        .instances()
+        .iter()
+        .flat_map(|i| i.instance_ids().to_vec())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_repeated_fleet_client_token_launches_once_and_a_changed_request_is_refused() {
+    // GIVEN the proxy honours CreateFleet's ClientToken, and a fleet of one was launched with it
+    let proxy = proxy().await;
+    proxy.set_client_tokens(true);
+    let ec2 = ec2_no_retry(&proxy, CANADA).await;
+    let subnets = default_subnets(&ec2).await;
+    let subnet = &subnets[0].1;
+    let template = launch_template(&ec2).await;
+    let run = unique("token");
+    let token = unique("tok");
+    let first = fleet_with_token(&ec2, &template, subnet, 1, &token, &run)
+        .await
+        .expect("first fleet");
+    let first_ids = fleet_instance_ids(&first);
+    assert_eq!(first_ids.len(), 1, "{first:?}");
+
+    // WHEN the same request is sent again with the same token
+    let again = fleet_with_token(&ec2, &template, subnet, 1, &token, &run)
+        .await
+        .expect("repeat is answered");
+
+    // THEN it is the first fleet, with the first fleet's instance, and nothing new runs
+    assert_eq!(again.fleet_id(), first.fleet_id());
+    assert_eq!(fleet_instance_ids(&again), first_ids);
+    assert_eq!(instances_tagged(&ec2, &run).await.len(), 1);
+
+    // WHEN the token comes with different parameters THEN EC2's mismatch error, no launch
+    let changed = fleet_with_token(&ec2, &template, subnet, 2, &token, &run).await;
+    assert_eq!(changed.err().as_deref(), Some("IdempotentParameterMismatch"));
+    assert_eq!(instances_tagged(&ec2, &run).await.len(), 1);
+
+    // AND a new token launches anew
+    let other = fleet_with_token(&ec2, &template, subnet, 1, &unique("tok"), &run)
+        .await
+        .expect("new token");
+    assert_ne!(other.fleet_id(), first.fleet_id());
+    assert_eq!(instances_tagged(&ec2, &run).await.len(), 2);
+    assert_eq!(proxy.call_count("ec2:CreateFleet"), 4);
+}
+
+#[tokio::test]
+async fn status_checks_stay_initializing_or_fail_as_the_scenario_says() {
+    use aws_sdk_ec2::types::SummaryStatus;
+    use spotswap_tests::proxy::StatusChecks;
+
+    // GIVEN three running instances, whose checks moto reports ok at once
+    let proxy = proxy().await;
+    let ec2 = ec2(&proxy, CANADA).await;
+    let run = unique("status");
+    let launched = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(InstanceType::M5Large)
+        .min_count(3)
+        .max_count(3)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key(TEST_TAG).value(&run).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("run instances");
+    let ids: Vec<String> = launched
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let statuses = |ec2: aws_sdk_ec2::Client, ids: Vec<String>| async move {
+        let out = ec2
+            .describe_instance_status()
+            .set_instance_ids(Some(ids.clone()))
+            .send()
+            .await
+            .expect("describe instance status");
+        ids.iter()
+            .map(|id| {
+                let s = out
+                    .instance_statuses()
+                    .iter()
+                    .find(|s| s.instance_id() == Some(id.as_str()))
+                    .expect("every instance answered");
+                let summary = |x: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+                    x.and_then(|x| x.status()).cloned()
+                };
+                (summary(s.system_status()), summary(s.instance_status()))
+            })
+            .collect::<Vec<_>>()
+    };
+    let ok = (Some(SummaryStatus::Ok), Some(SummaryStatus::Ok));
+    assert_eq!(statuses(ec2.clone(), ids.clone()).await, vec![ok.clone(); 3]);
+
+    // WHEN the first initializes for an hour, the second fails, the third's hold has passed
+    proxy.set_status_checks(
+        &ids[0],
+        Some(StatusChecks::Initializing(Duration::from_secs(3600))),
+    );
+    proxy.set_status_checks(&ids[1], Some(StatusChecks::Impaired));
+    proxy.set_status_checks(&ids[2], Some(StatusChecks::Initializing(Duration::ZERO)));
+
+    // THEN DescribeInstanceStatus says so, for both checks of each
+    let initializing = (
+        Some(SummaryStatus::Initializing),
+        Some(SummaryStatus::Initializing),
+    );
+    let impaired = (Some(SummaryStatus::Impaired), Some(SummaryStatus::Impaired));
+    assert_eq!(
+        statuses(ec2.clone(), ids.clone()).await,
+        vec![initializing, impaired, ok.clone()]
+    );
+
+    // AND without the rules moto's answer is back
+    for id in &ids {
+        proxy.set_status_checks(id, None);
+    }
+    assert_eq!(statuses(ec2, ids).await, vec![ok; 3]);
+}
+
+/// `GET`s or `POST`s `url` and returns the body as JSON.
+async fn control(method: hyper::Method, url: &str) -> serde_json::Value {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<hyper::body::Bytes>>();
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Full::default())
+        .expect("request");
+    let response = client.request(req).await.expect("control path answers");
+    assert_eq!(response.status(), hyper::StatusCode::OK);
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    serde_json::from_slice(&body).expect("JSON")
+}
+
+#[tokio::test]
+async fn the_bench_binary_throttles_and_reports_on_its_control_paths() {
+    use tokio::io::AsyncBufReadExt;
+
+    // GIVEN spotswap-proxy in front of moto with EC2 reads at a burst of 2, refilling too
+    // slowly to matter, at scale 1
+    let upstream = std::env::var("AWS_ENDPOINT_URL").expect("run under scripts/with-moto.sh");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_spotswap-proxy"))
+        .args([
+            "--upstream",
+            &upstream,
+            "--port",
+            "0",
+            "--rates",
+            "ec2-describe=0.001/2",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spotswap-proxy starts");
+    let mut line = String::new();
+    tokio::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .await
+        .expect("listening line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(CANADA))
+        .endpoint_url(&url)
+        .credentials_provider(Credentials::new("AKIDBIN", "secret", None, None, "bin"))
+        .retry_config(RetryConfig::disabled())
+        .load()
+        .await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+
+    // WHEN three EC2 reads go out
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let out = ec2.describe_availability_zones().send().await;
+        codes.push(out.err().and_then(|e| e.code().map(str::to_owned)));
+    }
+
+    // THEN the third is throttled, and /_counts says so in the shape bench/swaps.py reads
+    assert_eq!(codes, vec![None, None, Some("RequestLimitExceeded".to_owned())]);
+    let counts = control(hyper::Method::GET, &format!("{url}/_counts")).await;
+    let op = "ec2:DescribeAvailabilityZones";
+    assert_eq!(counts["calls"][op], 3, "{counts}");
+    assert_eq!(counts["throttled"][op], 1, "{counts}");
+    assert_eq!(counts["class"][op], "read");
+    assert_eq!(counts["bucket"][op], "ec2-describe");
+    assert_eq!(counts["classes"]["ec2-describe"]["burst"], 2.0);
+    assert_eq!(counts["scale"], 1.0);
+    let rates = counts["api_rates"].as_str().expect("api_rates");
+    assert!(rates.contains("ec2-describe=0.001/2"), "{rates}");
+    assert!(
+        ApiRates::parse("SPOTSWAP_API_RATES", rates).is_ok(),
+        "the CLI must accept {rates}"
+    );
+
+    // AND /_reset zeroes the counters, and is not itself counted
+    control(hyper::Method::POST, &format!("{url}/_reset")).await;
+    let counts = control(hyper::Method::GET, &format!("{url}/_counts")).await;
+    assert_eq!(counts["calls"], serde_json::json!({}), "{counts}");
+    assert_eq!(counts["throttled"], serde_json::json!({}));
+    child.kill().await.expect("stopped");
 }

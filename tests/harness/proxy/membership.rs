@@ -1,0 +1,111 @@
+//! AttachInstances and DetachInstances with AWS's membership rules, which moto lacks.
+
+use hyper::body::Bytes;
+use hyper::header;
+use hyper::http::request::Parts;
+
+use super::call::{percent_encode, Call};
+use super::errors;
+use super::upstream::{ask_upstream, bad_gateway, forward, tag_text};
+use super::{Reply, State};
+
+/// One instance of an Auto Scaling membership call (`InstanceIds.member.N`) and where moto's
+/// DescribeAutoScalingInstances places it: `(group, lifecycle state)`, `None` in no group.
+pub(super) type Placement = (String, Option<(String, String)>);
+
+/// The instances named by an AttachInstances or DetachInstances call, each with its placement.
+pub(super) async fn placements(state: &State, call: &Call, parts: &Parts) -> Result<Vec<Placement>, String> {
+    let ids: Vec<String> = (1..=20)
+        .map_while(|n| call.form.get(&format!("InstanceIds.member.{n}")))
+        .collect();
+    let mut query = String::from("Action=DescribeAutoScalingInstances&Version=2011-01-01");
+    for (n, id) in ids.iter().enumerate() {
+        query.push_str(&format!("&InstanceIds.member.{}={}", n + 1, percent_encode(id)));
+    }
+    let xml = ask_upstream(state, parts.headers.get(header::AUTHORIZATION), query).await?;
+    Ok(ids
+        .into_iter()
+        .map(|id| {
+            let placed = xml
+                .split("<member>")
+                .find(|m| tag_text(m, "InstanceId") == Some(id.as_str()))
+                .and_then(|m| {
+                    let group = tag_text(m, "AutoScalingGroupName")?.to_string();
+                    Some((
+                        group,
+                        tag_text(m, "LifecycleState").unwrap_or_default().to_string(),
+                    ))
+                });
+            (id, placed)
+        })
+        .collect())
+}
+
+/// DetachInstances as AWS does it: every instance must be InService or Standby in the named
+/// group, or the call is a `ValidationError` that changes nothing. moto detaches what it finds
+/// and decrements desired by the number of ids asked for, found or not: two concurrent
+/// detaches of one instance with `ShouldDecrementDesiredCapacity` would take two off.
+pub(super) async fn detach_instances(state: &State, call: &Call, parts: &Parts, body: Bytes) -> Reply {
+    let _one_at_a_time = state.membership.lock().await;
+    let group = call.form.get("AutoScalingGroupName").unwrap_or_default();
+    let placements = match placements(state, call, parts).await {
+        Ok(p) => p,
+        Err(e) => return bad_gateway(e),
+    };
+    for (id, placed) in &placements {
+        let detachable = placed
+            .as_ref()
+            .is_some_and(|(g, s)| *g == group && matches!(s.as_str(), "InService" | "Standby"));
+        if !detachable {
+            return errors::validation(
+                state,
+                &format!("The instance {id} is not part of Auto Scaling group {group} or is not InService or Standby."),
+            );
+        }
+    }
+    forward(state, parts, body).await
+}
+
+/// AttachInstances as AWS does it: an instance already in a group, or a desired capacity that
+/// would pass MaxSize, is a `ValidationError` that changes nothing. moto attaches an instance
+/// twice (desired +2, a duplicate member) and ignores MaxSize.
+pub(super) async fn attach_instances(state: &State, call: &Call, parts: &Parts, body: Bytes) -> Reply {
+    let _one_at_a_time = state.membership.lock().await;
+    let group = call.form.get("AutoScalingGroupName").unwrap_or_default();
+    let placements = match placements(state, call, parts).await {
+        Ok(p) => p,
+        Err(e) => return bad_gateway(e),
+    };
+    for (id, placed) in &placements {
+        if let Some((other, _)) = placed {
+            return errors::validation(
+                state,
+                &format!("The instance {id} is already part of Auto Scaling group {other}."),
+            );
+        }
+    }
+    let query = format!(
+        "Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1={}",
+        percent_encode(&group)
+    );
+    let xml = match ask_upstream(state, parts.headers.get(header::AUTHORIZATION), query).await {
+        Ok(xml) => xml,
+        Err(e) => return bad_gateway(e),
+    };
+    let number = |tag: &str| tag_text(&xml, tag).and_then(|v| v.parse::<usize>().ok());
+    if let (Some(min), Some(max), Some(desired)) =
+        (number("MinSize"), number("MaxSize"), number("DesiredCapacity"))
+    {
+        if desired + placements.len() > max {
+            return errors::validation(
+                state,
+                &format!(
+                    "AutoScalingGroup {group} has min-size={min}, max-size={max}, and desired-size={desired}. \
+                     To attach {} instance(s), please update the AutoScalingGroup sizes appropriately.",
+                    placements.len()
+                ),
+            );
+        }
+    }
+    forward(state, parts, body).await
+}
