@@ -35,6 +35,19 @@ build: venv
 test: venv template-check build-debug
 	scripts/with-moto.sh cargo test --workspace -- --test-threads=4
 
+## unit: every test but the moto integration binary, without moto or the venv: each crate's unit
+## tests (--lib --bins), the crates' own test targets (crates/*/tests/*.rs: the core's planner
+## and property tests, `--test plan`), and the doc tests.
+CRATE_TESTS := $(patsubst %,--test %,$(sort $(basename $(notdir $(wildcard crates/*/tests/*.rs)))))
+unit:
+	cargo test --workspace --lib --bins $(CRATE_TESTS)
+	cargo test --workspace --doc
+
+## integration: the integration test binary (tests/integration) against a private moto server.
+## It drives the prebuilt Lambda binaries, hence build-debug.
+integration: venv build-debug
+	scripts/with-moto.sh cargo test --workspace --test integration -- --test-threads=4
+
 ## chaos: CHAOS_SCHEDULES (default 1000) randomized, seeded fault schedules against moto through the
 ## fault proxy; prints `chaos: N schedules, V invariant violations`. A failure prints its replay command.
 chaos: venv build-debug
@@ -51,6 +64,7 @@ bench:
 	wait $$venv && wait $$planner && exit $$built
 	$(PY) bench/run.py --bin-dir target/release --runs $${BENCH_RUNS:-5} --out bench/results.md
 
+## lint: rustfmt check and clippy with warnings as errors (CI runs it beside `make test`).
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
