@@ -109,17 +109,7 @@ fn replacement_within_bound(report: &serde_json::Value) -> bool {
 fn decisions(r: &EventReport) -> Vec<(&'static str, &'static str, &'static str)> {
     r.decisions
         .iter()
-        .map(|d| {
-            let outcome = match d.outcome {
-                Outcome::Done(_) => "done",
-                Outcome::DryRun => "dry-run",
-                Outcome::AlreadyDone(_) => "already-done",
-                Outcome::Fallback(_) => "fallback",
-                Outcome::NotAttempted(_) => "not-attempted",
-                Outcome::Failed(_) => "failed",
-            };
-            (d.kind.name(), d.reason.code(), outcome)
-        })
+        .map(|d| (d.kind.name(), d.reason.code(), d.outcome.name()))
         .collect()
 }
 

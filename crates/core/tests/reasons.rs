@@ -16,7 +16,9 @@ fn readme_codes() -> Vec<&'static str> {
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| l.split_once("` |"))
         .map(|(code, _)| code)
+        // PascalCase identifiers only: other tables (our events' detail-types) have spaces.
         .filter(|c| c.chars().next().is_some_and(|ch| ch.is_ascii_uppercase()))
+        .filter(|c| c.chars().all(|ch| ch.is_ascii_alphanumeric()))
         .collect()
 }
 

@@ -30,25 +30,71 @@ pub fn launch_for(
             .pool(original.pool())
             .prices(None, od_price));
     };
-    let spec = LaunchSpec {
+    let mut spec = LaunchSpec {
         replaces: original.id.clone(),
         subnet_id,
         launch_template: template.clone(),
         candidates: found,
-        client_token: client_token(&original.id, ctx.now),
+        client_token: String::new(),
         tags: launch_tags(group, &original.id, ctx.now),
     };
+    spec.client_token = client_token(&spec);
     Ok(Action::new(ActionKind::Launch(spec), reason, &group.name)
         .instance(&original.id)
         .pool(cheapest.pool)
         .prices(Some(cheapest.spot_price), od_price))
 }
 
-/// CreateFleet's idempotency token: the same instance in the same 10-minute bucket gives the
-/// same token, so concurrent or retried cycles dedupe at EC2, and a later retry after a
-/// failed launch gets a fresh one.
-pub fn client_token(replaces: &str, now: Timestamp) -> String {
-    format!("spotswap-{replaces}-{}", now.unix().div_euclid(600))
+/// CreateFleet's idempotency token, as EC2 defines one: a function of the whole request. The
+/// same request (an SDK retry, or a cycle repeated in the same second) gets the same token and
+/// EC2 answers it with the first fleet; a request that differs in anything (another second's
+/// `spotswap:launched-at`, another set of pools) gets another token, where reusing one would
+/// fail with `IdempotentParameterMismatch`. A concurrent or later cycle is deduped by the
+/// look-up of our launches tagged `spotswap:replaces` before it, not by the token.
+///
+/// FNV-1a over the request's fields, each length-prefixed so no two requests share a byte
+/// string; `client_token` itself is not hashed. At most 64 characters, as CreateFleet allows.
+pub fn client_token(spec: &LaunchSpec) -> String {
+    let mut h = Fnv::default();
+    h.field(&spec.replaces);
+    h.field(&spec.subnet_id);
+    h.field(spec.launch_template.id.as_deref().unwrap_or(""));
+    h.field(spec.launch_template.name.as_deref().unwrap_or(""));
+    h.field(&spec.launch_template.version);
+    for c in &spec.candidates {
+        h.field(&c.pool.instance_type);
+        h.field(&c.pool.az);
+    }
+    for (k, v) in &spec.tags {
+        h.field(k);
+        h.field(v);
+    }
+    let mut token = format!("spotswap-{}-{:016x}", spec.replaces, h.0);
+    token.truncate(64);
+    token
+}
+
+/// 64-bit FNV-1a: small, stable across builds and platforms (std's hasher is neither).
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn bytes(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn field(&mut self, s: &str) {
+        self.bytes(&(s.len() as u64).to_le_bytes());
+        self.bytes(s.as_bytes());
+    }
 }
 
 /// Our tags plus the group's propagate-at-launch tags (not `aws:` or `spotswap:` ones), at

@@ -69,19 +69,27 @@ fn a_launch_carries_our_tags_and_the_propagated_ones() {
 }
 
 #[test]
-fn the_client_token_is_stable_within_a_ten_minute_bucket() {
+fn the_client_token_is_a_function_of_the_whole_request() {
     // GIVEN the same one-instance group planned at several times
-    let token_at = |now: Timestamp, id: &str| {
+    let spec_at = |now: Timestamp, id: &str| {
         let plan = Fleet::new().on_demand(id, A).desired(1).at(now).plan();
-        launches(&plan)[0].client_token.clone()
+        launches(&plan)[0].clone()
     };
-    let first = token_at(NOW, "i-od1");
-    // THEN the same instance in the same 10-minute bucket gets the same token (a retry dedupes)
-    assert_eq!(token_at(NOW.plus_secs(599), "i-od1"), first);
-    // AND the next bucket, or another instance, gets a fresh one
-    assert_ne!(token_at(NOW.plus_secs(600), "i-od1"), first);
-    assert_ne!(token_at(NOW, "i-od2"), first);
-    // AND it is the documented function of the two, short enough for CreateFleet (64)
-    assert_eq!(first, client_token("i-od1", NOW));
-    assert!(first.len() <= 64);
+    let first = spec_at(NOW, "i-od1");
+    // THEN the same request gets the same token (an SDK retry, a cycle repeated in the same
+    // second: EC2 answers it with the first fleet)
+    assert_eq!(spec_at(NOW, "i-od1").client_token, first.client_token);
+    // AND a request that differs in anything gets another one: reusing a token with other
+    // parameters is EC2's IdempotentParameterMismatch (here `spotswap:launched-at` a second
+    // later, another instance, another set of pools)
+    let later = spec_at(NOW.plus_secs(1), "i-od1");
+    assert_ne!(later.tags, first.tags);
+    assert_ne!(later.client_token, first.client_token);
+    assert_ne!(spec_at(NOW, "i-od2").client_token, first.client_token);
+    let mut fewer = first.clone();
+    fewer.candidates.pop();
+    assert_ne!(client_token(&fewer), first.client_token);
+    // AND it is the documented function, short enough for CreateFleet (64)
+    assert_eq!(first.client_token, client_token(&first));
+    assert!(first.client_token.len() <= 64 && first.client_token.is_ascii());
 }
