@@ -60,3 +60,37 @@ async fn a_relaunch_minutes_later_is_a_new_request_with_a_token_of_its_own() {
         report.actions
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_size_set_by_its_owner_during_a_swap_is_kept() {
+    // GIVEN a managed group at MaxSize (desired 1 = max 1): the swap must raise MaxSize
+    let env = Env::new().await;
+    env.group(&GroupSpec::managed("owner-web", 1)).await;
+    let start = spotswap_aws::workflow::now();
+    let mut owner_changed = false;
+    // WHEN the swap runs, and its owner sets MaxSize to 5 once spotswap has raised it
+    for step in 0..8 {
+        cycle_at(&env, start.plus_secs(60 * step)).await;
+        let g = env.group_state("owner-web").await;
+        if !owner_changed && g.max > 1 {
+            env.asg
+                .update_auto_scaling_group()
+                .auto_scaling_group_name("owner-web")
+                .max_size(5)
+                .send()
+                .await
+                .expect("the owner's update");
+            owner_changed = true;
+        }
+    }
+    // THEN the swap completed, the owner's MaxSize stands, and no record of ours is left
+    let g = env.group_state("owner-web").await;
+    assert!(owner_changed, "spotswap never raised MaxSize: {g:?}");
+    assert_eq!(env.mix("owner-web").await, (0, 1), "swapped to spot");
+    assert_eq!(g.max, 5, "the owner's MaxSize was overwritten: {g:?}");
+    assert!(
+        !g.tags.keys().any(|k| k.starts_with("spotswap:max-raised")),
+        "{:?}",
+        g.tags
+    );
+}

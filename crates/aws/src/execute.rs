@@ -11,7 +11,7 @@ use aws_sdk_ec2::types::{
     SpotOptionsRequest, Tag, TagSpecification, TargetCapacitySpecificationRequest,
 };
 use spotswap_core::fleet::{judge_fleet, FleetError, FleetVerdict};
-use spotswap_core::records::{max_raised_tag, no_capacity_tags, record_interruption_tags};
+use spotswap_core::records::{max_raised_tags, no_capacity_tags, record_interruption_tags};
 use spotswap_core::{
     tags, Action, ActionKind, Failure, Instance, LaunchSpec, Outcome, Pool, Reason, Timestamp,
 };
@@ -224,7 +224,7 @@ impl Executor {
                 // The record first: a stop between the two calls leaves a record of a MaxSize
                 // that was never raised, which the restore step clears harmlessly. The other
                 // order could leave a raised MaxSize nobody knows about.
-                self.set_group_tags(group, &[max_raised_tag(*from)]).await?;
+                self.set_group_tags(group, &max_raised_tags(*from, *to)).await?;
                 self.update_max(group, *to).await?;
                 Ok(Outcome::Done(None))
             }
@@ -265,8 +265,11 @@ impl Executor {
             }
             ActionKind::RestoreMax { to } => {
                 self.update_max(group, *to).await?;
-                self.delete_group_tags(group, &[tags::MAX_RAISED_FROM.to_string()])
-                    .await?;
+                self.delete_group_tags(
+                    group,
+                    &[tags::MAX_RAISED_FROM.to_string(), tags::MAX_RAISED_TO.to_string()],
+                )
+                .await?;
                 Ok(Outcome::Done(None))
             }
             ActionKind::Detach { instance, decrement } => {

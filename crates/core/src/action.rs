@@ -80,6 +80,10 @@ pub enum Reason {
     /// Decided in [`crate::plan::stages`] ([`crate::plan::max_restore`], for the cycle and the
     /// reaper).
     DesiredAboveOriginalMax,
+    /// MaxSize is no longer what spotswap raised it to: its owner (a user, CloudFormation,
+    /// Terraform) changed it meanwhile, so the record is dropped and MaxSize is left as they
+    /// set it. Decided in [`crate::plan::stages`] (`max_restore`).
+    MaxSizeChangedByOwner,
     // -- nothing to do / could not
     /// On-demand count is at the risk floor: nothing to swap.
     ///
@@ -231,7 +235,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 50] = [
+    pub const ALL: [Reason; 51] = [
         Self::OnDemandAboveFloor,
         Self::RebalanceRecommendation,
         Self::ReplacementReady,
@@ -248,6 +252,7 @@ impl Reason {
         Self::WaitingForGracePeriod,
         Self::GroupBelowCapacity,
         Self::DesiredAboveOriginalMax,
+        Self::MaxSizeChangedByOwner,
         Self::AtRiskFloor,
         Self::NoEligiblePool,
         Self::NoSpotCapacity,
@@ -305,6 +310,7 @@ impl Reason {
             Self::WaitingForGracePeriod => "WaitingForGracePeriod",
             Self::GroupBelowCapacity => "GroupBelowCapacity",
             Self::DesiredAboveOriginalMax => "DesiredAboveOriginalMax",
+            Self::MaxSizeChangedByOwner => "MaxSizeChangedByOwner",
             Self::AtRiskFloor => "AtRiskFloor",
             Self::NoEligiblePool => "NoEligiblePool",
             Self::NoSpotCapacity => "NoSpotCapacity",

@@ -200,10 +200,14 @@ pub fn record_interruption_tags(
     kv
 }
 
-/// The `spotswap:max-raised-from` record of a MaxSize raised from `from`, written before the
-/// raise so a stop between the two calls never leaves a raised MaxSize nobody knows about.
-pub fn max_raised_tag(from: u32) -> (String, String) {
-    (tags::MAX_RAISED_FROM.to_string(), from.to_string())
+/// The record of a MaxSize raised from `from` to `to` (`spotswap:max-raised-from`,
+/// `spotswap:max-raised-to`), written before the raise so a stop between the two calls never
+/// leaves a raised MaxSize nobody knows about.
+pub fn max_raised_tags(from: u32, to: u32) -> Vec<(String, String)> {
+    vec![
+        (tags::MAX_RAISED_FROM.to_string(), from.to_string()),
+        (tags::MAX_RAISED_TO.to_string(), to.to_string()),
+    ]
 }
 
 #[cfg(test)]
@@ -348,9 +352,14 @@ mod tests {
     }
 
     #[test]
-    fn the_max_raised_record_holds_the_original_max() {
-        let (key, value) = max_raised_tag(3);
-        assert_eq!(key, "spotswap:max-raised-from");
-        assert_eq!(value, "3");
+    fn the_max_raised_record_holds_the_original_max_and_the_raise() {
+        let kv = max_raised_tags(3, 5);
+        assert_eq!(
+            kv,
+            vec![
+                ("spotswap:max-raised-from".to_string(), "3".to_string()),
+                ("spotswap:max-raised-to".to_string(), "5".to_string())
+            ]
+        );
     }
 }

@@ -39,6 +39,9 @@ pub const DETACHED_FROM: &str = "spotswap:detached-from";
 
 /// On groups: the MaxSize before we raised it for an attach.
 pub const MAX_RAISED_FROM: &str = "spotswap:max-raised-from";
+/// On groups: the MaxSize we raised it to. MaxSize is restored only while it is still exactly
+/// this: a different value is the owner's (a user, CloudFormation, Terraform), and is kept.
+pub const MAX_RAISED_TO: &str = "spotswap:max-raised-to";
 /// On groups: no spot launches until this time (RFC 3339).
 pub const SHELTERED_UNTIL: &str = "spotswap:sheltered-until";
 /// On groups, prefix of one tag per pool: `spotswap:cooldown:<type>/<az>` = until (RFC 3339).

@@ -34,7 +34,7 @@ use crate::time::Timestamp;
 
 pub use index::{LaunchIndex, Launches};
 pub use launch::{client_token, launch_for, launch_tags};
-pub use stages::{max_raised_from, max_restore, swaps_in_flight};
+pub use stages::{max_changed_by_owner, max_raised_from, max_raised_to, max_restore, swaps_in_flight};
 
 /// Cycle-wide settings, read once at start-up.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -34,6 +34,18 @@ pub fn swaps_in_flight(group: &GroupSnapshot, launches: &Launches<'_>, now: Time
         .collect()
 }
 
+/// `spotswap:max-raised-to`, when it holds a number.
+pub fn max_raised_to(group: &GroupSnapshot) -> Option<u32> {
+    group.tag(tags::MAX_RAISED_TO).and_then(|v| v.trim().parse().ok())
+}
+
+/// True when MaxSize is no longer what we raised it to (`spotswap:max-raised-to`): its owner
+/// changed it meanwhile. A record written before `max-raised-to` existed cannot tell, and is
+/// restored as before.
+pub fn max_changed_by_owner(group: &GroupSnapshot) -> bool {
+    max_raised_to(group).is_some_and(|to| to != group.max_size)
+}
+
 /// `spotswap:max-raised-from`, when it holds a number.
 pub fn max_raised_from(group: &GroupSnapshot) -> Option<u32> {
     group
@@ -45,6 +57,17 @@ pub fn max_raised_from(group: &GroupSnapshot) -> Option<u32> {
 /// desired is above the original MaxSize. `None` when nothing was raised.
 pub fn max_restore(group: &GroupSnapshot) -> Option<Action> {
     let from = max_raised_from(group)?;
+    if max_changed_by_owner(group) {
+        // MaxSize belongs to its owner: someone set it since our raise. Keep their value and
+        // forget ours.
+        return Some(Action::new(
+            ActionKind::ClearRecords {
+                keys: vec![tags::MAX_RAISED_FROM.to_string(), tags::MAX_RAISED_TO.to_string()],
+            },
+            Reason::MaxSizeChangedByOwner,
+            &group.name,
+        ));
+    }
     Some(if group.desired <= from {
         Action::new(
             ActionKind::RestoreMax { to: from },
@@ -245,7 +268,11 @@ pub(crate) fn max_size_step(
     if !attaches.is_empty() {
         let needed = group.desired + attaches.len() as u32;
         if needed > group.max_size {
-            let from = max_raised_from(group).unwrap_or(group.max_size);
+            // Raised again: keep the recorded original, unless the owner has set MaxSize since
+            // (then theirs is the one to come back to).
+            let from = max_raised_from(group)
+                .filter(|_| !max_changed_by_owner(group))
+                .unwrap_or(group.max_size);
             out.push(Action::new(
                 ActionKind::RaiseMax { from, to: needed },
                 Reason::MaxSizeAtDesired,

@@ -291,6 +291,56 @@ fn an_attached_duplicate_is_retired_only_once_the_kept_one_is_in_service_and_hea
 }
 
 #[test]
+fn max_size_belongs_to_its_owner() {
+    // GIVEN MaxSize raised from 2 to 3 for a swap now done
+    let raised = |max: u32| {
+        Fleet::new()
+            .on_demand("i-od2", B)
+            .spot("i-l1", "m5a.large", A)
+            .desired(2)
+            .max(max)
+            .tag(tags::MAX_RAISED_FROM, "2")
+            .tag(tags::MAX_RAISED_TO, "3")
+            .tag(tags::ON_DEMAND_BASE, "1")
+    };
+    // WHEN MaxSize is still what spotswap raised it to
+    // THEN it is restored
+    assert_eq!(raised(3).plan().actions[0].kind, ActionKind::RestoreMax { to: 2 });
+    // WHEN its owner set it to 10 meanwhile (a user, CloudFormation, Terraform)
+    let plan = raised(10).plan();
+    // THEN their value stays: the record is dropped, MaxSize is not written
+    assert_eq!(
+        steps(&plan)[0],
+        ("clear-records", Reason::MaxSizeChangedByOwner, None)
+    );
+    assert_eq!(
+        plan.actions[0].kind,
+        ActionKind::ClearRecords {
+            keys: vec![tags::MAX_RAISED_FROM.to_string(), tags::MAX_RAISED_TO.to_string()]
+        }
+    );
+    assert!(!kinds(&plan)
+        .iter()
+        .any(|k| matches!(k, ActionKind::RestoreMax { .. } | ActionKind::RaiseMax { .. })));
+
+    // GIVEN a swap ready to attach while the owner's MaxSize (2) sits below our recorded raise
+    let plan = swap_at(Stage::Ready)
+        .max(2)
+        .tag(tags::MAX_RAISED_FROM, "1")
+        .tag(tags::MAX_RAISED_TO, "3")
+        .plan();
+    // THEN the raise records the owner's value as the one to come back to
+    let raise = kinds(&plan)
+        .into_iter()
+        .find_map(|k| match k {
+            ActionKind::RaiseMax { from, to } => Some((*from, *to)),
+            _ => None,
+        })
+        .expect("a raise");
+    assert_eq!(raise.0, 2, "{raise:?}");
+}
+
+#[test]
 fn max_size_is_restored_only_when_nothing_is_in_flight() {
     // GIVEN MaxSize raised from 2 to 3, the swap done (i-od1 retired), desired back at 2
     let done = Fleet::new()
