@@ -94,3 +94,54 @@ async fn max_size_set_by_its_owner_during_a_swap_is_kept() {
         g.tags
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_tag_does_not_freeze_a_swap_in_flight() {
+    // GIVEN a managed group at MaxSize, whose swap has attached its replacement (desired and
+    // MaxSize raised by one)
+    let env = Env::new().await;
+    env.group(&GroupSpec::managed("typo-web", 1)).await;
+    let start = spotswap_aws::workflow::now();
+    let mut step = 0;
+    while env.group_state("typo-web").await.desired < 2 {
+        assert!(step < 6, "the replacement was never attached");
+        cycle_at(&env, start.plus_secs(60 * step)).await;
+        step += 1;
+    }
+    // WHEN a typo lands in one of its tags, and the cycles go on
+    env.asg
+        .create_or_update_tags()
+        .tags(
+            aws_sdk_autoscaling::types::Tag::builder()
+                .resource_id("typo-web")
+                .resource_type("auto-scaling-group")
+                .key("spotswap:on-demand-percent")
+                .value("abc")
+                .propagate_at_launch(false)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag");
+    let mut last = None;
+    for more in 0..4 {
+        last = Some(cycle_at(&env, start.plus_secs(60 * (step + more))).await);
+    }
+    // THEN the swap still finishes: the original is retired and desired and MaxSize come back
+    let g = env.group_state("typo-web").await;
+    assert_eq!((g.desired, g.max), (1, 1), "{g:?}");
+    assert_eq!(env.mix("typo-web").await, (0, 1));
+    // AND every cycle still says the group is misconfigured, naming the tag and the value
+    let last = last.expect("cycles ran");
+    let skip = last
+        .skipped
+        .iter()
+        .find(|s| s.group == "typo-web")
+        .expect("skipped");
+    assert_eq!(skip.reason, spotswap_core::Reason::InvalidConfig);
+    let detail = skip.detail.clone().unwrap_or_default();
+    assert!(
+        detail.contains("spotswap:on-demand-percent") && detail.contains("abc"),
+        "{detail}"
+    );
+}

@@ -80,16 +80,17 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
         if let Some(s) = &plan.skip {
             recorder.skip(s);
         }
-        // A sheltered group still advances its swaps in flight: it is reported and counted.
-        if plan.skip.as_ref().is_some_and(|s| s.reason != Reason::Sheltered) {
-            continue;
-        }
-        recorder.census(&plan.group, &plan.census);
+        // A sheltered group, or one with a bad tag, still advances its swaps in flight: those
+        // steps are reported. Only a sheltered group's counts are the group's own.
         for (action, outcome) in plan.actions.iter().zip(outcomes) {
             let mut action = action.clone();
             enrich_prices(&snap, &mut action);
             recorder.record(&action, outcome);
         }
+        if plan.skip.as_ref().is_some_and(|s| s.reason != Reason::Sheltered) {
+            continue;
+        }
+        recorder.census(&plan.group, &plan.census);
         groups.push(GroupSummary {
             group: plan.group.clone(),
             census: plan.census,

@@ -30,6 +30,7 @@ use crate::candidates::{PoolCounts, RankedPools, SearchContext};
 use crate::model::{GroupSnapshot, Instance, LaunchTemplateRef, Lifecycle, Market, Member, RegionSnapshot};
 use crate::policy::{is_managed, Mode, Policy};
 use crate::records::GroupRecords;
+use crate::tags;
 use crate::time::Timestamp;
 
 pub use index::{LaunchIndex, Launches};
@@ -107,6 +108,32 @@ pub fn plan_cycle(snapshot: &RegionSnapshot, settings: &Settings) -> Vec<GroupPl
                 snapshot.now,
             ),
             Ok(None) => GroupPlan::skipped(&group.name, Reason::NotManaged, None),
+            // A bad value stops new swaps, not the safety steps: swaps already in flight still
+            // advance (or unwind) and MaxSize still comes back, so desired and MaxSize never
+            // stay raised because of a typo. A bad `spotswap:enabled` is the exception: whether
+            // the group is ours at all is unknown (and the IAM conditions would refuse us).
+            Err(err) if err.key() != tags::ENABLED => {
+                let in_flight_only = Policy {
+                    replace_per_cycle: 0,
+                    ..settings.defaults.clone()
+                };
+                let mut plan = plan_group_in(
+                    group,
+                    &snapshot.instances,
+                    index.of(&group.name),
+                    &snapshot.market,
+                    &in_flight_only,
+                    snapshot.now,
+                );
+                if plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
+                    plan.skip = Some(Skip {
+                        group: group.name.clone(),
+                        reason: Reason::InvalidConfig,
+                        detail: Some(err.to_string()),
+                    });
+                }
+                plan
+            }
             Err(err) => GroupPlan::skipped(&group.name, Reason::InvalidConfig, Some(err.to_string())),
         })
         .collect()

@@ -81,16 +81,34 @@ fn a_bad_tag_skips_the_group_naming_the_tag_and_value() {
         (tags::ALLOWED_TYPES, "m5.*,"),
         (tags::ENABLED, "yes"),
     ] {
-        // GIVEN a group with a bad value and work that could otherwise be done
+        // GIVEN a group with a bad value, a swap in flight ready to attach, and an on-demand
+        // instance above the floor that could otherwise start a swap
         let fleet = swap_at(Stage::Ready).tag(tag, value);
         // WHEN the rebalancer plans a cycle
         let plan = fleet.plan();
         // THEN it is skipped as InvalidConfig, the detail names the tag and the value
         assert_eq!(skip_reason(&plan), Some(Reason::InvalidConfig), "{tag}={value}");
         let detail = plan.skip.as_ref().unwrap().detail.clone().unwrap();
-        assert!(detail.contains(tag) && detail.contains(value), "{detail}");
-        // AND nothing is done to it
-        assert!(plan.actions.is_empty(), "{tag}={value}: {:?}", plan.actions);
+        assert!(
+            detail.contains(tag) && detail.contains(value),
+            "{tag}={value}: {detail}"
+        );
+        // AND no new swap starts
+        assert!(launches(&plan).is_empty(), "{tag}={value}: {:?}", plan.actions);
+        if tag == tags::ENABLED {
+            // AND a group that may not be ours at all is not touched
+            assert!(plan.actions.is_empty(), "{tag}={value}: {:?}", plan.actions);
+        } else {
+            // AND the swap already launched still advances: a typo must not leave desired and
+            // MaxSize raised (safety, not configuration)
+            assert!(
+                kinds(&plan)
+                    .iter()
+                    .any(|k| matches!(k, ActionKind::Attach { .. })),
+                "{tag}={value}: {:?}",
+                plan.actions
+            );
+        }
     }
 }
 
