@@ -329,9 +329,11 @@ impl Executor {
                 pool,
                 cooldown_until,
                 interruptions,
+                counts,
                 sheltered_until,
             } => {
-                let kv = record_interruption_tags(pool, *cooldown_until, interruptions, *sheltered_until);
+                let kv =
+                    record_interruption_tags(pool, *cooldown_until, interruptions, counts, *sheltered_until);
                 self.set_group_tags(group, &kv).await?;
                 Ok(Outcome::Done(None))
             }

@@ -471,6 +471,8 @@ pub enum ActionKind {
         cooldown_until: Option<Timestamp>,
         /// The new `spotswap:interruptions` value.
         interruptions: String,
+        /// The new `spotswap:interruption-counts` value.
+        counts: String,
         /// End of the shelter, when the group is (or stays) sheltered.
         sheltered_until: Option<Timestamp>,
     },

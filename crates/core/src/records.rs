@@ -23,8 +23,10 @@ pub struct GroupRecords {
     pub no_capacity: BTreeMap<Pool, Timestamp>,
     /// `spotswap:sheltered-until`.
     pub sheltered_until: Option<Timestamp>,
-    /// Recent interruptions: instance id → when.
+    /// Recent interruptions: instance id → when (the newest few).
     pub interruptions: BTreeMap<String, Timestamp>,
+    /// Interruptions per 10-minute window (unix seconds / 600 → count).
+    pub interruption_counts: BTreeMap<i64, u32>,
     /// Record tags whose value could not be read: cleared by the reaper.
     pub unreadable: Vec<String>,
 }
@@ -64,6 +66,11 @@ impl GroupRecords {
                 }
             } else if key == tags::INTERRUPTIONS {
                 out.interruptions = parse_interruptions(value);
+            } else if key == tags::INTERRUPTION_COUNTS {
+                match parse_counts(value) {
+                    Some(c) => out.interruption_counts = c,
+                    None => out.unreadable.push(key.clone()),
+                }
             }
         }
         out
@@ -85,12 +92,21 @@ impl GroupRecords {
         self.sheltered_until.is_some_and(|u| u > now)
     }
 
-    /// Interruptions in the hour before `now`.
+    /// Interruptions in the hour before `now`: the per-window counts, or the listed entries
+    /// when they say more (a record written before the counts existed).
     pub fn interruptions_last_hour(&self, now: Timestamp) -> usize {
-        self.interruptions
+        let listed = self
+            .interruptions
             .values()
             .filter(|&&t| now.secs_since(t) < 3600 && now.secs_since(t) >= -300)
-            .count()
+            .count();
+        let counted: u32 = self
+            .interruption_counts
+            .iter()
+            .filter(|(w, _)| window_recent(**w, now))
+            .map(|(_, n)| n)
+            .sum();
+        listed.max(counted as usize)
     }
 
     /// Record tags that have expired (or cannot be read) at `now`: what the reaper removes.
@@ -112,6 +128,11 @@ impl GroupRecords {
         }
         if !self.interruptions.is_empty() && self.interruptions_last_hour(now) == 0 {
             keys.push(tags::INTERRUPTIONS.to_string());
+        }
+        if !self.interruption_counts.is_empty()
+            && !self.interruption_counts.keys().any(|w| window_recent(*w, now))
+        {
+            keys.push(tags::INTERRUPTION_COUNTS.to_string());
         }
         keys.extend(self.unreadable.iter().cloned());
         keys
@@ -171,6 +192,49 @@ pub fn interruptions_with(existing: &BTreeMap<String, Timestamp>, instance: &str
         .join(" ")
 }
 
+/// Seconds in one interruption-count window.
+pub const COUNT_WINDOW_SECS: i64 = 600;
+
+/// The window `t` falls in.
+fn window_of(t: Timestamp) -> i64 {
+    t.unix().div_euclid(COUNT_WINDOW_SECS)
+}
+
+/// True when window `w` overlaps the hour before `now` (six windows, the current one included).
+fn window_recent(w: i64, now: Timestamp) -> bool {
+    let current = window_of(now);
+    w <= current && w > current - 3600 / COUNT_WINDOW_SECS
+}
+
+fn parse_counts(value: &str) -> Option<BTreeMap<i64, u32>> {
+    value
+        .split_whitespace()
+        .map(|e| {
+            let (w, n) = e.split_once(':')?;
+            Some((w.parse().ok()?, n.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The `spotswap:interruption-counts` value after one more interruption at `now` (`added`
+/// false for a duplicate delivery, which changes no count): windows older than an hour are
+/// dropped, so the value stays a few dozen characters whatever the group's size.
+pub fn interruption_counts_with(existing: &BTreeMap<i64, u32>, added: bool, now: Timestamp) -> String {
+    let mut counts: BTreeMap<i64, u32> = existing
+        .iter()
+        .filter(|(w, _)| window_recent(**w, now))
+        .map(|(w, n)| (*w, *n))
+        .collect();
+    if added {
+        *counts.entry(window_of(now)).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(w, n)| format!("{w}:{n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// True when `spotswap:interruptions` in `group_tags` lists `instance`, whatever its time: how
 /// a writer checks, after a settle, that a concurrent writer did not drop its entry.
 pub fn interruption_listed(group_tags: &BTreeMap<String, String>, instance: &str) -> bool {
@@ -181,16 +245,20 @@ pub fn interruption_listed(group_tags: &BTreeMap<String, String>, instance: &str
 }
 
 /// The group tags `ActionKind::RecordInterruption` writes, in one CreateOrUpdateTags:
-/// `spotswap:interruptions` = `interruptions`, then the pool's [`cooldown_key`] when
+/// `spotswap:interruptions` = `interruptions`, `spotswap:interruption-counts` = `counts`, then the pool's [`cooldown_key`] when
 /// `cooldown_until` is set, then `spotswap:sheltered-until` when `sheltered_until` is set; times
 /// in RFC 3339.
 pub fn record_interruption_tags(
     pool: &Pool,
     cooldown_until: Option<Timestamp>,
     interruptions: &str,
+    counts: &str,
     sheltered_until: Option<Timestamp>,
 ) -> Vec<(String, String)> {
-    let mut kv = vec![(tags::INTERRUPTIONS.to_string(), interruptions.to_string())];
+    let mut kv = vec![
+        (tags::INTERRUPTIONS.to_string(), interruptions.to_string()),
+        (tags::INTERRUPTION_COUNTS.to_string(), counts.to_string()),
+    ];
     if let Some(until) = cooldown_until {
         kv.push((cooldown_key(pool), until.to_rfc3339()));
     }
@@ -324,12 +392,19 @@ mod tests {
         let cooldown = t("2026-01-01T01:00:00Z");
         let shelter = t("2026-01-01T02:00:00Z");
         // GIVEN a record with both times set
-        let kv = record_interruption_tags(&pool, Some(cooldown), "i-aaa@1767225600", Some(shelter));
-        // THEN all three tags are written, in that order
+        let kv = record_interruption_tags(
+            &pool,
+            Some(cooldown),
+            "i-aaa@1767225600",
+            "2945376:1",
+            Some(shelter),
+        );
+        // THEN all four tags are written, in that order
         assert_eq!(
             kv,
             vec![
                 (tags::INTERRUPTIONS.to_string(), "i-aaa@1767225600".to_string()),
+                (tags::INTERRUPTION_COUNTS.to_string(), "2945376:1".to_string()),
                 (
                     "spotswap:cooldown:m5.large/us-east-1a".to_string(),
                     "2026-01-01T01:00:00Z".to_string()
@@ -340,15 +415,44 @@ mod tests {
                 ),
             ]
         );
-        // AND with neither time, only the list
+        // AND with neither time, only the list and the counts
         assert_eq!(
-            record_interruption_tags(&pool, None, "i-aaa@1", None),
-            vec![(tags::INTERRUPTIONS.to_string(), "i-aaa@1".to_string())]
+            record_interruption_tags(&pool, None, "i-aaa@1", "0:1", None),
+            vec![
+                (tags::INTERRUPTIONS.to_string(), "i-aaa@1".to_string()),
+                (tags::INTERRUPTION_COUNTS.to_string(), "0:1".to_string())
+            ]
         );
         // AND what it writes reads back as the same records
         let r = GroupRecords::from_tags(&kv.into_iter().collect());
         assert_eq!(r.cooldowns.get(&pool), Some(&cooldown));
         assert_eq!(r.sheltered_until, Some(shelter));
+    }
+
+    #[test]
+    fn counts_per_window_age_out_and_a_duplicate_adds_nothing() {
+        let now = t("2026-01-01T02:00:00Z");
+        // GIVEN counts in a window 70 minutes ago and one 10 minutes ago
+        let old = (now.unix() - 70 * 60).div_euclid(COUNT_WINDOW_SECS);
+        let recent = (now.unix() - 10 * 60).div_euclid(COUNT_WINDOW_SECS);
+        let existing = BTreeMap::from([(old, 5), (recent, 3)]);
+        // WHEN one more interruption is counted, and a duplicate delivery is not
+        let v = interruption_counts_with(&existing, true, now);
+        let dup = interruption_counts_with(&parse_counts(&v).unwrap(), false, now);
+        // THEN the old window is gone, the new one holds 1, and the duplicate changed nothing
+        assert_eq!(v, dup);
+        let parsed = parse_counts(&v).unwrap();
+        assert!(!parsed.contains_key(&old));
+        assert_eq!(parsed.values().sum::<u32>(), 4);
+        let mut tags_ = BTreeMap::new();
+        tags_.insert(tags::INTERRUPTION_COUNTS.to_string(), v);
+        assert_eq!(GroupRecords::from_tags(&tags_).interruptions_last_hour(now), 4);
+        // AND an unreadable value is left to the reaper
+        tags_.insert(tags::INTERRUPTION_COUNTS.to_string(), "x:y".into());
+        assert_eq!(
+            GroupRecords::from_tags(&tags_).unreadable,
+            vec![tags::INTERRUPTION_COUNTS.to_string()]
+        );
     }
 
     #[test]

@@ -49,8 +49,12 @@ pub const COOLDOWN_PREFIX: &str = "spotswap:cooldown:";
 /// On groups, prefix of one tag per pool that recently had no spot capacity:
 /// `spotswap:no-capacity:<type>/<az>` = until (RFC 3339).
 pub const NO_CAPACITY_PREFIX: &str = "spotswap:no-capacity:";
-/// On groups: recent interruptions, `<instance-id>@<unix seconds>` separated by spaces.
+/// On groups: recent interruptions, `<instance-id>@<unix seconds>` separated by spaces; the
+/// newest [`crate::records::MAX_INTERRUPTION_ENTRIES`] only (dedupe and lost-write detection).
 pub const INTERRUPTIONS: &str = "spotswap:interruptions";
+/// On groups: interruptions counted per 10-minute window over the last hour,
+/// `<unix seconds / 600>:<count>` separated by spaces. Fits one tag value at any group size.
+pub const INTERRUPTION_COUNTS: &str = "spotswap:interruption-counts";
 
 /// Set by EC2 Auto Scaling on its members.
 pub const AWS_ASG_NAME: &str = "aws:autoscaling:groupName";

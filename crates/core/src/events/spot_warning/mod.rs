@@ -15,8 +15,10 @@ use crate::action::{Action, ActionKind, Reason};
 use crate::model::{GroupSnapshot, Pool};
 use crate::plan::Settings;
 use crate::policy::Policy;
-use crate::records::{interruptions_with, GroupRecords};
+use crate::records::{interruption_counts_with, interruptions_with, GroupRecords};
+use crate::tags;
 use crate::time::Timestamp;
+use std::collections::BTreeMap;
 
 /// What EC2 will do to the instance two minutes after the warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -181,9 +183,16 @@ pub fn decide_records(
             .filter(|&u| u > until)
             .unwrap_or(until)
     });
+    let duplicate = records.interruptions.contains_key(instance);
     let interruptions = interruptions_with(&records.interruptions, instance, now);
-    // `interruptions_with` keeps only the last hour's entries.
-    let recent = interruptions.split_whitespace().count();
+    let counts = interruption_counts_with(&records.interruption_counts, !duplicate, now);
+    // The counts hold every interruption of the last hour; the list only the newest few (it
+    // told a duplicate delivery, and a lost concurrent write, apart).
+    let recent = GroupRecords::from_tags(&BTreeMap::from([
+        (tags::INTERRUPTIONS.to_string(), interruptions.clone()),
+        (tags::INTERRUPTION_COUNTS.to_string(), counts.clone()),
+    ]))
+    .interruptions_last_hour(now);
     let burst = shelter_reached(recent, spot_count, policy.shelter_percent);
     let was_sheltered = records.sheltered(now);
     let sheltered_until =
@@ -198,6 +207,7 @@ pub fn decide_records(
             pool: pool.clone(),
             cooldown_until,
             interruptions,
+            counts,
             sheltered_until,
         },
         reason,

@@ -506,3 +506,53 @@ fn zero_cooldown_minutes_writes_no_cooldown_and_no_shelter() {
     assert_eq!((cooldown, shelter), (None, None));
     assert_eq!(list.split(' ').count(), 2);
 }
+
+#[test]
+fn a_group_of_200_spot_instances_is_sheltered_at_10_percent() {
+    // GIVEN a managed group of 200 spot instances at the default shelter-percent (10)
+    let mut g = group(&[(tags::ENABLED, "true")]);
+    let pool = Pool::new("m5.large", "us-east-1a");
+    let policy = Policy::default();
+    assert_eq!(policy.shelter_percent, 10);
+    for n in 1..=20i64 {
+        // WHEN its n-th interruption of the hour is recorded (and delivered twice)
+        let id = format!("i-{n:017x}");
+        let at = NOW.plus_secs(n * 90);
+        let action = decide_records(&id, &g, &pool, 200, &policy, at);
+        let ActionKind::RecordInterruption {
+            interruptions,
+            counts,
+            sheltered_until,
+            cooldown_until,
+            ..
+        } = &action.kind
+        else {
+            panic!("{action:?}")
+        };
+        // THEN every record fits one tag value (256 characters), whatever the group's size
+        assert!(
+            interruptions.len() <= 256 && counts.len() <= 256,
+            "{interruptions} / {counts}"
+        );
+        // AND the group is sheltered exactly when 20 (10 % of 200) have come in the hour
+        assert_eq!(sheltered_until.is_some(), n == 20, "after {n}: {counts}");
+        if n == 20 {
+            assert_eq!(action.reason, Reason::InterruptionBurst);
+        }
+        for (k, v) in crate::records::record_interruption_tags(
+            &pool,
+            *cooldown_until,
+            interruptions,
+            counts,
+            *sheltered_until,
+        ) {
+            g.tags.insert(k, v);
+        }
+        // AND a duplicate delivery counts nothing more
+        let again = decide_records(&id, &g, &pool, 200, &policy, at);
+        let ActionKind::RecordInterruption { counts: dup, .. } = &again.kind else {
+            panic!("{again:?}")
+        };
+        assert_eq!(dup, counts, "a duplicate was counted");
+    }
+}
