@@ -330,3 +330,53 @@ fn a_role_that_trusts_more_than_lambda_is_reported() {
     trust["Principal"] = yaml("{AWS: 'arn:aws:iam::111122223333:root'}");
     assert_reports(&check_value(&t), "trust");
 }
+
+/// Every group record the core writes (or clears) is a tag key the template lets the roles
+/// write and delete: a key missing from a statement's `aws:TagKeys` is AccessDenied on AWS,
+/// which moto never checks.
+#[test]
+fn every_group_record_key_is_granted_by_the_template() {
+    use spotswap_core::records::{max_raised_tags, no_capacity_tags, record_interruption_tags};
+    use spotswap_core::{tags, Pool, Timestamp};
+    let pool = Pool::new("m5.large", "us-east-1a");
+    let now = Timestamp::from_unix(1_767_225_600);
+    let mut keys: Vec<String> = max_raised_tags(1, 2).into_iter().map(|(k, _)| k).collect();
+    keys.extend(
+        record_interruption_tags(&pool, Some(now), "i-1@1", "1:1", Some(now))
+            .into_iter()
+            .map(|(k, _)| k),
+    );
+    keys.extend(no_capacity_tags(&[pool], now).into_iter().map(|(k, _)| k));
+    keys.push(tags::SHELTERED_UNTIL.to_string());
+    let lists: Vec<Vec<String>> = TEMPLATE
+        .lines()
+        .filter(|l| l.contains("aws:TagKeys") && l.contains(tags::MAX_RAISED_FROM))
+        .map(|l| {
+            let inner = l
+                .split_once('[')
+                .and_then(|(_, r)| r.split_once(']'))
+                .map(|(i, _)| i);
+            inner
+                .unwrap_or_default()
+                .split(',')
+                .map(|k| k.trim().trim_matches('"').to_string())
+                .collect()
+        })
+        .collect();
+    assert!(
+        lists.len() >= 4,
+        "the record statements were not found: {lists:?}"
+    );
+    let glob = |pattern: &str, key: &str| match pattern.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => pattern == key,
+    };
+    for list in &lists {
+        for key in &keys {
+            assert!(
+                list.iter().any(|p| glob(p, key)),
+                "{key} is not granted by aws:TagKeys {list:?}"
+            );
+        }
+    }
+}

@@ -27,6 +27,9 @@ pub const SHELTER_PERCENT: &str = "spotswap:shelter-percent";
 pub const GROUP: &str = "spotswap:group";
 /// On instances we launch: the on-demand instance they replace.
 pub const REPLACES: &str = "spotswap:replaces";
+/// On instances we launch: the instance type of the on-demand instance the swap replaced (the
+/// first one, through a chain of swaps): the savings are counted against its price.
+pub const REPLACES_TYPE: &str = "spotswap:replaces-type";
 /// On instances we launch: when (RFC 3339).
 pub const LAUNCHED_AT: &str = "spotswap:launched-at";
 /// On instances we launch: when we attached them to the group (RFC 3339).
@@ -62,10 +65,11 @@ pub const AWS_ASG_NAME: &str = "aws:autoscaling:groupName";
 pub const AWS_CFN_STACK_NAME: &str = "aws:cloudformation:stack-name";
 
 /// Keys an instance carries often enough to be held as `&'static str` instead of a copy each.
-const INSTANCE_KEYS: [&str; 7] = [
+const INSTANCE_KEYS: [&str; 8] = [
     AWS_ASG_NAME,
     GROUP,
     REPLACES,
+    REPLACES_TYPE,
     LAUNCHED_AT,
     ATTACHED_AT,
     DETACHED_AT,

@@ -36,7 +36,7 @@ pub fn launch_for(
         launch_template: template.clone(),
         candidates: found,
         client_token: String::new(),
-        tags: launch_tags(group, &original.id, ctx.now),
+        tags: launch_tags(group, original, ctx.now),
     };
     spec.client_token = client_token(&spec);
     Ok(Action::new(ActionKind::Launch(spec), reason, &group.name)
@@ -98,11 +98,17 @@ impl Fnv {
 }
 
 /// Our tags plus the group's propagate-at-launch tags (not `aws:` or `spotswap:` ones), at
-/// most 50 as EC2 allows.
-pub fn launch_tags(group: &GroupSnapshot, replaces: &str, now: Timestamp) -> Vec<(String, String)> {
+/// most 50 as EC2 allows. `spotswap:replaces-type` carries the type of the on-demand instance
+/// the chain of swaps began with, so the savings are counted against what it cost.
+pub fn launch_tags(group: &GroupSnapshot, original: &Instance, now: Timestamp) -> Vec<(String, String)> {
+    let replaced_type = original
+        .tag(tags::REPLACES_TYPE)
+        .unwrap_or(&original.instance_type)
+        .to_string();
     let mut out = vec![
         (tags::GROUP.to_string(), group.name.clone()),
-        (tags::REPLACES.to_string(), replaces.to_string()),
+        (tags::REPLACES.to_string(), original.id.clone()),
+        (tags::REPLACES_TYPE.to_string(), replaced_type),
         (tags::LAUNCHED_AT.to_string(), now.to_rfc3339()),
     ];
     out.extend(

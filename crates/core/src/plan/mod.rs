@@ -57,7 +57,8 @@ pub struct Census {
     pub on_demand: u32,
     /// InService spot members.
     pub spot: u32,
-    /// Σ (on-demand price − spot price) over spot members with both prices known, USD/hour.
+    /// Σ (on-demand price of the instance replaced − spot price) over spot members with both
+    /// prices known, USD/hour.
     pub hourly_savings: f64,
 }
 
@@ -350,10 +351,12 @@ fn census(
             Lifecycle::OnDemand => c.on_demand += 1,
             Lifecycle::Spot => {
                 c.spot += 1;
-                if let (Some(od), Some(spot)) = (
-                    market.on_demand_price(&i.instance_type),
-                    market.spot_price(&i.pool()),
-                ) {
+                // Against the instance it replaced: a larger replacement type saves what the
+                // on-demand original cost, not what its own type would cost on-demand.
+                let replaced = i.tag(tags::REPLACES_TYPE).unwrap_or(&i.instance_type);
+                if let (Some(od), Some(spot)) =
+                    (market.on_demand_price(replaced), market.spot_price(&i.pool()))
+                {
                     c.hourly_savings += (od - spot).max(0.0);
                 }
             }

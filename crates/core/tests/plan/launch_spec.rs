@@ -50,7 +50,7 @@ fn a_launch_carries_our_tags_and_the_propagated_ones() {
     });
     // WHEN the rebalancer plans a cycle
     let plan = fleet.plan();
-    // THEN the launch carries our three tags, then the group's own, and no aws:/spotswap: copy
+    // THEN the launch carries our four tags, then the group's own, and no aws:/spotswap: copy
     let tags: Vec<(&str, &str)> = launches(&plan)[0]
         .tags
         .iter()
@@ -61,6 +61,7 @@ fn a_launch_carries_our_tags_and_the_propagated_ones() {
         vec![
             (tags::GROUP, GROUP),
             (tags::REPLACES, "i-od1"),
+            (tags::REPLACES_TYPE, "m5.large"),
             (tags::LAUNCHED_AT, "2026-01-01T12:00:00Z"),
             ("Name", "web"),
             ("team", "sre"),

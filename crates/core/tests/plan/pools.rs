@@ -134,3 +134,30 @@ fn the_census_does_not_depend_on_the_order_aws_lists_members_in() {
         reversed.plan().census.hourly_savings.to_bits()
     );
 }
+
+#[test]
+fn savings_count_against_the_instance_replaced_not_the_replacements_type() {
+    // GIVEN an r5.large spot instance of ours (16 GiB) that replaced an on-demand m5.large (8)
+    let market = spotswap_core::testkit::market();
+    let spot_price = market.spot_price(&Pool::new("r5.large", A)).unwrap();
+    let od = |t: &str| market.on_demand_price(t).unwrap();
+    let fleet = Fleet::new()
+        .spot("i-s1", "r5.large", A)
+        .desired(1)
+        .edit_instance("i-s1", |i| {
+            i.tags
+                .insert(tags::REPLACES_TYPE.to_string(), "m5.large".to_string());
+        });
+    // WHEN the cycle counts the group
+    let census = fleet.plan().census;
+    // THEN the saving is what the m5.large cost on-demand less the spot price, not the
+    // larger type's on-demand price
+    assert!(
+        (census.hourly_savings - (od("m5.large") - spot_price).max(0.0)).abs() < 1e-12,
+        "{census:?}"
+    );
+    assert!(od("r5.large") - spot_price > census.hourly_savings + 1e-9);
+    // AND a spot instance that replaced nothing of ours counts against its own type
+    let own = Fleet::new().spot("i-s2", "r5.large", A).desired(1).plan().census;
+    assert!((own.hourly_savings - (od("r5.large") - spot_price)).abs() < 1e-12);
+}
