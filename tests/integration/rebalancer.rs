@@ -315,6 +315,11 @@ async fn rebalancer_lambda_runs_through_the_runtime_api() {
             ("SPOTSWAP_PRICE_FILE", &price_file),
         ],
     );
+    // WHEN an EC2 state change is invoked first (the optional trigger, which fires for our own
+    // launches too)
+    let answer = watch.invoke("rebalancer-state-change.json").expect("invoke");
+    // THEN it only advances swaps in flight: with none, it starts none and changes nothing
+    assert_eq!(answer["mutating_calls"], 0, "{answer}\n{}", watch.log());
     // WHEN the scheduled event is invoked
     let answer = watch.invoke("rebalancer-scheduled.json").expect("invoke");
     // THEN the function ran a cycle that launched a spot replacement

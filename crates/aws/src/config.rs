@@ -85,6 +85,9 @@ impl Config {
         if let Some(v) = lookup("SPOTSWAP_MAX_CONCURRENCY") {
             c.max_concurrency = parse_num::<usize>("SPOTSWAP_MAX_CONCURRENCY", &v)?.clamp(1, 64);
         }
+        if let Some(v) = lookup("SPOTSWAP_MAX_SWAPS_IN_FLIGHT").filter(|v| !v.trim().is_empty()) {
+            c.settings.max_swaps_in_flight = Some(parse_num("SPOTSWAP_MAX_SWAPS_IN_FLIGHT", &v)?);
+        }
         if let Some(v) = lookup("SPOTSWAP_API_RATES") {
             c.api_rates = ApiRates::parse("SPOTSWAP_API_RATES", &v)?;
         }
@@ -112,8 +115,10 @@ mod tests {
             ("SPOTSWAP_DRY_RUN", "true"),
             ("SPOTSWAP_ORPHAN_MINUTES", "30"),
             ("SPOTSWAP_ON_DEMAND_PERCENT", "25"),
+            ("SPOTSWAP_MAX_SWAPS_IN_FLIGHT", "40"),
         ])
         .unwrap();
+        assert_eq!(c.settings.max_swaps_in_flight, Some(40));
         assert_eq!(c.settings.mode, Mode::OptOut);
         assert!(c.dry_run);
         assert_eq!(c.orphan_minutes, 30);
@@ -134,6 +139,12 @@ mod tests {
         assert_eq!(
             cfg(&[("SPOTSWAP_ON_DEMAND_BASE", "-2")]).unwrap_err().key(),
             "SPOTSWAP_ON_DEMAND_BASE"
+        );
+        assert_eq!(
+            cfg(&[("SPOTSWAP_MAX_SWAPS_IN_FLIGHT", "many")])
+                .unwrap_err()
+                .key(),
+            "SPOTSWAP_MAX_SWAPS_IN_FLIGHT"
         );
     }
 }

@@ -66,6 +66,9 @@ fn millis_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// `detail-type` of the optional trigger that advances swaps as soon as our launch runs.
+pub const STATE_CHANGE: &str = "EC2 Instance State-change Notification";
+
 /// The rebalancer: one cycle per event. The event's content does not matter: a schedule and a
 /// state change both mean "look again".
 pub async fn rebalancer(
@@ -82,8 +85,16 @@ pub async fn rebalancer(
         remaining_ms = deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64),
         "invoked"
     );
+    // A state change (our own launches included) only advances swaps in flight:
+    // `replace-per-cycle` is per schedule period, not per event.
+    let scope = if event.payload.detail_type == STATE_CHANGE {
+        spotswap_core::Scope::AdvanceOnly
+    } else {
+        spotswap_core::Scope::Full
+    };
     let opts = CycleOptions {
         deadline,
+        scope,
         ..CycleOptions::default()
     };
     let report = rebalance(aws, config, opts).await?;

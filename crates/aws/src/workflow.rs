@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spotswap_core::{
-    plan::policy_for, plan_cycle, plan_group, ActionKind, GroupPlan, GroupSnapshot, Instance, Outcome,
-    Reason, RegionSnapshot, Settings, Timestamp,
+    plan::policy_for, plan_cycle_in, plan_group, ActionKind, GroupPlan, GroupSnapshot, Instance, Outcome,
+    Reason, RegionSnapshot, Scope, Settings, Timestamp,
 };
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -29,6 +29,8 @@ pub struct CycleOptions {
     pub budget: Option<MutationBudget>,
     /// The time to act at; now when `None`.
     pub now: Option<Timestamp>,
+    /// A scheduled cycle, or an EC2 state change that only advances swaps in flight.
+    pub scope: Scope,
 }
 
 /// Time kept back at the end of a Lambda invocation: no new swap starts inside it.
@@ -55,7 +57,7 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
         ..Timings::default()
     };
     let phase = Instant::now();
-    let plans = plan_cycle(&snap, &config.settings);
+    let plans = plan_cycle_in(&snap, &config.settings, opts.scope);
     timings.plan_ms = Timings::since(phase);
 
     let reserve = opts.reserve.unwrap_or(RESERVE);

@@ -155,6 +155,9 @@ pub enum Reason {
     ///
     /// Decided by the adapter from [`crate::fleet::judge_fleet`]'s `Quota`.
     SpotQuotaExceeded,
+    /// The region already has `SPOTSWAP_MAX_SWAPS_IN_FLIGHT` swaps in flight: this one starts in
+    /// a later cycle. Decided in [`crate::plan`] (`plan_cycle_in`).
+    MaxSwapsInFlight,
     // -- interruption handling (issue 3) and reaping (issue 4) share this enum
     /// A spot interruption warning: replacement requested.
     ///
@@ -235,7 +238,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 51] = [
+    pub const ALL: [Reason; 52] = [
         Self::OnDemandAboveFloor,
         Self::RebalanceRecommendation,
         Self::ReplacementReady,
@@ -269,6 +272,7 @@ impl Reason {
         Self::EarlierStepFailed,
         Self::MutationBudgetExhausted,
         Self::SpotQuotaExceeded,
+        Self::MaxSwapsInFlight,
         Self::SpotInterruptionWarning,
         Self::InterruptionBurst,
         Self::PoolInterrupted,
@@ -327,6 +331,7 @@ impl Reason {
             Self::EarlierStepFailed => "EarlierStepFailed",
             Self::MutationBudgetExhausted => "MutationBudgetExhausted",
             Self::SpotQuotaExceeded => "SpotQuotaExceeded",
+            Self::MaxSwapsInFlight => "MaxSwapsInFlight",
             Self::SpotInterruptionWarning => "SpotInterruptionWarning",
             Self::InterruptionBurst => "InterruptionBurst",
             Self::PoolInterrupted => "PoolInterrupted",

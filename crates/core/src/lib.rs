@@ -52,7 +52,7 @@ pub use model::{
     Market, Member, MemberState, Pool, PriceSource, RegionSnapshot,
 };
 pub use outcome::{ErrorKind, Failure, Outcome};
-pub use plan::{plan_cycle, plan_group, Census, GroupPlan, Settings};
+pub use plan::{plan_cycle, plan_cycle_in, plan_group, Census, GroupPlan, Scope, Settings};
 pub use policy::{Mode, OnRebalance, Policy};
 pub use reap::{plan_reap, ReapGate, ReapPlan};
 pub use time::Timestamp;

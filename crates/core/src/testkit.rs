@@ -438,6 +438,7 @@ impl Fleet {
         Settings {
             mode: self.mode,
             defaults: Policy::default(),
+            max_swaps_in_flight: None,
         }
     }
 

@@ -44,6 +44,22 @@ pub struct Settings {
     pub mode: Mode,
     /// Defaults from the environment, under each group's tags.
     pub defaults: Policy,
+    /// `SPOTSWAP_MAX_SWAPS_IN_FLIGHT`: most swaps in flight in the region at once, counting
+    /// those already under way; `None` is no cap.
+    pub max_swaps_in_flight: Option<u32>,
+}
+
+/// What one invocation of the rebalancer may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// The scheduled cycle: advance swaps in flight and start new ones (`replace-per-cycle`
+    /// is per schedule period).
+    #[default]
+    Full,
+    /// An EC2 state change: only advance swaps in flight. Our own launches change state too,
+    /// so a state change that could start swaps would start the next one on every launch.
+    AdvanceOnly,
 }
 
 /// Counts of one group, for metrics and the summary.
@@ -95,11 +111,27 @@ impl GroupPlan {
 /// Our launches are indexed by group once, so a cycle costs O(N log N) over the region's
 /// instances, not O(groups × instances).
 pub fn plan_cycle(snapshot: &RegionSnapshot, settings: &Settings) -> Vec<GroupPlan> {
+    plan_cycle_in(snapshot, settings, Scope::Full)
+}
+
+/// [`plan_cycle`] for an invocation of `scope`, within the region-wide cap on swaps in flight.
+pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scope) -> Vec<GroupPlan> {
     let index = LaunchIndex::new(snapshot.instances.values());
-    snapshot
+    let mut plans: Vec<GroupPlan> = snapshot
         .groups
         .iter()
         .map(|group| match policy_for(group, settings) {
+            Ok(Some(policy)) if scope == Scope::AdvanceOnly => plan_group_in(
+                group,
+                &snapshot.instances,
+                index.of(&group.name),
+                &snapshot.market,
+                &Policy {
+                    replace_per_cycle: 0,
+                    ..policy
+                },
+                snapshot.now,
+            ),
             Ok(Some(policy)) => plan_group_in(
                 group,
                 &snapshot.instances,
@@ -137,7 +169,34 @@ pub fn plan_cycle(snapshot: &RegionSnapshot, settings: &Settings) -> Vec<GroupPl
             }
             Err(err) => GroupPlan::skipped(&group.name, Reason::InvalidConfig, Some(err.to_string())),
         })
-        .collect()
+        .collect();
+    if let Some(cap) = settings.max_swaps_in_flight {
+        let in_flight: usize = snapshot
+            .groups
+            .iter()
+            .map(|g| swaps_in_flight(g, index.of(&g.name), snapshot.now).len())
+            .sum();
+        cap_launches(&mut plans, (cap as usize).saturating_sub(in_flight));
+    }
+    plans
+}
+
+/// Keep the first `allowed` launches of the cycle, in plan order; the rest wait, reason
+/// `MaxSwapsInFlight`.
+fn cap_launches(plans: &mut [GroupPlan], mut allowed: usize) {
+    for plan in plans {
+        for action in &mut plan.actions {
+            if !matches!(action.kind, ActionKind::Launch(_)) {
+                continue;
+            }
+            if allowed > 0 {
+                allowed -= 1;
+            } else {
+                action.kind = ActionKind::Wait;
+                action.reason = Reason::MaxSwapsInFlight;
+            }
+        }
+    }
 }
 
 /// The group's policy, `None` when it is not managed, or the configuration error.

@@ -190,3 +190,52 @@ fn replace_per_cycle_zero_starts_nothing() {
     // THEN nothing starts
     assert!(plan.actions.is_empty(), "{:?}", plan.actions);
 }
+
+#[test]
+fn a_state_change_only_advances_swaps_in_flight() {
+    // GIVEN a swap ready to attach, and another on-demand instance above the floor
+    let fleet = swap_at(Stage::Ready);
+    // WHEN an EC2 state change (our own launch's, say) invokes the rebalancer
+    let plan = spotswap_core::plan_cycle_in(
+        &fleet.snapshot(),
+        &fleet.settings(),
+        spotswap_core::Scope::AdvanceOnly,
+    )
+    .remove(0);
+    // THEN the swap in flight advances, and no new swap starts: replace-per-cycle is per
+    // schedule period, not per event
+    assert!(kinds(&plan)
+        .iter()
+        .any(|k| matches!(k, ActionKind::Attach { .. })));
+    assert!(launches(&plan).is_empty(), "{:?}", plan.actions);
+    // AND the scheduled cycle of the same fleet would start one
+    assert!(!launches(&fleet.plan()).is_empty());
+}
+
+#[test]
+fn the_region_wide_cap_counts_swaps_already_in_flight() {
+    // GIVEN three on-demand instances above the floor, room for 3 swaps a cycle, one swap
+    // already in flight, and SPOTSWAP_MAX_SWAPS_IN_FLIGHT=2
+    let fleet = Fleet::new()
+        .on_demand("i-od1", A)
+        .on_demand("i-od2", B)
+        .on_demand("i-od3", C)
+        .on_demand("i-od4", A)
+        .launch("i-l1", "i-od4", Stage::Booting)
+        .desired(4)
+        .tag(tags::REPLACE_PER_CYCLE, "3");
+    let mut settings = fleet.settings();
+    settings.max_swaps_in_flight = Some(2);
+    // WHEN the rebalancer plans a cycle
+    let plan = spotswap_core::plan_cycle(&fleet.snapshot(), &settings).remove(0);
+    // THEN one swap starts (2 − 1 in flight), and the others wait with the reason
+    assert_eq!(launches(&plan).len(), 1, "{:?}", plan.actions);
+    let waiting = plan
+        .actions
+        .iter()
+        .filter(|a| a.reason == Reason::MaxSwapsInFlight && a.kind == ActionKind::Wait)
+        .count();
+    assert_eq!(waiting, 2, "{:?}", plan.actions);
+    // AND without a cap all three start
+    assert_eq!(launches(&fleet.plan()).len(), 3);
+}
