@@ -152,3 +152,12 @@ fn every_format_shows_the_same_numbers() {
         assert!(keys.contains(&k), "{k}");
     }
 }
+
+#[test]
+fn the_plot_is_an_svg_with_a_panel_per_policy() {
+    let r = run(&load("single-pool-wipe.yaml"), &[PolicyName::Spotswap, PolicyName::AwsNative]);
+    let svg = spotswap_sim::plot::svg(&r).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
+    assert!(svg.contains("single-pool-wipe — spotswap"));
+    assert!(svg.contains("cumulative cost"));
+}
