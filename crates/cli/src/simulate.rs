@@ -42,7 +42,8 @@ pub fn main(args: &Args) -> ExitCode {
     };
     let report = run(&scenario, &policies);
     if let Some(path) = &args.plot {
-        let written = spotswap_sim::plot::svg(&report).and_then(|svg| std::fs::write(path, svg).map_err(|e| e.to_string()));
+        let written = spotswap_sim::plot::svg(&report)
+            .and_then(|svg| std::fs::write(path, svg).map_err(|e| e.to_string()));
         if let Err(e) = written {
             eprintln!("spotswap: plot: cannot write {}: {e}", path.display());
             return ExitCode::from(1);

@@ -9,7 +9,12 @@ use spotswap_sim::{run, Format, PolicyName, Scenario};
 
 fn main() {
     let azs = ["us-east-1a", "us-east-1b", "us-east-1c"];
-    let types = [("m5.large", 0.096), ("m5a.large", 0.086), ("m6i.large", 0.096), ("m5n.large", 0.119)];
+    let types = [
+        ("m5.large", 0.096),
+        ("m5a.large", 0.086),
+        ("m6i.large", 0.096),
+        ("m5n.large", 0.119),
+    ];
     let mut pools = String::new();
     for (t, od) in types {
         for (i, az) in azs.iter().enumerate() {

@@ -65,7 +65,10 @@ impl PolicyResult {
 /// SplitMix64 of a few words: the simulation's only randomness, a pure function of the seed
 /// and the draw's coordinates, so every policy sees the same draws.
 pub fn draw(seed: u64, a: u64, b: u64, c: u64) -> f64 {
-    let mut x = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ c.rotate_left(31);
+    let mut x = seed
+        ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ c.rotate_left(31);
     for _ in 0..2 {
         x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = x;
@@ -130,7 +133,8 @@ pub fn run_policy(scenario: &Scenario, name: PolicyName) -> PolicyResult {
                     _ => {}
                 }
             }
-            out.on_demand_cost += f64::from(group.user_desired) * world.on_demand_price(&group.instance_type) * hours_per_step;
+            out.on_demand_cost +=
+                f64::from(group.user_desired) * world.on_demand_price(&group.instance_type) * hours_per_step;
         }
         for i in world.instances.values().filter(|i| i.alive) {
             let pool = &world.pools[i.pool];
@@ -169,7 +173,11 @@ fn weather(scenario: &Scenario, world: &mut World, k: u64, next_event: &mut usiz
         world.kill(&id);
     }
     let since_start = now - crate::scenario::START.unix();
-    while let Some(e) = scenario.events.get(*next_event).filter(|e| e.at_secs <= since_start) {
+    while let Some(e) = scenario
+        .events
+        .get(*next_event)
+        .filter(|e| e.at_secs <= since_start)
+    {
         *next_event += 1;
         match &e.kind {
             EventKind::CapacityLost { pools, secs } => {
@@ -195,7 +203,8 @@ fn weather(scenario: &Scenario, world: &mut World, k: u64, next_event: &mut usiz
                 let g = &mut world.groups[*group];
                 let delta = i64::from(*desired) - i64::from(g.user_desired);
                 g.user_desired = *desired;
-                g.desired = (i64::from(g.desired) + delta).clamp(i64::from(g.min_size), i64::from(g.max_size)) as u32;
+                g.desired =
+                    (i64::from(g.desired) + delta).clamp(i64::from(g.min_size), i64::from(g.max_size)) as u32;
             }
             EventKind::AzOutage { az, secs } => {
                 world.az_down_until.insert(az.clone(), now + secs);

@@ -5,6 +5,9 @@ use plotters::prelude::*;
 
 use crate::report::Report;
 
+/// One line of a capacity panel.
+type Series = fn(&crate::Sample) -> u32;
+
 const PANEL_HEIGHT: u32 = 220;
 const WIDTH: u32 = 960;
 
@@ -54,7 +57,7 @@ pub fn svg(report: &Report) -> Result<String, String> {
                 .y_desc("instances")
                 .draw()
                 .map_err(|e| e.to_string())?;
-            let lines: [(&str, fn(&crate::Sample) -> u32); 4] = [
+            let lines: [(&str, Series); 4] = [
                 ("desired", |s| s.desired),
                 ("InService", |s| s.in_service),
                 ("spot", |s| s.spot),
@@ -86,7 +89,10 @@ pub fn svg(report: &Report) -> Result<String, String> {
             .max(0.01);
         let area = areas.last().ok_or("no panel")?;
         let mut chart = ChartBuilder::on(area)
-            .caption(format!("{} — cumulative cost", report.scenario), ("sans-serif", 16))
+            .caption(
+                format!("{} — cumulative cost", report.scenario),
+                ("sans-serif", 16),
+            )
             .margin(8)
             .x_label_area_size(24)
             .y_label_area_size(40)

@@ -48,7 +48,9 @@ impl PolicyName {
 
     /// A comma-separated list (`spotswap,aws-native`), or every policy for `None`.
     pub fn parse_list(list: Option<&str>) -> Result<Vec<PolicyName>, ScenarioError> {
-        let Some(list) = list else { return Ok(Self::ALL.to_vec()) };
+        let Some(list) = list else {
+            return Ok(Self::ALL.to_vec());
+        };
         let mut out = Vec::new();
         for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let p: PolicyName = name.parse()?;
@@ -171,7 +173,7 @@ impl SimPolicy for AutoSpotting {
     }
 
     fn tick(&mut self, world: &mut World, k: u64) {
-        if k % self.per_run_steps != 0 {
+        if !k.is_multiple_of(self.per_run_steps) {
             return;
         }
         world.counters.api_calls += 3; // DescribeAutoScalingGroups, DescribeInstances, DescribeSpotPriceHistory
@@ -211,7 +213,9 @@ impl SimPolicy for AutoSpotting {
         }
         self.pending = still;
         for g in 0..world.groups.len() {
-            if self.pending.iter().any(|p| p.0 == g) || self.last[g].is_some_and(|t| now - t < AUTOSPOTTING_INTERVAL) {
+            if self.pending.iter().any(|p| p.0 == g)
+                || self.last[g].is_some_and(|t| now - t < AUTOSPOTTING_INTERVAL)
+            {
                 continue;
             }
             let group = &world.groups[g];

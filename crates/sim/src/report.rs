@@ -118,7 +118,13 @@ impl Report {
             Format::Table => {
                 let rows = self.rows();
                 let widths: Vec<usize> = (0..COLUMNS.len())
-                    .map(|c| rows.iter().map(|r| r[c].len()).chain([COLUMNS[c].len()]).max().unwrap_or(0))
+                    .map(|c| {
+                        rows.iter()
+                            .map(|r| r[c].len())
+                            .chain([COLUMNS[c].len()])
+                            .max()
+                            .unwrap_or(0)
+                    })
                     .collect();
                 let mut out = format!("scenario: {}\n", self.scenario);
                 let line = |cells: &[&str]| {

@@ -146,7 +146,10 @@ impl Scenario {
             Ok(v) => v,
             Err(json_err) => {
                 if text.trim_start().starts_with('{') {
-                    return Err(ScenarioError::new("scenario", format!("not valid JSON: {json_err}")));
+                    return Err(ScenarioError::new(
+                        "scenario",
+                        format!("not valid JSON: {json_err}"),
+                    ));
                 }
                 serde_yaml_ng::from_str(text)
                     .map_err(|e| ScenarioError::new("scenario", format!("not valid YAML: {e}")))?
@@ -174,7 +177,9 @@ pub fn glob(pattern: &str, s: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == s,
         Some((head, rest)) => {
-            let Some(tail) = s.strip_prefix(head) else { return false };
+            let Some(tail) = s.strip_prefix(head) else {
+                return false;
+            };
             (0..=tail.len()).any(|i| tail.is_char_boundary(i) && glob(rest, &tail[i..]))
         }
     }
@@ -217,7 +222,10 @@ fn number(o: &Obj, key: &str, field: &str) -> Result<Option<f64>, ScenarioError>
     };
     match n {
         Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
-        Some(n) if n.is_finite() => Err(ScenarioError::new(field, format!("must not be negative, got {n}"))),
+        Some(n) if n.is_finite() => Err(ScenarioError::new(
+            field,
+            format!("must not be negative, got {n}"),
+        )),
         _ => Err(ScenarioError::new(field, "expected a number")),
     }
 }
@@ -230,7 +238,10 @@ fn whole(o: &Obj, key: &str, field: &str) -> Result<Option<u32>, ScenarioError> 
     match number(o, key, field)? {
         None => Ok(None),
         Some(n) if n.fract() == 0.0 && n <= f64::from(u32::MAX) => Ok(Some(n as u32)),
-        Some(n) => Err(ScenarioError::new(field, format!("expected a whole number, got {n}"))),
+        Some(n) => Err(ScenarioError::new(
+            field,
+            format!("expected a whole number, got {n}"),
+        )),
     }
 }
 
@@ -269,12 +280,18 @@ fn from_value(v: &Value, base: &Path) -> Result<Scenario, ScenarioError> {
         events: Vec::new(),
     };
     if s.interruption_rate_per_hour > 60.0 {
-        return Err(ScenarioError::new("interruption_rate_per_hour", "must be at most 60"));
+        return Err(ScenarioError::new(
+            "interruption_rate_per_hour",
+            "must be at most 60",
+        ));
     }
     for (i, p) in list(root, "pools", "pools")?.iter().enumerate() {
         let pool = pool_spec(p, &format!("pools[{i}]"))?;
         if s.pools.iter().any(|q| q.pool == pool.pool) {
-            return Err(ScenarioError::new(format!("pools[{i}]"), format!("{} is listed twice", pool.pool)));
+            return Err(ScenarioError::new(
+                format!("pools[{i}]"),
+                format!("{} is listed twice", pool.pool),
+            ));
         }
         s.pools.push(pool);
     }
@@ -389,9 +406,16 @@ fn group_spec(s: &Scenario, v: &Value, field: &str) -> Result<GroupSpec, Scenari
     let min_size = whole(o, "min_size", &format!("{field}.min_size"))?.unwrap_or(0);
     let max_size = whole(o, "max_size", &format!("{field}.max_size"))?.unwrap_or(u32::MAX);
     if min_size > desired || desired > max_size {
-        return Err(ScenarioError::new(format!("{field}.desired"), "must be between min_size and max_size"));
+        return Err(ScenarioError::new(
+            format!("{field}.desired"),
+            "must be between min_size and max_size",
+        ));
     }
-    let grace = whole(o, "health_check_grace_seconds", &format!("{field}.health_check_grace_seconds"))?;
+    let grace = whole(
+        o,
+        "health_check_grace_seconds",
+        &format!("{field}.health_check_grace_seconds"),
+    )?;
     let mut tags = BTreeMap::new();
     if let Some(t) = o.get("tags").filter(|t| !t.is_null()) {
         for (k, v) in obj(t, &format!("{field}.tags"))? {
@@ -399,7 +423,12 @@ fn group_spec(s: &Scenario, v: &Value, field: &str) -> Result<GroupSpec, Scenari
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
-                _ => return Err(ScenarioError::new(format!("{field}.tags.{k}"), "expected a string")),
+                _ => {
+                    return Err(ScenarioError::new(
+                        format!("{field}.tags.{k}"),
+                        "expected a string",
+                    ))
+                }
             };
             tags.insert(k.clone(), value);
         }
@@ -425,11 +454,17 @@ fn pools_of(s: &Scenario, o: &Obj, field: &str) -> Result<Vec<usize>, ScenarioEr
     }
     for (i, p) in items.iter().enumerate() {
         let Some(pat) = p.as_str() else {
-            return Err(ScenarioError::new(format!("{pf}[{i}]"), "expected a type/az pattern"));
+            return Err(ScenarioError::new(
+                format!("{pf}[{i}]"),
+                "expected a type/az pattern",
+            ));
         };
         let found = s.matching(pat);
         if found.is_empty() {
-            return Err(ScenarioError::new(format!("{pf}[{i}]"), format!("{pat:?} matches no pool")));
+            return Err(ScenarioError::new(
+                format!("{pf}[{i}]"),
+                format!("{pat:?} matches no pool"),
+            ));
         }
         out.extend(found.into_iter().filter(|f| !out.contains(f)).collect::<Vec<_>>());
     }
@@ -457,7 +492,11 @@ fn event(s: &Scenario, v: &Value, field: &str) -> Result<Vec<Event>, ScenarioErr
                     secs: secs(minutes),
                 },
             }];
-            if let Some(ahead) = number(o, "rebalance_minutes_ahead", &format!("{field}.rebalance_minutes_ahead"))? {
+            if let Some(ahead) = number(
+                o,
+                "rebalance_minutes_ahead",
+                &format!("{field}.rebalance_minutes_ahead"),
+            )? {
                 out.push(Event {
                     at_secs: (at_secs - secs(ahead)).max(0),
                     kind: EventKind::Rebalance { pools },
@@ -503,11 +542,16 @@ fn event(s: &Scenario, v: &Value, field: &str) -> Result<Vec<Event>, ScenarioErr
                 return Err(ScenarioError::new(af, format!("no pool in {az:?}")));
             }
             let minutes = need_number(o, "minutes", &format!("{field}.minutes"))?;
-            one(EventKind::AzOutage { az, secs: secs(minutes) })
+            one(EventKind::AzOutage {
+                az,
+                secs: secs(minutes),
+            })
         }
         other => Err(ScenarioError::new(
             format!("{field}.kind"),
-            format!("unknown kind {other:?} (expected capacity_lost, rebalance, price, desired or az_outage)"),
+            format!(
+                "unknown kind {other:?} (expected capacity_lost, rebalance, price, desired or az_outage)"
+            ),
         )),
     }
 }

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 
 use spotswap_core::events::{
-    decide_rebalance, decide_records, decide_spot_warning, EventSnapshot, InstanceAction, InstanceId, Membership,
-    RebalanceDetail, SpotInterruptionDetail,
+    decide_rebalance, decide_records, decide_spot_warning, EventSnapshot, InstanceAction, InstanceId,
+    Membership, RebalanceDetail, SpotInterruptionDetail,
 };
 use spotswap_core::records::{no_capacity_key, NO_CAPACITY_MINUTES};
 use spotswap_core::tags::{self, InstanceTags};
@@ -23,7 +23,7 @@ use spotswap_core::{
 
 use crate::policies::SimPolicy;
 use crate::scenario::{GroupSpec, Scenario};
-use crate::world::{SimInstance, Template, World};
+use crate::world::{NoCapacity, SimInstance, Template, World};
 
 /// AWS calls per action, as `crates/aws/src/execute.rs` makes them (see sim/README.md).
 pub fn action_calls(kind: &ActionKind) -> u64 {
@@ -150,9 +150,11 @@ pub fn market_view(world: &World) -> Market {
         price_source: PriceSource::PriceFile,
     };
     for p in &world.pools {
-        m.types.insert(p.spec.pool.instance_type.clone(), p.spec.spec.clone());
+        m.types
+            .insert(p.spec.pool.instance_type.clone(), p.spec.spec.clone());
         m.spot_prices.insert(p.spec.pool.clone(), p.spot_price);
-        m.on_demand_prices.insert(p.spec.pool.instance_type.clone(), p.spec.on_demand_price);
+        m.on_demand_prices
+            .insert(p.spec.pool.instance_type.clone(), p.spec.on_demand_price);
     }
     m
 }
@@ -164,7 +166,9 @@ fn instances_view(world: &World) -> BTreeMap<String, Instance> {
         .values()
         .filter(|i| i.alive)
         .filter(|i| {
-            i.tags.contains_key(tags::AWS_ASG_NAME) || i.tags.contains_key(tags::GROUP) || i.tags.contains_key(tags::DETACHED_AT)
+            i.tags.contains_key(tags::AWS_ASG_NAME)
+                || i.tags.contains_key(tags::GROUP)
+                || i.tags.contains_key(tags::DETACHED_AT)
         })
         .map(|i| (i.id.clone(), instance_view(world, i)))
         .collect()
@@ -207,9 +211,10 @@ impl Spotswap {
     fn apply(&mut self, world: &mut World, a: &Action) -> Result<(), String> {
         world.counters.api_calls += action_calls(&a.kind);
         let Some(g) = group_index(world, &a.group).or(match &a.kind {
-            ActionKind::Terminate { .. } | ActionKind::TerminateLaunch { .. } | ActionKind::Wait | ActionKind::Ignore => {
-                Some(usize::MAX)
-            }
+            ActionKind::Terminate { .. }
+            | ActionKind::TerminateLaunch { .. }
+            | ActionKind::Wait
+            | ActionKind::Ignore => Some(usize::MAX),
             _ => None,
         }) else {
             return Err(format!("no group {}", a.group));
@@ -237,14 +242,17 @@ impl Spotswap {
                     Ok(_) => {
                         // Invariant (6): no duplicate launch per original.
                         if launches_replacing(world, &a.group, &spec.replaces).len() > 1 {
-                            self.found.push(format!("{}: duplicate launch for {}", a.group, spec.replaces));
+                            self.found
+                                .push(format!("{}: duplicate launch for {}", a.group, spec.replaces));
                         }
                     }
-                    Err(()) => {
+                    Err(NoCapacity) => {
                         world.counters.api_calls += 1; // CreateOrUpdateTags: the no-capacity marks
                         let until = now.plus_minutes(NO_CAPACITY_MINUTES).to_rfc3339();
                         for c in &spec.candidates {
-                            world.groups[g].tags.insert(no_capacity_key(&c.pool), until.clone());
+                            world.groups[g]
+                                .tags
+                                .insert(no_capacity_key(&c.pool), until.clone());
                         }
                     }
                 }
@@ -252,7 +260,9 @@ impl Spotswap {
             }
             ActionKind::RaiseMax { from, to } => {
                 let group = &mut world.groups[g];
-                group.tags.insert(tags::MAX_RAISED_FROM.to_string(), from.to_string());
+                group
+                    .tags
+                    .insert(tags::MAX_RAISED_FROM.to_string(), from.to_string());
                 group.max_size = *to;
                 Ok(())
             }
@@ -265,14 +275,21 @@ impl Spotswap {
                 tag_instance(world, instance, &[(tags::ATTACHED_AT, now.to_rfc3339())]);
                 Ok(())
             }
-            ActionKind::Retire { instance, replacement } => {
+            ActionKind::Retire {
+                instance,
+                replacement,
+            } => {
                 if world.groups[g].members.iter().all(|m| m.id != *instance) {
                     return Err(format!("ValidationError: {instance} is not in {}", a.group));
                 }
                 // Invariant (2): the original goes only after its replacement is InService.
-                let replaced = world.groups[g].members.iter().any(|m| m.id == *replacement) && world.in_service(replacement);
+                let replaced = world.groups[g].members.iter().any(|m| m.id == *replacement)
+                    && world.in_service(replacement);
                 if !replaced {
-                    self.found.push(format!("{}: retired {instance} before {replacement} was InService", a.group));
+                    self.found.push(format!(
+                        "{}: retired {instance} before {replacement} was InService",
+                        a.group
+                    ));
                 }
                 world.remove_member(g, instance, true);
                 world.kill(instance);
@@ -298,7 +315,8 @@ impl Spotswap {
                 }
                 Ok(())
             }
-            ActionKind::Detach { instance, decrement } | ActionKind::TerminateInGroup { instance, decrement } => {
+            ActionKind::Detach { instance, decrement }
+            | ActionKind::TerminateInGroup { instance, decrement } => {
                 world.remove_member(g, instance, *decrement);
                 if matches!(a.kind, ActionKind::TerminateInGroup { .. }) {
                     world.kill(instance);
@@ -309,7 +327,10 @@ impl Spotswap {
                 tag_instance(
                     world,
                     instance,
-                    &[(tags::DETACHED_AT, now.to_rfc3339()), (tags::DETACHED_FROM, group.clone())],
+                    &[
+                        (tags::DETACHED_AT, now.to_rfc3339()),
+                        (tags::DETACHED_FROM, group.clone()),
+                    ],
                 );
                 Ok(())
             }
@@ -356,7 +377,12 @@ impl Spotswap {
                 } else {
                     MemberState::Pending
                 },
-                lifecycle_state: if world.in_service(id) { "InService" } else { "Pending" }.to_string(),
+                lifecycle_state: if world.in_service(id) {
+                    "InService"
+                } else {
+                    "Pending"
+                }
+                .to_string(),
             }),
             _ => None,
         };
@@ -381,7 +407,9 @@ impl Spotswap {
     }
 
     fn spot_warning(&mut self, world: &mut World, id: &str) {
-        let Ok(instance_id) = InstanceId::try_from(id.to_string()) else { return };
+        let Ok(instance_id) = InstanceId::try_from(id.to_string()) else {
+            return;
+        };
         // DescribeAutoScalingInstances, DescribeAutoScalingGroups, DescribeLifecycleHooks,
         // DescribeInstances (our launches replacing it).
         world.counters.api_calls += 4;
@@ -392,29 +420,45 @@ impl Spotswap {
         };
         let now = world.timestamp();
         let actions = decide_spot_warning(&detail, &snap, &self.settings, now);
-        let replaced = actions
-            .first()
-            .is_some_and(|a| matches!(a.kind, ActionKind::Detach { .. } | ActionKind::TerminateInGroup { .. }));
+        let replaced = actions.first().is_some_and(|a| {
+            matches!(
+                a.kind,
+                ActionKind::Detach { .. } | ActionKind::TerminateInGroup { .. }
+            )
+        });
         self.apply_all(world, &actions);
         if !replaced {
             return;
         }
-        let (Some(group), Some(m)) = (snap.group, snap.membership) else { return };
-        let Some(g) = group_index(world, &group.name) else { return };
+        let (Some(group), Some(m)) = (snap.group, snap.membership) else {
+            return;
+        };
+        let Some(g) = group_index(world, &group.name) else {
+            return;
+        };
         world.counters.api_calls += 1; // DescribeInstances of the members: the spot count
         let spot_count = 1 + world.groups[g]
             .members
             .iter()
-            .filter(|m| world.instances.get(&m.id).is_some_and(|i| i.lifecycle == Lifecycle::Spot))
+            .filter(|m| {
+                world
+                    .instances
+                    .get(&m.id)
+                    .is_some_and(|i| i.lifecycle == Lifecycle::Spot)
+            })
             .count() as u32;
         let fresh = group_view(world, g);
-        let Ok(policy) = Policy::from_tags(&fresh.tags, &self.settings.defaults) else { return };
+        let Ok(policy) = Policy::from_tags(&fresh.tags, &self.settings.defaults) else {
+            return;
+        };
         let record = decide_records(id, &fresh, &m.pool, spot_count, &policy, now);
         self.apply_all(world, &[record]);
     }
 
     fn rebalance(&mut self, world: &mut World, id: &str) {
-        let Ok(instance_id) = InstanceId::try_from(id.to_string()) else { return };
+        let Ok(instance_id) = InstanceId::try_from(id.to_string()) else {
+            return;
+        };
         world.counters.api_calls += 5; // the same reads, plus DescribeSpotPriceHistory
         let snap = Self::event_snapshot(world, id);
         let Some(group) = snap.group.as_ref() else {
@@ -444,7 +488,8 @@ impl Spotswap {
         let instances = instances_view(world);
         // DescribeAutoScalingGroups (100 a page), DescribeInstances (1,000 a page),
         // DescribeSpotPriceHistory, DescribeInstanceTypes.
-        world.counters.api_calls += 2 + groups.len().div_ceil(100) as u64 + instances.len().div_ceil(1000).max(1) as u64;
+        world.counters.api_calls +=
+            2 + groups.len().div_ceil(100) as u64 + instances.len().div_ceil(1000).max(1) as u64;
         let snapshot = RegionSnapshot {
             now: world.timestamp(),
             groups,
@@ -461,11 +506,19 @@ impl Spotswap {
         let ours: BTreeMap<String, Instance> = world
             .instances
             .values()
-            .filter(|i| i.alive && (i.tags.contains_key(tags::GROUP) || i.tags.contains_key(tags::DETACHED_AT)))
+            .filter(|i| {
+                i.alive && (i.tags.contains_key(tags::GROUP) || i.tags.contains_key(tags::DETACHED_AT))
+            })
             .map(|i| (i.id.clone(), instance_view(world, i)))
             .collect();
         world.counters.api_calls += groups.len().div_ceil(100) as u64 + 1;
-        let plan = plan_reap(&groups, &ours, &self.settings, world.timestamp(), self.orphan_minutes);
+        let plan = plan_reap(
+            &groups,
+            &ours,
+            &self.settings,
+            world.timestamp(),
+            self.orphan_minutes,
+        );
         let mut by_group: BTreeMap<String, Vec<Action>> = BTreeMap::new();
         for a in plan.actions {
             if matches!(a.kind, ActionKind::Terminate { .. }) {
@@ -497,10 +550,10 @@ impl SimPolicy for Spotswap {
     }
 
     fn tick(&mut self, world: &mut World, k: u64) {
-        if k % self.rebalancer_steps == 0 {
+        if k.is_multiple_of(self.rebalancer_steps) {
             self.cycle(world);
         }
-        if k % self.reaper_steps == 0 {
+        if k.is_multiple_of(self.reaper_steps) {
             self.reap(world);
         }
     }
@@ -527,13 +580,20 @@ impl SimPolicy for Spotswap {
         if self.reaped {
             // Invariant (5): after a pass, nothing of ours past the orphan age runs outside a group.
             let age = i64::from(self.orphan_minutes) * 60;
-            for i in world.instances.values().filter(|i| i.alive && world.group_of(&i.id).is_none()) {
+            for i in world
+                .instances
+                .values()
+                .filter(|i| i.alive && world.group_of(&i.id).is_none())
+            {
                 let launched_at = i
                     .tags
                     .get(tags::LAUNCHED_AT)
                     .and_then(|v| Timestamp::parse_rfc3339(v))
                     .map_or(i.launched, Timestamp::unix);
-                let detached = i.tags.get(tags::DETACHED_AT).and_then(|v| Timestamp::parse_rfc3339(v));
+                let detached = i
+                    .tags
+                    .get(tags::DETACHED_AT)
+                    .and_then(|v| Timestamp::parse_rfc3339(v));
                 let stale = match detached {
                     Some(d) => t - d.unix() > spotswap_core::reap::DETACHED_GRACE_MINUTES * 60,
                     None => i.tags.contains_key(tags::GROUP) && t - launched_at >= age,
@@ -553,6 +613,11 @@ mod tests {
     #[test]
     fn every_mutating_action_costs_at_least_one_call() {
         assert_eq!(action_calls(&ActionKind::Wait), 0);
-        assert_eq!(action_calls(&ActionKind::Terminate { instance: "i-1".into() }), 1);
+        assert_eq!(
+            action_calls(&ActionKind::Terminate {
+                instance: "i-1".into()
+            }),
+            1
+        );
     }
 }

@@ -29,6 +29,10 @@ pub enum Template {
     },
 }
 
+/// CreateFleet's `InsufficientInstanceCapacity` in every pool offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoCapacity;
+
 /// One simulated instance.
 #[derive(Debug, Clone)]
 pub struct SimInstance {
@@ -240,7 +244,10 @@ impl World {
     /// at most the type's on-demand price (the default max price) and room under its capacity.
     pub fn spot_available(&self, p: usize) -> bool {
         let pool = &self.pools[p];
-        if self.now < pool.lost_until || !self.az_up(&pool.spec.pool.az) || pool.spot_price > pool.spec.on_demand_price {
+        if self.now < pool.lost_until
+            || !self.az_up(&pool.spec.pool.az)
+            || pool.spot_price > pool.spec.on_demand_price
+        {
             return false;
         }
         match pool.spec.capacity {
@@ -279,15 +286,20 @@ impl World {
 
     /// CreateFleet instant, spot, price-capacity-optimized (approximated: the cheapest offered
     /// pool with capacity). `Err` is `InsufficientInstanceCapacity` in every pool offered.
-    pub fn create_fleet(&mut self, offered: &[Pool], tags: InstanceTags) -> Result<String, ()> {
+    pub fn create_fleet(&mut self, offered: &[Pool], tags: InstanceTags) -> Result<String, NoCapacity> {
         let best = offered
             .iter()
             .filter_map(|p| self.pool_index.get(p).copied())
             .filter(|&p| self.spot_available(p))
-            .min_by(|&a, &b| self.pools[a].spot_price.total_cmp(&self.pools[b].spot_price).then(a.cmp(&b)));
+            .min_by(|&a, &b| {
+                self.pools[a]
+                    .spot_price
+                    .total_cmp(&self.pools[b].spot_price)
+                    .then(a.cmp(&b))
+            });
         match best {
             Some(p) => Ok(self.launch(p, Lifecycle::Spot, tags)),
-            None => Err(()),
+            None => Err(NoCapacity),
         }
     }
 
@@ -300,7 +312,9 @@ impl World {
 
     /// The group listing `id`, if any.
     pub fn group_of(&self, id: &str) -> Option<usize> {
-        self.groups.iter().position(|g| g.members.iter().any(|m| m.id == id))
+        self.groups
+            .iter()
+            .position(|g| g.members.iter().any(|m| m.id == id))
     }
 
     /// Give a spot instance its 2-minute warning (once).
@@ -331,7 +345,12 @@ impl World {
     /// A rebalance recommendation for every spot instance in pool `p`.
     pub fn recommend_pool(&mut self, p: usize) {
         for i in self.instances.values_mut() {
-            if i.alive && i.pool == p && i.lifecycle == Lifecycle::Spot && !i.at_risk && i.interrupt_at.is_none() {
+            if i.alive
+                && i.pool == p
+                && i.lifecycle == Lifecycle::Spot
+                && !i.at_risk
+                && i.interrupt_at.is_none()
+            {
                 i.at_risk = true;
                 self.recommended.push(i.id.clone());
             }
@@ -345,7 +364,11 @@ impl World {
 
     /// InService members of group `g`.
     pub fn in_service_count(&self, g: usize) -> u32 {
-        self.groups[g].members.iter().filter(|m| self.in_service(&m.id)).count() as u32
+        self.groups[g]
+            .members
+            .iter()
+            .filter(|m| self.in_service(&m.id))
+            .count() as u32
     }
 
     /// Remove a member (detach, terminate in group); `decrement` lowers desired.
@@ -357,7 +380,11 @@ impl World {
         group.members.remove(at);
         if decrement {
             group.desired = group.desired.saturating_sub(1).max(group.min_size);
-        } else if self.instances.get(id).is_some_and(|i| i.lifecycle == Lifecycle::Spot) {
+        } else if self
+            .instances
+            .get(id)
+            .is_some_and(|i| i.lifecycle == Lifecycle::Spot)
+        {
             group.lost_spot += 1;
         }
         if let Some(i) = self.instances.get_mut(id) {
@@ -405,14 +432,21 @@ impl World {
             alive
         });
         for id in lost {
-            if self.instances.get(&id).is_some_and(|i| i.lifecycle == Lifecycle::Spot) {
+            if self
+                .instances
+                .get(&id)
+                .is_some_and(|i| i.lifecycle == Lifecycle::Spot)
+            {
                 self.groups[g].lost_spot += 1;
             }
         }
         let rebalancing = matches!(self.groups[g].template, Template::Mixed { .. });
         // With Capacity Rebalancing, a warned or at-risk member is already being replaced.
         let counts = |w: &World, m: &SimMember| {
-            !rebalancing || w.instances.get(&m.id).is_none_or(|i| i.interrupt_at.is_none() && !i.at_risk)
+            !rebalancing
+                || w.instances
+                    .get(&m.id)
+                    .is_none_or(|i| i.interrupt_at.is_none() && !i.at_risk)
         };
         let active = self.groups[g].members.iter().filter(|m| counts(self, m)).count() as u32;
         let desired = self.groups[g].desired;
@@ -459,7 +493,9 @@ impl World {
             let group = &self.groups[g];
             let mut per_az: BTreeMap<&str, usize> = BTreeMap::new();
             for m in &group.members {
-                *per_az.entry(self.pools[self.instances[&m.id].pool].spec.pool.az.as_str()).or_default() += 1;
+                *per_az
+                    .entry(self.pools[self.instances[&m.id].pool].spec.pool.az.as_str())
+                    .or_default() += 1;
             }
             let victim = group
                 .members
@@ -501,7 +537,10 @@ impl World {
         azs.sort();
         let own = |az: &str| self.pool_index.get(&Pool::new(&group.instance_type, az)).copied();
         let choice: Option<(usize, Lifecycle)> = match &group.template {
-            Template::OnDemand => azs.first().and_then(|(_, az)| own(az)).map(|p| (p, Lifecycle::OnDemand)),
+            Template::OnDemand => azs
+                .first()
+                .and_then(|(_, az)| own(az))
+                .map(|p| (p, Lifecycle::OnDemand)),
             Template::SpotOwnType => azs
                 .iter()
                 .filter_map(|(_, az)| own(az))
@@ -514,7 +553,9 @@ impl World {
                     .filter(|m| self.instances[&m.id].lifecycle == Lifecycle::OnDemand)
                     .count() as u32;
                 if od < required_on_demand(group.desired, *base, *percent) {
-                    azs.first().and_then(|(_, az)| own(az)).map(|p| (p, Lifecycle::OnDemand))
+                    azs.first()
+                        .and_then(|(_, az)| own(az))
+                        .map(|p| (p, Lifecycle::OnDemand))
                 } else {
                     azs.iter()
                         .find_map(|(_, az)| self.cheapest_compatible(&group.instance_type, az))
@@ -522,7 +563,9 @@ impl World {
                 }
             }
         };
-        let Some((pool, lifecycle)) = choice else { return false };
+        let Some((pool, lifecycle)) = choice else {
+            return false;
+        };
         let name = group.name.clone();
         let mut t = InstanceTags::new();
         t.insert(tags::AWS_ASG_NAME.to_string(), name);
@@ -541,7 +584,10 @@ impl World {
     /// The cheapest pool in `az` of a type compatible with `instance_type`, priced at most its
     /// on-demand price, with spot capacity now.
     pub fn cheapest_compatible(&self, instance_type: &str, az: &str) -> Option<usize> {
-        let original = self.pools.iter().find(|p| p.spec.pool.instance_type == instance_type)?;
+        let original = self
+            .pools
+            .iter()
+            .find(|p| p.spec.pool.instance_type == instance_type)?;
         let arch = original.spec.spec.architectures.first()?.clone();
         let od = original.spec.on_demand_price;
         (0..self.pools.len())
@@ -552,7 +598,12 @@ impl World {
                     && pool.spot_price <= od
                     && self.spot_available(p)
             })
-            .min_by(|&a, &b| self.pools[a].spot_price.total_cmp(&self.pools[b].spot_price).then(a.cmp(&b)))
+            .min_by(|&a, &b| {
+                self.pools[a]
+                    .spot_price
+                    .total_cmp(&self.pools[b].spot_price)
+                    .then(a.cmp(&b))
+            })
     }
 
     /// Forget instances that died (after the step's metrics are taken).

@@ -40,7 +40,10 @@ fn negative_hours_name_the_field() {
 
 #[test]
 fn an_unknown_event_kind_names_the_field() {
-    let e = error(&with(&["events"], serde_json::json!([{"at_minute": 5, "kind": "meteor"}])));
+    let e = error(&with(
+        &["events"],
+        serde_json::json!([{"at_minute": 5, "kind": "meteor"}]),
+    ));
     assert!(e.starts_with("events[0].kind: unknown kind \"meteor\""), "{e}");
 }
 
@@ -50,22 +53,43 @@ fn a_pool_pattern_matching_nothing_names_the_field() {
         &["events"],
         serde_json::json!([{"at_minute": 5, "kind": "capacity_lost", "pools": ["m5.large/*", "c9.*/*"], "minutes": 5}]),
     ));
-    assert!(e.starts_with("events[0].pools[1]: \"c9.*/*\" matches no pool"), "{e}");
+    assert!(
+        e.starts_with("events[0].pools[1]: \"c9.*/*\" matches no pool"),
+        "{e}"
+    );
 }
 
 #[test]
 fn an_unknown_policy_names_the_field() {
-    let e = PolicyName::parse_list(Some("spotswap,karpenter")).unwrap_err().to_string();
+    let e = PolicyName::parse_list(Some("spotswap,karpenter"))
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("policies: unknown policy \"karpenter\""), "{e}");
 }
 
 #[test]
 fn other_bad_values_name_their_fields() {
     for (path, value, field) in [
-        (vec!["pools", "0", "spot_price"], serde_json::json!("cheap"), "pools[0].spot_price: "),
-        (vec!["pools", "0", "type"], serde_json::json!("x9.huge"), "pools[0].type: "),
-        (vec!["groups", "0", "azs"], serde_json::json!(["eu-west-1a"]), "groups[0].azs[0]: "),
-        (vec!["groups", "0", "desired"], serde_json::json!(-1), "groups[0].desired: "),
+        (
+            vec!["pools", "0", "spot_price"],
+            serde_json::json!("cheap"),
+            "pools[0].spot_price: ",
+        ),
+        (
+            vec!["pools", "0", "type"],
+            serde_json::json!("x9.huge"),
+            "pools[0].type: ",
+        ),
+        (
+            vec!["groups", "0", "azs"],
+            serde_json::json!(["eu-west-1a"]),
+            "groups[0].azs[0]: ",
+        ),
+        (
+            vec!["groups", "0", "desired"],
+            serde_json::json!(-1),
+            "groups[0].desired: ",
+        ),
         (vec!["step_seconds"], serde_json::json!(0), "step_seconds: "),
         (vec!["name"], serde_json::json!(null), "name: "),
     ] {

@@ -43,7 +43,12 @@ fn the_spotswap_invariants_hold_on_every_step_of_every_shipped_scenario() {
         let s = Scenario::load(&f).unwrap();
         let r = run(&s, &[PolicyName::Spotswap]);
         let p = &r.policies[0];
-        assert!(p.violations.is_empty(), "{}: {:?}", s.name, &p.violations[..p.violations.len().min(5)]);
+        assert!(
+            p.violations.is_empty(),
+            "{}: {:?}",
+            s.name,
+            &p.violations[..p.violations.len().min(5)]
+        );
     }
 }
 
@@ -58,7 +63,10 @@ fn calm_week_spotswap_saves_at_least_65_percent_with_no_shortfall() {
 
 #[test]
 fn seed_000_wipe_spotswap_shortfall_is_at_most_a_tenth_of_aws_native() {
-    let r = run(&load("seed-000-wipe.json"), &[PolicyName::Spotswap, PolicyName::AwsNative]);
+    let r = run(
+        &load("seed-000-wipe.json"),
+        &[PolicyName::Spotswap, PolicyName::AwsNative],
+    );
     let (ours, native) = (&r.policies[0], &r.policies[1]);
     assert!(native.shortfall_instance_minutes > 0.0);
     assert!(
@@ -141,13 +149,29 @@ fn every_format_shows_the_same_numbers() {
     for p in json["policies"].as_array().unwrap() {
         let cost = format!("{:.2}", p["cost"].as_f64().unwrap());
         let name = p["policy"].as_str().unwrap();
-        assert!(table.lines().any(|l| l.starts_with(name) && l.contains(&cost)), "{table}");
+        assert!(
+            table.lines().any(|l| l.starts_with(name) && l.contains(&cost)),
+            "{table}"
+        );
         assert!(md.contains(&format!("| {name} | {cost} |")), "{md}");
     }
-    let keys: Vec<&str> = json["policies"][0].as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = json["policies"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     for k in [
-        "policy", "cost", "on_demand_cost", "savings_percent", "shortfall_instance_minutes",
-        "max_shortfall", "interruptions", "swaps", "fallbacks", "api_calls",
+        "policy",
+        "cost",
+        "on_demand_cost",
+        "savings_percent",
+        "shortfall_instance_minutes",
+        "max_shortfall",
+        "interruptions",
+        "swaps",
+        "fallbacks",
+        "api_calls",
     ] {
         assert!(keys.contains(&k), "{k}");
     }
@@ -155,7 +179,10 @@ fn every_format_shows_the_same_numbers() {
 
 #[test]
 fn the_plot_is_an_svg_with_a_panel_per_policy() {
-    let r = run(&load("single-pool-wipe.yaml"), &[PolicyName::Spotswap, PolicyName::AwsNative]);
+    let r = run(
+        &load("single-pool-wipe.yaml"),
+        &[PolicyName::Spotswap, PolicyName::AwsNative],
+    );
     let svg = spotswap_sim::plot::svg(&r).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
     assert!(svg.contains("single-pool-wipe — spotswap"));
