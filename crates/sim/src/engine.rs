@@ -222,25 +222,21 @@ fn weather(scenario: &Scenario, world: &mut World, k: u64, next_event: &mut usiz
     }
     let rate = scenario.interruption_rate_per_hour;
     if rate > 0.0 {
+        // Ids are zero-padded and issued in order, so map order is launch order: the n-th
+        // running spot instance of a pool draws the pool's n-th number of the step.
         let p = rate * f64::from(scenario.step_seconds) / 3600.0;
-        let mut ranked: Vec<(usize, i64, String)> = world
-            .instances
-            .values()
-            .filter(|i| i.running(now) && i.lifecycle == Lifecycle::Spot && i.interrupt_at.is_none())
-            .map(|i| (i.pool, i.launched, i.id.clone()))
-            .collect();
-        ranked.sort();
-        let mut rank = 0u64;
-        let mut last_pool = usize::MAX;
-        for (pool, _, id) in ranked {
-            if pool != last_pool {
-                rank = 0;
-                last_pool = pool;
+        let mut rank = vec![0u64; world.pools.len()];
+        let mut hit = Vec::new();
+        for i in world.instances.values() {
+            if i.running(now) && i.lifecycle == Lifecycle::Spot && i.interrupt_at.is_none() {
+                if draw(scenario.seed, k, i.pool as u64, rank[i.pool]) < p {
+                    hit.push(i.id.clone());
+                }
+                rank[i.pool] += 1;
             }
-            if draw(scenario.seed, k, pool as u64, rank) < p {
-                world.warn(&id);
-            }
-            rank += 1;
+        }
+        for id in hit {
+            world.warn(&id);
         }
     }
 }

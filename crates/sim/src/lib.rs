@@ -13,11 +13,14 @@
 //! - [`world`]: instances, groups (desired, min/max, attach/detach, scale-in, their own
 //!   replacement of lost instances) and the spot market per pool.
 //! - [`engine`]: the step loop, the weather and the metrics.
+//! - [`asg`]: a group's own work: replacements, launches from its template, scale-in.
 //! - [`spotswap`]: the core driven as the Lambdas drive it.
+//! - [`views`]: the world read into the core's snapshot types.
 //! - [`policies`]: the policy names and the other four policies.
 //! - [`report`]: JSON, table and markdown output.
 //! - [`plot`]: the SVG.
 
+pub mod asg;
 pub mod engine;
 pub mod plot;
 pub mod policies;
@@ -25,6 +28,7 @@ pub mod report;
 pub mod scenario;
 pub mod specs;
 pub mod spotswap;
+pub mod views;
 pub mod world;
 
 pub use engine::{run_policy, PolicyResult, Sample};

@@ -16,14 +16,14 @@ use spotswap_core::events::{
 use spotswap_core::records::{no_capacity_key, NO_CAPACITY_MINUTES};
 use spotswap_core::tags::{self, InstanceTags};
 use spotswap_core::{
-    plan_cycle, plan_reap, Action, ActionKind, GroupSnapshot, Instance, InstanceState, LaunchSource,
-    LaunchTemplateRef, Lifecycle, Market, Member, MemberState, Policy, PriceSource, RegionSnapshot, Settings,
-    Timestamp,
+    plan_cycle, plan_reap, Action, ActionKind, GroupSnapshot, Instance, Lifecycle, MemberState, Policy,
+    RegionSnapshot, Settings, Timestamp,
 };
 
 use crate::policies::SimPolicy;
 use crate::scenario::{GroupSpec, Scenario};
-use crate::world::{NoCapacity, SimInstance, Template, World};
+use crate::views::{group_view, instance_view, instances_view, market_view};
+use crate::world::{NoCapacity, Template, World};
 
 /// AWS calls per action, as `crates/aws/src/execute.rs` makes them (see sim/README.md).
 pub fn action_calls(kind: &ActionKind) -> u64 {
@@ -73,105 +73,6 @@ impl Spotswap {
             reaped: false,
         }
     }
-}
-
-fn subnet(az: &str) -> String {
-    format!("subnet-{az}")
-}
-
-/// EC2's view of a simulated instance.
-pub fn instance_view(world: &World, i: &SimInstance) -> Instance {
-    let pool = &world.pools[i.pool];
-    let running = i.running(world.now);
-    Instance {
-        id: i.id.clone(),
-        instance_type: pool.spec.pool.instance_type.clone(),
-        az: pool.spec.pool.az.clone(),
-        subnet_id: Some(subnet(&pool.spec.pool.az)),
-        lifecycle: i.lifecycle,
-        state: match (i.alive, running) {
-            (false, _) => InstanceState::Gone,
-            (true, true) => InstanceState::Running,
-            (true, false) => InstanceState::Pending,
-        },
-        launch_time: Timestamp::from_unix(i.launched),
-        status_ok: Some(running),
-        termination_protected: Some(false),
-        tags: i.tags.clone(),
-        architecture: pool.spec.spec.architectures.first().cloned(),
-    }
-}
-
-/// Auto Scaling's view of a simulated group.
-pub fn group_view(world: &World, g: usize) -> GroupSnapshot {
-    let group = &world.groups[g];
-    GroupSnapshot {
-        name: group.name.clone(),
-        min_size: group.min_size,
-        max_size: group.max_size,
-        desired: group.desired,
-        health_check_grace_secs: group.grace_secs,
-        launch_source: LaunchSource::Template(LaunchTemplateRef {
-            id: Some(format!("lt-{:017x}", g + 1)),
-            name: None,
-            version: "$Latest".into(),
-        }),
-        subnets: group.azs.iter().map(|az| subnet(az)).collect(),
-        availability_zones: group.azs.clone(),
-        tags: group.tags.clone(),
-        propagated_tags: BTreeMap::new(),
-        members: group
-            .members
-            .iter()
-            .map(|m| Member {
-                id: m.id.clone(),
-                state: if world.in_service(&m.id) {
-                    MemberState::InService
-                } else {
-                    MemberState::Pending
-                },
-                healthy: true,
-                protected_from_scale_in: false,
-            })
-            .collect(),
-        status: None,
-        instance_refresh_in_progress: Some(false),
-        has_terminating_hook: Some(false),
-    }
-}
-
-/// The market the adapter reads: built-in specs, the latest spot price of every pool (spot
-/// price history knows nothing of capacity) and on-demand prices.
-pub fn market_view(world: &World) -> Market {
-    let mut m = Market {
-        types: BTreeMap::new(),
-        spot_prices: BTreeMap::new(),
-        on_demand_prices: BTreeMap::new(),
-        price_source: PriceSource::PriceFile,
-    };
-    for p in &world.pools {
-        m.types
-            .insert(p.spec.pool.instance_type.clone(), p.spec.spec.clone());
-        m.spot_prices.insert(p.spec.pool.clone(), p.spot_price);
-        m.on_demand_prices
-            .insert(p.spec.pool.instance_type.clone(), p.spec.on_demand_price);
-    }
-    m
-}
-
-/// Members of any group and every instance carrying our tags: what the adapter reads.
-fn instances_view(world: &World) -> BTreeMap<String, Instance> {
-    world
-        .instances
-        .values()
-        .filter(|i| i.alive)
-        .filter(|i| {
-            i.tags.contains_key(tags::AWS_ASG_NAME)
-                || i.tags.contains_key(tags::GROUP)
-                || i.tags.contains_key(tags::DETACHED_AT)
-        })
-        .map(|i| (i.id.clone(), instance_view(world, i)))
-        .collect()
 }
 
 fn group_index(world: &World, name: &str) -> Option<usize> {
@@ -580,10 +481,15 @@ impl SimPolicy for Spotswap {
         if self.reaped {
             // Invariant (5): after a pass, nothing of ours past the orphan age runs outside a group.
             let age = i64::from(self.orphan_minutes) * 60;
+            let members: std::collections::BTreeSet<&str> = world
+                .groups
+                .iter()
+                .flat_map(|g| g.members.iter().map(|m| m.id.as_str()))
+                .collect();
             for i in world
                 .instances
                 .values()
-                .filter(|i| i.alive && world.group_of(&i.id).is_none())
+                .filter(|i| i.alive && !members.contains(i.id.as_str()))
             {
                 let launched_at = i
                     .tags
