@@ -15,11 +15,10 @@ impl World {
         let now = self.now;
         let mut lost = Vec::new();
         self.groups[g].members.retain(|m| {
-            let alive = self.instances.get(&m.id).is_some_and(|i| i.alive);
-            if !alive {
+            if !m.alive {
                 lost.push(m.id.clone());
             }
-            alive
+            m.alive
         });
         for id in lost {
             if self
@@ -51,7 +50,7 @@ impl World {
             let serving = self.groups[g]
                 .members
                 .iter()
-                .filter(|m| counts(self, m) && self.in_service(&m.id))
+                .filter(|m| counts(self, m) && m.in_service(self.now))
                 .count() as u32;
             if serving >= desired {
                 let leaving: Vec<String> = self.groups[g]
@@ -167,7 +166,8 @@ impl World {
         } else if lifecycle == Lifecycle::Spot {
             group.lost_spot = group.lost_spot.saturating_sub(1);
         }
-        group.members.push(SimMember { id, own_launch: true });
+        let member = SimMember::of(&self.instances[&id], true);
+        self.groups[g].members.push(member);
         true
     }
 

@@ -126,11 +126,10 @@ pub fn run_policy(scenario: &Scenario, name: PolicyName) -> PolicyResult {
             gap += group.user_desired.saturating_sub(serving);
             s.desired += group.user_desired;
             s.in_service += serving;
-            for m in &group.members {
-                match world.instances.get(&m.id) {
-                    Some(i) if i.running(world.now) && i.lifecycle == Lifecycle::Spot => s.spot += 1,
-                    Some(i) if i.running(world.now) => s.on_demand += 1,
-                    _ => {}
+            for m in group.members.iter().filter(|m| m.in_service(world.now)) {
+                match m.lifecycle {
+                    Lifecycle::Spot => s.spot += 1,
+                    Lifecycle::OnDemand => s.on_demand += 1,
                 }
             }
             out.on_demand_cost +=

@@ -469,7 +469,7 @@ impl SimPolicy for Spotswap {
             let filling = group
                 .members
                 .iter()
-                .filter(|m| m.own_launch && !world.in_service(&m.id))
+                .filter(|m| m.own_launch && !m.in_service(t))
                 .count() as u32;
             if serving + filling + group.failed_launches < group.desired.min(group.user_desired) {
                 violations.push(format!(

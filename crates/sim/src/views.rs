@@ -63,7 +63,7 @@ pub fn group_view(world: &World, g: usize) -> GroupSnapshot {
             .iter()
             .map(|m| Member {
                 id: m.id.clone(),
-                state: if world.in_service(&m.id) {
+                state: if m.in_service(world.now) {
                     MemberState::InService
                 } else {
                     MemberState::Pending

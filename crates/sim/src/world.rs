@@ -70,6 +70,31 @@ pub struct SimMember {
     pub id: String,
     /// Launched by the group itself (not attached).
     pub own_launch: bool,
+    /// A copy of the instance's `ready_at`, `alive` and lifecycle, so the per-step counts need
+    /// no look-up ([`World::kill`] keeps `alive` in step).
+    pub ready_at: i64,
+    /// The instance is alive.
+    pub alive: bool,
+    /// Its lifecycle.
+    pub lifecycle: Lifecycle,
+}
+
+impl SimMember {
+    /// A member for `inst`.
+    pub fn of(inst: &SimInstance, own_launch: bool) -> Self {
+        Self {
+            id: inst.id.clone(),
+            own_launch,
+            ready_at: inst.ready_at,
+            alive: inst.alive,
+            lifecycle: inst.lifecycle,
+        }
+    }
+
+    /// InService: alive and running.
+    pub fn in_service(&self, now: i64) -> bool {
+        self.alive && now >= self.ready_at
+    }
 }
 
 /// One simulated Auto Scaling group.
@@ -306,7 +331,15 @@ impl World {
     /// Terminate an instance (TerminateInstances): it is gone at once.
     pub fn kill(&mut self, id: &str) {
         if let Some(i) = self.instances.get_mut(id) {
+            if !i.alive {
+                return;
+            }
             i.alive = false;
+        }
+        for g in &mut self.groups {
+            if let Some(m) = g.members.iter_mut().find(|m| m.id == id) {
+                m.alive = false;
+            }
         }
     }
 
@@ -367,7 +400,7 @@ impl World {
         self.groups[g]
             .members
             .iter()
-            .filter(|m| self.in_service(&m.id))
+            .filter(|m| m.in_service(self.now))
             .count() as u32
     }
 
@@ -408,10 +441,9 @@ impl World {
             return Err("ValidationError: desired capacity above MaxSize".into());
         }
         group.desired += 1;
-        group.members.push(SimMember {
-            id: id.to_string(),
-            own_launch: false,
-        });
+        let member = SimMember::of(&self.instances[id], false);
+        let group = &mut self.groups[g];
+        group.members.push(member);
         let name = group.name.clone();
         if let Some(i) = self.instances.get_mut(id) {
             i.tags.insert(tags::AWS_ASG_NAME.to_string(), name);
