@@ -515,6 +515,20 @@ impl SimPolicy for Spotswap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spotswap_core::Reason;
+
+    const TWO: &str = r#"{"name": "t", "hours": 1,
+      "pools": [{"type": "m5.large", "az": "us-east-1a", "spot_price": 0.03, "on_demand_price": 0.096}],
+      "groups": [{"name": "on", "instance_type": "m5.large", "azs": ["us-east-1a"], "desired": 2,
+                  "tags": {"spotswap:enabled": "true"}},
+                 {"name": "off", "instance_type": "m5.large", "azs": ["us-east-1a"], "desired": 1}]}"#;
+
+    fn world() -> (Spotswap, World) {
+        let s = Scenario::parse(TWO, std::path::Path::new(".")).unwrap();
+        let mut w = World::new(&s, |_| Template::OnDemand);
+        w.fill_initial();
+        (Spotswap::new(&s), w)
+    }
 
     #[test]
     fn every_mutating_action_costs_at_least_one_call() {
@@ -525,5 +539,32 @@ mod tests {
             }),
             1
         );
+    }
+
+    #[test]
+    fn the_checks_catch_an_early_retire_and_an_action_on_an_unmanaged_group() {
+        // GIVEN a managed and an unmanaged group, and a replacement still booting
+        let (mut policy, mut w) = world();
+        let original = w.groups[0].members[0].id.clone();
+        let booting = w.launch(0, Lifecycle::Spot, InstanceTags::new());
+        // WHEN the original is retired before the replacement serves, and the unmanaged group
+        // is touched
+        let retire = ActionKind::Retire {
+            instance: original,
+            replacement: booting,
+        };
+        policy
+            .apply(&mut w, &Action::new(retire, Reason::ReplacementInService, "on"))
+            .unwrap();
+        let raise = ActionKind::RaiseMax { from: 1, to: 2 };
+        policy
+            .apply(&mut w, &Action::new(raise, Reason::MaxSizeAtDesired, "off"))
+            .unwrap();
+        // THEN both are reported, and the capacity check sees the gap the retire left
+        let mut found = Vec::new();
+        policy.check(&w, &mut found);
+        assert!(found.iter().any(|v| v.contains("before")), "{found:?}");
+        assert!(found.iter().any(|v| v.contains("unmanaged")), "{found:?}");
+        assert!(found.iter().any(|v| v.contains("InService")), "{found:?}");
     }
 }
