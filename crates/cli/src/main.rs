@@ -16,6 +16,7 @@ use spotswap_aws::{
     handle_event, reap, rebalance, AdapterError, Aws, Config, CycleOptions, CycleReport, EventOptions,
 };
 
+mod simulate;
 mod table;
 
 #[derive(Parser, Debug)]
@@ -80,6 +81,9 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Simulate one region over a scenario file with the real core and compare policies
+    /// (no AWS). Exit 2 for a bad scenario, policy or format.
+    Simulate(simulate::Args),
 }
 
 // One thread: the work is waiting on AWS, a 128 MB Lambda has a fraction of a vCPU, and one
@@ -88,6 +92,9 @@ enum Command {
 async fn main() -> ExitCode {
     spotswap_aws::tune_allocator();
     let cli = Cli::parse();
+    if let Command::Simulate(args) = &cli.command {
+        return simulate::main(args);
+    }
     init_logging();
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -123,6 +130,7 @@ async fn main() -> ExitCode {
         }
         Command::Reap { dry_run, output } => run_reap(&aws, &config, dry_run, output).await,
         Command::HandleEvent { file, dry_run } => run_handle_event(&aws, &config, &file, dry_run).await,
+        Command::Simulate(_) => unreachable!("handled before the AWS set-up"),
     }
 }
 
