@@ -9,7 +9,7 @@ use spotswap_sim::{run, Format, PolicyName, Scenario};
 
 /// `spotswap simulate` arguments.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The scenario file (JSON or YAML).
     #[arg(long, value_name = "FILE")]
     scenario: PathBuf,
@@ -26,7 +26,7 @@ pub struct Args {
 }
 
 /// Run the simulation and print the results.
-pub fn main(args: &Args) -> ExitCode {
+pub(crate) fn main(args: &Args) -> ExitCode {
     let checked = (|| {
         let format: Format = args.output.parse()?;
         let policies = PolicyName::parse_list(args.policies.as_deref())?;

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers unwrap: a panic is the failure report
 //! `spotswap simulate` end to end: JSON out, and bad input exits 2 with one line naming the field.
 
 use std::process::Command;

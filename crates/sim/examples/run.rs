@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test and example code: a panic is the report
 //! `cargo run --release -p spotswap-sim --example run -- FILE...`: every policy over each
 //! scenario, as a table (the speed measurement uses it too).
 fn main() {

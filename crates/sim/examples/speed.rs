@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test and example code: a panic is the report
 //! The speed measurement: one simulated week of 100 groups × 20 instances at 1-minute steps.
 //! `cargo run --release -p spotswap-sim --example speed [-- POLICIES]` (release only; timing
 //! belongs here, never in a test).

@@ -78,16 +78,39 @@ pub struct GroupSpec {
 pub enum EventKind {
     /// Spot capacity in these pools (indices into `pools`) is lost for `secs`: every spot
     /// instance there gets the 2-minute warning and no spot launch lands there.
-    CapacityLost { pools: Vec<usize>, secs: i64 },
+    CapacityLost {
+        /// Indices into the scenario's pools.
+        pools: Vec<usize>,
+        /// How long, in seconds.
+        secs: i64,
+    },
     /// A rebalance recommendation to every spot instance in these pools.
-    Rebalance { pools: Vec<usize> },
+    Rebalance {
+        /// Indices into the scenario's pools.
+        pools: Vec<usize>,
+    },
     /// The pool's spot price changes.
-    Price { pool: usize, spot_price: f64 },
+    Price {
+        /// Index into the scenario's pools.
+        pool: usize,
+        /// The new spot price, USD/hour.
+        spot_price: f64,
+    },
     /// A group's desired capacity changes.
-    Desired { group: usize, desired: u32 },
+    Desired {
+        /// Index into the scenario's groups.
+        group: usize,
+        /// The new desired capacity.
+        desired: u32,
+    },
     /// Every instance in the AZ is lost at once, without warning, and nothing launches there
     /// for `secs`.
-    AzOutage { az: String, secs: i64 },
+    AzOutage {
+        /// The availability zone.
+        az: String,
+        /// How long, in seconds.
+        secs: i64,
+    },
 }
 
 /// An event at a time.

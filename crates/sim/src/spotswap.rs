@@ -13,7 +13,7 @@ use spotswap_core::events::{
     decide_rebalance, decide_records, decide_spot_warning, EventSnapshot, InstanceAction, InstanceId,
     Membership, RebalanceDetail, SpotInterruptionDetail,
 };
-use spotswap_core::records::{no_capacity_key, NO_CAPACITY_MINUTES};
+use spotswap_core::records::{max_raised_tags, no_capacity_tags, record_interruption_tags};
 use spotswap_core::tags::{self, InstanceTags};
 use spotswap_core::{
     plan_cycle, plan_reap, Action, ActionKind, GroupSnapshot, Instance, Lifecycle, MemberState, Policy,
@@ -149,21 +149,15 @@ impl Spotswap {
                     }
                     Err(NoCapacity) => {
                         world.counters.api_calls += 1; // CreateOrUpdateTags: the no-capacity marks
-                        let until = now.plus_minutes(NO_CAPACITY_MINUTES).to_rfc3339();
-                        for c in &spec.candidates {
-                            world.groups[g]
-                                .tags
-                                .insert(no_capacity_key(&c.pool), until.clone());
-                        }
+                                                       // The fleet tried every offered pool: the core marks them all.
+                        world.groups[g].tags.extend(no_capacity_tags(&offered, now));
                     }
                 }
                 Ok(())
             }
             ActionKind::RaiseMax { from, to } => {
                 let group = &mut world.groups[g];
-                group
-                    .tags
-                    .insert(tags::MAX_RAISED_FROM.to_string(), from.to_string());
+                group.tags.extend(max_raised_tags(*from, *to));
                 group.max_size = *to;
                 Ok(())
             }
@@ -208,6 +202,7 @@ impl Spotswap {
                 }
                 group.max_size = *to;
                 group.tags.remove(tags::MAX_RAISED_FROM);
+                group.tags.remove(tags::MAX_RAISED_TO);
                 Ok(())
             }
             ActionKind::ClearRecords { keys } => {
@@ -239,16 +234,16 @@ impl Spotswap {
                 pool,
                 cooldown_until,
                 interruptions,
+                counts,
                 sheltered_until,
             } => {
-                let t = &mut world.groups[g].tags;
-                t.insert(tags::INTERRUPTIONS.to_string(), interruptions.clone());
-                if let Some(u) = cooldown_until {
-                    t.insert(spotswap_core::records::cooldown_key(pool), u.to_rfc3339());
-                }
-                if let Some(u) = sheltered_until {
-                    t.insert(tags::SHELTERED_UNTIL.to_string(), u.to_rfc3339());
-                }
+                world.groups[g].tags.extend(record_interruption_tags(
+                    pool,
+                    *cooldown_until,
+                    interruptions,
+                    counts,
+                    *sheltered_until,
+                ));
                 Ok(())
             }
             ActionKind::Wait | ActionKind::Ignore => Ok(()),

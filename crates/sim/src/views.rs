@@ -13,7 +13,8 @@ use spotswap_core::{
 
 use crate::world::{SimInstance, World};
 
-pub fn subnet(az: &str) -> String {
+/// The simulated subnet of `az`.
+pub(crate) fn subnet(az: &str) -> String {
     format!("subnet-{az}")
 }
 

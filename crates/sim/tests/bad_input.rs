@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test and example code: a panic is the report
 //! Bad scenario files are an error naming the field, never a panic.
 
 use std::path::Path;

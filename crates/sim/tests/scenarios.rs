@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test and example code: a panic is the report
 //! The shipped scenarios, the invariants of the spotswap policy inside them, and the targets.
 //! A fixed-seed slice: every scenario runs in about a second in debug.
 
