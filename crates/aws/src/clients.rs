@@ -124,6 +124,14 @@ impl Aws {
         }
     }
 
+    /// An adapter on an in-memory region ([`crate::fake::FakePort`]), for tests.
+    #[cfg(any(test, feature = "fake"))]
+    pub fn fake(fake: Arc<crate::fake::FakePort>) -> Self {
+        let calls = fake.calls().clone();
+        let region = fake.region().to_string();
+        Self::with_port(fake, calls, region)
+    }
+
     /// The port, for a call made through [`Aws::paced`].
     pub(crate) fn port(&self) -> &dyn Port {
         &*self.port

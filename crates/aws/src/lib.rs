@@ -22,6 +22,10 @@ pub mod clients;
 pub mod config;
 mod error;
 pub mod execute;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
+#[cfg(test)]
+mod fake_tests;
 pub mod interruption;
 pub mod lambda;
 pub mod port;
