@@ -54,7 +54,7 @@ pub struct Executor {
 /// after another in the background, so only a cycle's first launches wait for a read: a
 /// single read of every batch up front held all launches back for each batch's round trip.
 #[derive(Debug, Clone)]
-pub struct LaunchGuard {
+pub(crate) struct LaunchGuard {
     aws: Aws,
     batch_of: Arc<BTreeMap<String, usize>>,
     batches: Arc<[GuardBatch]>,
@@ -69,7 +69,7 @@ struct GuardBatch {
 
 impl LaunchGuard {
     /// Originals in the order the cycle will reach them.
-    pub fn new(aws: &Aws, originals: Vec<String>) -> Self {
+    pub(crate) fn new(aws: &Aws, originals: Vec<String>) -> Self {
         let mut batch_of = BTreeMap::new();
         let batches: Vec<GuardBatch> = originals
             .chunks(crate::snapshot::FILTER_VALUES)
@@ -92,7 +92,7 @@ impl LaunchGuard {
     }
 
     /// Read every batch, in order, in a task of its own; abort it when the cycle is done.
-    pub fn prefetch(&self) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn prefetch(&self) -> tokio::task::JoinHandle<()> {
         let guard = self.clone();
         tokio::spawn(async move {
             for i in 0..guard.batches.len() {
@@ -119,7 +119,7 @@ impl LaunchGuard {
 
     /// Our launches replacing `original`; `None` when it is in no batch or its batch's read
     /// failed.
-    pub async fn launches_replacing(&self, original: &str) -> Option<Vec<Instance>> {
+    pub(crate) async fn launches_replacing(&self, original: &str) -> Option<Vec<Instance>> {
         let i = *self.batch_of.get(original)?;
         self.batch(i)
             .await
@@ -143,13 +143,13 @@ impl Executor {
 
     /// The cycle's batched look-up of our launches ([`LaunchGuard`]). A launch whose original
     /// it does not cover (or every launch, without one) reads its own.
-    pub fn launch_guard(mut self, guard: Option<LaunchGuard>) -> Self {
+    pub(crate) fn launch_guard(mut self, guard: Option<LaunchGuard>) -> Self {
         self.guard = guard;
         self
     }
 
     /// Start no new swap (Launch) after `until`; swaps in flight still advance.
-    pub fn launches_until(mut self, until: Option<std::time::Instant>) -> Self {
+    pub(crate) fn launches_until(mut self, until: Option<std::time::Instant>) -> Self {
         self.launches_until = until;
         self
     }
@@ -162,7 +162,7 @@ impl Executor {
     }
 
     /// No new swap may start any more: the time for launches is up.
-    pub fn launches_over(&self) -> bool {
+    pub(crate) fn launches_over(&self) -> bool {
         self.launches_until
             .is_some_and(|t| std::time::Instant::now() >= t)
     }
@@ -180,7 +180,7 @@ impl Executor {
 
     /// Run one action; `stop` is the reason later steps of the same group are not attempted,
     /// once one failed or the budget ran out.
-    pub async fn run_one(&self, a: &Action, stop: &mut Option<Reason>) -> Outcome {
+    pub(crate) async fn run_one(&self, a: &Action, stop: &mut Option<Reason>) -> Outcome {
         if !a.kind.is_mutating() {
             return Outcome::Done(None);
         }
@@ -462,17 +462,12 @@ impl Executor {
     }
 
     /// The clients this executor acts through.
-    pub fn aws(&self) -> &Aws {
+    pub(crate) fn aws(&self) -> &Aws {
         &self.aws
     }
 
     /// The time this executor acts at.
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.now
-    }
-
-    /// True in dry-run mode.
-    pub fn dry_run(&self) -> bool {
-        self.dry_run
     }
 }

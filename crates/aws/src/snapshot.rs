@@ -93,7 +93,7 @@ pub async fn take(
 /// The opt-in filter is on the key, not on the value `true`: a group tagged `yes` or `TRUE`
 /// must reach [`spotswap_core::policy::is_managed`] and be reported as `InvalidConfig`, not be
 /// passed over without a word.
-pub async fn describe_groups(aws: &Aws, mode: Mode) -> Result<Vec<GroupSnapshot>, AdapterError> {
+pub(crate) async fn describe_groups(aws: &Aws, mode: Mode) -> Result<Vec<GroupSnapshot>, AdapterError> {
     let q = match mode {
         Mode::OptIn => GroupQuery::TagKey(tags::ENABLED.to_string()),
         Mode::OptOut => GroupQuery::All,
@@ -102,7 +102,10 @@ pub async fn describe_groups(aws: &Aws, mode: Mode) -> Result<Vec<GroupSnapshot>
 }
 
 /// Named groups, for the event handler.
-pub async fn describe_named_groups(aws: &Aws, names: &[String]) -> Result<Vec<GroupSnapshot>, AdapterError> {
+pub(crate) async fn describe_named_groups(
+    aws: &Aws,
+    names: &[String],
+) -> Result<Vec<GroupSnapshot>, AdapterError> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
@@ -121,7 +124,7 @@ async fn groups(aws: &Aws, q: &GroupQuery) -> Result<Vec<GroupSnapshot>, Adapter
 }
 
 /// Every live instance of the region (`ids` empty), or the named ones.
-pub async fn describe_instances(
+pub(crate) async fn describe_instances(
     aws: &Aws,
     ids: &[String],
 ) -> Result<BTreeMap<String, Instance>, AdapterError> {
@@ -135,7 +138,7 @@ pub async fn describe_instances(
 
 /// Live instances carrying tag `key` (with one of `values`, when any is given: at most 200,
 /// EC2's limit of values per filter).
-pub async fn describe_tagged_instances(
+pub(crate) async fn describe_tagged_instances(
     aws: &Aws,
     key: &str,
     values: &[&str],
@@ -163,7 +166,7 @@ async fn instances(aws: &Aws, q: &InstanceQuery) -> Result<BTreeMap<String, Inst
 /// Our live launches replacing any of `originals`, by the original they replace (every
 /// original asked about has an entry, empty when nothing replaces it): one read per 200
 /// originals, for a whole cycle's launches at once.
-pub async fn launches_replacing(
+pub(crate) async fn launches_replacing(
     aws: &Aws,
     originals: &[String],
 ) -> Result<BTreeMap<String, Vec<Instance>>, AdapterError> {

@@ -136,7 +136,7 @@ impl Bucket {
 
 /// The buckets of one process (shared by every clone of [`crate::Aws`]).
 #[derive(Debug, Clone)]
-pub struct ApiLimiter {
+pub(crate) struct ApiLimiter {
     buckets: Arc<[Mutex<Bucket>; 5]>,
     rates: ApiRates,
 }
@@ -149,7 +149,7 @@ impl Default for ApiLimiter {
 
 impl ApiLimiter {
     /// Full buckets at `rates`.
-    pub fn new(rates: ApiRates) -> Self {
+    pub(crate) fn new(rates: ApiRates) -> Self {
         let now = Instant::now();
         let bucket = |c: ApiClass| {
             let rate = rates.get(c);
@@ -166,13 +166,13 @@ impl ApiLimiter {
     }
 
     /// The rates in force.
-    pub fn rates(&self) -> ApiRates {
+    pub(crate) fn rates(&self) -> ApiRates {
         self.rates
     }
 
     /// Wait for a token for `operation` (`service:Operation`). Returns at once for services
     /// not paced.
-    pub async fn acquire(&self, operation: &str) {
+    pub(crate) async fn acquire(&self, operation: &str) {
         let Some(class) = ApiClass::of(operation) else {
             return;
         };
