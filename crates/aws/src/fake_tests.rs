@@ -279,3 +279,55 @@ async fn the_fake_refuses_what_aws_refuses() {
     assert_eq!(aws.api_calls()["autoscaling:AttachInstances"], 2);
     assert_eq!(aws.api_calls()["autoscaling:DetachInstances"], 2);
 }
+
+#[tokio::test]
+async fn a_spot_warning_detaches_after_four_reads_and_records_the_pool() {
+    // GIVEN a spot member of a managed group
+    let fleet = Fleet::new()
+        .desired(3)
+        .on_demand("i-od1", A)
+        .spot("i-1234567890abcdef0", "m5a.large", A)
+        .spot("i-spot2", "m6i.large", B);
+    let (fake, aws) = region(&[fleet]);
+    // WHEN AWS's sample warning arrives about it
+    let raw = include_str!("../../../events/interruption-spot-warning.json");
+    let opts = crate::EventOptions {
+        now: Some(NOW),
+        ..crate::EventOptions::default()
+    };
+    let report = crate::handle_event(&aws, &Config::default(), raw, opts)
+        .await
+        .unwrap();
+    // THEN it was detached (desired kept: the group replaces it) after four reads, tagged,
+    // and its pool recorded on the group
+    let steps: Vec<(&str, &str)> = report
+        .decisions
+        .iter()
+        .map(|d| (d.kind.name(), d.outcome.name()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("detach", "done"),
+            ("tag-detached", "done"),
+            ("record-interruption", "done")
+        ],
+        "{:?}",
+        report.decisions
+    );
+    assert_eq!(
+        report.calls_before_replacement,
+        Some(4),
+        "{:?}",
+        aws.api_call_log()
+    );
+    let r = fake.state();
+    assert!(r.group_of("i-1234567890abcdef0").is_none());
+    assert_eq!(r.groups["web"].desired, 3);
+    assert!(r.instances["i-1234567890abcdef0"]
+        .tag(spotswap_core::tags::DETACHED_AT)
+        .is_some());
+    assert!(r.groups["web"]
+        .tags
+        .contains_key(spotswap_core::tags::INTERRUPTIONS));
+}
