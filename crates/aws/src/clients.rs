@@ -1,4 +1,5 @@
-//! The SDK clients, built once per process, with a per-operation call counter.
+//! [`Aws`]: the port to AWS, built once per process, with its pacing, its per-operation call
+//! counter and the warm-container cache.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,10 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::cache::MarketCache;
+use crate::port::{Page, Port, PortFuture};
+use crate::sdk_port::SdkPort;
 use crate::throttle::{ApiLimiter, ApiRates};
+use crate::AdapterError;
 
 /// Most calls kept in the ordered log: one invocation makes a few dozen.
 const CALL_LOG_MAX: usize = 1000;
@@ -45,7 +49,8 @@ impl CallCounter {
         }
     }
 
-    fn add(&self, key: String) {
+    /// Count one call of `key` (`service:Operation`).
+    pub(crate) fn add(&self, key: String) {
         if let Ok(mut l) = self.log.lock() {
             if l.len() < CALL_LOG_MAX {
                 l.push(key.clone());
@@ -77,13 +82,11 @@ impl Intercept for CallCounter {
     }
 }
 
-/// The clients spotswap uses, and the warm-container cache. Cheap to clone.
+/// The port to AWS, its pacing, its call counter and the warm-container cache. Cheap to
+/// clone; clones share all four.
 #[derive(Debug, Clone)]
 pub struct Aws {
-    pub(crate) ec2: aws_sdk_ec2::Client,
-    pub(crate) asg: aws_sdk_autoscaling::Client,
-    pub(crate) events: aws_sdk_eventbridge::Client,
-    pub(crate) pricing: aws_sdk_pricing::Client,
+    port: Arc<dyn Port>,
     pub(crate) calls: CallCounter,
     pub(crate) cache: MarketCache,
     pub(crate) limiter: ApiLimiter,
@@ -101,34 +104,71 @@ impl Aws {
         Self::from_conf(&loader.load().await)
     }
 
-    /// Build every client from one `SdkConfig`.
+    /// The SDK port ([`SdkPort`]), every client built from one `SdkConfig`.
     pub fn from_conf(conf: &SdkConfig) -> Self {
         let calls = CallCounter::default();
-        let ec2 = aws_sdk_ec2::config::Builder::from(conf)
-            .interceptor(calls.clone())
-            .build();
-        let asg = aws_sdk_autoscaling::config::Builder::from(conf)
-            .interceptor(calls.clone())
-            .build();
-        let events = aws_sdk_eventbridge::config::Builder::from(conf)
-            .interceptor(calls.clone())
-            .build();
-        // The Price List API is served from a few regions only; us-east-1 answers for all.
-        // One attempt: prices are cached and have a fallback, a slow retry loop helps nobody.
-        let pricing = aws_sdk_pricing::config::Builder::from(conf)
-            .region(Region::new("us-east-1"))
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
-            .interceptor(calls.clone())
-            .build();
+        let port = SdkPort::new(conf, &calls);
+        let region = conf.region().map(|r| r.to_string()).unwrap_or_default();
+        Self::with_port(Arc::new(port), calls, region)
+    }
+
+    /// Any port: `calls` must be the counter the port counts its calls into, for
+    /// [`Aws::api_calls`].
+    pub fn with_port(port: Arc<dyn Port>, calls: CallCounter, region: impl Into<String>) -> Self {
         Self {
-            ec2: aws_sdk_ec2::Client::from_conf(ec2),
-            asg: aws_sdk_autoscaling::Client::from_conf(asg),
-            events: aws_sdk_eventbridge::Client::from_conf(events),
-            pricing: aws_sdk_pricing::Client::from_conf(pricing),
+            port,
             calls,
             cache: MarketCache::default(),
             limiter: ApiLimiter::default(),
-            region: conf.region().map(|r| r.to_string()).unwrap_or_default(),
+            region: region.into(),
+        }
+    }
+
+    /// An adapter on an in-memory region ([`crate::fake::FakePort`]), for tests.
+    #[cfg(any(test, feature = "fake"))]
+    pub fn fake(fake: Arc<crate::fake::FakePort>) -> Self {
+        let calls = fake.calls().clone();
+        let region = fake.region().to_string();
+        Self::with_port(fake, calls, region)
+    }
+
+    /// The port, for a call made through [`Aws::paced`].
+    pub(crate) fn port(&self) -> &dyn Port {
+        &*self.port
+    }
+
+    /// Take a token for `operation`, then make the call: `aws.paced(op::CREATE_TAGS,
+    /// aws.port().tag_instances(..))`. Port futures are lazy, so nothing is sent before the
+    /// token is taken.
+    pub(crate) async fn paced<T>(
+        &self,
+        operation: &'static str,
+        call: PortFuture<'_, T>,
+    ) -> Result<T, AdapterError> {
+        self.limiter.acquire(operation).await;
+        call.await
+    }
+
+    /// Read every page: `page(token)` is one call, paced as `operation`, asked again with each
+    /// `NextToken` until a page comes without one. Stops, as the SDK's paginators do, on an
+    /// empty token or one equal to the last (a service that repeats it would loop forever).
+    pub(crate) async fn each_page<'a, T>(
+        &self,
+        operation: &'static str,
+        mut page: impl FnMut(Option<String>) -> PortFuture<'a, Page<T>>,
+        mut each: impl FnMut(T),
+    ) -> Result<(), AdapterError> {
+        let mut token: Option<String> = None;
+        loop {
+            self.limiter.acquire(operation).await;
+            let p = page(token.clone()).await?;
+            p.items.into_iter().for_each(&mut each);
+            match p.next {
+                Some(next) if !next.is_empty() && token.as_deref() != Some(next.as_str()) => {
+                    token = Some(next)
+                }
+                _ => return Ok(()),
+            }
         }
     }
 

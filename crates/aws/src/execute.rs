@@ -5,19 +5,14 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
-use aws_sdk_ec2::types::{
-    DefaultTargetCapacityType, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
-    FleetLaunchTemplateSpecificationRequest, FleetType, InstanceType, ResourceType, SpotAllocationStrategy,
-    SpotOptionsRequest, Tag, TagSpecification, TargetCapacitySpecificationRequest,
-};
 use spotswap_core::fleet::{judge_fleet, FleetError, FleetVerdict};
 use spotswap_core::records::{max_raised_tags, no_capacity_tags, record_interruption_tags};
 use spotswap_core::{
     tags, Action, ActionKind, Failure, Instance, LaunchSpec, Outcome, Pool, Reason, Timestamp,
 };
 
+use crate::port::{op, FleetRequest};
 use crate::snapshot::describe_tagged_instances;
-use crate::throttle::Paced;
 use crate::{AdapterError, Aws};
 
 /// A most-mutating-calls limit for one invocation: a blast-radius guard, and the hook the crash
@@ -59,7 +54,7 @@ pub struct Executor {
 /// after another in the background, so only a cycle's first launches wait for a read: a
 /// single read of every batch up front held all launches back for each batch's round trip.
 #[derive(Debug, Clone)]
-pub struct LaunchGuard {
+pub(crate) struct LaunchGuard {
     aws: Aws,
     batch_of: Arc<BTreeMap<String, usize>>,
     batches: Arc<[GuardBatch]>,
@@ -74,7 +69,7 @@ struct GuardBatch {
 
 impl LaunchGuard {
     /// Originals in the order the cycle will reach them.
-    pub fn new(aws: &Aws, originals: Vec<String>) -> Self {
+    pub(crate) fn new(aws: &Aws, originals: Vec<String>) -> Self {
         let mut batch_of = BTreeMap::new();
         let batches: Vec<GuardBatch> = originals
             .chunks(crate::snapshot::FILTER_VALUES)
@@ -97,7 +92,7 @@ impl LaunchGuard {
     }
 
     /// Read every batch, in order, in a task of its own; abort it when the cycle is done.
-    pub fn prefetch(&self) -> tokio::task::JoinHandle<()> {
+    pub(crate) fn prefetch(&self) -> tokio::task::JoinHandle<()> {
         let guard = self.clone();
         tokio::spawn(async move {
             for i in 0..guard.batches.len() {
@@ -124,7 +119,7 @@ impl LaunchGuard {
 
     /// Our launches replacing `original`; `None` when it is in no batch or its batch's read
     /// failed.
-    pub async fn launches_replacing(&self, original: &str) -> Option<Vec<Instance>> {
+    pub(crate) async fn launches_replacing(&self, original: &str) -> Option<Vec<Instance>> {
         let i = *self.batch_of.get(original)?;
         self.batch(i)
             .await
@@ -148,13 +143,13 @@ impl Executor {
 
     /// The cycle's batched look-up of our launches ([`LaunchGuard`]). A launch whose original
     /// it does not cover (or every launch, without one) reads its own.
-    pub fn launch_guard(mut self, guard: Option<LaunchGuard>) -> Self {
+    pub(crate) fn launch_guard(mut self, guard: Option<LaunchGuard>) -> Self {
         self.guard = guard;
         self
     }
 
     /// Start no new swap (Launch) after `until`; swaps in flight still advance.
-    pub fn launches_until(mut self, until: Option<std::time::Instant>) -> Self {
+    pub(crate) fn launches_until(mut self, until: Option<std::time::Instant>) -> Self {
         self.launches_until = until;
         self
     }
@@ -167,7 +162,7 @@ impl Executor {
     }
 
     /// No new swap may start any more: the time for launches is up.
-    pub fn launches_over(&self) -> bool {
+    pub(crate) fn launches_over(&self) -> bool {
         self.launches_until
             .is_some_and(|t| std::time::Instant::now() >= t)
     }
@@ -185,7 +180,7 @@ impl Executor {
 
     /// Run one action; `stop` is the reason later steps of the same group are not attempted,
     /// once one failed or the budget ran out.
-    pub async fn run_one(&self, a: &Action, stop: &mut Option<Reason>) -> Outcome {
+    pub(crate) async fn run_one(&self, a: &Action, stop: &mut Option<Reason>) -> Outcome {
         if !a.kind.is_mutating() {
             return Outcome::Done(None);
         }
@@ -230,13 +225,9 @@ impl Executor {
             }
             ActionKind::Attach { instance, .. } => {
                 self.spend()?;
+                let ids = [instance.clone()];
                 self.aws
-                    .asg
-                    .attach_instances()
-                    .auto_scaling_group_name(group)
-                    .instance_ids(instance)
-                    .send()
-                    .paced(&self.aws, "autoscaling:AttachInstances")
+                    .paced(op::ATTACH, self.aws.port().attach_instances(group, &ids))
                     .await?;
                 self.tag_instance(instance, tags::ATTACHED_AT, &self.now.to_rfc3339())
                     .await?;
@@ -250,12 +241,10 @@ impl Executor {
             ActionKind::Retire { instance, .. } => {
                 self.spend()?;
                 self.aws
-                    .asg
-                    .terminate_instance_in_auto_scaling_group()
-                    .instance_id(instance)
-                    .should_decrement_desired_capacity(true)
-                    .send()
-                    .paced(&self.aws, "autoscaling:TerminateInstanceInAutoScalingGroup")
+                    .paced(
+                        op::TERMINATE_IN_GROUP,
+                        self.aws.port().terminate_in_group(instance, true),
+                    )
                     .await?;
                 Ok(Outcome::Done(None))
             }
@@ -274,20 +263,18 @@ impl Executor {
             }
             ActionKind::Detach { instance, decrement } => {
                 self.spend()?;
-                let resp = self
+                let ids = [instance.clone()];
+                let activities = self
                     .aws
-                    .asg
-                    .detach_instances()
-                    .auto_scaling_group_name(group)
-                    .instance_ids(instance)
-                    .should_decrement_desired_capacity(*decrement)
-                    .send()
-                    .paced(&self.aws, "autoscaling:DetachInstances")
+                    .paced(
+                        op::DETACH,
+                        self.aws.port().detach_instances(group, &ids, *decrement),
+                    )
                     .await?;
                 // No activity: the instance had already left the group (a concurrent delivery
                 // detached it first). AWS answers that case with a ValidationError instead,
                 // which the interruption workflow resolves by reading the instance again.
-                if resp.activities().is_empty() {
+                if activities == 0 {
                     return Ok(Outcome::AlreadyDone(format!("{instance} is not in {group}")));
                 }
                 Ok(Outcome::Done(None))
@@ -295,12 +282,10 @@ impl Executor {
             ActionKind::TerminateInGroup { instance, decrement } => {
                 self.spend()?;
                 self.aws
-                    .asg
-                    .terminate_instance_in_auto_scaling_group()
-                    .instance_id(instance)
-                    .should_decrement_desired_capacity(*decrement)
-                    .send()
-                    .paced(&self.aws, "autoscaling:TerminateInstanceInAutoScalingGroup")
+                    .paced(
+                        op::TERMINATE_IN_GROUP,
+                        self.aws.port().terminate_in_group(instance, *decrement),
+                    )
                     .await?;
                 Ok(Outcome::Done(None))
             }
@@ -309,19 +294,13 @@ impl Executor {
                 group: from,
             } => {
                 self.spend()?;
+                let ids = [instance.clone()];
+                let kv = [
+                    (tags::DETACHED_AT.to_string(), self.now.to_rfc3339()),
+                    (tags::DETACHED_FROM.to_string(), from.clone()),
+                ];
                 self.aws
-                    .ec2
-                    .create_tags()
-                    .resources(instance)
-                    .tags(
-                        Tag::builder()
-                            .key(tags::DETACHED_AT)
-                            .value(self.now.to_rfc3339())
-                            .build(),
-                    )
-                    .tags(Tag::builder().key(tags::DETACHED_FROM).value(from).build())
-                    .send()
-                    .paced(&self.aws, "ec2:CreateTags")
+                    .paced(op::CREATE_TAGS, self.aws.port().tag_instances(&ids, &kv))
                     .await?;
                 Ok(Outcome::Done(None))
             }
@@ -375,85 +354,29 @@ impl Executor {
         {
             return Ok(Outcome::AlreadyDone(id));
         }
-        let mut lt =
-            FleetLaunchTemplateSpecificationRequest::builder().version(&spec.launch_template.version);
-        lt = match (&spec.launch_template.id, &spec.launch_template.name) {
-            (Some(id), _) => lt.launch_template_id(id),
-            (None, Some(name)) => lt.launch_template_name(name),
-            (None, None) => lt,
-        };
-        let overrides: Vec<FleetLaunchTemplateOverridesRequest> = spec
-            .candidates
-            .iter()
-            .map(|c| {
-                FleetLaunchTemplateOverridesRequest::builder()
-                    .instance_type(InstanceType::from(c.pool.instance_type.as_str()))
-                    .subnet_id(&spec.subnet_id)
-                    .build()
-            })
-            .collect();
-        let tags: Vec<Tag> = spec
-            .tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect();
-        let capacity = TargetCapacitySpecificationRequest::builder()
-            .total_target_capacity(1)
-            .spot_target_capacity(1)
-            .default_target_capacity_type(DefaultTargetCapacityType::Spot)
-            .build();
         self.spend()?;
-        let resp = self
+        let req = FleetRequest::from_spec(spec);
+        let answer = self
             .aws
-            .ec2
-            .create_fleet()
-            .r#type(FleetType::Instant)
-            .client_token(&spec.client_token)
-            .launch_template_configs(
-                FleetLaunchTemplateConfigRequest::builder()
-                    .launch_template_specification(lt.build())
-                    .set_overrides(Some(overrides))
-                    .build(),
-            )
-            .target_capacity_specification(capacity)
-            .spot_options(
-                SpotOptionsRequest::builder()
-                    .allocation_strategy(SpotAllocationStrategy::PriceCapacityOptimized)
-                    .build(),
-            )
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::Instance)
-                    .set_tags(Some(tags))
-                    .build(),
-            )
-            .send()
-            .paced(&self.aws, "ec2:CreateFleet")
+            .paced(op::CREATE_FLEET, self.aws.port().create_fleet(&req))
             .await?;
         // The pool of an answer's override: its type, in the original's AZ (every override
         // names the original's subnet).
-        let pool_of = |ty: Option<&InstanceType>| {
-            let ty = ty?.as_str();
+        let pool_of = |ty: Option<&str>| {
+            let ty = ty?;
             spec.candidates
                 .iter()
                 .find(|c| c.pool.instance_type == ty)
                 .map(|c| c.pool.clone())
         };
-        let launched = resp.instances().iter().find_map(|i| {
-            let id = i.instance_ids().first()?;
-            Some((id.clone(), pool_of(i.instance_type())))
-        });
-        let errors: Vec<FleetError> = resp
-            .errors()
-            .iter()
+        let launched = answer.launched.map(|(id, ty)| (id, pool_of(ty.as_deref())));
+        let errors: Vec<FleetError> = answer
+            .errors
+            .into_iter()
             .map(|e| FleetError {
-                code: e.error_code().map(str::to_string),
-                message: e.error_message().unwrap_or_default().to_string(),
-                pool: pool_of(
-                    e.launch_template_and_overrides()
-                        .and_then(|l| l.overrides())
-                        .and_then(|o| o.instance_type()),
-                ),
+                pool: pool_of(e.instance_type.as_deref()),
+                code: e.code,
+                message: e.message,
             })
             .collect();
         match judge_fleet(spec, launched, &errors) {
@@ -486,14 +409,8 @@ impl Executor {
     async fn update_max(&self, group: &str, max: u32) -> Result<(), AdapterError> {
         self.spend()?;
         self.aws
-            .asg
-            .update_auto_scaling_group()
-            .auto_scaling_group_name(group)
-            .max_size(max as i32)
-            .send()
-            .paced(&self.aws, "autoscaling:UpdateAutoScalingGroup")
-            .await?;
-        Ok(())
+            .paced(op::UPDATE_GROUP, self.aws.port().update_max_size(group, max))
+            .await
     }
 
     /// Write group tags (not propagated).
@@ -506,26 +423,9 @@ impl Executor {
             return Ok(());
         }
         self.spend()?;
-        let tags = kv
-            .iter()
-            .map(|(k, v)| {
-                aws_sdk_autoscaling::types::Tag::builder()
-                    .resource_id(group)
-                    .resource_type("auto-scaling-group")
-                    .key(k)
-                    .value(v)
-                    .propagate_at_launch(false)
-                    .build()
-            })
-            .collect();
         self.aws
-            .asg
-            .create_or_update_tags()
-            .set_tags(Some(tags))
-            .send()
-            .paced(&self.aws, "autoscaling:CreateOrUpdateTags")
-            .await?;
-        Ok(())
+            .paced(op::CREATE_GROUP_TAGS, self.aws.port().put_group_tags(group, kv))
+            .await
     }
 
     /// Remove group tags.
@@ -534,24 +434,12 @@ impl Executor {
             return Ok(());
         }
         self.spend()?;
-        let tags = keys
-            .iter()
-            .map(|k| {
-                aws_sdk_autoscaling::types::Tag::builder()
-                    .resource_id(group)
-                    .resource_type("auto-scaling-group")
-                    .key(k)
-                    .build()
-            })
-            .collect();
         self.aws
-            .asg
-            .delete_tags()
-            .set_tags(Some(tags))
-            .send()
-            .paced(&self.aws, "autoscaling:DeleteTags")
-            .await?;
-        Ok(())
+            .paced(
+                op::DELETE_GROUP_TAGS,
+                self.aws.port().delete_group_tags(group, keys),
+            )
+            .await
     }
 
     /// Tag one instance.
@@ -562,42 +450,29 @@ impl Executor {
         value: &str,
     ) -> Result<(), AdapterError> {
         self.spend()?;
+        let ids = [instance.to_string()];
+        let kv = [(key.to_string(), value.to_string())];
         self.aws
-            .ec2
-            .create_tags()
-            .resources(instance)
-            .tags(Tag::builder().key(key).value(value).build())
-            .send()
-            .paced(&self.aws, "ec2:CreateTags")
-            .await?;
-        Ok(())
+            .paced(op::CREATE_TAGS, self.aws.port().tag_instances(&ids, &kv))
+            .await
     }
 
     /// TerminateInstances on one of our instances outside any group.
     pub(crate) async fn terminate_ours(&self, instance: &str) -> Result<(), AdapterError> {
         self.spend()?;
+        let ids = [instance.to_string()];
         self.aws
-            .ec2
-            .terminate_instances()
-            .instance_ids(instance)
-            .send()
-            .paced(&self.aws, "ec2:TerminateInstances")
-            .await?;
-        Ok(())
+            .paced(op::TERMINATE, self.aws.port().terminate_instances(&ids))
+            .await
     }
 
     /// The clients this executor acts through.
-    pub fn aws(&self) -> &Aws {
+    pub(crate) fn aws(&self) -> &Aws {
         &self.aws
     }
 
     /// The time this executor acts at.
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.now
-    }
-
-    /// True in dry-run mode.
-    pub fn dry_run(&self) -> bool {
-        self.dry_run
     }
 }

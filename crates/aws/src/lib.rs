@@ -6,32 +6,45 @@
 //!
 //! # Layout
 //!
-//! - [`clients`]: the SDK clients, built once, with a per-operation call counter.
-//! - [`config`]: the typed configuration, read once from the environment.
+//! Everything that talks to AWS goes through one typed boundary, [`port::Port`]: plain
+//! `spotswap-core` data in and out. The SDK port (`sdk_port`) is the only code that knows the
+//! SDK; `fake::FakePort` (tests, feature `fake`) serves an in-memory region.
+//!
+//! - [`port`]: the port trait and its request and answer types.
+//! - `sdk_port`: the port on the SDK clients.
+//! - `clients`: [`Aws`], the port with its pacing, call counter and cache; the page helper.
+//! - `config`: the typed [`Config`], read once from the environment.
 //! - [`snapshot`]: batched, paginated reads into plain data.
-//! - [`execute`]: the idempotent executor and its mutation budget.
+//! - `execute`: the idempotent [`Executor`] and its [`MutationBudget`].
 //! - [`workflow`]: the rebalancer's cycle.
-//! - [`reaper`]: the orphan reaper's pass.
+//! - `reaper`: the orphan reaper's pass ([`reap`]).
 //! - [`interruption`]: the interruption handler: spot warnings and rebalance recommendations.
 //! - [`lambda`]: the Lambda handlers behind each thin `main.rs`.
 //! - [`report`]: decision log lines, EMF metrics, our events and the summary.
-//! - [`throttle`]: client-side token buckets per API class (`SPOTSWAP_API_RATES`).
+//! - `throttle`: client-side token buckets per API class ([`ApiRates`], `SPOTSWAP_API_RATES`).
+//! - [`cache`]: the warm-container cache of specs and prices.
 
 pub mod cache;
-pub mod clients;
-pub mod config;
+mod clients;
+mod config;
 mod error;
-pub mod execute;
+mod execute;
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
+#[cfg(test)]
+mod fake_tests;
 pub mod interruption;
 pub mod lambda;
+pub mod port;
 mod prices;
-pub mod reaper;
+mod reaper;
 pub mod report;
+mod sdk_port;
 pub mod snapshot;
-pub mod throttle;
+mod throttle;
 pub mod workflow;
 
-pub use clients::Aws;
+pub use clients::{Aws, CallCounter};
 pub use config::Config;
 pub use error::AdapterError;
 pub use execute::{Executor, MutationBudget};
@@ -39,7 +52,7 @@ pub use interruption::{handle_event, EventOptions, EventReport};
 pub use reaper::reap;
 pub use report::CycleReport;
 pub use spotswap_core::Outcome;
-pub use throttle::{ApiLimiter, ApiRates};
+pub use throttle::ApiRates;
 pub use workflow::{rebalance, CycleOptions};
 
 /// Hand large freed buffers back to the OS at once. A 1,000-instance DescribeInstances page

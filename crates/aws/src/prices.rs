@@ -7,9 +7,10 @@ use spotswap_core::PriceSource;
 use tracing::{info, warn};
 
 use crate::cache::{Cached, Prices, PRICES_RETRY, PRICES_TTL};
+use crate::port::op;
 use crate::{AdapterError, Aws};
 
-/// Pricing's name for a region, where it differs from the code it accepts as `regionCode`.
+/// The products of a region's on-demand Linux prices, besides `regionCode`.
 const PRICE_FILTERS: [(&str, &str); 5] = [
     ("operatingSystem", "Linux"),
     ("tenancy", "Shared"),
@@ -75,51 +76,19 @@ pub(crate) async fn on_demand_prices(aws: &Aws, price_file: Option<&str>) -> Pri
 }
 
 async fn from_price_list(aws: &Aws) -> Result<BTreeMap<String, f64>, AdapterError> {
-    use aws_sdk_pricing::types::{Filter, FilterType};
-    let mut filters = vec![Filter::builder()
-        .r#type(FilterType::TermMatch)
-        .field("regionCode")
-        .value(aws.region())
-        .build()
-        .map_err(|e| AdapterError::PriceFile {
-            path: "<price list filter>".into(),
-            problem: e.to_string(),
-        })?];
-    for (field, value) in PRICE_FILTERS {
-        filters.push(
-            Filter::builder()
-                .r#type(FilterType::TermMatch)
-                .field(field)
-                .value(value)
-                .build()
-                .map_err(|e| AdapterError::PriceFile {
-                    path: "<price list filter>".into(),
-                    problem: e.to_string(),
-                })?,
-        );
-    }
+    let mut filters = vec![("regionCode", aws.region())];
+    filters.extend(PRICE_FILTERS);
     let mut out = BTreeMap::new();
-    let mut pages = aws
-        .pricing
-        .get_products()
-        .service_code("AmazonEC2")
-        .format_version("aws_v1")
-        .set_filters(Some(filters))
-        .max_results(100)
-        .into_paginator()
-        .send();
-    loop {
-        aws.limiter.acquire("pricing:GetProducts").await;
-        let Some(page) = pages.next().await else {
-            break;
-        };
-        let page = page.map_err(|e| AdapterError::aws("pricing:GetProducts", e))?;
-        for item in page.price_list() {
-            if let Some((ty, price)) = parse_price_item(item) {
+    aws.each_page(
+        op::GET_PRODUCTS,
+        |t| aws.port().price_products(&filters, t),
+        |item| {
+            if let Some((ty, price)) = parse_price_item(&item) {
                 out.insert(ty, price);
             }
-        }
-    }
+        },
+    )
+    .await?;
     Ok(out)
 }
 

@@ -421,31 +421,27 @@ pub async fn publish(aws: &Aws, bus: &str, events: &[Notification]) {
         return;
     }
     for chunk in events.chunks(10) {
-        let entries = chunk
+        let entries: Vec<crate::port::EventEntry> = chunk
             .iter()
-            .map(|n| {
-                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-                    .source("spotswap")
-                    .detail_type(n.detail_type)
-                    .detail(n.detail.to_string())
-                    .event_bus_name(bus)
-                    .build()
+            .map(|n| crate::port::EventEntry {
+                source: "spotswap".to_string(),
+                detail_type: n.detail_type.to_string(),
+                detail: n.detail.to_string(),
+                bus: bus.to_string(),
             })
             .collect();
-        match aws.events.put_events().set_entries(Some(entries)).send().await {
-            Ok(r) if r.failed_entry_count() > 0 => {
+        match aws
+            .paced(crate::port::op::PUT_EVENTS, aws.port().put_events(&entries))
+            .await
+        {
+            Ok(failed) if failed > 0 => {
                 warn!(
                     reason = "PublishPartiallyFailed",
-                    failed = r.failed_entry_count(),
-                    "some events were not published"
+                    failed, "some events were not published"
                 )
             }
             Ok(_) => {}
-            Err(e) => warn!(
-                reason = "PublishFailed",
-                error = %aws_smithy_types::error::display::DisplayErrorContext(&e),
-                "events not published"
-            ),
+            Err(e) => warn!(reason = "PublishFailed", error = %e, "events not published"),
         }
     }
 }

@@ -14,18 +14,12 @@
 //! token (they are rare, back off exponentially, and are bounded by the SDK's retry quota).
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_runtime_api::http::Response;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 use spotswap_core::ConfigError;
 use tokio::sync::Mutex;
 use tokio::time::{sleep, Duration, Instant};
-
-use crate::{AdapterError, Aws};
 
 pub use spotswap_core::ops::Bucket as ApiClass;
 
@@ -142,7 +136,7 @@ impl Bucket {
 
 /// The buckets of one process (shared by every clone of [`crate::Aws`]).
 #[derive(Debug, Clone)]
-pub struct ApiLimiter {
+pub(crate) struct ApiLimiter {
     buckets: Arc<[Mutex<Bucket>; 5]>,
     rates: ApiRates,
 }
@@ -155,7 +149,7 @@ impl Default for ApiLimiter {
 
 impl ApiLimiter {
     /// Full buckets at `rates`.
-    pub fn new(rates: ApiRates) -> Self {
+    pub(crate) fn new(rates: ApiRates) -> Self {
         let now = Instant::now();
         let bucket = |c: ApiClass| {
             let rate = rates.get(c);
@@ -172,13 +166,13 @@ impl ApiLimiter {
     }
 
     /// The rates in force.
-    pub fn rates(&self) -> ApiRates {
+    pub(crate) fn rates(&self) -> ApiRates {
         self.rates
     }
 
     /// Wait for a token for `operation` (`service:Operation`). Returns at once for services
     /// not paced.
-    pub async fn acquire(&self, operation: &str) {
+    pub(crate) async fn acquire(&self, operation: &str) {
         let Some(class) = ApiClass::of(operation) else {
             return;
         };
@@ -193,29 +187,6 @@ impl ApiLimiter {
             sleep(wait).await;
         }
     }
-}
-
-/// `request.send().paced(aws, "ec2:CreateTags").await`: take a token for the operation, then
-/// send, and name the operation in the error. The SDK's `send()` future does nothing until
-/// polled, so no request leaves before its token is taken.
-pub(crate) trait Paced<T, E>: Future<Output = Result<T, SdkError<E, Response>>> + Sized
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    /// Wait for a token, then run the request.
-    fn paced(self, aws: &Aws, operation: &'static str) -> impl Future<Output = Result<T, AdapterError>> {
-        async move {
-            aws.limiter.acquire(operation).await;
-            self.await.map_err(|e| AdapterError::aws(operation, e))
-        }
-    }
-}
-
-impl<F, T, E> Paced<T, E> for F
-where
-    F: Future<Output = Result<T, SdkError<E, Response>>>,
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
 }
 
 #[cfg(test)]

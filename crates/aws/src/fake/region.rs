@@ -1,0 +1,112 @@
+//! The data a [`super::FakePort`] serves.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use spotswap_core::{tags, GroupSnapshot, Instance, InstanceState, Market, MemberState, Pool, Timestamp};
+
+use crate::port::EventEntry;
+
+/// The region a [`FakePort`] serves. Every field is the test's to set.
+#[derive(Debug, Clone)]
+pub struct FakeRegion {
+    /// Groups by name. Members are listed here; their instances are in `instances`.
+    pub groups: BTreeMap<String, GroupSnapshot>,
+    /// Every instance EC2 knows, terminated ones included (state `Gone`).
+    /// `status_ok` is what DescribeInstanceStatus answers (`None` counts as ok);
+    /// `termination_protected` is `DisableApiTermination` (`None` counts as false).
+    pub instances: BTreeMap<String, Instance>,
+    /// Instance types, spot prices (served as of the time asked) and on-demand prices (served
+    /// as Price List products).
+    pub market: Market,
+    /// Pools CreateFleet finds without capacity.
+    pub no_capacity: BTreeSet<Pool>,
+    /// CreateFleet answers `MaxSpotInstanceCountExceeded`.
+    pub spot_quota_reached: bool,
+    /// Items per page of a paginated read.
+    pub page_size: usize,
+    /// Groups with an instance refresh running.
+    pub refreshing: BTreeSet<String>,
+    /// Lifecycle hook transitions per group.
+    pub hooks: BTreeMap<String, Vec<String>>,
+    /// Operations (`ec2:CreateTags`) that fail, with the error code they fail with.
+    pub failures: BTreeMap<String, String>,
+    /// Launch time of the instances CreateFleet launches.
+    pub clock: Timestamp,
+    /// Events published, in order.
+    pub events: Vec<EventEntry>,
+    /// CreateFleet client tokens seen, and the instance each launched.
+    pub fleet_tokens: BTreeMap<String, String>,
+    /// Instances CreateFleet launched so far (their ids count up).
+    pub launched: u64,
+}
+
+impl Default for FakeRegion {
+    fn default() -> Self {
+        Self {
+            groups: BTreeMap::new(),
+            instances: BTreeMap::new(),
+            market: Market {
+                types: BTreeMap::new(),
+                spot_prices: BTreeMap::new(),
+                on_demand_prices: BTreeMap::new(),
+                price_source: spotswap_core::PriceSource::None,
+            },
+            no_capacity: BTreeSet::new(),
+            spot_quota_reached: false,
+            page_size: 100,
+            refreshing: BTreeSet::new(),
+            hooks: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            clock: Timestamp::from_unix(0),
+            events: Vec::new(),
+            fleet_tokens: BTreeMap::new(),
+            launched: 0,
+        }
+    }
+}
+
+impl FakeRegion {
+    /// The group listing `id`, if any.
+    pub fn group_of(&self, id: &str) -> Option<&GroupSnapshot> {
+        self.groups
+            .values()
+            .find(|g| g.members.iter().any(|m| m.id == id))
+    }
+
+    /// Members of `group` InService.
+    pub fn in_service(&self, group: &str) -> usize {
+        self.groups.get(group).map_or(0, |g| {
+            g.members
+                .iter()
+                .filter(|m| m.state == MemberState::InService)
+                .count()
+        })
+    }
+
+    pub(super) fn live(&self, id: &str) -> Option<&Instance> {
+        self.instances.get(id).filter(|i| i.state != InstanceState::Gone)
+    }
+
+    /// The instance as DescribeInstances shows it: `aws:autoscaling:groupName` on members, as
+    /// Auto Scaling tags them, and neither status checks nor protection (other calls).
+    pub(super) fn shown(&self, i: &Instance) -> Instance {
+        let mut i = Instance {
+            status_ok: None,
+            termination_protected: None,
+            ..i.clone()
+        };
+        if let Some(g) = self.group_of(&i.id) {
+            i.tags.insert(tags::AWS_ASG_NAME.to_string(), g.name.clone());
+        }
+        i
+    }
+
+    pub(super) fn end(&mut self, id: &str) {
+        if let Some(i) = self.instances.get_mut(id) {
+            i.state = InstanceState::Gone;
+        }
+        for g in self.groups.values_mut() {
+            g.members.retain(|m| m.id != id);
+        }
+    }
+}

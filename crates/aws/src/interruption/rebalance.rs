@@ -1,0 +1,103 @@
+//! A rebalance recommendation is not urgent: it reads the group's members, our launches and
+//! the market (spot prices of the group's AZs, cached specs and on-demand prices) and runs the
+//! Launch through the rebalancer's [`Executor`]. The rebalancer's stage machine attaches the
+//! launch and retires the at-risk instance in later cycles.
+
+use std::collections::BTreeSet;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use spotswap_core::events::{decide_rebalance, rebalance::triage, EventSnapshot, RebalanceDetail};
+use spotswap_core::{tags, Market};
+use tracing::warn;
+
+use super::{report_noop, run_one};
+use crate::execute::Executor;
+use crate::report::Recorder;
+use crate::snapshot::{
+    describe_any_state, describe_instances, describe_membership, describe_named_groups,
+    describe_tagged_instances, instance_refresh_in_progress, instance_types, spot_prices,
+    termination_protected,
+};
+use crate::{prices, AdapterError, Aws, Config};
+
+/// Handle a rebalance recommendation.
+pub(super) async fn handle(
+    aws: &Aws,
+    config: &Config,
+    executor: &Executor,
+    event: &EventBridgeEvent<RebalanceDetail>,
+    rec: &mut Recorder,
+) -> Result<(), AdapterError> {
+    let id = event.detail.instance_id.as_str();
+    let now = executor.now();
+    let mut snap = match describe_membership(aws, id).await? {
+        None => EventSnapshot {
+            membership: None,
+            ec2: describe_any_state(aws, id).await?,
+            group: None,
+            replaced_by: Vec::new(),
+        },
+        Some(m) => {
+            let group = describe_named_groups(aws, std::slice::from_ref(&m.group))
+                .await?
+                .into_iter()
+                .next();
+            EventSnapshot {
+                membership: Some(m),
+                ec2: None,
+                group,
+                // the swap decision reads every launch of the group itself
+                replaced_by: Vec::new(),
+            }
+        }
+    };
+    if let Err(noop) = triage(&event.detail, &snap, &config.settings, now) {
+        report_noop(rec, &noop, &snap, config);
+        return Ok(());
+    }
+    let Some(group) = snap.group.as_mut() else {
+        return Err(AdapterError::Invalid("triage passed without a group".into()));
+    };
+    let name = group.name.clone();
+    let members: Vec<String> = group.members.iter().map(|m| m.id.clone()).collect();
+    let azs: BTreeSet<String> = group.availability_zones.iter().cloned().collect();
+    let group_tag = [name.as_str()];
+    let (mut instances, ours, specs, od, spot, refresh, protected) = tokio::try_join!(
+        describe_instances(aws, &members),
+        describe_tagged_instances(aws, tags::GROUP, &group_tag),
+        instance_types(aws),
+        async { Ok(prices::on_demand_prices(aws, config.price_file.as_deref()).await) },
+        spot_prices(aws, now, &azs),
+        async { Ok(instance_refresh_in_progress(aws, &name).await) },
+        async { Ok(termination_protected(aws, id).await) },
+    )?;
+    // As the rebalancer's preflight: an unknown refresh state must not stop every swap; an
+    // unknown termination protection leaves the instance alone.
+    group.instance_refresh_in_progress = Some(refresh.unwrap_or_else(|e| {
+        warn!(reason = "InstanceRefreshUnknown", group = %name, error = %e, "instance refresh state unknown; proceeding");
+        false
+    }));
+    instances.extend(ours);
+    if let Some(i) = instances.get_mut(id) {
+        i.termination_protected = Some(protected.unwrap_or_else(|e| {
+            warn!(reason = "TerminationProtectionUnknown", group = %name, instance = id, error = %e, "skipping instance");
+            true
+        }));
+    }
+    let market = Market {
+        types: specs,
+        spot_prices: spot,
+        on_demand_prices: od.by_type,
+        price_source: od.source,
+    };
+    let actions = decide_rebalance(&event.detail, &snap, &instances, &market, &config.settings, now);
+    for action in &actions {
+        if !action.kind.is_mutating() {
+            report_noop(rec, action, &snap, config);
+            continue;
+        }
+        let outcome = run_one(executor, action).await;
+        rec.record(action, outcome);
+    }
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! The port: the one typed boundary between the workflows and AWS.
+//!
+//! Every call the snapshot, the executor, the interruption handler and the publisher make goes
+//! through [`Port`], in `spotswap-core` data: no SDK type crosses it. The adapter turns
+//! snapshots into data and actions into calls; what to do is decided in the core.
+//!
+//! Two implementations: [`crate::sdk_port::SdkPort`], the SDK clients (what every binary
+//! runs), and, behind `cfg(test)` or the `fake` feature, [`crate::fake::FakePort`], an
+//! in-memory region for unit tests of the executor and the workflows without moto.
+//!
+//! A port call only makes the call. Pacing (`SPOTSWAP_API_RATES`) is [`crate::Aws::paced`],
+//! done before each call and each page; the call counter is the port's own (an SDK
+//! interceptor in the SDK port, so retries count).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use spotswap_core::events::Membership;
+use spotswap_core::{
+    GroupSnapshot, Instance, InstanceTypeSpec, LaunchSpec, LaunchTemplateRef, Pool, Timestamp,
+};
+
+use crate::AdapterError;
+
+/// The future of one port call. Boxed so that [`Port`] is object-safe; lazy, like the SDK's
+/// `send()`: nothing is sent before it is polled, so pacing can come first.
+pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, AdapterError>> + Send + 'a>>;
+
+/// One page of a paginated read, and the token of the next (`None` on the last page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// This page's items.
+    pub items: Vec<T>,
+    /// The `NextToken` to ask for the next page with.
+    pub next: Option<String>,
+}
+
+/// Which groups a DescribeAutoScalingGroups asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupQuery {
+    /// Every group of the region.
+    All,
+    /// Groups carrying the tag key (any value).
+    TagKey(String),
+    /// The named groups.
+    Names(Vec<String>),
+}
+
+/// Which instances a DescribeInstances asks for. Every query but [`InstanceQuery::AnyState`]
+/// is of live instances only (pending, running, stopping, stopped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceQuery {
+    /// Every live instance of the region.
+    Live,
+    /// The named live instances.
+    Ids(Vec<String>),
+    /// Live instances with tag `key` (any value when `values` is empty, else one of them: at
+    /// most 200, EC2's limit of values per filter).
+    Tagged {
+        /// The tag key.
+        key: String,
+        /// Accepted values; empty for any.
+        values: Vec<String>,
+    },
+}
+
+/// One spot price of the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpotPrice {
+    /// Type × AZ.
+    pub pool: Pool,
+    /// USD per hour.
+    pub price: f64,
+    /// When the price took effect.
+    pub at: Timestamp,
+}
+
+/// One instant CreateFleet for one spot instance, from a [`LaunchSpec`]: the group's launch
+/// template with one override per candidate type, all in the original's subnet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetRequest {
+    /// Idempotency token.
+    pub client_token: String,
+    /// The group's own launch template and version.
+    pub launch_template: LaunchTemplateRef,
+    /// `(instance type, subnet)` per override, cheapest first.
+    pub overrides: Vec<(String, String)>,
+    /// Tags of the new instance.
+    pub tags: Vec<(String, String)>,
+}
+
+impl FleetRequest {
+    /// The request for `spec`.
+    pub fn from_spec(spec: &LaunchSpec) -> Self {
+        Self {
+            client_token: spec.client_token.clone(),
+            launch_template: spec.launch_template.clone(),
+            overrides: spec
+                .candidates
+                .iter()
+                .map(|c| (c.pool.instance_type.clone(), spec.subnet_id.clone()))
+                .collect(),
+            tags: spec.tags.clone(),
+        }
+    }
+}
+
+/// One entry of CreateFleet's `Errors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetAnswerError {
+    /// `ErrorCode`, when sent.
+    pub code: Option<String>,
+    /// `ErrorMessage`, empty when none was sent.
+    pub message: String,
+    /// The instance type of the override the error is about, when it names one.
+    pub instance_type: Option<String>,
+}
+
+/// CreateFleet's answer: the launched instance (id, type), if any, and the errors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetAnswer {
+    /// The first instance launched: `(id, instance type)`.
+    pub launched: Option<(String, Option<String>)>,
+    /// Per-override errors.
+    pub errors: Vec<FleetAnswerError>,
+}
+
+/// One of our events for PutEvents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventEntry {
+    /// `Source`.
+    pub source: String,
+    /// `DetailType`.
+    pub detail_type: String,
+    /// `Detail`, JSON text.
+    pub detail: String,
+    /// `EventBusName`.
+    pub bus: String,
+}
+
+/// Operation names, as IAM and the call counter spell them; the pacing class is derived from
+/// them ([`spotswap_core::ops`]).
+pub(crate) mod op {
+    pub const DESCRIBE_GROUPS: &str = "autoscaling:DescribeAutoScalingGroups";
+    pub const DESCRIBE_INSTANCES: &str = "ec2:DescribeInstances";
+    pub const DESCRIBE_INSTANCE_STATUS: &str = "ec2:DescribeInstanceStatus";
+    pub const DESCRIBE_SPOT_PRICES: &str = "ec2:DescribeSpotPriceHistory";
+    pub const DESCRIBE_INSTANCE_TYPES: &str = "ec2:DescribeInstanceTypes";
+    pub const DESCRIBE_REFRESHES: &str = "autoscaling:DescribeInstanceRefreshes";
+    pub const DESCRIBE_ATTRIBUTE: &str = "ec2:DescribeInstanceAttribute";
+    pub const DESCRIBE_HOOKS: &str = "autoscaling:DescribeLifecycleHooks";
+    pub const DESCRIBE_ASG_INSTANCES: &str = "autoscaling:DescribeAutoScalingInstances";
+    pub const GET_PRODUCTS: &str = "pricing:GetProducts";
+    pub const CREATE_FLEET: &str = "ec2:CreateFleet";
+    pub const ATTACH: &str = "autoscaling:AttachInstances";
+    pub const DETACH: &str = "autoscaling:DetachInstances";
+    pub const TERMINATE_IN_GROUP: &str = "autoscaling:TerminateInstanceInAutoScalingGroup";
+    pub const UPDATE_GROUP: &str = "autoscaling:UpdateAutoScalingGroup";
+    pub const CREATE_GROUP_TAGS: &str = "autoscaling:CreateOrUpdateTags";
+    pub const DELETE_GROUP_TAGS: &str = "autoscaling:DeleteTags";
+    pub const CREATE_TAGS: &str = "ec2:CreateTags";
+    pub const TERMINATE: &str = "ec2:TerminateInstances";
+    pub const PUT_EVENTS: &str = "events:PutEvents";
+}
+
+/// The calls spotswap makes, in plain data. Object-safe: held as `Arc<dyn Port>` by
+/// [`crate::Aws`]. Errors are [`AdapterError::Aws`] named by the operation, with the service's
+/// code.
+pub trait Port: Send + Sync + std::fmt::Debug {
+    // --- reads
+    /// One page of DescribeAutoScalingGroups (at most 100 groups).
+    fn describe_groups<'a>(
+        &'a self,
+        q: &'a GroupQuery,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<GroupSnapshot>>;
+    /// One page of DescribeInstances (at most 1,000 instances when not asked by id).
+    fn describe_instances<'a>(
+        &'a self,
+        q: &'a InstanceQuery,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<Instance>>;
+    /// DescribeInstanceStatus of at most 100 ids: `(id, instance and system status both ok)`.
+    fn instance_status<'a>(&'a self, ids: &'a [String]) -> PortFuture<'a, Vec<(String, bool)>>;
+    /// One page of Linux spot price history in `azs` since `since`.
+    fn spot_prices<'a>(
+        &'a self,
+        azs: &'a [String],
+        since: Timestamp,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<SpotPrice>>;
+    /// One page of DescribeInstanceTypes.
+    fn instance_types(&self, token: Option<String>) -> PortFuture<'_, Page<InstanceTypeSpec>>;
+    /// Whether an instance refresh of `group` is pending, running, cancelling, rolling back or
+    /// baking.
+    fn instance_refresh_in_progress<'a>(&'a self, group: &'a str) -> PortFuture<'a, bool>;
+    /// `DisableApiTermination` of one instance.
+    fn termination_protected<'a>(&'a self, id: &'a str) -> PortFuture<'a, bool>;
+    /// The lifecycle transitions of `group`'s lifecycle hooks.
+    fn lifecycle_hooks<'a>(&'a self, group: &'a str) -> PortFuture<'a, Vec<String>>;
+    /// The instance as its group lists it (DescribeAutoScalingInstances); `None` when none does.
+    fn membership<'a>(&'a self, id: &'a str) -> PortFuture<'a, Option<Membership>>;
+    /// One instance in any state, terminated included; `None` when EC2 does not know it.
+    fn instance_any_state<'a>(&'a self, id: &'a str) -> PortFuture<'a, Option<Instance>>;
+    /// One page of Price List GetProducts for AmazonEC2, matching every `(field, value)`: the
+    /// products as JSON documents.
+    fn price_products<'a>(
+        &'a self,
+        filters: &'a [(&'a str, &'a str)],
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<String>>;
+
+    // --- mutations
+    /// CreateFleet, instant, one spot instance.
+    fn create_fleet<'a>(&'a self, req: &'a FleetRequest) -> PortFuture<'a, FleetAnswer>;
+    /// AttachInstances.
+    fn attach_instances<'a>(&'a self, group: &'a str, ids: &'a [String]) -> PortFuture<'a, ()>;
+    /// DetachInstances; the number of activities started (0: the instances had already left).
+    fn detach_instances<'a>(
+        &'a self,
+        group: &'a str,
+        ids: &'a [String],
+        decrement: bool,
+    ) -> PortFuture<'a, usize>;
+    /// TerminateInstanceInAutoScalingGroup.
+    fn terminate_in_group<'a>(&'a self, id: &'a str, decrement: bool) -> PortFuture<'a, ()>;
+    /// UpdateAutoScalingGroup of MaxSize only.
+    fn update_max_size<'a>(&'a self, group: &'a str, max: u32) -> PortFuture<'a, ()>;
+    /// CreateOrUpdateTags on a group, not propagated at launch.
+    fn put_group_tags<'a>(&'a self, group: &'a str, kv: &'a [(String, String)]) -> PortFuture<'a, ()>;
+    /// DeleteTags on a group.
+    fn delete_group_tags<'a>(&'a self, group: &'a str, keys: &'a [String]) -> PortFuture<'a, ()>;
+    /// CreateTags on instances.
+    fn tag_instances<'a>(&'a self, ids: &'a [String], kv: &'a [(String, String)]) -> PortFuture<'a, ()>;
+    /// TerminateInstances.
+    fn terminate_instances<'a>(&'a self, ids: &'a [String]) -> PortFuture<'a, ()>;
+    /// PutEvents of at most 10 entries; the number of entries that failed.
+    fn put_events<'a>(&'a self, entries: &'a [EventEntry]) -> PortFuture<'a, usize>;
+}

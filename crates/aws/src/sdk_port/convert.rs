@@ -1,0 +1,150 @@
+//! SDK answers into `spotswap-core` data.
+
+use aws_sdk_autoscaling::types::AutoScalingGroup;
+use aws_sdk_ec2::types::{InstanceLifecycleType, InstanceStateName};
+use spotswap_core::{
+    tags, GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, LaunchSource, LaunchTemplateRef,
+    Lifecycle, Member, MemberState, Timestamp,
+};
+
+/// A group as DescribeAutoScalingGroups lists it. Refresh and hooks are other calls: unknown.
+pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
+    let launch_source = if g.mixed_instances_policy().is_some() {
+        LaunchSource::MixedInstances
+    } else if let Some(lt) = g.launch_template() {
+        LaunchSource::Template(LaunchTemplateRef {
+            id: lt.launch_template_id().map(str::to_string),
+            name: lt.launch_template_name().map(str::to_string),
+            version: lt.version().unwrap_or("$Default").to_string(),
+        })
+    } else if let Some(lc) = g.launch_configuration_name() {
+        LaunchSource::LaunchConfiguration(lc.to_string())
+    } else {
+        LaunchSource::Unknown
+    };
+    let mut tags = std::collections::BTreeMap::new();
+    let mut propagated = std::collections::BTreeMap::new();
+    for t in g.tags() {
+        if let (Some(k), Some(v)) = (t.key(), t.value()) {
+            tags.insert(k.to_string(), v.to_string());
+            if t.propagate_at_launch() == Some(true) {
+                propagated.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    let members = g
+        .instances()
+        .iter()
+        .filter_map(|i| {
+            Some(Member {
+                id: i.instance_id()?.to_string(),
+                state: MemberState::from_api(i.lifecycle_state().map(|s| s.as_str()).unwrap_or("")),
+                healthy: i.health_status() == Some("Healthy"),
+                protected_from_scale_in: i.protected_from_scale_in().unwrap_or(false),
+            })
+        })
+        .collect();
+    GroupSnapshot {
+        name: g.auto_scaling_group_name().unwrap_or_default().to_string(),
+        min_size: g.min_size().unwrap_or(0).max(0) as u32,
+        max_size: g.max_size().unwrap_or(0).max(0) as u32,
+        desired: g.desired_capacity().unwrap_or(0).max(0) as u32,
+        health_check_grace_secs: g.health_check_grace_period().unwrap_or(0).max(0) as u32,
+        launch_source,
+        availability_zones: g.availability_zones().to_vec(),
+        subnets: g
+            .vpc_zone_identifier()
+            .map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        tags,
+        propagated_tags: propagated,
+        members,
+        status: g.status().map(str::to_string),
+        instance_refresh_in_progress: None,
+        has_terminating_hook: None,
+    }
+}
+
+/// An instance as DescribeInstances shows it, with only the tags a decision reads.
+pub(super) fn instance_from_sdk(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
+    let state = match i.state().and_then(|s| s.name()) {
+        Some(InstanceStateName::Pending) => InstanceState::Pending,
+        Some(InstanceStateName::Running) => InstanceState::Running,
+        Some(InstanceStateName::Stopping) | Some(InstanceStateName::Stopped) => InstanceState::Stopped,
+        _ => InstanceState::Gone,
+    };
+    Some(Instance {
+        id: i.instance_id()?.to_string(),
+        instance_type: i
+            .instance_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
+        az: i
+            .placement()
+            .and_then(|p| p.availability_zone())
+            .unwrap_or_default()
+            .to_string(),
+        subnet_id: i.subnet_id().map(str::to_string),
+        lifecycle: match i.instance_lifecycle() {
+            Some(InstanceLifecycleType::Spot) => Lifecycle::Spot,
+            _ => Lifecycle::OnDemand,
+        },
+        state,
+        launch_time: Timestamp::from_unix(i.launch_time().map(|t| t.secs()).unwrap_or(0)),
+        status_ok: None,
+        termination_protected: None,
+        // Only the tags a decision reads, ours and Auto Scaling's group name: a fleet's cost
+        // allocation tags would otherwise be most of the snapshot's memory at 20,000 instances.
+        tags: i
+            .tags()
+            .iter()
+            .filter(|t| {
+                t.key()
+                    .is_some_and(|k| k.starts_with(tags::PREFIX) || k == tags::AWS_ASG_NAME)
+            })
+            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+            .collect(),
+        architecture: i.architecture().map(|a| a.as_str().to_string()),
+    })
+}
+
+/// One DescribeInstanceTypes entry.
+pub(super) fn spec_from_sdk(t: &aws_sdk_ec2::types::InstanceTypeInfo) -> Option<InstanceTypeSpec> {
+    Some(InstanceTypeSpec {
+        name: t.instance_type()?.as_str().to_string(),
+        architectures: t
+            .processor_info()
+            .map(|p| {
+                p.supported_architectures()
+                    .iter()
+                    .map(|a| a.as_str().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        vcpus: t
+            .v_cpu_info()
+            .and_then(|v| v.default_v_cpus())
+            .unwrap_or(0)
+            .max(0) as u32,
+        memory_mib: t.memory_info().and_then(|m| m.size_in_mib()).unwrap_or(0).max(0) as u64,
+        gpus: t
+            .gpu_info()
+            .map(|g| {
+                g.gpus()
+                    .iter()
+                    .map(|d| d.count().unwrap_or(0).max(0) as u32)
+                    .sum()
+            })
+            .unwrap_or(0),
+        instance_store_gb: t
+            .instance_storage_info()
+            .and_then(|s| s.total_size_in_gb())
+            .unwrap_or(0)
+            .max(0) as u64,
+    })
+}
