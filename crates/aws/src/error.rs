@@ -5,7 +5,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use thiserror::Error;
 
 /// Boxed source error of an SDK call.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What can go wrong talking to AWS or reading configuration.
 #[derive(Debug, Error)]

@@ -52,7 +52,7 @@ pub use interruption::{handle_event, EventOptions, EventReport};
 pub use reaper::reap;
 pub use report::CycleReport;
 pub use spotswap_core::Outcome;
-pub use throttle::ApiRates;
+pub use throttle::{ApiRates, Rate};
 pub use workflow::{rebalance, CycleOptions};
 
 /// Hand large freed buffers back to the OS at once. A 1,000-instance DescribeInstances page

@@ -141,26 +141,26 @@ pub struct EventEntry {
 /// Operation names, as IAM and the call counter spell them; the pacing class is derived from
 /// them ([`spotswap_core::ops`]).
 pub(crate) mod op {
-    pub const DESCRIBE_GROUPS: &str = "autoscaling:DescribeAutoScalingGroups";
-    pub const DESCRIBE_INSTANCES: &str = "ec2:DescribeInstances";
-    pub const DESCRIBE_INSTANCE_STATUS: &str = "ec2:DescribeInstanceStatus";
-    pub const DESCRIBE_SPOT_PRICES: &str = "ec2:DescribeSpotPriceHistory";
-    pub const DESCRIBE_INSTANCE_TYPES: &str = "ec2:DescribeInstanceTypes";
-    pub const DESCRIBE_REFRESHES: &str = "autoscaling:DescribeInstanceRefreshes";
-    pub const DESCRIBE_ATTRIBUTE: &str = "ec2:DescribeInstanceAttribute";
-    pub const DESCRIBE_HOOKS: &str = "autoscaling:DescribeLifecycleHooks";
-    pub const DESCRIBE_ASG_INSTANCES: &str = "autoscaling:DescribeAutoScalingInstances";
-    pub const GET_PRODUCTS: &str = "pricing:GetProducts";
-    pub const CREATE_FLEET: &str = "ec2:CreateFleet";
-    pub const ATTACH: &str = "autoscaling:AttachInstances";
-    pub const DETACH: &str = "autoscaling:DetachInstances";
-    pub const TERMINATE_IN_GROUP: &str = "autoscaling:TerminateInstanceInAutoScalingGroup";
-    pub const UPDATE_GROUP: &str = "autoscaling:UpdateAutoScalingGroup";
-    pub const CREATE_GROUP_TAGS: &str = "autoscaling:CreateOrUpdateTags";
-    pub const DELETE_GROUP_TAGS: &str = "autoscaling:DeleteTags";
-    pub const CREATE_TAGS: &str = "ec2:CreateTags";
-    pub const TERMINATE: &str = "ec2:TerminateInstances";
-    pub const PUT_EVENTS: &str = "events:PutEvents";
+    pub(crate) const DESCRIBE_GROUPS: &str = "autoscaling:DescribeAutoScalingGroups";
+    pub(crate) const DESCRIBE_INSTANCES: &str = "ec2:DescribeInstances";
+    pub(crate) const DESCRIBE_INSTANCE_STATUS: &str = "ec2:DescribeInstanceStatus";
+    pub(crate) const DESCRIBE_SPOT_PRICES: &str = "ec2:DescribeSpotPriceHistory";
+    pub(crate) const DESCRIBE_INSTANCE_TYPES: &str = "ec2:DescribeInstanceTypes";
+    pub(crate) const DESCRIBE_REFRESHES: &str = "autoscaling:DescribeInstanceRefreshes";
+    pub(crate) const DESCRIBE_ATTRIBUTE: &str = "ec2:DescribeInstanceAttribute";
+    pub(crate) const DESCRIBE_HOOKS: &str = "autoscaling:DescribeLifecycleHooks";
+    pub(crate) const DESCRIBE_ASG_INSTANCES: &str = "autoscaling:DescribeAutoScalingInstances";
+    pub(crate) const GET_PRODUCTS: &str = "pricing:GetProducts";
+    pub(crate) const CREATE_FLEET: &str = "ec2:CreateFleet";
+    pub(crate) const ATTACH: &str = "autoscaling:AttachInstances";
+    pub(crate) const DETACH: &str = "autoscaling:DetachInstances";
+    pub(crate) const TERMINATE_IN_GROUP: &str = "autoscaling:TerminateInstanceInAutoScalingGroup";
+    pub(crate) const UPDATE_GROUP: &str = "autoscaling:UpdateAutoScalingGroup";
+    pub(crate) const CREATE_GROUP_TAGS: &str = "autoscaling:CreateOrUpdateTags";
+    pub(crate) const DELETE_GROUP_TAGS: &str = "autoscaling:DeleteTags";
+    pub(crate) const CREATE_TAGS: &str = "ec2:CreateTags";
+    pub(crate) const TERMINATE: &str = "ec2:TerminateInstances";
+    pub(crate) const PUT_EVENTS: &str = "events:PutEvents";
 }
 
 /// The calls spotswap makes, in plain data. Object-safe: held as `Arc<dyn Port>` by

@@ -21,7 +21,7 @@ use spotswap_core::ConfigError;
 use tokio::sync::Mutex;
 use tokio::time::{sleep, Duration, Instant};
 
-pub use spotswap_core::ops::Bucket as ApiClass;
+use spotswap_core::ops::Bucket as ApiClass;
 
 /// One bucket's refill rate and size.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -17,7 +17,7 @@
 
 use std::time::Instant;
 
-use spotswap_aws::throttle::{ApiRates, Rate};
+use spotswap_aws::{ApiRates, Rate};
 use spotswap_core::ops::Bucket;
 
 /// A continuously refilled bucket: holds at most `burst` tokens, gains `per_sec` a second,
