@@ -145,3 +145,43 @@ async fn a_bad_tag_does_not_freeze_a_swap_in_flight() {
         "{detail}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_that_fails_its_status_checks_marks_its_pool_instead_of_churning() {
+    // GIVEN a managed group of one on-demand instance, behind a proxy whose status checks for
+    // every instance fail (moto's always pass)
+    let proxy = Proxy::from_env().await.expect("proxy");
+    proxy.set_status_checks("*", Some(spotswap_tests::proxy::StatusChecks::Impaired));
+    let env = Env::at(&proxy.url()).await;
+    env.group(&GroupSpec::managed("impaired-web", 1)).await;
+    let start = spotswap_aws::workflow::now();
+    let first = launched(&cycle_at(&env, start).await).expect("a launch");
+
+    // WHEN cycles run past the time a launch has to pass its checks
+    let report = cycle_at(&env, start.plus_minutes(11)).await;
+
+    // THEN the launch is ended and its pool marked, so the next swap goes elsewhere
+    let ended = report
+        .actions
+        .iter()
+        .find(|a| matches!(&a.kind, ActionKind::TerminateLaunch { instance } if *instance == first))
+        .unwrap_or_else(|| panic!("{:#?}", report.actions));
+    assert_eq!(ended.reason, spotswap_core::Reason::StatusChecksFailed);
+    let pool = ended.pool.clone().expect("the launch's pool");
+    let g = env.group_state("impaired-web").await;
+    assert!(
+        g.tags.contains_key(&format!("spotswap:no-capacity:{pool}")),
+        "{pool} not marked: {:?}",
+        g.tags
+    );
+    let next = cycle_at(&env, start.plus_minutes(12)).await;
+    for a in next
+        .actions
+        .iter()
+        .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
+    {
+        assert!(!a.candidates().contains(&&pool), "{pool} offered again: {a:?}");
+    }
+    // AND the group kept its capacity throughout
+    assert_eq!(g.in_service().len(), 1);
+}

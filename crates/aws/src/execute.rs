@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use spotswap_core::fleet::{judge_fleet, FleetError, FleetVerdict};
-use spotswap_core::records::{max_raised_tags, no_capacity_tags, record_interruption_tags};
+use spotswap_core::records::{
+    max_raised_tags, no_capacity_tags, no_capacity_tags_until, record_interruption_tags,
+};
 use spotswap_core::{
     tags, Action, ActionKind, Failure, Instance, LaunchSpec, Outcome, Pool, Reason, Timestamp,
 };
@@ -318,6 +320,11 @@ impl Executor {
             }
             ActionKind::Terminate { instance } => {
                 self.terminate_ours(instance).await?;
+                Ok(Outcome::Done(None))
+            }
+            ActionKind::MarkPools { pools, until } => {
+                self.set_group_tags(group, &no_capacity_tags_until(pools, *until))
+                    .await?;
                 Ok(Outcome::Done(None))
             }
             ActionKind::ClearRecords { keys } => {

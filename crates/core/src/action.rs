@@ -54,6 +54,10 @@ pub enum Reason {
     ///
     /// Decided in [`crate::plan::stages`].
     LaunchFailed,
+    /// Our launch never passed its status checks within `STATUS_CHECK_MINUTES`: its pool is
+    /// marked as without capacity and the launch ended, so the next swap goes elsewhere.
+    /// Decided in [`crate::plan::stages`].
+    StatusChecksFailed,
     // -- waits
     /// The replacement is still pending.
     ///
@@ -238,7 +242,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 52] = [
+    pub const ALL: [Reason; 53] = [
         Self::OnDemandAboveFloor,
         Self::RebalanceRecommendation,
         Self::ReplacementReady,
@@ -249,6 +253,7 @@ impl Reason {
         Self::DuplicateLaunch,
         Self::ReplacedInstanceGone,
         Self::LaunchFailed,
+        Self::StatusChecksFailed,
         Self::WaitingForLaunch,
         Self::WaitingForStatusChecks,
         Self::WaitingForInService,
@@ -308,6 +313,7 @@ impl Reason {
             Self::DuplicateLaunch => "DuplicateLaunch",
             Self::ReplacedInstanceGone => "ReplacedInstanceGone",
             Self::LaunchFailed => "LaunchFailed",
+            Self::StatusChecksFailed => "StatusChecksFailed",
             Self::WaitingForLaunch => "WaitingForLaunch",
             Self::WaitingForStatusChecks => "WaitingForStatusChecks",
             Self::WaitingForInService => "WaitingForInService",
@@ -439,6 +445,13 @@ pub enum ActionKind {
         /// The instance.
         instance: String,
     },
+    /// Mark pools as without capacity until `until` (the no-capacity records).
+    MarkPools {
+        /// The pools.
+        pools: Vec<Pool>,
+        /// End of the marks.
+        until: Timestamp,
+    },
     /// Remove expired (or unreadable) record tags from the group.
     ClearRecords {
         /// The tag keys.
@@ -501,6 +514,7 @@ impl ActionKind {
             Self::RestoreMax { .. } => "restore-max",
             Self::Terminate { .. } => "terminate",
             Self::ClearRecords { .. } => "clear-records",
+            Self::MarkPools { .. } => "mark-pools",
             Self::Detach { .. } => "detach",
             Self::TerminateInGroup { .. } => "terminate-in-group",
             Self::TagDetached { .. } => "tag-detached",

@@ -152,7 +152,12 @@ pub fn no_capacity_key(pool: &Pool) -> String {
 /// The no-capacity records for `pools`, marked at `now`: each pool's [`no_capacity_key`] with
 /// the end of the mark, `now` + [`NO_CAPACITY_MINUTES`], in RFC 3339.
 pub fn no_capacity_tags(pools: &[Pool], now: Timestamp) -> Vec<(String, String)> {
-    let until = now.plus_minutes(NO_CAPACITY_MINUTES).to_rfc3339();
+    no_capacity_tags_until(pools, now.plus_minutes(NO_CAPACITY_MINUTES))
+}
+
+/// The no-capacity records for `pools`, until `until`.
+pub fn no_capacity_tags_until(pools: &[Pool], until: Timestamp) -> Vec<(String, String)> {
+    let until = until.to_rfc3339();
     pools
         .iter()
         .map(|p| (no_capacity_key(p), until.clone()))

@@ -13,7 +13,9 @@ use spotswap_core::events::{
     decide_rebalance, decide_records, decide_spot_warning, EventSnapshot, InstanceAction, InstanceId,
     Membership, RebalanceDetail, SpotInterruptionDetail,
 };
-use spotswap_core::records::{max_raised_tags, no_capacity_tags, record_interruption_tags};
+use spotswap_core::records::{
+    max_raised_tags, no_capacity_tags, no_capacity_tags_until, record_interruption_tags,
+};
 use spotswap_core::tags::{self, InstanceTags};
 use spotswap_core::{
     plan_cycle, plan_reap, Action, ActionKind, GroupSnapshot, Instance, Lifecycle, MemberState, Policy,
@@ -39,6 +41,7 @@ pub fn action_calls(kind: &ActionKind) -> u64 {
         | ActionKind::TerminateLaunch { .. }
         | ActionKind::Terminate { .. }
         | ActionKind::ClearRecords { .. }
+        | ActionKind::MarkPools { .. }
         | ActionKind::Detach { .. }
         | ActionKind::TerminateInGroup { .. }
         | ActionKind::TagDetached { .. }
@@ -209,6 +212,10 @@ impl Spotswap {
                 for k in keys {
                     world.groups[g].tags.remove(k);
                 }
+                Ok(())
+            }
+            ActionKind::MarkPools { pools, until } => {
+                world.groups[g].tags.extend(no_capacity_tags_until(pools, *until));
                 Ok(())
             }
             ActionKind::Detach { instance, decrement }

@@ -34,6 +34,14 @@ pub fn swaps_in_flight(group: &GroupSnapshot, launches: &Launches<'_>, now: Time
         .collect()
 }
 
+/// Minutes a launch may take to pass its status checks (EC2's take a few): past them it is
+/// ended and its pool marked. Below the reaper's orphan age (20 minutes at the least, 15), so
+/// the cycle decides before the reaper would end it unmarked.
+pub const STATUS_CHECK_MINUTES: i64 = 10;
+
+/// How long a pool whose launch never passed its status checks is avoided.
+pub const BAD_POOL_MINUTES: i64 = 60;
+
 /// `spotswap:max-raised-to`, when it holds a number.
 pub fn max_raised_to(group: &GroupSnapshot) -> Option<u32> {
     group.tag(tags::MAX_RAISED_TO).and_then(|v| v.trim().parse().ok())
@@ -169,6 +177,26 @@ pub(crate) fn advance_swap<'a>(
                     },
                     Reason::ReplacementReady,
                 ),
+                InstanceState::Running if now.secs_since(keep.launched_at()) > STATUS_CHECK_MINUTES * 60 => {
+                    // Never passed its checks: the pool is bad for now. Mark it first (a stop
+                    // after the mark leaves a launch the next cycle ends), then end the launch,
+                    // or the reaper would end it and the next swap land in the same pool, every
+                    // 20 minutes, for ever.
+                    actions.push(on(
+                        ActionKind::MarkPools {
+                            pools: vec![keep.pool()],
+                            until: now.plus_minutes(BAD_POOL_MINUTES),
+                        },
+                        Reason::StatusChecksFailed,
+                    ));
+                    actions.push(on(
+                        ActionKind::TerminateLaunch {
+                            instance: keep.id.clone(),
+                        },
+                        Reason::StatusChecksFailed,
+                    ));
+                    return (actions, SwapState::Settled, Some(keep));
+                }
                 InstanceState::Running => on(ActionKind::Wait, Reason::WaitingForStatusChecks),
             };
             actions.push(step);

@@ -34,6 +34,42 @@ fn a_running_launch_without_status_checks_waits() {
 }
 
 #[test]
+fn a_launch_that_never_passes_its_status_checks_ends_and_marks_its_pool() {
+    // GIVEN our launch has run for 11 minutes without passing its status checks
+    let launched = NOW.plus_minutes(-11).to_rfc3339();
+    let plan = swap_at(Stage::Booting)
+        .edit_instance("i-l1", |i| {
+            i.tags.insert(tags::LAUNCHED_AT.to_string(), launched.clone());
+        })
+        .plan();
+    // THEN its pool is marked first, then the launch is ended: the next swap goes elsewhere
+    // instead of into the same pool every time the reaper ends it
+    assert_eq!(
+        swap_steps(&plan)[..2],
+        [
+            ("mark-pools", Reason::StatusChecksFailed, Some("i-l1")),
+            ("terminate-launch", Reason::StatusChecksFailed, Some("i-l1")),
+        ]
+    );
+    let ActionKind::MarkPools { pools, until } = &plan.actions[0].kind else {
+        panic!("{:?}", plan.actions)
+    };
+    assert_eq!(pools, &vec![plan.actions[0].pool.clone().unwrap()]);
+    assert!(*until > NOW.plus_minutes(30));
+    // AND the next cycle, with the mark in place, offers that pool to no launch
+    let marked = pools[0].clone();
+    let next = Fleet::new()
+        .on_demand("i-od1", A)
+        .on_demand("i-od2", B)
+        .desired(2)
+        .tag(&no_capacity_key(&marked), &until.to_rfc3339())
+        .plan();
+    assert!(launches(&next)
+        .iter()
+        .all(|l| l.candidates.iter().all(|c| c.pool != marked)));
+}
+
+#[test]
 fn a_ready_launch_is_attached() {
     // GIVEN our launch runs with both status checks passing, and MaxSize has room
     let plan = swap_at(Stage::Ready).plan();

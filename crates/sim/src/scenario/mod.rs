@@ -202,4 +202,3 @@ impl Scenario {
 pub fn glob(pattern: &str, s: &str) -> bool {
     glob::Pattern::new(pattern).is_ok_and(|p| p.matches(s))
 }
-
