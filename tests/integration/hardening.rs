@@ -185,3 +185,37 @@ async fn a_launch_that_fails_its_status_checks_marks_its_pool_instead_of_churnin
     // AND the group kept its capacity throughout
     assert_eq!(g.in_service().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interruption_in_a_misconfigured_group_still_gets_its_replacement() {
+    // GIVEN a managed group with a spot member and a typo in one of its tags
+    let env = Env::new().await;
+    let spec = GroupSpec::managed("typo-int", 2).tag("spotswap:cooldown-minutes", "soon");
+    let (group, spot) = super::interruption::group_with_spot(&env, spec, 1).await;
+    let before = env.group_state(&group).await;
+
+    // WHEN its spot instance gets the interruption warning
+    let report = spotswap_aws::handle_event(
+        &env.aws(),
+        &config(),
+        &super::interruption::warning(&spot[0]),
+        spotswap_aws::EventOptions::default(),
+    )
+    .await
+    .expect("handled");
+
+    // THEN the replacement still gets going (safety, not configuration): the instance leaves
+    // the group without a decrement, so the group launches its replacement
+    assert!(report.acted(), "{:#?}", report.decisions);
+    let after = env.group_state(&group).await;
+    assert!(!after.members.contains_key(&spot[0]));
+    assert_eq!(after.desired, before.desired);
+    // AND the bad tag is named, as an error, in the report
+    let skip = report.skipped.first().expect("the bad tag is reported");
+    assert_eq!(skip.reason, spotswap_core::Reason::InvalidConfig);
+    assert!(skip
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .contains("spotswap:cooldown-minutes"));
+}

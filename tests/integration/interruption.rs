@@ -50,7 +50,7 @@ fn event_for(name: &str, instance: &str) -> String {
     event_file(name).replace(SAMPLE_ID, instance)
 }
 
-fn warning(instance: &str) -> String {
+pub(super) fn warning(instance: &str) -> String {
     event_for("interruption-spot-warning.json", instance)
 }
 
@@ -161,7 +161,7 @@ async fn spot_member(env: &Env, group: &str) -> String {
 
 /// A managed group of `on_demand` on-demand instances plus `spot` attached spot members, all
 /// in one subnet; MaxSize = the total.
-async fn group_with_spot(env: &Env, spec: GroupSpec, spot: usize) -> (String, Vec<String>) {
+pub(super) async fn group_with_spot(env: &Env, spec: GroupSpec, spot: usize) -> (String, Vec<String>) {
     let spec = GroupSpec {
         max: spec.desired + spot as i32,
         subnets: 1,

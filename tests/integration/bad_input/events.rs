@@ -404,16 +404,9 @@ fn event_cases() -> Vec<EventCase> {
             noop("InstanceProtected", "ev-protected", Some("@protected@"), &[]),
         ),
         // --- instances of groups with a bad tag: InvalidConfig naming the tag and the value
-        ev(
-            "spot warning, group has on-demand-percent=abc",
-            warning("@bad-pct@"),
-            noop(
-                "InvalidConfig",
-                "ev-bad-pct",
-                Some("@bad-pct@"),
-                &["spotswap:on-demand-percent", r#""abc""#],
-            ),
-        ),
+        // (A spot warning for a group with a bad setting value is no longer bad input: its
+        // replacement is safety, and goes ahead with the stack's defaults. See
+        // hardening::an_interruption_in_a_misconfigured_group_still_gets_its_replacement.)
         ev(
             "rebalance recommendation, group has on-demand-percent=abc",
             recommendation("@bad-pct@"),

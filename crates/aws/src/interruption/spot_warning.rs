@@ -93,8 +93,16 @@ pub(super) async fn handle(
     let tagged = run_one(executor, tag).await;
     rec.record(tag, tagged);
 
-    let policy = spotswap_core::plan::policy_for(group, &config.settings)?
+    let policy = spotswap_core::events::warning_policy(group, &config.settings)
         .ok_or_else(|| AdapterError::Invalid(format!("{} is not managed", group.name)))?;
+    if let Some(e) = spotswap_core::events::config_error(group, &config.settings) {
+        // Handled with the stack's defaults; the bad tag is still named, once, as an error.
+        rec.skip(&spotswap_core::Skip {
+            group: group.name.clone(),
+            reason: spotswap_core::Reason::InvalidConfig,
+            detail: Some(e.to_string()),
+        });
+    }
     let members: Vec<String> = group
         .members
         .iter()

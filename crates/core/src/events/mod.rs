@@ -238,7 +238,9 @@ pub(crate) fn ignore(reason: Reason, group: &str, instance: &str, pool: Option<&
 ///
 /// - no group lists the instance: `AlreadyHandled` when EC2 shows it tagged
 ///   `spotswap:detached-at` or gone (a duplicate or late delivery), else `UnknownInstance`;
-/// - the group is not managed: `NotManaged`; has a bad tag: `InvalidConfig`;
+/// - the group is not managed: `NotManaged`; has a bad tag: `InvalidConfig` (with
+///   [`BadConfig::Defaults`], only a bad `spotswap:enabled`; other bad values fall back to the
+///   stack's defaults);
 /// - the instance is leaving the group (`Detaching`, `Terminating*`): `AlreadyHandled`;
 ///   pending or in standby: `NotInService`.
 ///
@@ -250,6 +252,7 @@ pub fn screen<'a>(
     instance: &str,
     snap: &'a EventSnapshot,
     settings: &Settings,
+    bad_config: BadConfig,
 ) -> Result<Target<'a>, Action> {
     let Some(membership) = snap.membership.as_ref() else {
         return Err(match &snap.ec2 {
@@ -274,6 +277,7 @@ pub fn screen<'a>(
     let policy = match policy_for(group, settings) {
         Ok(Some(p)) => p,
         Ok(None) => return Err(ignore(Reason::NotManaged, &group.name, instance, pool)),
+        Err(e) if bad_config == BadConfig::Defaults && e.key() != tags::ENABLED => settings.defaults.clone(),
         Err(_) => return Err(ignore(Reason::InvalidConfig, &group.name, instance, pool)),
     };
     match membership.state {
@@ -286,6 +290,28 @@ pub fn screen<'a>(
         MemberState::Pending | MemberState::Standby => {
             Err(ignore(Reason::NotInService, &group.name, instance, pool))
         }
+    }
+}
+
+/// What a group's bad tag value means for an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadConfig {
+    /// A no-op (`InvalidConfig`): what the event would start is configuration (a rebalance
+    /// recommendation's new swap).
+    Ignore,
+    /// Go on with the stack's defaults: what the event asks is safety (an interruption's
+    /// replacement). A bad `spotswap:enabled` is still a no-op: the group may not be ours.
+    Defaults,
+}
+
+/// The policy an interruption is handled with: the group's, or the stack's defaults when a tag
+/// value is bad (the replacement is safety, not configuration). `None` when the group is not
+/// managed, or its `spotswap:enabled` is bad.
+pub fn warning_policy(group: &GroupSnapshot, settings: &Settings) -> Option<Policy> {
+    match policy_for(group, settings) {
+        Ok(p) => p,
+        Err(e) if e.key() != tags::ENABLED => Some(settings.defaults.clone()),
+        Err(_) => None,
     }
 }
 

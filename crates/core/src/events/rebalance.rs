@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ignore, screen, EventSnapshot, InstanceId, Target};
+use super::{ignore, screen, BadConfig, EventSnapshot, InstanceId, Target};
 use crate::action::{Action, Reason};
 use crate::candidates::{PoolCounts, SearchContext};
 use crate::model::{Instance, Lifecycle, Market, MemberState};
@@ -44,7 +44,7 @@ pub fn triage<'a>(
     now: Timestamp,
 ) -> Result<Target<'a>, Action> {
     let id = detail.instance_id.as_str();
-    let target = screen(id, snap, settings)?;
+    let target = screen(id, snap, settings, BadConfig::Ignore)?;
     let group = target.group;
     let noop = |reason| Err(ignore(reason, &group.name, id, Some(&target.membership.pool)));
     if target.policy.on_rebalance == OnRebalance::Ignore {

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{screen, EventSnapshot, InstanceId};
+use super::{screen, BadConfig, EventSnapshot, InstanceId};
 use crate::action::{Action, ActionKind, Reason};
 use crate::model::{GroupSnapshot, Pool};
 use crate::plan::Settings;
@@ -78,7 +78,8 @@ pub fn decide_spot_warning(
     _now: Timestamp,
 ) -> Vec<Action> {
     let id = detail.instance_id.as_str();
-    let target = match screen(id, snap, settings) {
+    // The replacement is safety, not configuration: a bad tag value does not stop it.
+    let target = match screen(id, snap, settings, BadConfig::Defaults) {
         Ok(t) => t,
         Err(noop) => return vec![noop],
     };

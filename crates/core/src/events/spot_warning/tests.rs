@@ -188,11 +188,12 @@ fn duplicates_unknown_and_unmanaged_are_single_no_ops() {
             snapshot(MemberState::Leaving, "Detaching", group(&[])),
             Reason::NotManaged,
         ),
+        // a bad spotswap:enabled: the group may not be ours at all
         (
             snapshot(
                 MemberState::InService,
                 "InService",
-                group(&[(tags::ENABLED, "true"), (tags::COOLDOWN_MINUTES, "soon")]),
+                group(&[(tags::ENABLED, "yes")]),
             ),
             Reason::InvalidConfig,
         ),
@@ -202,6 +203,20 @@ fn duplicates_unknown_and_unmanaged_are_single_no_ops() {
         assert_eq!(kinds(&actions), vec![("ignore", reason)], "{snap:?}");
         assert!(!actions[0].kind.is_mutating());
     }
+    // a bad setting value does not stop the replacement (safety, not configuration): it is
+    // handled with the stack's defaults
+    let bad = snapshot(
+        MemberState::InService,
+        "InService",
+        group(&[(tags::ENABLED, "true"), (tags::COOLDOWN_MINUTES, "soon")]),
+    );
+    assert_eq!(
+        kinds(&decide_spot_warning(&d, &bad, &settings, NOW)),
+        vec![
+            ("detach", Reason::SpotInterruptionWarning),
+            ("tag-detached", Reason::SpotInterruptionWarning)
+        ]
+    );
     // the duplicate names the group it was detached from
     let dup = EventSnapshot {
         ec2: Some(ec2(
