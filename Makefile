@@ -63,6 +63,9 @@ bench:
 	cargo build --release --workspace --bins; built=$$?; \
 	wait $$venv && wait $$planner && exit $$built
 	$(PY) bench/run.py --bin-dir target/release --runs $${BENCH_RUNS:-5} --out bench/results.md
+	@# The simulator's speed: one simulated week of 100 groups x 20 instances at 1-minute steps
+	@# (the sim crate has no AWS SDK, so its own target dir costs a minute, not a rebuild).
+	CARGO_TARGET_DIR=target/bench-sim cargo run --release -q -p spotswap-sim --example speed | tee -a bench/results.md
 
 ## lint: rustfmt check and clippy with warnings as errors (CI runs it beside `make test`).
 lint:
