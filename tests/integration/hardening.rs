@@ -219,3 +219,36 @@ async fn an_interruption_in_a_misconfigured_group_still_gets_its_replacement() {
         .unwrap_or("")
         .contains("spotswap:cooldown-minutes"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_whose_owner_suspended_terminate_gets_no_new_swap() {
+    // GIVEN a managed group of on-demand instances whose owner suspended Terminate
+    let env = Env::new().await;
+    env.group(&GroupSpec::managed("frozen-web", 2)).await;
+    env.asg
+        .suspend_processes()
+        .auto_scaling_group_name("frozen-web")
+        .scaling_processes("Terminate")
+        .send()
+        .await
+        .expect("suspend");
+    // WHEN a cycle runs
+    let report = cycle_at(&env, spotswap_aws::workflow::now()).await;
+    // THEN no swap starts (it could never retire its original), and the skip names the process
+    let skip = report
+        .skipped
+        .iter()
+        .find(|s| s.group == "frozen-web")
+        .unwrap_or_else(|| panic!("not skipped: {:#?}", report.actions));
+    assert_eq!(skip.reason, spotswap_core::Reason::ProcessesSuspended);
+    assert!(
+        skip.detail.as_deref().unwrap_or("").contains("Terminate"),
+        "{skip:?}"
+    );
+    assert!(
+        !report.api_calls.contains_key("ec2:CreateFleet"),
+        "{:?}",
+        report.api_calls
+    );
+    assert_eq!(report.mutating_calls(), 0);
+}

@@ -133,6 +133,11 @@ pub enum Reason {
     ///
     /// Decided in [`crate::plan::blockers`].
     InstanceRefreshInProgress,
+    /// Auto Scaling processes a step needs are suspended on the group: no new swap starts, an
+    /// attach waits while `Launch` or `AddToLoadBalancer` is suspended, a retire while
+    /// `Terminate` is. The skip's detail names the processes. Decided in
+    /// [`crate::plan::blockers`] (the stage-by-process table) and [`crate::plan::stages`].
+    ProcessesSuspended,
     /// The group is being deleted or its stack is being updated.
     ///
     /// Decided in [`crate::plan::blockers`] and, for its records, [`crate::reap`].
@@ -242,7 +247,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 53] = [
+    pub const ALL: [Reason; 54] = [
         Self::OnDemandAboveFloor,
         Self::RebalanceRecommendation,
         Self::ReplacementReady,
@@ -271,6 +276,7 @@ impl Reason {
         Self::MixedInstancesPolicyNotSupported,
         Self::NoLaunchTemplate,
         Self::InstanceRefreshInProgress,
+        Self::ProcessesSuspended,
         Self::GroupUpdating,
         Self::Sheltered,
         Self::OutOfTime,
@@ -331,6 +337,7 @@ impl Reason {
             Self::MixedInstancesPolicyNotSupported => "MixedInstancesPolicyNotSupported",
             Self::NoLaunchTemplate => "NoLaunchTemplate",
             Self::InstanceRefreshInProgress => "InstanceRefreshInProgress",
+            Self::ProcessesSuspended => "ProcessesSuspended",
             Self::GroupUpdating => "GroupUpdating",
             Self::Sheltered => "Sheltered",
             Self::OutOfTime => "OutOfTime",

@@ -252,6 +252,10 @@ pub struct GroupSnapshot {
     /// The group has a lifecycle hook on `autoscaling:EC2_INSTANCE_TERMINATING`.
     /// `None` when not read.
     pub has_terminating_hook: Option<bool>,
+    /// Auto Scaling processes suspended on the group (`Launch`, `Terminate`,
+    /// `AddToLoadBalancer`, …), as `DescribeAutoScalingGroups` lists them.
+    #[serde(default)]
+    pub suspended_processes: Vec<String>,
 }
 
 impl GroupSnapshot {

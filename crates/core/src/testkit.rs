@@ -223,6 +223,7 @@ impl Fleet {
                 status: None,
                 instance_refresh_in_progress: Some(false),
                 has_terminating_hook: Some(false),
+                suspended_processes: Vec::new(),
             },
             instances: BTreeMap::new(),
             market: market(),

@@ -67,6 +67,11 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
         status: g.status().map(str::to_string),
         instance_refresh_in_progress: None,
         has_terminating_hook: None,
+        suspended_processes: g
+            .suspended_processes()
+            .iter()
+            .filter_map(|p| p.process_name().map(str::to_string))
+            .collect(),
     }
 }
 

@@ -38,6 +38,36 @@ pub fn swappable_template(group: &GroupSnapshot) -> Result<&LaunchTemplateRef, B
     Ok(template)
 }
 
+/// A step of a swap that a suspended Auto Scaling process can stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwapStep {
+    /// Starting a new swap: every later step must be possible, or the launch would wait.
+    Start,
+    /// AttachInstances: the group's `Launch` (an attach is a launch into the group) and
+    /// `AddToLoadBalancer` (the new instance must join the load balancers).
+    Attach,
+    /// TerminateInstanceInAutoScalingGroup: `Terminate`.
+    Retire,
+}
+
+/// The processes each step needs running: the stage-by-process table (docs/design.md).
+pub fn processes_needed(step: SwapStep) -> &'static [&'static str] {
+    match step {
+        SwapStep::Start => &["Launch", "Terminate", "AddToLoadBalancer"],
+        SwapStep::Attach => &["Launch", "AddToLoadBalancer"],
+        SwapStep::Retire => &["Terminate"],
+    }
+}
+
+/// The processes `step` needs that are suspended on `group` (empty: the step may run).
+pub fn suspended_for(group: &GroupSnapshot, step: SwapStep) -> Vec<&'static str> {
+    processes_needed(step)
+        .iter()
+        .copied()
+        .filter(|p| group.suspended_processes.iter().any(|s| s == p))
+        .collect()
+}
+
 /// Why `group` cannot be swapped now, or `None` when it can: [`swappable_template`] without
 /// the template.
 pub fn group_blocker(group: &GroupSnapshot) -> Option<Blocker> {
@@ -66,6 +96,7 @@ mod tests {
             status: None,
             instance_refresh_in_progress: None,
             has_terminating_hook: None,
+            suspended_processes: Vec::new(),
         }
     }
 

@@ -326,6 +326,15 @@ fn start_gate(
     if group.desired == 0 || policy.replace_per_cycle == 0 {
         return Err(Hold::Quiet);
     }
+    let suspended = blockers::suspended_for(group, blockers::SwapStep::Start);
+    if !suspended.is_empty() {
+        // A swap started now could not finish: its attach or its retire would wait.
+        return Err(Hold::Skip(Skip {
+            group: group.name.clone(),
+            reason: Reason::ProcessesSuspended,
+            detail: Some(format!("suspended: {}", suspended.join(", "))),
+        }));
+    }
     if in_service < group.desired {
         return Err(Hold::Wait(Reason::GroupBelowCapacity));
     }

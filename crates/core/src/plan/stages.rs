@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::blockers::SwapStep;
 use super::index::Launches;
 use crate::action::{Action, ActionKind, Reason};
 use crate::candidates::PoolCounts;
@@ -266,7 +267,7 @@ pub(crate) fn advance_all<'a>(
     let mut out = Advanced::default();
     for (replaces, ls) in launches {
         let (actions, state, kept) = advance_swap(group, replaces, ls, in_service, now);
-        for a in actions {
+        for a in actions.into_iter().map(|a| held_by_suspension(group, a)) {
             if matches!(a.kind, ActionKind::Attach { .. }) {
                 out.attaches.push(a);
             } else {
@@ -282,6 +283,24 @@ pub(crate) fn advance_all<'a>(
         }
     }
     out
+}
+
+/// An attach or a retire becomes a Wait (`ProcessesSuspended`) while a process it needs is
+/// suspended on the group: the owner stopped it on purpose, and the swap resumes with them.
+fn held_by_suspension(group: &GroupSnapshot, a: Action) -> Action {
+    let step = match a.kind {
+        ActionKind::Attach { .. } => SwapStep::Attach,
+        ActionKind::Retire { .. } => SwapStep::Retire,
+        _ => return a,
+    };
+    if super::blockers::suspended_for(group, step).is_empty() {
+        return a;
+    }
+    Action {
+        kind: ActionKind::Wait,
+        reason: Reason::ProcessesSuspended,
+        ..a
+    }
 }
 
 /// MaxSize around this cycle's attaches: raised first when they would not fit (recording the

@@ -135,3 +135,51 @@ fn unmanaged_groups_get_no_action_in_either_mode() {
     assert_eq!(plan.skip, None);
     assert!(!plan.actions.is_empty());
 }
+
+#[test]
+fn suspended_processes_hold_the_steps_that_need_them() {
+    let suspend = |fleet: Fleet, processes: &[&str]| {
+        fleet.with_group(|g| g.suspended_processes = processes.iter().map(|p| p.to_string()).collect())
+    };
+    // GIVEN on-demand instances above the floor, and Terminate suspended by the group's owner
+    let plan = suspend(Fleet::new().on_demand("i-od1", A).desired(1), &["Terminate"]).plan();
+    // THEN no swap starts (it could never retire its original), and the skip names the process
+    assert_eq!(skip_reason(&plan), Some(Reason::ProcessesSuspended));
+    assert!(plan
+        .skip
+        .as_ref()
+        .unwrap()
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("Terminate"));
+    assert!(launches(&plan).is_empty());
+
+    // GIVEN a launch ready to attach while Launch is suspended
+    let plan = suspend(swap_at(Stage::Ready), &["Launch"]).plan();
+    // THEN the attach waits, and MaxSize is not raised for it
+    assert!(plan
+        .actions
+        .iter()
+        .any(|a| a.kind == ActionKind::Wait && a.reason == Reason::ProcessesSuspended));
+    assert!(!kinds(&plan)
+        .iter()
+        .any(|k| matches!(k, ActionKind::Attach { .. } | ActionKind::RaiseMax { .. })));
+
+    // GIVEN a replacement InService past its grace while Terminate is suspended
+    let plan = suspend(swap_at(Stage::Attached { secs_ago: 3600 }), &["Terminate"]).plan();
+    // THEN the original is not retired
+    assert!(!kinds(&plan)
+        .iter()
+        .any(|k| matches!(k, ActionKind::Retire { .. })));
+    assert!(plan
+        .actions
+        .iter()
+        .any(|a| a.reason == Reason::ProcessesSuspended));
+
+    // AND a process no step needs changes nothing
+    let plan = suspend(swap_at(Stage::Ready), &["AZRebalance", "ScheduledActions"]).plan();
+    assert!(kinds(&plan)
+        .iter()
+        .any(|k| matches!(k, ActionKind::Attach { .. })));
+}
