@@ -52,7 +52,11 @@ use spotswap_tests::proxy::{reset_moto, Fault, FaultKind, Proxy};
 /// - 117: two cycles at once attached the same launch twice. AWS refuses an instance that is
 ///   already a member; moto attached it again (desired +2, a duplicate member), so the proxy
 ///   now answers AttachInstances as AWS does.
-const REGRESSION_SEEDS: &[u64] = &[1, 27, 117];
+/// - 59: a kill between the record of a further MaxSize raise (`max-raised-to`) and the raise
+///   itself left MaxSize below the recorded `to`; the next raise took that for the owner's
+///   change and recorded it as the original, so MaxSize ended one above where it began. Inside
+///   `from..=to`, MaxSize is now ours.
+const REGRESSION_SEEDS: &[u64] = &[1, 27, 59, 117];
 
 /// Schedules on one moto server between two resets in `make chaos`.
 const RESET_EVERY: usize = 60;

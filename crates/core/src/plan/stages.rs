@@ -48,11 +48,16 @@ pub fn max_raised_to(group: &GroupSnapshot) -> Option<u32> {
     group.tag(tags::MAX_RAISED_TO).and_then(|v| v.trim().parse().ok())
 }
 
-/// True when MaxSize is no longer what we raised it to (`spotswap:max-raised-to`): its owner
-/// changed it meanwhile. A record written before `max-raised-to` existed cannot tell, and is
-/// restored as before.
+/// True when MaxSize is outside what spotswap could have left it at, `spotswap:max-raised-from`
+/// to `spotswap:max-raised-to`: its owner changed it meanwhile. Inside that range it is ours:
+/// a stop between writing the record of a further raise and the raise itself leaves MaxSize
+/// below the recorded `to` (chaos seed 59), and must not pass for the owner's change. A record
+/// written before `max-raised-to` existed cannot tell, and is restored as before.
 pub fn max_changed_by_owner(group: &GroupSnapshot) -> bool {
-    max_raised_to(group).is_some_and(|to| to != group.max_size)
+    match (max_raised_from(group), max_raised_to(group)) {
+        (Some(from), Some(to)) => group.max_size > to || group.max_size < from,
+        _ => false,
+    }
 }
 
 /// `spotswap:max-raised-from`, when it holds a number.

@@ -359,21 +359,32 @@ fn max_size_belongs_to_its_owner() {
         .iter()
         .any(|k| matches!(k, ActionKind::RestoreMax { .. } | ActionKind::RaiseMax { .. })));
 
-    // GIVEN a swap ready to attach while the owner's MaxSize (2) sits below our recorded raise
-    let plan = swap_at(Stage::Ready)
+    // GIVEN a swap ready to attach while the owner's MaxSize (2) sits below our recorded
+    // original (3)
+    let raise_of = |fleet: Fleet| {
+        kinds(&fleet.plan())
+            .into_iter()
+            .find_map(|k| match k {
+                ActionKind::RaiseMax { from, to } => Some((*from, *to)),
+                _ => None,
+            })
+            .expect("a raise")
+    };
+    let owners = swap_at(Stage::Ready)
+        .max(2)
+        .tag(tags::MAX_RAISED_FROM, "3")
+        .tag(tags::MAX_RAISED_TO, "4");
+    // THEN the raise records the owner's value as the one to come back to
+    assert_eq!(raise_of(owners).0, 2);
+
+    // GIVEN instead a stop between our record of a further raise (to 4) and the raise itself:
+    // MaxSize (2) is inside what we could have left it at (1 to 4)
+    let stopped = swap_at(Stage::Ready)
         .max(2)
         .tag(tags::MAX_RAISED_FROM, "1")
-        .tag(tags::MAX_RAISED_TO, "3")
-        .plan();
-    // THEN the raise records the owner's value as the one to come back to
-    let raise = kinds(&plan)
-        .into_iter()
-        .find_map(|k| match k {
-            ActionKind::RaiseMax { from, to } => Some((*from, *to)),
-            _ => None,
-        })
-        .expect("a raise");
-    assert_eq!(raise.0, 2, "{raise:?}");
+        .tag(tags::MAX_RAISED_TO, "4");
+    // THEN it is still ours: the original (1) is kept, and restored in the end (chaos seed 59)
+    assert_eq!(raise_of(stopped).0, 1);
 }
 
 #[test]
