@@ -84,9 +84,10 @@ pub enum Reason {
     /// Decided in [`crate::plan::stages`] ([`crate::plan::max_restore`], for the cycle and the
     /// reaper).
     DesiredAboveOriginalMax,
-    /// MaxSize is no longer what spotswap raised it to: its owner (a user, CloudFormation,
-    /// Terraform) changed it meanwhile, so the record is dropped and MaxSize is left as they
-    /// set it. Decided in [`crate::plan::stages`] (`max_restore`).
+    /// MaxSize is outside what spotswap could have left it at (`max-raised-from` to
+    /// `max-raised-to`): its owner (a user, CloudFormation, Terraform) changed it meanwhile, so
+    /// the record is dropped and MaxSize is left as they set it. Decided in
+    /// [`crate::plan::stages`] (`max_restore`).
     MaxSizeChangedByOwner,
     // -- nothing to do / could not
     /// On-demand count is at the risk floor: nothing to swap.
