@@ -252,3 +252,56 @@ async fn a_group_whose_owner_suspended_terminate_gets_no_new_swap() {
     );
     assert_eq!(report.mutating_calls(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_risk_floor_comes_back_after_it_is_raised() {
+    // GIVEN a managed group of 2 swapped to spot (floor 0)
+    let env = Env::new().await;
+    env.group(&GroupSpec::managed("floor-web", 2)).await;
+    let start = spotswap_aws::workflow::now();
+    let mut step = 0;
+    while env.mix("floor-web").await != (0, 2) {
+        assert!(
+            step < 12,
+            "never converged to spot: {:?}",
+            env.mix("floor-web").await
+        );
+        cycle_at(&env, start.plus_secs(60 * step)).await;
+        step += 1;
+    }
+    // WHEN its owner raises the floor to one on-demand instance, and the cycles go on
+    env.asg
+        .create_or_update_tags()
+        .tags(
+            aws_sdk_autoscaling::types::Tag::builder()
+                .resource_id("floor-web")
+                .resource_type("auto-scaling-group")
+                .key("spotswap:on-demand-base")
+                .value("1")
+                .propagate_at_launch(false)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag");
+    let mut reasons = Vec::new();
+    for more in 0..8 {
+        let report = cycle_at(&env, start.plus_secs(60 * (step + more))).await;
+        reasons.extend(report.actions.iter().map(|a| a.reason));
+        // never below desired, even while it is restored
+        let g = env.group_state("floor-web").await;
+        assert!(
+            g.in_service().len() >= 2,
+            "InService {} < 2",
+            g.in_service().len()
+        );
+    }
+    // THEN it is back at its floor, through the same stages, with desired where it was
+    assert_eq!(env.mix("floor-web").await, (1, 1), "{reasons:?}");
+    assert!(
+        reasons.contains(&spotswap_core::Reason::BelowRiskFloor),
+        "{reasons:?}"
+    );
+    let g = env.group_state("floor-web").await;
+    assert_eq!((g.desired, g.max), (2, 2));
+}

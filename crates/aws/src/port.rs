@@ -87,6 +87,8 @@ pub struct FleetRequest {
     pub overrides: Vec<(String, String)>,
     /// Tags of the new instance.
     pub tags: Vec<(String, String)>,
+    /// Spot (price-capacity-optimized over the overrides), or on-demand (the floor).
+    pub purchase: spotswap_core::Purchase,
 }
 
 impl FleetRequest {
@@ -101,6 +103,7 @@ impl FleetRequest {
                 .map(|c| (c.pool.instance_type.clone(), spec.subnet_id.clone()))
                 .collect(),
             tags: spec.tags.clone(),
+            purchase: spec.purchase,
         }
     }
 }

@@ -17,6 +17,11 @@ pub enum Reason {
     ///
     /// Decided in [`crate::plan`] (the cycle's new swaps, from [`crate::plan::originals`]).
     OnDemandAboveFloor,
+    /// The group's on-demand count is below its risk floor (a scale-in took on-demand
+    /// instances, or the floor was raised): an on-demand instance is launched from the group's
+    /// own template to replace a spot one, through the same Launch → Attach → Retire stages.
+    /// Decided in [`crate::plan`] (`restore_floor`).
+    BelowRiskFloor,
     /// A rebalance recommendation: move the at-risk spot instance to another pool.
     ///
     /// Decided in [`crate::events::rebalance`].
@@ -248,8 +253,9 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 54] = [
+    pub const ALL: [Reason; 55] = [
         Self::OnDemandAboveFloor,
+        Self::BelowRiskFloor,
         Self::RebalanceRecommendation,
         Self::ReplacementReady,
         Self::MaxSizeAtDesired,
@@ -311,6 +317,7 @@ impl Reason {
         // Spelled out so a rename is a visible, reviewed change of a FIXED string.
         match self {
             Self::OnDemandAboveFloor => "OnDemandAboveFloor",
+            Self::BelowRiskFloor => "BelowRiskFloor",
             Self::RebalanceRecommendation => "RebalanceRecommendation",
             Self::ReplacementReady => "ReplacementReady",
             Self::MaxSizeAtDesired => "MaxSizeAtDesired",
@@ -388,6 +395,17 @@ pub struct Candidate {
     pub spot_price: f64,
 }
 
+/// How a launch is bought.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Purchase {
+    /// Spot, from the candidates (a swap to spot).
+    #[default]
+    Spot,
+    /// On-demand, of the instance's own type (restoring the risk floor).
+    OnDemand,
+}
+
 /// Everything the executor needs for one CreateFleet call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LaunchSpec {
@@ -403,6 +421,8 @@ pub struct LaunchSpec {
     pub client_token: String,
     /// Tags for the new instance: ours plus the group's propagate-at-launch tags.
     pub tags: Vec<(String, String)>,
+    /// Spot, or on-demand (restoring the risk floor).
+    pub purchase: Purchase,
 }
 
 /// What to do.

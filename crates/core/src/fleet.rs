@@ -71,7 +71,10 @@ pub fn judge_fleet(
         return FleetVerdict::Launched { instance, pool };
     }
     let kind = |e: &FleetError| ErrorKind::of_code(e.code.as_deref());
-    if !errors.is_empty() && errors.iter().all(|e| kind(e) == ErrorKind::Capacity) {
+    // An on-demand launch (restoring the floor) without capacity is a failure to retry, not a
+    // spot pool to mark: the on-demand market is not what the marks steer.
+    let spot = spec.purchase == crate::action::Purchase::Spot;
+    if spot && !errors.is_empty() && errors.iter().all(|e| kind(e) == ErrorKind::Capacity) {
         let offered = spec.candidates.iter().map(|c| &c.pool);
         let named: Vec<Pool> = offered
             .clone()
@@ -104,6 +107,21 @@ pub fn judge_fleet(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_on_demand_launch_without_capacity_fails_and_marks_nothing() {
+        let mut spec = spec();
+        spec.purchase = crate::action::Purchase::OnDemand;
+        let errors = [FleetError {
+            code: Some("InsufficientInstanceCapacity".into()),
+            message: "none".into(),
+            pool: None,
+        }];
+        assert!(matches!(
+            judge_fleet(&spec, None, &errors),
+            FleetVerdict::Failed { .. }
+        ));
+    }
+
     use super::*;
     use crate::action::Candidate;
     use crate::model::LaunchTemplateRef;
@@ -112,6 +130,7 @@ mod tests {
 
     fn spec() -> LaunchSpec {
         LaunchSpec {
+            purchase: crate::action::Purchase::Spot,
             replaces: "i-od".into(),
             subnet_id: "subnet-a".into(),
             launch_template: LaunchTemplateRef {

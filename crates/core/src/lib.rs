@@ -44,7 +44,7 @@ pub mod tags;
 pub mod testkit;
 pub mod time;
 
-pub use action::{Action, ActionKind, Candidate, LaunchSpec, Reason, Skip};
+pub use action::{Action, ActionKind, Candidate, LaunchSpec, Purchase, Reason, Skip};
 pub use error::{ConfigError, EventError};
 pub use fleet::{judge_fleet, FleetError, FleetVerdict};
 pub use model::{

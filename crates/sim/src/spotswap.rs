@@ -142,6 +142,21 @@ impl Spotswap {
                     t.insert(k.clone(), v.clone());
                 }
                 let offered: Vec<_> = spec.candidates.iter().map(|c| c.pool.clone()).collect();
+                if spec.purchase == spotswap_core::Purchase::OnDemand {
+                    // The floor's restoration: on-demand of the instance's own type, in its AZ
+                    // (on-demand capacity is there unless the AZ is down).
+                    let pool = offered
+                        .first()
+                        .filter(|p| world.az_up(&p.az))
+                        .and_then(|p| world.pool_index.get(p).copied());
+                    return match pool {
+                        Some(p) => {
+                            world.launch(p, Lifecycle::OnDemand, t);
+                            Ok(())
+                        }
+                        None => Err(format!("InsufficientInstanceCapacity: {} on-demand", a.group)),
+                    };
+                }
                 match world.create_fleet(&offered, t) {
                     Ok(_) => {
                         // Invariant (6): no duplicate launch per original.
@@ -151,8 +166,9 @@ impl Spotswap {
                         }
                     }
                     Err(NoCapacity) => {
-                        world.counters.api_calls += 1; // CreateOrUpdateTags: the no-capacity marks
-                                                       // The fleet tried every offered pool: the core marks them all.
+                        // CreateOrUpdateTags: the no-capacity marks. The fleet tried every offered
+                        // pool: the core marks them all.
+                        world.counters.api_calls += 1;
                         world.groups[g].tags.extend(no_capacity_tags(&offered, now));
                     }
                 }

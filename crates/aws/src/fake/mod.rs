@@ -331,7 +331,10 @@ impl Port for FakePort {
                     instance_type: ty.clone(),
                     az: pool.az.clone(),
                     subnet_id: Some(subnet.clone()),
-                    lifecycle: Lifecycle::Spot,
+                    lifecycle: match req.purchase {
+                        spotswap_core::Purchase::Spot => Lifecycle::Spot,
+                        spotswap_core::Purchase::OnDemand => Lifecycle::OnDemand,
+                    },
                     state: InstanceState::Running,
                     launch_time: s.clock,
                     status_ok: None,

@@ -406,6 +406,28 @@ impl Port for SdkPort {
                 .iter()
                 .map(|(k, v)| Tag::builder().key(k).value(v).build())
                 .collect();
+            let capacity = TargetCapacitySpecificationRequest::builder().total_target_capacity(1);
+            let (capacity, spot_options) = match req.purchase {
+                spotswap_core::Purchase::Spot => (
+                    capacity
+                        .spot_target_capacity(1)
+                        .default_target_capacity_type(DefaultTargetCapacityType::Spot)
+                        .build(),
+                    Some(
+                        SpotOptionsRequest::builder()
+                            .allocation_strategy(SpotAllocationStrategy::PriceCapacityOptimized)
+                            .build(),
+                    ),
+                ),
+                // The floor's restoration: one on-demand instance of the override's type.
+                spotswap_core::Purchase::OnDemand => (
+                    capacity
+                        .on_demand_target_capacity(1)
+                        .default_target_capacity_type(DefaultTargetCapacityType::OnDemand)
+                        .build(),
+                    None,
+                ),
+            };
             let resp = self
                 .ec2
                 .create_fleet()
@@ -417,18 +439,8 @@ impl Port for SdkPort {
                         .set_overrides(Some(overrides))
                         .build(),
                 )
-                .target_capacity_specification(
-                    TargetCapacitySpecificationRequest::builder()
-                        .total_target_capacity(1)
-                        .spot_target_capacity(1)
-                        .default_target_capacity_type(DefaultTargetCapacityType::Spot)
-                        .build(),
-                )
-                .spot_options(
-                    SpotOptionsRequest::builder()
-                        .allocation_strategy(SpotAllocationStrategy::PriceCapacityOptimized)
-                        .build(),
-                )
+                .target_capacity_specification(capacity)
+                .set_spot_options(spot_options)
                 .tag_specifications(
                     TagSpecification::builder()
                         .resource_type(ResourceType::Instance)

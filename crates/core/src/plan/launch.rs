@@ -1,7 +1,7 @@
 //! The launch spec of a replacement: the group's own template, the original's subnet, the
 //! candidate pools, the idempotency token and the tags that make the launch a swap's.
 
-use crate::action::{Action, ActionKind, Candidate, LaunchSpec, Reason};
+use crate::action::{Action, ActionKind, Candidate, LaunchSpec, Purchase, Reason};
 use crate::candidates::{candidates, SearchContext};
 use crate::model::{GroupSnapshot, Instance};
 use crate::tags;
@@ -37,6 +37,7 @@ pub fn launch_for(
         candidates: found,
         client_token: String::new(),
         tags: launch_tags(group, original, ctx.now),
+        purchase: Purchase::Spot,
     };
     spec.client_token = client_token(&spec);
     Ok(Action::new(ActionKind::Launch(spec), reason, &group.name)
@@ -69,6 +70,10 @@ pub fn client_token(spec: &LaunchSpec) -> String {
         h.field(k);
         h.field(v);
     }
+    h.field(match spec.purchase {
+        Purchase::Spot => "spot",
+        Purchase::OnDemand => "on-demand",
+    });
     let mut token = format!("spotswap-{}-{:016x}", spec.replaces, h.0);
     token.truncate(64);
     token
@@ -120,4 +125,40 @@ pub fn launch_tags(group: &GroupSnapshot, original: &Instance, now: Timestamp) -
     );
     out.truncate(50);
     out
+}
+
+/// An on-demand Launch of `original`'s own type in its subnet, from the group's own launch
+/// template: the risk floor's restoration (`BelowRiskFloor`), or a Wait saying why there is
+/// none (no subnet).
+#[allow(clippy::result_large_err)]
+pub fn on_demand_launch_for(
+    group: &GroupSnapshot,
+    template: &crate::model::LaunchTemplateRef,
+    original: &Instance,
+    on_demand_price: Option<f64>,
+    now: Timestamp,
+) -> Result<Action, Action> {
+    let Some(subnet_id) = original.subnet_id.clone() else {
+        return Err(Action::new(ActionKind::Wait, Reason::NoSubnet, &group.name).instance(&original.id));
+    };
+    let pool = original.pool();
+    let mut spec = LaunchSpec {
+        replaces: original.id.clone(),
+        subnet_id,
+        launch_template: template.clone(),
+        candidates: vec![Candidate {
+            pool: pool.clone(),
+            spot_price: on_demand_price.unwrap_or_default(),
+        }],
+        client_token: String::new(),
+        tags: launch_tags(group, original, now),
+        purchase: Purchase::OnDemand,
+    };
+    spec.client_token = client_token(&spec);
+    Ok(
+        Action::new(ActionKind::Launch(spec), Reason::BelowRiskFloor, &group.name)
+            .instance(&original.id)
+            .pool(pool)
+            .prices(None, on_demand_price),
+    )
 }

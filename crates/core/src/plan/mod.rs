@@ -266,11 +266,53 @@ fn plan_group_in(
         Err(Hold::Quiet) => return plan,
     }
     let serving = originals::serving(group, instances);
+    // Below the floor (a scale-in took on-demand instances, the floor was raised): restore it
+    // first, through the same stages, on-demand from the group's own template. The floor of
+    // the desired capacity the group settles at: an attached swap raised desired by one until
+    // its retire gives it back.
+    let settled_floor = policy.required_on_demand(group.desired.saturating_sub(stage.attached));
+    let deficit = originals::floor_deficit(&serving, &stage.replacing, stage.od_arriving, settled_floor);
+    if deficit > 0 && !stage.replacing.is_empty() {
+        // One direction at a time: the swaps in flight settle first.
+        plan.actions
+            .push(Action::new(ActionKind::Wait, Reason::BelowRiskFloor, name));
+        return plan;
+    }
+    if deficit > 0 {
+        // Not an instance this plan already retires or ends (a duplicate launch, say).
+        let acted: std::collections::BTreeSet<String> = plan
+            .actions
+            .iter()
+            .filter(|a| a.kind.is_mutating())
+            .filter_map(|a| match &a.kind {
+                ActionKind::Retire { instance, .. } | ActionKind::TerminateLaunch { instance } => {
+                    Some(instance.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let serving: Vec<_> = serving
+            .into_iter()
+            .filter(|(m, _)| !acted.contains(&m.id))
+            .collect();
+        plan.actions.extend(restore_floor(
+            group,
+            template,
+            market,
+            &serving,
+            &stage.replacing,
+            launches,
+            deficit.min(policy.replace_per_cycle),
+            now,
+        ));
+        return plan;
+    }
     let mut counts = stage.counts;
     for (_, inst) in serving.iter().filter(|(_, i)| i.lifecycle == Lifecycle::Spot) {
         counts.add(inst.pool());
     }
     match originals::choose_originals(
+        &group.name,
         &serving,
         &stage.replacing,
         launches,
@@ -431,4 +473,34 @@ fn census(
         }
     }
     c
+}
+
+/// On-demand launches replacing spot members until the floor is met, at most `n`: of the AZ
+/// holding the most spot first, then the oldest; each a Launch with `BelowRiskFloor`. A Wait
+/// with the same reason when no spot member may be replaced (protected, unhealthy, in flight).
+#[allow(clippy::too_many_arguments)]
+fn restore_floor(
+    group: &GroupSnapshot,
+    template: &LaunchTemplateRef,
+    market: &Market,
+    serving: &[(&Member, &Instance)],
+    replacing: &std::collections::BTreeSet<&str>,
+    launches: &Launches<'_>,
+    n: u32,
+    now: Timestamp,
+) -> Vec<Action> {
+    let spot: Vec<&Instance> =
+        originals::replaceable(&group.name, serving, replacing, launches, Lifecycle::Spot);
+    if spot.is_empty() {
+        return vec![Action::new(ActionKind::Wait, Reason::BelowRiskFloor, &group.name)];
+    }
+    spot.into_iter()
+        .take(n as usize)
+        .map(|i| {
+            let od = market.on_demand_price(&i.instance_type);
+            match launch::on_demand_launch_for(group, template, i, od, now) {
+                Ok(a) | Err(a) => a,
+            }
+        })
+        .collect()
 }

@@ -39,6 +39,7 @@ pub(crate) struct Originals<'i> {
 /// candidate protected, `InstanceProtected`, or the group would look stuck with nothing in the
 /// log.
 pub(crate) fn choose_originals<'i>(
+    group: &str,
     serving: &[(&Member, &'i Instance)],
     in_flight: &BTreeSet<&str>,
     launches: &Launches<'_>,
@@ -61,22 +62,7 @@ pub(crate) fn choose_originals<'i>(
     let to_start = available.min(replace_per_cycle);
 
     // Prefer AZs holding the most on-demand, then the oldest instances.
-    let mut per_az: BTreeMap<&str, usize> = BTreeMap::new();
-    for (_, i) in &on_demand {
-        *per_az.entry(i.az.as_str()).or_default() += 1;
-    }
-    let mut eligible: Vec<&Instance> = on_demand
-        .iter()
-        .filter(|(m, i)| {
-            m.healthy
-                && !m.protected_from_scale_in
-                && i.termination_protected != Some(true)
-                && i.state == InstanceState::Running
-                && !in_flight.contains(m.id.as_str())
-                && !launches.contains_key(m.id.as_str())
-        })
-        .map(|(_, i)| *i)
-        .collect();
+    let eligible = replaceable(group, serving, in_flight, launches, Lifecycle::OnDemand);
     if eligible.is_empty() {
         let protected = on_demand.iter().any(|(m, i)| {
             !in_flight.contains(m.id.as_str())
@@ -84,11 +70,66 @@ pub(crate) fn choose_originals<'i>(
         });
         return Err(protected.then_some(Reason::InstanceProtected));
     }
-    eligible.sort_by(|a, b| {
+    Ok(Originals { eligible, to_start })
+}
+
+/// How many on-demand instances the group lacks for its floor: InService on-demand members not
+/// being replaced, plus on-demand launches on their way (`od_arriving`), against `floor`.
+pub(crate) fn floor_deficit(
+    serving: &[(&Member, &Instance)],
+    replacing: &BTreeSet<&str>,
+    od_arriving: u32,
+    floor: u32,
+) -> u32 {
+    let staying = serving
+        .iter()
+        .filter(|(m, i)| {
+            m.state == MemberState::InService
+                && i.lifecycle == Lifecycle::OnDemand
+                && !replacing.contains(m.id.as_str())
+        })
+        .count() as u32;
+    floor.saturating_sub(staying + od_arriving)
+}
+
+/// Members of `lifecycle` that a swap may replace, in the order to try them: InService,
+/// healthy, not protected from scale-in or termination, running, not already being replaced;
+/// of the AZ holding the most of them first, then the oldest.
+pub(crate) fn replaceable<'i>(
+    group: &str,
+    serving: &[(&Member, &'i Instance)],
+    replacing: &BTreeSet<&str>,
+    launches: &Launches<'_>,
+    lifecycle: Lifecycle,
+) -> Vec<&'i Instance> {
+    let mut per_az: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, i) in serving
+        .iter()
+        .filter(|(m, i)| m.state == MemberState::InService && i.lifecycle == lifecycle)
+    {
+        *per_az.entry(i.az.as_str()).or_default() += 1;
+    }
+    let mut out: Vec<&Instance> = serving
+        .iter()
+        .filter(|(m, i)| {
+            m.state == MemberState::InService
+                && i.lifecycle == lifecycle
+                && m.healthy
+                && !m.protected_from_scale_in
+                && i.termination_protected != Some(true)
+                && i.state == InstanceState::Running
+                && !replacing.contains(m.id.as_str())
+                && !launches.contains_key(m.id.as_str())
+                // another group's launch attached here is not ours to replace
+                && i.launched_for().is_none_or(|g| g == group)
+        })
+        .map(|(_, i)| *i)
+        .collect();
+    out.sort_by(|a, b| {
         per_az[b.az.as_str()]
             .cmp(&per_az[a.az.as_str()])
             .then(a.launch_time.cmp(&b.launch_time))
             .then(a.id.cmp(&b.id))
     });
-    Ok(Originals { eligible, to_start })
+    out
 }

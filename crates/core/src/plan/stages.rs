@@ -260,6 +260,11 @@ pub(crate) struct Advanced<'a> {
     /// The pools the kept launches of swaps in flight will land in, while not yet attached:
     /// counted for the diversification cap.
     pub counts: PoolCounts,
+    /// On-demand launches of swaps in flight (restoring the floor) not yet InService in the
+    /// group: on-demand capacity on its way.
+    pub od_arriving: u32,
+    /// Swaps in flight whose launch is attached: each raised desired by one until its retire.
+    pub attached: u32,
 }
 
 /// Advance each swap of `group` one stage ([`advance_swap`]).
@@ -281,9 +286,25 @@ pub(crate) fn advance_all<'a>(
         }
         if state == SwapState::InFlight {
             out.replacing.insert(replaces);
-            // an unattached launch will land in its pool: count it for the cap
-            if let Some(k) = kept.filter(|k| group.member(&k.id).is_none()) {
-                out.counts.add(k.pool());
+            if kept.is_some_and(|k| {
+                group
+                    .member(&k.id)
+                    .is_some_and(|m| m.state != MemberState::Leaving)
+            }) {
+                out.attached += 1;
+            }
+            match kept {
+                Some(k) if k.lifecycle == crate::model::Lifecycle::OnDemand => {
+                    let in_service = group
+                        .member(&k.id)
+                        .is_some_and(|m| m.state == MemberState::InService);
+                    if !in_service {
+                        out.od_arriving += 1;
+                    }
+                }
+                // an unattached spot launch will land in its pool: count it for the cap
+                Some(k) if group.member(&k.id).is_none() => out.counts.add(k.pool()),
+                _ => {}
             }
         }
     }

@@ -239,3 +239,46 @@ fn the_region_wide_cap_counts_swaps_already_in_flight() {
     // AND without a cap all three start
     assert_eq!(launches(&fleet.plan()).len(), 3);
 }
+
+#[test]
+fn a_group_below_its_floor_gets_on_demand_back_through_the_same_stages() {
+    // GIVEN three spot instances and no on-demand, and a floor raised to 2 on-demand
+    let fleet = Fleet::new()
+        .spot("i-s1", "m5a.large", A)
+        .spot("i-s2", "m5a.large", A)
+        .spot("i-s3", "m6i.large", B)
+        .desired(3)
+        .tag(tags::ON_DEMAND_BASE, "2");
+    // WHEN the rebalancer plans a cycle
+    let plan = fleet.plan();
+    // THEN it launches one on-demand replacement (replace-per-cycle 1) of a spot instance, in
+    // the AZ holding the most spot, of that instance's own type, from the group's template
+    let specs = launches(&plan);
+    assert_eq!(specs.len(), 1, "{:?}", plan.actions);
+    assert_eq!(plan.actions[0].reason, Reason::BelowRiskFloor);
+    assert_eq!(specs[0].purchase, spotswap_core::Purchase::OnDemand);
+    assert_eq!(specs[0].launch_template, spotswap_core::testkit::template());
+    let replaced = &fleet.instances[&specs[0].replaces];
+    assert_eq!(replaced.lifecycle, Lifecycle::Spot);
+    assert_eq!(replaced.az, A);
+    assert_eq!(specs[0].candidates[0].pool, replaced.pool());
+    // AND with room for more a cycle, the whole deficit starts at once
+    let plan = fleet.clone().tag(tags::REPLACE_PER_CYCLE, "5").plan();
+    assert_eq!(launches(&plan).len(), 2);
+    // AND AtRiskFloor is not what a group below its floor is told
+    assert!(!plan.actions.iter().any(|a| a.reason == Reason::AtRiskFloor));
+}
+
+#[test]
+fn below_the_floor_with_a_swap_in_flight_waits_for_it() {
+    // GIVEN a swap to spot in flight, and the floor raised above what is left
+    let plan = swap_at(Stage::Booting).tag(tags::ON_DEMAND_BASE, "2").plan();
+    // THEN no restoration starts until the swap settles, and the wait says why
+    assert!(!launches(&plan)
+        .iter()
+        .any(|s| s.purchase == spotswap_core::Purchase::OnDemand));
+    assert!(plan
+        .actions
+        .iter()
+        .any(|a| a.kind == ActionKind::Wait && a.reason == Reason::BelowRiskFloor));
+}

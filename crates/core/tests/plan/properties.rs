@@ -331,8 +331,11 @@ fn apply(mut fleet: Fleet, plan: &GroupPlan) -> Fleet {
                     None,
                     None,
                 );
-                f.instances.get_mut(&id).unwrap().instance_type =
-                    spec.candidates[0].pool.instance_type.clone();
+                let launched = f.instances.get_mut(&id).unwrap();
+                launched.instance_type = spec.candidates[0].pool.instance_type.clone();
+                if spec.purchase == spotswap_core::Purchase::OnDemand {
+                    launched.lifecycle = Lifecycle::OnDemand;
+                }
                 fleet = f;
             }
             ActionKind::RaiseMax { from, to } => {

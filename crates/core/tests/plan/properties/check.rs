@@ -114,9 +114,27 @@ pub(super) fn check_plan(fleet: &Fleet, plan: &GroupPlan) -> Result<(), TestCase
             })
         })
         .count() as u32;
+    // on-demand launches restore the floor; only spot launches can take on-demand below it
+    let spot_launches = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(&a.kind, ActionKind::Launch(s) if s.purchase == spotswap_core::Purchase::Spot))
+        .count() as u32;
+    let od_launches = launched.len() as u32 - spot_launches;
+    prop_assert!(
+        od_launches == 0 || od_in_service.len() as u32 - in_flight < floor,
+        "on-demand launches {} with {} on-demand staying at floor {}",
+        od_launches,
+        od_in_service.len() as u32 - in_flight,
+        floor
+    );
+    prop_assert!(
+        spot_launches == 0 || od_launches == 0,
+        "both directions in one plan"
+    );
     let n_launches = launched.len() as u32;
     prop_assert!(
-        n_launches == 0 || od_in_service.len() as u32 >= in_flight + n_launches + floor,
+        spot_launches == 0 || od_in_service.len() as u32 >= in_flight + spot_launches + floor,
         "od {} in flight {} launches {} floor {}",
         od_in_service.len(),
         in_flight,
@@ -132,12 +150,18 @@ pub(super) fn check_plan(fleet: &Fleet, plan: &GroupPlan) -> Result<(), TestCase
     prop_assert_eq!(launched_set.len(), launched.len());
     prop_assert!(launched_set.is_disjoint(&retired_set));
 
-    // every launch is for an eligible instance, with no live launch of ours already
+    // every launch is for an eligible instance, with no live launch of ours already: an
+    // on-demand original for a spot launch, a spot one for an on-demand launch (the floor)
+    let replaced_lifecycle = if od_launches > 0 {
+        Lifecycle::Spot
+    } else {
+        Lifecycle::OnDemand
+    };
     for id in &launched {
         let m = member(id).unwrap();
         let i = &instances[*id];
         prop_assert!(m.state == MemberState::InService && m.healthy && !m.protected_from_scale_in);
-        prop_assert!(i.lifecycle == Lifecycle::OnDemand && i.state == InstanceState::Running);
+        prop_assert!(i.lifecycle == replaced_lifecycle && i.state == InstanceState::Running);
         prop_assert!(i.termination_protected != Some(true));
         prop_assert!(!instances.values().filter(ours).any(|l| l.replaces() == Some(*id)));
     }
