@@ -14,7 +14,8 @@
 //! - [`events`]: the interruption handler's events: parsing, and one decision module per kind.
 //! - [`reap`]: the orphan reaper's pass: strays terminated, MaxSize restored, records cleared;
 //!   [`ReapGate`], the one ordering rule while the pass runs.
-//! - [`action`]: actions, reasons and skips.
+//! - [`action`]: actions and skips.
+//! - [`reason`]: every reason code, and where it is decided.
 //! - [`fleet`]: CreateFleet's answer judged: launched, no capacity (pools to mark), quota,
 //!   failed.
 //! - [`metrics`]: CloudWatch EMF lines.
@@ -38,6 +39,7 @@ pub mod outcome;
 pub mod plan;
 pub mod policy;
 pub mod reap;
+pub mod reason;
 pub mod records;
 pub mod tags;
 #[cfg(any(test, feature = "testkit"))]

@@ -7,7 +7,7 @@ use spotswap_core::action::reason_from_code;
 use spotswap_core::Reason;
 
 const README: &str = include_str!("../../../README.md");
-const ACTION_RS: &str = include_str!("../src/action.rs");
+const REASON_RS: &str = include_str!("../src/reason.rs");
 
 /// The codes of the README's table rows: `| `Code` | meaning | decided in |`.
 fn readme_codes() -> Vec<&'static str> {
@@ -41,7 +41,7 @@ fn every_reason_is_in_the_readme_table_and_only_those() {
 #[test]
 fn reason_all_lists_every_variant_once() {
     // The enum's variants as declared: `    Name,` lines inside `pub enum Reason { … }`.
-    let body = ACTION_RS
+    let body = REASON_RS
         .split_once("pub enum Reason {")
         .and_then(|(_, rest)| rest.split_once("\n}"))
         .map(|(body, _)| body)

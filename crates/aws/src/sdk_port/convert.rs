@@ -153,3 +153,38 @@ pub(super) fn spec_from_sdk(t: &aws_sdk_ec2::types::InstanceTypeInfo) -> Option<
             .max(0) as u64,
     })
 }
+
+/// One instance of CreateFleet capacity for `purchase`: spot, price-capacity-optimized over the
+/// overrides; or on-demand (the floor's restoration), of the override's type.
+pub(super) fn fleet_capacity(
+    purchase: spotswap_core::Purchase,
+) -> (
+    aws_sdk_ec2::types::TargetCapacitySpecificationRequest,
+    Option<aws_sdk_ec2::types::SpotOptionsRequest>,
+) {
+    use aws_sdk_ec2::types::{
+        DefaultTargetCapacityType, SpotAllocationStrategy, SpotOptionsRequest,
+        TargetCapacitySpecificationRequest,
+    };
+    let capacity = TargetCapacitySpecificationRequest::builder().total_target_capacity(1);
+    match purchase {
+        spotswap_core::Purchase::Spot => (
+            capacity
+                .spot_target_capacity(1)
+                .default_target_capacity_type(DefaultTargetCapacityType::Spot)
+                .build(),
+            Some(
+                SpotOptionsRequest::builder()
+                    .allocation_strategy(SpotAllocationStrategy::PriceCapacityOptimized)
+                    .build(),
+            ),
+        ),
+        spotswap_core::Purchase::OnDemand => (
+            capacity
+                .on_demand_target_capacity(1)
+                .default_target_capacity_type(DefaultTargetCapacityType::OnDemand)
+                .build(),
+            None,
+        ),
+    }
+}

@@ -3,9 +3,8 @@
 
 use aws_config::{Region, SdkConfig};
 use aws_sdk_ec2::types::{
-    DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
-    FleetLaunchTemplateSpecificationRequest, FleetType, InstanceType, ResourceType, SpotAllocationStrategy,
-    SpotOptionsRequest, Tag, TagSpecification, TargetCapacitySpecificationRequest,
+    Filter, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
+    FleetLaunchTemplateSpecificationRequest, FleetType, InstanceType, ResourceType, Tag, TagSpecification,
 };
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
@@ -406,28 +405,7 @@ impl Port for SdkPort {
                 .iter()
                 .map(|(k, v)| Tag::builder().key(k).value(v).build())
                 .collect();
-            let capacity = TargetCapacitySpecificationRequest::builder().total_target_capacity(1);
-            let (capacity, spot_options) = match req.purchase {
-                spotswap_core::Purchase::Spot => (
-                    capacity
-                        .spot_target_capacity(1)
-                        .default_target_capacity_type(DefaultTargetCapacityType::Spot)
-                        .build(),
-                    Some(
-                        SpotOptionsRequest::builder()
-                            .allocation_strategy(SpotAllocationStrategy::PriceCapacityOptimized)
-                            .build(),
-                    ),
-                ),
-                // The floor's restoration: one on-demand instance of the override's type.
-                spotswap_core::Purchase::OnDemand => (
-                    capacity
-                        .on_demand_target_capacity(1)
-                        .default_target_capacity_type(DefaultTargetCapacityType::OnDemand)
-                        .build(),
-                    None,
-                ),
-            };
+            let (capacity, spot_options) = convert::fleet_capacity(req.purchase);
             let resp = self
                 .ec2
                 .create_fleet()
