@@ -21,6 +21,24 @@ async fn cycle_at(env: &Env, now: Timestamp) -> CycleReport {
     rebalance(&env.aws(), &config(), opts).await.expect("cycle")
 }
 
+/// Set one group tag, as its owner would.
+async fn set_group_tag(env: &Env, group: &str, key: &str, value: &str) {
+    env.asg
+        .create_or_update_tags()
+        .tags(
+            aws_sdk_autoscaling::types::Tag::builder()
+                .resource_id(group)
+                .resource_type("auto-scaling-group")
+                .key(key)
+                .value(value)
+                .propagate_at_launch(false)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag");
+}
+
 /// The launched instance of the cycle's one launch.
 fn launched(report: &CycleReport) -> Option<String> {
     report.actions.iter().find_map(|a| match (&a.kind, &a.outcome) {
@@ -109,20 +127,7 @@ async fn a_bad_tag_does_not_freeze_a_swap_in_flight() {
         step += 1;
     }
     // WHEN a typo lands in one of its tags, and the cycles go on
-    env.asg
-        .create_or_update_tags()
-        .tags(
-            aws_sdk_autoscaling::types::Tag::builder()
-                .resource_id("typo-web")
-                .resource_type("auto-scaling-group")
-                .key("spotswap:on-demand-percent")
-                .value("abc")
-                .propagate_at_launch(false)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("tag");
+    set_group_tag(&env, "typo-web", "spotswap:on-demand-percent", "abc").await;
     let mut last = None;
     for more in 0..4 {
         last = Some(cycle_at(&env, start.plus_secs(60 * (step + more))).await);
@@ -270,20 +275,7 @@ async fn the_risk_floor_comes_back_after_it_is_raised() {
         step += 1;
     }
     // WHEN its owner raises the floor to one on-demand instance, and the cycles go on
-    env.asg
-        .create_or_update_tags()
-        .tags(
-            aws_sdk_autoscaling::types::Tag::builder()
-                .resource_id("floor-web")
-                .resource_type("auto-scaling-group")
-                .key("spotswap:on-demand-base")
-                .value("1")
-                .propagate_at_launch(false)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("tag");
+    set_group_tag(&env, "floor-web", "spotswap:on-demand-base", "1").await;
     let mut reasons = Vec::new();
     for more in 0..8 {
         let report = cycle_at(&env, start.plus_secs(60 * (step + more))).await;
