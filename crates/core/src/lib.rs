@@ -26,6 +26,7 @@
 //! - `testkit` (feature `testkit`, and the core's own tests): fixture builders for tests and
 //!   benches.
 //! - [`time`]: UTC timestamps, RFC 3339 in and out.
+//! - [`window`]: swap windows (`spotswap:schedule`) and pauses: when new swaps may start.
 
 pub mod action;
 pub mod candidates;
@@ -45,6 +46,7 @@ pub mod tags;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod time;
+pub mod window;
 
 pub use action::{Action, ActionKind, Candidate, LaunchSpec, Purchase, Reason, Skip};
 pub use error::{ConfigError, EventError};

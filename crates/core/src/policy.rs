@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::error::ConfigError;
 use crate::tags;
+use crate::window::Window;
 
 /// Whether groups opt in (`spotswap:enabled=true`) or out (`spotswap:enabled=false`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -128,6 +129,9 @@ pub struct Policy {
     pub cooldown_minutes: u32,
     /// `spotswap:shelter-percent`, 0–100.
     pub shelter_percent: u32,
+    /// `spotswap:schedule` and `spotswap:paused-until`, and `SPOTSWAP_PAUSED`: when new swaps
+    /// may start.
+    pub window: Window,
 }
 
 impl Default for Policy {
@@ -142,6 +146,7 @@ impl Default for Policy {
             on_rebalance: OnRebalance::Replace,
             cooldown_minutes: 60,
             shelter_percent: 10,
+            window: Window::default(),
         }
     }
 }
@@ -158,6 +163,9 @@ pub const SETTING_TAGS: [&str; 9] = [
     tags::COOLDOWN_MINUTES,
     tags::SHELTER_PERCENT,
 ];
+
+/// `SPOTSWAP_PAUSED=true` (FIXED): no new swaps in any group of the stack.
+pub const PAUSED_ENV: &str = "SPOTSWAP_PAUSED";
 
 /// The environment variable that gives a tag's global default: `spotswap:on-demand-base`
 /// becomes `SPOTSWAP_ON_DEMAND_BASE`.
@@ -219,6 +227,11 @@ impl Policy {
                 policy.set(tag, &name, &value)?;
             }
         }
+        policy.window.stack_paused = match lookup(PAUSED_ENV).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(ConfigError::invalid(PAUSED_ENV, other, "expected true or false")),
+        };
         Ok(policy)
     }
 
@@ -230,6 +243,10 @@ impl Policy {
                 policy.set(tag, tag, value)?;
             }
         }
+        policy.window = Window {
+            stack_paused: defaults.window.stack_paused,
+            ..Window::from_tags(group_tags)?
+        };
         Ok(policy)
     }
 

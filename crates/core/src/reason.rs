@@ -149,6 +149,18 @@ pub enum Reason {
     ///
     /// Decided in [`crate::plan`] (the start gate) and [`crate::events::rebalance::triage`].
     Sheltered,
+    /// New swaps are paused: `SPOTSWAP_PAUSED=true` for the whole stack, or the group's
+    /// `spotswap:paused-until` is in the future. Swaps in flight still finish; interruption
+    /// handling and the reaper do not pause.
+    ///
+    /// Decided in [`crate::plan`] (the start gate, from [`crate::window`]).
+    Paused,
+    /// Outside the group's `spotswap:schedule`: no new swap starts until the window opens (the
+    /// detail gives the next opening). Swaps in flight still finish; interruption handling
+    /// never waits for a window.
+    ///
+    /// Decided in [`crate::plan`] (the start gate, from [`crate::window`]).
+    OutsideSchedule,
     /// The time for launches ran out before this step: no new swap starts in the reserve
     /// before the invocation's deadline.
     ///
@@ -250,7 +262,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 55] = [
+    pub const ALL: [Reason; 57] = [
         Self::OnDemandAboveFloor,
         Self::BelowRiskFloor,
         Self::RebalanceRecommendation,
@@ -283,6 +295,8 @@ impl Reason {
         Self::ProcessesSuspended,
         Self::GroupUpdating,
         Self::Sheltered,
+        Self::Paused,
+        Self::OutsideSchedule,
         Self::OutOfTime,
         Self::EarlierStepFailed,
         Self::MutationBudgetExhausted,
@@ -345,6 +359,8 @@ impl Reason {
             Self::ProcessesSuspended => "ProcessesSuspended",
             Self::GroupUpdating => "GroupUpdating",
             Self::Sheltered => "Sheltered",
+            Self::Paused => "Paused",
+            Self::OutsideSchedule => "OutsideSchedule",
             Self::OutOfTime => "OutOfTime",
             Self::EarlierStepFailed => "EarlierStepFailed",
             Self::MutationBudgetExhausted => "MutationBudgetExhausted",

@@ -22,6 +22,11 @@ pub const ON_REBALANCE: &str = "spotswap:on-rebalance";
 pub const COOLDOWN_MINUTES: &str = "spotswap:cooldown-minutes";
 /// Interruption rate (percent of spot count) that shelters the group.
 pub const SHELTER_PERCENT: &str = "spotswap:shelter-percent";
+/// When new swaps may start: day and hour ranges in a named time zone (FIXED; grammar in
+/// [`crate::window`]).
+pub const SCHEDULE: &str = "spotswap:schedule";
+/// No new swaps until this RFC 3339 time (FIXED). Written by `spotswap pause`.
+pub const PAUSED_UNTIL: &str = "spotswap:paused-until";
 
 /// On instances we launch: the group they were launched for.
 pub const GROUP: &str = "spotswap:group";

@@ -368,6 +368,18 @@ fn start_gate(
     if group.desired == 0 || policy.replace_per_cycle == 0 {
         return Err(Hold::Quiet);
     }
+    if let Some(closed) = policy.window.closed(now) {
+        // Both directions wait: a pause or a closed window means no new swap of any kind.
+        let reason = match closed {
+            crate::window::Closed::Paused(_) => Reason::Paused,
+            crate::window::Closed::OutsideSchedule { .. } => Reason::OutsideSchedule,
+        };
+        return Err(Hold::Skip(Skip {
+            group: group.name.clone(),
+            reason,
+            detail: Some(closed.detail()),
+        }));
+    }
     let suspended = blockers::suspended_for(group, blockers::SwapStep::Start);
     if !suspended.is_empty() {
         // A swap started now could not finish: its attach or its retire would wait.

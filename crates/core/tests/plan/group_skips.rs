@@ -79,6 +79,9 @@ fn a_bad_tag_skips_the_group_naming_the_tag_and_value() {
         (tags::ON_DEMAND_BASE, "-1"),
         (tags::REPLACE_PER_CYCLE, "lots"),
         (tags::ALLOWED_TYPES, "m5.*,"),
+        (tags::SCHEDULE, "Mon-Fri 08:00-18:00"),
+        (tags::SCHEDULE, "Mon-Fri 08:00-18:00 Mars/Olympus"),
+        (tags::PAUSED_UNTIL, "next week"),
         (tags::ENABLED, "yes"),
     ] {
         // GIVEN a group with a bad value, a swap in flight ready to attach, and an on-demand
@@ -182,4 +185,83 @@ fn suspended_processes_hold_the_steps_that_need_them() {
     assert!(kinds(&plan)
         .iter()
         .any(|k| matches!(k, ActionKind::Attach { .. })));
+}
+
+#[test]
+fn outside_its_schedule_a_group_finishes_swaps_in_flight_and_says_when_it_opens() {
+    // GIVEN Thursday 2026-01-01 12:00 UTC, a window that opens at 13:00, a ready launch in
+    //   flight and another on-demand instance that could start a swap
+    let fleet = swap_at(Stage::Ready)
+        .tag(tags::SCHEDULE, "Mon-Fri 13:00-18:00 UTC")
+        .tag(tags::REPLACE_PER_CYCLE, "5");
+    // WHEN the rebalancer plans a cycle
+    let plan = fleet.plan();
+    // THEN the launch in flight is attached, no new swap starts, and the skip names the
+    //   schedule and its next opening
+    assert_eq!(
+        steps(&plan),
+        vec![("attach", Reason::ReplacementReady, Some("i-l1"))]
+    );
+    assert_eq!(skip_reason(&plan), Some(Reason::OutsideSchedule));
+    let detail = plan.skip.as_ref().unwrap().detail.clone().unwrap();
+    assert!(detail.contains("opens at 2026-01-01T13:00:00Z"), "{detail}");
+    assert!(detail.contains("Mon-Fri 13:00-18:00 UTC"), "{detail}");
+
+    // GIVEN the window is open (Dublin is on UTC in January)
+    let plan = fleet
+        .tag(tags::SCHEDULE, "Mon-Fri 08:00-18:00 Europe/Dublin")
+        .plan();
+    // THEN swaps start
+    assert_eq!(launched_for(&plan), vec!["i-od2"]);
+    assert_eq!(plan.skip, None);
+}
+
+#[test]
+fn a_paused_group_finishes_swaps_in_flight_and_resumes_on_time() {
+    // GIVEN a group paused for another hour, with a ready launch and another on-demand
+    let fleet = swap_at(Stage::Ready)
+        .tag(tags::PAUSED_UNTIL, "2026-01-01T13:00:00Z")
+        .tag(tags::REPLACE_PER_CYCLE, "5");
+    let plan = fleet.plan();
+    // THEN the launch in flight is attached, and no new swap starts: Paused, until when
+    assert_eq!(
+        steps(&plan),
+        vec![("attach", Reason::ReplacementReady, Some("i-l1"))]
+    );
+    assert_eq!(skip_reason(&plan), Some(Reason::Paused));
+    let detail = plan.skip.as_ref().unwrap().detail.clone().unwrap();
+    assert!(detail.contains("until 2026-01-01T13:00:00Z"), "{detail}");
+    // AND a pause in the past is no pause
+    let plan = fleet.tag(tags::PAUSED_UNTIL, "2026-01-01T11:00:00Z").plan();
+    assert_eq!(launched_for(&plan), vec!["i-od2"]);
+}
+
+#[test]
+fn the_stack_pause_holds_every_group_and_the_floor_restore_too() {
+    // GIVEN SPOTSWAP_PAUSED=true
+    let defaults = Policy::from_env(|k| (k == "SPOTSWAP_PAUSED").then(|| "true".to_string())).unwrap();
+    for fleet in [
+        swap_at(Stage::Ready).tag(tags::REPLACE_PER_CYCLE, "5"),
+        // a group below its floor, which would otherwise launch on-demand back
+        on_demand_fleet(2)
+            .spot("i-s1", A, AZS[0])
+            .spot("i-s2", A, AZS[1])
+            .desired(4)
+            .tag(tags::ON_DEMAND_BASE, "4"),
+    ] {
+        // (without the pause, each would start a swap)
+        assert!(!launches(&fleet.plan()).is_empty());
+        let settings = Settings {
+            defaults: defaults.clone(),
+            ..fleet.settings()
+        };
+        let plan = plan_cycle(&fleet.snapshot(), &settings).remove(0);
+        // THEN no new swap of either direction starts, and the skip says Paused by the stack
+        assert!(launches(&plan).is_empty(), "{:?}", plan.actions);
+        assert_eq!(skip_reason(&plan), Some(Reason::Paused));
+        assert!(plan.skip.unwrap().detail.unwrap().contains("SPOTSWAP_PAUSED"));
+    }
+    // AND a bad value of the variable names it
+    let err = Policy::from_env(|k| (k == "SPOTSWAP_PAUSED").then(|| "yes".to_string())).unwrap_err();
+    assert_eq!(err.key(), "SPOTSWAP_PAUSED");
 }

@@ -27,8 +27,8 @@ use spotswap_core::policy::is_managed;
 use spotswap_core::records::{cooldown_key, no_capacity_key};
 use spotswap_core::testkit::{template, Fleet, Stage, A, AZS, B, C, GRACE_SECS, GROUP, NOW};
 use spotswap_core::{
-    tags, ActionKind, GroupPlan, Instance, InstanceState, LaunchSource, LaunchSpec, Lifecycle, Member,
-    MemberState, Mode, Policy, Pool, Reason, Timestamp,
+    plan_cycle, tags, ActionKind, GroupPlan, Instance, InstanceState, LaunchSource, LaunchSpec, Lifecycle,
+    Member, MemberState, Mode, Policy, Pool, Reason, Settings, Timestamp,
 };
 
 mod choice;
