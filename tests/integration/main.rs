@@ -4,6 +4,7 @@ mod crash;
 mod events_out;
 mod hardening;
 mod interruption;
+mod operations;
 mod proxy;
 mod reaper;
 mod rebalancer;

@@ -35,6 +35,7 @@ pub mod fake;
 mod fake_tests;
 pub mod interruption;
 pub mod lambda;
+pub mod pause;
 pub mod port;
 mod prices;
 mod reaper;

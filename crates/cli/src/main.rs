@@ -81,6 +81,26 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Pause new swaps in one group: write `spotswap:paused-until=<now + DURATION>` on it, and
+    /// nothing else. Swaps in flight finish; interruptions are still handled.
+    Pause {
+        /// The Auto Scaling group.
+        group: String,
+        /// How long: `2h`, `90m`, `1h30m`, `3 days` (at most 366 days).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// End a group's pause: delete its `spotswap:paused-until` tag, and nothing else.
+    Resume {
+        /// The Auto Scaling group.
+        group: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Simulate one region over a scenario file with the real core and compare policies
     /// (no AWS). Exit 2 for a bad scenario, policy or format.
     Simulate(simulate::Args),
@@ -130,6 +150,23 @@ async fn main() -> ExitCode {
         }
         Command::Reap { dry_run, output } => run_reap(&aws, &config, dry_run, output).await,
         Command::HandleEvent { file, dry_run } => run_handle_event(&aws, &config, &file, dry_run).await,
+        Command::Pause {
+            group,
+            duration,
+            output,
+        } => {
+            let until = match pause_until(&duration, std::time::SystemTime::now()) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("spotswap: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            print_pause(spotswap_aws::pause::pause(&aws, &group, until).await, output)
+        }
+        Command::Resume { group, output } => {
+            print_pause(spotswap_aws::pause::resume(&aws, &group).await, output)
+        }
         Command::Simulate(_) => unreachable!("handled before the AWS set-up"),
     }
 }
@@ -219,6 +256,64 @@ async fn run_handle_event(aws: &Aws, config: &Config, file: &str, dry_run: bool)
     }
 }
 
+/// `now + DURATION` for `pause --for DURATION`: a positive duration of at most 366 days, in
+/// jiff's friendly format (`2h`, `90m`, `1h30m`, `3 days`).
+fn pause_until(duration: &str, now: std::time::SystemTime) -> Result<spotswap_core::Timestamp, String> {
+    let bad = |why: &str| format!("--for {duration:?}: {why}");
+    let d: jiff::SignedDuration = duration
+        .parse()
+        .or_else(|_| {
+            duration.parse::<jiff::Span>().map_err(|_| ()).and_then(|s| {
+                s.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                    .map_err(|_| ())
+            })
+        })
+        .map_err(|_| bad("expected a duration such as 2h, 90m or 1h30m"))?;
+    if d <= jiff::SignedDuration::ZERO || d > jiff::SignedDuration::from_hours(366 * 24) {
+        return Err(bad("expected more than zero and at most 366 days"));
+    }
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| bad("the clock is before 1970"))?
+        .as_secs() as i64;
+    // Rounded up to the second: a pause never ends early.
+    Ok(spotswap_core::Timestamp::from_unix(
+        now + d.as_secs() + i64::from(d.subsec_nanos() > 0),
+    ))
+}
+
+fn print_pause(result: Result<spotswap_aws::pause::PauseReport, AdapterError>, output: Output) -> ExitCode {
+    match result {
+        Ok(r) => {
+            match output {
+                Output::Json => match serde_json::to_string_pretty(&r) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => eprintln!("spotswap: cannot write JSON: {e}"),
+                },
+                Output::Table => {
+                    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+                    println!(
+                        "{}: spotswap:paused-until {} -> {}{}",
+                        r.group,
+                        show(&r.before),
+                        show(&r.after),
+                        if r.changed { "" } else { " (unchanged)" }
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(AdapterError::Invalid(e)) => {
+            eprintln!("spotswap: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("spotswap: {}", one_line(&e.to_string()));
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -245,4 +340,26 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::pause_until;
+
+    #[test]
+    fn pause_durations_are_friendly_bounded_and_never_end_early() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_767_268_800); // 2026-01-01T12:00:00Z
+        let until = |d: &str| pause_until(d, now).map(|t| t.to_rfc3339());
+        assert_eq!(until("2h").unwrap(), "2026-01-01T14:00:00Z");
+        assert_eq!(until("90m").unwrap(), "2026-01-01T13:30:00Z");
+        assert_eq!(until("1h30m").unwrap(), "2026-01-01T13:30:00Z");
+        assert_eq!(until("3 days").unwrap(), "2026-01-04T12:00:00Z");
+        assert_eq!(until("1.5s").unwrap(), "2026-01-01T12:00:02Z");
+        for bad in ["", "soon", "0s", "-2h", "400 days"] {
+            let err = until(bad).unwrap_err();
+            assert!(err.contains("--for") && err.contains(bad), "{bad:?}: {err}");
+        }
+    }
 }
