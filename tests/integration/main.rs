@@ -3,6 +3,7 @@ mod chaos;
 mod crash;
 mod events_out;
 mod hardening;
+mod health;
 mod interruption;
 mod operations;
 mod proxy;

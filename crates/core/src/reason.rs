@@ -19,6 +19,12 @@ pub enum Reason {
     /// own template to replace a spot one, through the same Launch → Attach → Retire stages.
     /// Decided in [`crate::plan`] (`restore_floor`).
     BelowRiskFloor,
+    /// An AWS Health scheduled change (retirement, scheduled stop, reboot or maintenance) of the
+    /// instance: launch its replacement ahead of the change's start, spot, or on-demand where
+    /// the floor needs it, the group is sheltered, or no spot pool qualifies.
+    ///
+    /// Decided in [`crate::events::health`].
+    ScheduledChange,
     /// A rebalance recommendation: move the at-risk spot instance to another pool.
     ///
     /// Decided in [`crate::events::rebalance`].
@@ -149,6 +155,11 @@ pub enum Reason {
     ///
     /// Decided in [`crate::plan`] (the start gate) and [`crate::events::rebalance::triage`].
     Sheltered,
+    /// An `AWS Health Event` that is not an EC2 scheduled change (another service, an issue, an
+    /// account notification): nothing to do.
+    ///
+    /// Decided in [`crate::events::health`] (the adapter's dispatch).
+    NotScheduledChange,
     /// New swaps are paused: `SPOTSWAP_PAUSED=true` for the whole stack, or the group's
     /// `spotswap:paused-until` is in the future. Swaps in flight still finish; interruption
     /// handling and the reaper do not pause.
@@ -262,9 +273,10 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 57] = [
+    pub const ALL: [Reason; 59] = [
         Self::OnDemandAboveFloor,
         Self::BelowRiskFloor,
+        Self::ScheduledChange,
         Self::RebalanceRecommendation,
         Self::ReplacementReady,
         Self::MaxSizeAtDesired,
@@ -295,6 +307,7 @@ impl Reason {
         Self::ProcessesSuspended,
         Self::GroupUpdating,
         Self::Sheltered,
+        Self::NotScheduledChange,
         Self::Paused,
         Self::OutsideSchedule,
         Self::OutOfTime,
@@ -329,6 +342,7 @@ impl Reason {
         match self {
             Self::OnDemandAboveFloor => "OnDemandAboveFloor",
             Self::BelowRiskFloor => "BelowRiskFloor",
+            Self::ScheduledChange => "ScheduledChange",
             Self::RebalanceRecommendation => "RebalanceRecommendation",
             Self::ReplacementReady => "ReplacementReady",
             Self::MaxSizeAtDesired => "MaxSizeAtDesired",
@@ -359,6 +373,7 @@ impl Reason {
             Self::ProcessesSuspended => "ProcessesSuspended",
             Self::GroupUpdating => "GroupUpdating",
             Self::Sheltered => "Sheltered",
+            Self::NotScheduledChange => "NotScheduledChange",
             Self::Paused => "Paused",
             Self::OutsideSchedule => "OutsideSchedule",
             Self::OutOfTime => "OutOfTime",

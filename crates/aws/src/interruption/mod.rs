@@ -2,7 +2,8 @@
 //! decision → idempotent execution → one log line per decision, EMF, our own events.
 //!
 //! - [`spot_warning`]: a spot interruption warning (two minutes to get capacity);
-//! - [`rebalance`]: a rebalance recommendation (a swap through the rebalancer's executor).
+//! - [`rebalance`]: a rebalance recommendation, or an AWS Health scheduled change (a swap
+//!   through the rebalancer's executor).
 
 use std::collections::BTreeMap;
 
@@ -175,6 +176,9 @@ pub async fn handle_parsed(
             spot_warning::handle(aws, config, &executor, &event, &mut rec).await
         }
         ParsedEvent::Rebalance(event) => rebalance::handle(aws, config, &executor, &event, &mut rec).await,
+        ParsedEvent::Health(event) => {
+            rebalance::handle_health(aws, config, &executor, &event, &mut rec).await
+        }
         ParsedEvent::Other(detail_type) => {
             rec.record(
                 &Action::new(ActionKind::Ignore, Reason::IgnoredDetailType, ""),

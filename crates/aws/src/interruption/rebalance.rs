@@ -1,4 +1,4 @@
-//! A rebalance recommendation is not urgent: it reads the group's members, our launches and
+//! A rebalance recommendation, or an AWS Health scheduled change, is not urgent: it reads the group's members, our launches and
 //! the market (spot prices of the group's AZs, cached specs and on-demand prices) and runs the
 //! Launch through the rebalancer's [`Executor`]. The rebalancer's stage machine attaches the
 //! launch and retires the at-risk instance in later cycles.
@@ -6,7 +6,10 @@
 use std::collections::BTreeSet;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use spotswap_core::events::{decide_rebalance, rebalance::triage, EventSnapshot, RebalanceDetail};
+use spotswap_core::events::{
+    decide_rebalance, decide_scheduled, health, rebalance::triage, EventSnapshot, HealthDetail,
+    RebalanceDetail,
+};
 use spotswap_core::{tags, Market};
 use tracing::warn;
 
@@ -20,6 +23,15 @@ use crate::snapshot::{
 };
 use crate::{prices, AdapterError, Aws, Config};
 
+/// What asks for a proactive swap.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Proactive<'a> {
+    /// A rebalance recommendation.
+    Rebalance(&'a RebalanceDetail),
+    /// An AWS Health scheduled change of the instance.
+    Scheduled,
+}
+
 /// Handle a rebalance recommendation.
 pub(super) async fn handle(
     aws: &Aws,
@@ -29,6 +41,63 @@ pub(super) async fn handle(
     rec: &mut Recorder,
 ) -> Result<(), AdapterError> {
     let id = event.detail.instance_id.as_str();
+    proactive(
+        aws,
+        config,
+        executor,
+        id,
+        Proactive::Rebalance(&event.detail),
+        rec,
+    )
+    .await
+}
+
+/// Handle an AWS Health event: an EC2 scheduled change gets a proactive swap of each affected
+/// instance; any other Health event is a no-op (`NotScheduledChange`). Every instance is tried;
+/// the first error is returned after the others.
+pub(super) async fn handle_health(
+    aws: &Aws,
+    config: &Config,
+    executor: &Executor,
+    event: &EventBridgeEvent<HealthDetail>,
+    rec: &mut Recorder,
+) -> Result<(), AdapterError> {
+    if !event.detail.is_ec2_scheduled_change() {
+        let noop = spotswap_core::Action::new(
+            spotswap_core::ActionKind::Ignore,
+            spotswap_core::Reason::NotScheduledChange,
+            "",
+        );
+        rec.record(
+            &noop,
+            spotswap_core::Outcome::Done(Some(format!(
+                "{} {}",
+                event.detail.service, event.detail.event_type_category
+            ))),
+        );
+        return Ok(());
+    }
+    let resources = event.resources.clone().unwrap_or_default();
+    let mut first_error = None;
+    for id in event.detail.instances(&resources) {
+        if let Err(e) = proactive(aws, config, executor, id.as_str(), Proactive::Scheduled, rec).await {
+            warn!(instance = %id, error = %e, "scheduled change not handled");
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// A proactive swap of `id`: the small snapshot, the core's triage, the group's reads, the
+/// core's decision, the Launch.
+async fn proactive(
+    aws: &Aws,
+    config: &Config,
+    executor: &Executor,
+    id: &str,
+    kind: Proactive<'_>,
+    rec: &mut Recorder,
+) -> Result<(), AdapterError> {
     let now = executor.now();
     let mut snap = match describe_membership(aws, id).await? {
         None => EventSnapshot {
@@ -51,7 +120,11 @@ pub(super) async fn handle(
             }
         }
     };
-    if let Err(noop) = triage(&event.detail, &snap, &config.settings, now) {
+    let triaged = match kind {
+        Proactive::Rebalance(detail) => triage(detail, &snap, &config.settings, now).map(|_| ()),
+        Proactive::Scheduled => health::triage(id, &snap, &config.settings).map(|_| ()),
+    };
+    if let Err(noop) = triaged {
         report_noop(rec, &noop, &snap, config);
         return Ok(());
     }
@@ -90,7 +163,12 @@ pub(super) async fn handle(
         on_demand_prices: od.by_type,
         price_source: od.source,
     };
-    let actions = decide_rebalance(&event.detail, &snap, &instances, &market, &config.settings, now);
+    let actions = match kind {
+        Proactive::Rebalance(detail) => {
+            decide_rebalance(detail, &snap, &instances, &market, &config.settings, now)
+        }
+        Proactive::Scheduled => decide_scheduled(id, &snap, &instances, &market, &config.settings, now),
+    };
     for action in &actions {
         if !action.kind.is_mutating() {
             report_noop(rec, action, &snap, config);

@@ -12,7 +12,10 @@
 //!   duplicate delivery, unmanaged group, bad tags, not InService).
 //! - [`spot_warning`]: `EC2 Spot Instance Interruption Warning`.
 //! - [`rebalance`]: `EC2 Instance Rebalance Recommendation`.
+//! - [`health`]: `AWS Health Event`, EC2 scheduled changes (retirement, scheduled stop, reboot,
+//!   maintenance).
 
+pub mod health;
 pub mod rebalance;
 pub mod spot_warning;
 
@@ -29,6 +32,7 @@ use crate::plan::{policy_for, Settings};
 use crate::policy::Policy;
 use crate::tags;
 
+pub use health::{decide_scheduled, HealthDetail, AWS_HEALTH_EVENT};
 pub use rebalance::{decide_rebalance, RebalanceDetail};
 pub use spot_warning::{decide_records, decide_spot_warning, InstanceAction, SpotInterruptionDetail};
 
@@ -88,6 +92,9 @@ pub enum ParsedEvent {
     SpotWarning(EventBridgeEvent<SpotInterruptionDetail>),
     /// `EC2 Instance Rebalance Recommendation`.
     Rebalance(EventBridgeEvent<RebalanceDetail>),
+    /// `AWS Health Event` (any service and category: [`HealthDetail::is_ec2_scheduled_change`]
+    /// tells the ones acted on).
+    Health(EventBridgeEvent<HealthDetail>),
     /// A well-formed EventBridge event of another detail-type: ignored, with a log line.
     Other(String),
 }
@@ -98,6 +105,7 @@ impl ParsedEvent {
         match self {
             Self::SpotWarning(_) => SPOT_WARNING,
             Self::Rebalance(_) => REBALANCE_RECOMMENDATION,
+            Self::Health(_) => AWS_HEALTH_EVENT,
             Self::Other(t) => t,
         }
     }
@@ -107,15 +115,21 @@ impl ParsedEvent {
         match self {
             Self::SpotWarning(e) => e.id.as_deref(),
             Self::Rebalance(e) => e.id.as_deref(),
+            Self::Health(e) => e.id.as_deref(),
             Self::Other(_) => None,
         }
     }
 
-    /// The instance the event is about.
+    /// The instance the event is about (a Health event's first affected entity).
     pub fn instance_id(&self) -> Option<&str> {
         match self {
             Self::SpotWarning(e) => Some(e.detail.instance_id.as_str()),
             Self::Rebalance(e) => Some(e.detail.instance_id.as_str()),
+            Self::Health(e) => e
+                .detail
+                .affected_entities
+                .first()
+                .map(|a| a.entity_value.as_str()),
             Self::Other(_) => None,
         }
     }
@@ -149,7 +163,7 @@ pub fn parse_value(value: Value) -> Result<ParsedEvent, EventError> {
     };
     if matches!(
         envelope.detail_type.as_str(),
-        SPOT_WARNING | REBALANCE_RECOMMENDATION
+        SPOT_WARNING | REBALANCE_RECOMMENDATION | AWS_HEALTH_EVENT
     ) && !envelope.detail.is_object()
     {
         return Err(malformed(not_an_object(&envelope.detail, "a detail object")));
@@ -160,6 +174,9 @@ pub fn parse_value(value: Value) -> Result<ParsedEvent, EventError> {
             .map_err(malformed),
         REBALANCE_RECOMMENDATION => serde_json::from_value(value)
             .map(ParsedEvent::Rebalance)
+            .map_err(malformed),
+        AWS_HEALTH_EVENT => serde_json::from_value(value)
+            .map(ParsedEvent::Health)
             .map_err(malformed),
         _ => Ok(ParsedEvent::Other(envelope.detail_type)),
     }
@@ -334,6 +351,8 @@ pub(crate) mod tests {
         include_str!("../../../../events/interruption-rebalance-recommendation.json");
     pub(crate) const MALFORMED: &str = include_str!("../../../../events/interruption-malformed.json");
     pub(crate) const OTHER: &str = include_str!("../../../../events/interruption-other-detail-type.json");
+    pub(crate) const HEALTH: &str =
+        include_str!("../../../../events/interruption-health-scheduled-change.json");
 
     #[test]
     fn spot_warning_files_parse_with_their_action() {
