@@ -141,3 +141,93 @@ async fn other_health_events_and_unmanaged_instances_are_no_ops() {
         .unwrap_err();
     assert!(err.to_string().contains("AWS Health Event"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_reports_scheduled_events_as_aws_does_and_moto_cannot() {
+    // GIVEN a proxy with a retirement scheduled for one instance
+    let proxy = spotswap_tests::proxy::Proxy::from_env().await.expect("proxy");
+    let env = Env::at(&proxy.url()).await;
+    let group = env.group(&GroupSpec::managed("hl-proxy", 2)).await;
+    let ids = env.group_state(&group).await.in_service();
+    proxy.set_scheduled_event(&ids[0], Some(("instance-retirement", "2026-01-15T09:00:00Z")));
+    let ask = |codes: &[&str]| {
+        env.ec2.describe_instance_status().filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("event.code")
+                .set_values(Some(codes.iter().map(|c| c.to_string()).collect()))
+                .build(),
+        )
+    };
+    // WHEN DescribeInstanceStatus is asked for that event code
+    let r = ask(&["instance-retirement", "instance-stop"])
+        .send()
+        .await
+        .unwrap();
+    // THEN only the instance with the event is listed, with its code and start
+    let listed: Vec<(&str, &str, i64)> = r
+        .instance_statuses()
+        .iter()
+        .flat_map(|s| {
+            s.events().iter().map(move |e| {
+                (
+                    s.instance_id().unwrap(),
+                    e.code().unwrap().as_str(),
+                    e.not_before().unwrap().secs(),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(ids[0].as_str(), "instance-retirement", 1_768_467_600)]
+    );
+    assert_eq!(r.instance_statuses().len(), 1);
+    // AND another code lists nothing; without the filter moto answers for every instance
+    assert!(ask(&["system-reboot"])
+        .send()
+        .await
+        .unwrap()
+        .instance_statuses()
+        .is_empty());
+    let all = env.ec2.describe_instance_status().send().await.unwrap();
+    assert!(all.instance_statuses().len() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rebalancer_picks_up_a_scheduled_retirement_without_the_health_event() {
+    // GIVEN a group of two on-demand instances above the floor, one of them scheduled for
+    //   retirement, seen only through DescribeInstanceStatus (no Health event delivered)
+    let proxy = spotswap_tests::proxy::Proxy::from_env().await.expect("proxy");
+    let env = Env::at(&proxy.url()).await;
+    let group = env
+        .group(&GroupSpec {
+            max: 4,
+            subnets: 1,
+            ..GroupSpec::managed("hl-pickup", 2)
+        })
+        .await;
+    let ids = env.group_state(&group).await.in_service();
+    let retiring = ids[0].clone();
+    proxy.set_scheduled_event(&retiring, Some(("instance-retirement", "2026-01-15T09:00:00Z")));
+    // WHEN a rebalancer cycle runs
+    let cycle = rebalance(&env.aws(), &config(), CycleOptions::default())
+        .await
+        .unwrap();
+    // THEN it launches a spot replacement for the retiring instance, reason ScheduledChange
+    let scheduled: Vec<_> = cycle
+        .actions
+        .iter()
+        .filter(|a| a.reason == Reason::ScheduledChange)
+        .collect();
+    assert_eq!(scheduled.len(), 1, "{:#?}", cycle.actions);
+    let ActionKind::Launch(spec) = &scheduled[0].kind else {
+        panic!("{:?}", scheduled[0].kind)
+    };
+    assert_eq!(spec.replaces, retiring);
+    assert_eq!(spec.purchase, Purchase::Spot);
+    assert!(matches!(scheduled[0].outcome, Outcome::Done(Some(_))));
+    // AND the Health event arriving later finds the swap under way
+    let late = handle(&env, &health_event(&retiring)).await;
+    assert_eq!(decisions(&late), vec![("ignore", Reason::AlreadyHandled)]);
+    assert_eq!(late.mutating_calls(), 0);
+}

@@ -16,6 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use spotswap_core::events::Membership;
+use spotswap_core::model::ScheduledEvent;
 use spotswap_core::{
     GroupSnapshot, Instance, InstanceTypeSpec, LaunchSpec, LaunchTemplateRef, Pool, Timestamp,
 };
@@ -185,6 +186,9 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     ) -> PortFuture<'a, Page<Instance>>;
     /// DescribeInstanceStatus of at most 100 ids: `(id, instance and system status both ok)`.
     fn instance_status<'a>(&'a self, ids: &'a [String]) -> PortFuture<'a, Vec<(String, bool)>>;
+    /// One page of the instances with a scheduled event (retirement, stop, reboot,
+    /// maintenance) still to come, each with its earliest.
+    fn scheduled_events(&self, token: Option<String>) -> PortFuture<'_, Page<(String, ScheduledEvent)>>;
     /// One page of Linux spot price history in `azs` since `since`.
     fn spot_prices<'a>(
         &'a self,

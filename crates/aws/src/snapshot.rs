@@ -7,11 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use spotswap_core::events::Membership;
+use spotswap_core::model::ScheduledEvent;
 use spotswap_core::{
     policy::Mode, tags, GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, Market, Pool,
     RegionSnapshot, Settings, Timestamp,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::cache::{Cached, SPECS_TTL};
 use crate::port::{op, GroupQuery, InstanceQuery};
@@ -66,6 +67,18 @@ pub async fn take(
             i.status_ok = Some(ok);
         }
     }
+    // Scheduled events only for members of candidate groups. Unreadable is not fatal: the
+    // AWS Health event still starts the same replacement.
+    let scheduled = match scheduled_events(aws).await {
+        Ok(mut s) => {
+            s.retain(|id, _| members.contains(id.as_str()));
+            s
+        }
+        Err(e) => {
+            warn!(reason = "ScheduledEventsUnknown", error = %e, "scheduled events unknown; proceeding");
+            BTreeMap::new()
+        }
+    };
     info!(
         groups = groups.len(),
         instances = instances.len(),
@@ -84,7 +97,22 @@ pub async fn take(
             on_demand_prices: od.by_type,
             price_source: od.source,
         },
+        scheduled,
     })
+}
+
+/// Every instance of the region with a scheduled event still to come.
+async fn scheduled_events(aws: &Aws) -> Result<BTreeMap<String, ScheduledEvent>, AdapterError> {
+    let mut out = BTreeMap::new();
+    aws.each_page(
+        op::DESCRIBE_INSTANCE_STATUS,
+        |t| aws.port().scheduled_events(t),
+        |(id, e)| {
+            out.insert(id, e);
+        },
+    )
+    .await?;
+    Ok(out)
 }
 
 /// Candidate groups: those carrying a `spotswap:enabled` tag in opt-in mode, all groups in

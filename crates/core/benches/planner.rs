@@ -339,6 +339,7 @@ fn region(groups: usize) -> RegionSnapshot {
         groups: r.groups,
         instances: r.instances,
         market: market(),
+        scheduled: Default::default(),
     }
 }
 

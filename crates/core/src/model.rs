@@ -256,6 +256,9 @@ pub struct GroupSnapshot {
     /// `AddToLoadBalancer`, …), as `DescribeAutoScalingGroups` lists them.
     #[serde(default)]
     pub suspended_processes: Vec<String>,
+    /// `MaxInstanceLifetime` in seconds, when the group sets one: Auto Scaling replaces an
+    /// instance of that age itself.
+    pub max_instance_lifetime_secs: Option<u32>,
 }
 
 impl GroupSnapshot {
@@ -339,6 +342,20 @@ pub struct RegionSnapshot {
     pub instances: BTreeMap<String, Instance>,
     /// Specs and prices.
     pub market: Market,
+    /// EC2's scheduled events (retirement, scheduled stop, reboot, maintenance) by instance,
+    /// from DescribeInstanceStatus: the rebalancer's own pickup of what AWS Health announces.
+    pub scheduled: BTreeMap<String, ScheduledEvent>,
+}
+
+/// One scheduled event of an instance (DescribeInstanceStatus `Events`), not completed or
+/// cancelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledEvent {
+    /// `instance-retirement`, `instance-stop`, `instance-reboot`, `system-reboot`,
+    /// `system-maintenance`.
+    pub code: String,
+    /// The earliest the event may start.
+    pub not_before: Option<Timestamp>,
 }
 
 #[cfg(test)]

@@ -23,8 +23,15 @@ pub enum Reason {
     /// instance: launch its replacement ahead of the change's start, spot, or on-demand where
     /// the floor needs it, the group is sheltered, or no spot pool qualifies.
     ///
-    /// Decided in [`crate::events::health`].
+    /// Decided in [`crate::events::health`] (the event) and [`crate::plan::due`] (the
+    /// rebalancer's own pickup from DescribeInstanceStatus).
     ScheduledChange,
+    /// The group's `MaxInstanceLifetime` ends the instance within the hour: launch its
+    /// replacement first, so Auto Scaling's own lifetime replacement does not race a swap or
+    /// take capacity away.
+    ///
+    /// Decided in [`crate::plan::due`].
+    MaxInstanceLifetime,
     /// A rebalance recommendation: move the at-risk spot instance to another pool.
     ///
     /// Decided in [`crate::events::rebalance`].
@@ -273,10 +280,11 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 59] = [
+    pub const ALL: [Reason; 60] = [
         Self::OnDemandAboveFloor,
         Self::BelowRiskFloor,
         Self::ScheduledChange,
+        Self::MaxInstanceLifetime,
         Self::RebalanceRecommendation,
         Self::ReplacementReady,
         Self::MaxSizeAtDesired,
@@ -343,6 +351,7 @@ impl Reason {
             Self::OnDemandAboveFloor => "OnDemandAboveFloor",
             Self::BelowRiskFloor => "BelowRiskFloor",
             Self::ScheduledChange => "ScheduledChange",
+            Self::MaxInstanceLifetime => "MaxInstanceLifetime",
             Self::RebalanceRecommendation => "RebalanceRecommendation",
             Self::ReplacementReady => "ReplacementReady",
             Self::MaxSizeAtDesired => "MaxSizeAtDesired",

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use crate::model::{
     GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, LaunchSource, LaunchTemplateRef, Lifecycle,
-    Market, Member, MemberState, Pool, PriceSource, RegionSnapshot,
+    Market, Member, MemberState, Pool, PriceSource, RegionSnapshot, ScheduledEvent,
 };
 use crate::plan::{plan_cycle, GroupPlan, Settings};
 use crate::policy::{Mode, Policy};
@@ -192,6 +192,8 @@ pub struct Fleet {
     pub now: Timestamp,
     /// Opt-in or opt-out.
     pub mode: Mode,
+    /// EC2's scheduled events, by instance.
+    pub scheduled: BTreeMap<String, ScheduledEvent>,
 }
 
 impl Default for Fleet {
@@ -224,12 +226,26 @@ impl Fleet {
                 instance_refresh_in_progress: Some(false),
                 has_terminating_hook: Some(false),
                 suspended_processes: Vec::new(),
+                max_instance_lifetime_secs: None,
             },
             instances: BTreeMap::new(),
             market: market(),
             now: NOW,
             mode: Mode::OptIn,
+            scheduled: BTreeMap::new(),
         }
+    }
+
+    /// EC2 schedules `code` (`instance-retirement`, …) for instance `id`, not before `not_before`.
+    pub fn scheduled(mut self, id: &str, code: &str, not_before: Timestamp) -> Self {
+        self.scheduled.insert(
+            id.into(),
+            ScheduledEvent {
+                code: code.into(),
+                not_before: Some(not_before),
+            },
+        );
+        self
     }
 
     /// The group renamed (our launches added later are tagged with the new name).
@@ -450,6 +466,7 @@ impl Fleet {
             groups: vec![self.group.clone()],
             instances: self.instances.clone(),
             market: self.market.clone(),
+            scheduled: self.scheduled.clone(),
         }
     }
 

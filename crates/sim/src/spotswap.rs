@@ -414,6 +414,7 @@ impl Spotswap {
             groups,
             instances,
             market: market_view(world),
+            scheduled: Default::default(),
         };
         for plan in plan_cycle(&snapshot, &self.settings) {
             self.apply_all(world, &plan.actions);

@@ -29,6 +29,7 @@
 //!   load (busy time, calls in flight).
 //! - `tokens`: CreateFleet's `ClientToken` idempotency ([`Proxy::set_client_tokens`]).
 //! - `status`: status checks that stay `initializing` or fail ([`Proxy::set_status_checks`]).
+//! - `scheduled`: EC2's scheduled events, which moto lacks ([`Proxy::set_scheduled_event`]).
 //! - `upstream`: forwarding to moto, the proxy's own questions to it, XML helpers.
 //! - `errors`: service error bodies in each protocol's shape.
 
@@ -56,6 +57,7 @@ mod market;
 mod membership;
 mod rates;
 mod scenario;
+mod scheduled;
 mod status;
 mod tokens;
 mod upstream;
@@ -287,6 +289,23 @@ impl Proxy {
         };
     }
 
+    /// Makes DescribeInstanceStatus filtered on `event.code` report `instance` with a scheduled
+    /// event `code` (`instance-retirement`, …) not before `not_before` (RFC 3339), as AWS does;
+    /// `None` removes it. moto has no scheduled events.
+    pub fn set_scheduled_event(&self, instance: &str, event: Option<(&str, &str)>) {
+        let mut scenario = self.state.scenario();
+        match event {
+            Some((code, not_before)) => {
+                scenario
+                    .scheduled
+                    .insert(instance.to_owned(), (code.to_owned(), not_before.to_owned()));
+            }
+            None => {
+                scenario.scheduled.remove(instance);
+            }
+        }
+    }
+
     /// Serves `GET /_counts` (calls, throttles, classes, load and buckets as JSON) and
     /// `POST /_reset` ([`Proxy::reset_calls`]) to a reader in another process, such as the
     /// bench; see `control`. Off by default: a test reads the counters directly.
@@ -492,6 +511,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         ("ec2", "DescribeSpotPriceHistory") => {
             let response = forward(&state, &parts, body).await;
             rewrite_spot_prices(&state, response)
+        }
+        ("ec2", "DescribeInstanceStatus") if scheduled::codes_asked(&call).is_some() => {
+            scheduled::answer(&state, &scheduled::codes_asked(&call).unwrap_or_default())
         }
         ("ec2", "DescribeInstanceStatus") if !state.scenario().status_checks.is_empty() => {
             let response = forward(&state, &parts, body).await;

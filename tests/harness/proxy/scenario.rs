@@ -99,6 +99,8 @@ pub(super) struct Scenario {
     pub(super) client_tokens: bool,
     /// [`super::Proxy::set_status_checks`], by instance id or `"*"`.
     pub(super) status_checks: HashMap<String, super::StatusChecks>,
+    /// [`super::Proxy::set_scheduled_event`]: instance id → (event code, not before).
+    pub(super) scheduled: HashMap<String, (String, String)>,
     pub(super) prices: HashMap<Pool, f64>,
     pub(super) default_price: Option<f64>,
     pub(super) no_capacity: HashSet<Pool>,

@@ -26,6 +26,7 @@ use std::sync::Mutex;
 
 use serde_json::json;
 use spotswap_core::events::Membership;
+use spotswap_core::model::ScheduledEvent;
 use spotswap_core::{
     GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, Lifecycle, Member, MemberState, Pool, Timestamp,
 };
@@ -186,6 +187,18 @@ impl Port for FakePort {
                 .filter(|i| i.state == InstanceState::Running)
                 .map(|i| (i.id.clone(), i.status_ok.unwrap_or(true)))
                 .collect())
+        })
+    }
+
+    fn scheduled_events(&self, token: Option<String>) -> PortFuture<'_, Page<(String, ScheduledEvent)>> {
+        self.call(op::DESCRIBE_INSTANCE_STATUS, move |s| {
+            let all: Vec<(String, ScheduledEvent)> = s
+                .scheduled
+                .iter()
+                .filter(|(id, _)| s.live(id).is_some())
+                .map(|(id, e)| (id.clone(), e.clone()))
+                .collect();
+            Ok(page(&all, token, s.page_size))
         })
     }
 

@@ -26,6 +26,8 @@ pub struct FakeRegion {
     pub page_size: usize,
     /// Groups with an instance refresh running.
     pub refreshing: BTreeSet<String>,
+    /// EC2's scheduled events, by instance.
+    pub scheduled: BTreeMap<String, spotswap_core::model::ScheduledEvent>,
     /// Lifecycle hook transitions per group.
     pub hooks: BTreeMap<String, Vec<String>>,
     /// Operations (`ec2:CreateTags`) that fail, with the error code they fail with.
@@ -55,6 +57,7 @@ impl Default for FakeRegion {
             spot_quota_reached: false,
             page_size: 100,
             refreshing: BTreeSet::new(),
+            scheduled: BTreeMap::new(),
             hooks: BTreeMap::new(),
             failures: BTreeMap::new(),
             clock: Timestamp::from_unix(0),

@@ -72,6 +72,10 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
             .iter()
             .filter_map(|p| p.process_name().map(str::to_string))
             .collect(),
+        max_instance_lifetime_secs: g
+            .max_instance_lifetime()
+            .and_then(|s| u32::try_from(s).ok())
+            .filter(|s| *s > 0),
     }
 }
 

@@ -10,6 +10,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use spotswap_core::events::Membership;
+use spotswap_core::model::ScheduledEvent;
 use spotswap_core::{GroupSnapshot, Instance, InstanceTypeSpec, MemberState, Pool, Timestamp};
 
 use crate::clients::CallCounter;
@@ -20,6 +21,7 @@ use crate::port::{
 use crate::AdapterError;
 
 mod convert;
+mod scheduled;
 
 use convert::{group_from_sdk, instance_from_sdk, spec_from_sdk};
 
@@ -183,6 +185,10 @@ impl Port for SdkPort {
                 })
                 .collect())
         })
+    }
+
+    fn scheduled_events(&self, token: Option<String>) -> PortFuture<'_, Page<(String, ScheduledEvent)>> {
+        Box::pin(scheduled::page(&self.ec2, token))
     }
 
     fn spot_prices<'a>(

@@ -17,11 +17,10 @@ use time::OffsetDateTime;
 
 use super::{ignore, screen, BadConfig, EventSnapshot, InstanceId};
 use crate::action::{Action, Reason};
-use crate::candidates::{PoolCounts, SearchContext};
-use crate::model::{Instance, Lifecycle, Market, MemberState};
+use crate::model::{Instance, Market};
 use crate::plan::blockers::{group_blocker, swappable_template};
-use crate::plan::launch::on_demand_launch_for;
-use crate::plan::{launch_for, Settings};
+use crate::plan::due::forced_replacement;
+use crate::plan::Settings;
 use crate::records::GroupRecords;
 use crate::time::Timestamp;
 
@@ -154,47 +153,19 @@ pub fn decide_scheduled(
         )];
     }
 
-    let serving = |lc: Lifecycle| {
-        group
-            .members
-            .iter()
-            .filter(|m| matches!(m.state, MemberState::InService | MemberState::Pending))
-            .filter_map(|m| instances.get(&m.id))
-            .filter(move |i| i.lifecycle == lc)
-    };
     let records = GroupRecords::from_tags(&group.tags);
-    let on_demand = serving(Lifecycle::OnDemand).count() as u32;
-    let floor = target.policy.required_on_demand(group.desired);
-    let needs_on_demand =
-        records.sheltered(now) || (original.lifecycle == Lifecycle::OnDemand && on_demand <= floor);
-    let od_price = market.on_demand_price(&original.instance_type);
-    let on_demand_launch = || {
-        on_demand_launch_for(group, template, original, od_price, now).map(|mut a| {
-            a.reason = Reason::ScheduledChange;
-            a
-        })
-    };
-    let decided = if needs_on_demand {
-        on_demand_launch()
-    } else {
-        let mut counts = PoolCounts::default();
-        for i in serving(Lifecycle::Spot) {
-            counts.add(i.pool());
-        }
-        let ctx = SearchContext {
-            market,
-            policy: &target.policy,
-            records: &records,
-            counts: &counts,
-            target_spot: (counts.total() + u32::from(original.lifecycle == Lifecycle::OnDemand)).max(1),
-            now,
-            ranked: None,
-        };
-        // No spot pool: the instance goes away anyway, so on-demand rather than nothing.
-        launch_for(group, template, original, ctx, None, Reason::ScheduledChange)
-            .or_else(|_| on_demand_launch())
-    };
-    match decided {
+    let forced = forced_replacement(
+        group,
+        template,
+        &target.policy,
+        &records,
+        instances,
+        original,
+        market,
+        now,
+        Reason::ScheduledChange,
+    );
+    match forced {
         Ok(launch) => vec![launch],
         Err(wait) => vec![wait],
     }

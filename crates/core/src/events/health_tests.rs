@@ -5,7 +5,7 @@ use crate::action::{ActionKind, Purchase};
 use crate::candidates::tests::market;
 use crate::events::tests::HEALTH;
 use crate::events::{parse_event, Membership, ParsedEvent};
-use crate::model::Pool;
+use crate::model::{Lifecycle, MemberState, Pool};
 use crate::tags;
 use crate::testkit::{instance, Fleet};
 

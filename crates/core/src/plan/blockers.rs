@@ -97,6 +97,7 @@ mod tests {
             instance_refresh_in_progress: None,
             has_terminating_hook: None,
             suspended_processes: Vec::new(),
+            max_instance_lifetime_secs: None,
         }
     }
 

@@ -16,6 +16,7 @@
 //! - [`index`]: our live launches by group and by the instance each replaces.
 
 pub mod blockers;
+pub mod due;
 pub mod index;
 pub mod launch;
 pub mod originals;
@@ -27,7 +28,9 @@ use serde::Serialize;
 
 use crate::action::{Action, ActionKind, Reason, Skip};
 use crate::candidates::{PoolCounts, RankedPools, SearchContext};
-use crate::model::{GroupSnapshot, Instance, LaunchTemplateRef, Lifecycle, Market, Member, RegionSnapshot};
+use crate::model::{
+    GroupSnapshot, Instance, LaunchTemplateRef, Lifecycle, Market, Member, RegionSnapshot, ScheduledEvent,
+};
 use crate::policy::{is_managed, Mode, Policy};
 use crate::records::GroupRecords;
 use crate::tags;
@@ -130,6 +133,7 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
                     replace_per_cycle: 0,
                     ..policy
                 },
+                &snapshot.scheduled,
                 snapshot.now,
             ),
             Ok(Some(policy)) => plan_group_in(
@@ -138,6 +142,7 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
                 index.of(&group.name),
                 &snapshot.market,
                 &policy,
+                &snapshot.scheduled,
                 snapshot.now,
             ),
             Ok(None) => GroupPlan::skipped(&group.name, Reason::NotManaged, None),
@@ -156,6 +161,7 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
                     index.of(&group.name),
                     &snapshot.market,
                     &in_flight_only,
+                    &snapshot.scheduled,
                     snapshot.now,
                 );
                 if plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
@@ -216,17 +222,27 @@ pub fn plan_group(
     now: Timestamp,
 ) -> GroupPlan {
     let index = LaunchIndex::new(instances.values());
-    plan_group_in(group, instances, index.of(&group.name), market, policy, now)
+    plan_group_in(
+        group,
+        instances,
+        index.of(&group.name),
+        market,
+        policy,
+        &BTreeMap::new(),
+        now,
+    )
 }
 
 /// [`plan_group`] with the group's launches already indexed: the group's blockers, then its
 /// swaps in flight advanced one stage, MaxSize around their attaches, and new swaps started.
+#[allow(clippy::too_many_arguments)]
 fn plan_group_in(
     group: &GroupSnapshot,
     instances: &BTreeMap<String, Instance>,
     launches: &Launches<'_>,
     market: &Market,
     policy: &Policy,
+    scheduled: &BTreeMap<String, ScheduledEvent>,
     now: Timestamp,
 ) -> GroupPlan {
     let name = group.name.as_str();
@@ -244,13 +260,32 @@ fn plan_group_in(
     let in_service = group.in_service().count() as u32;
 
     // --- advance swaps in flight; MaxSize: raise for the attaches, restore when none in flight
-    let stage = stages::advance_all(group, launches, in_service, now);
-    plan.actions.extend(stage.actions);
+    let mut stage = stages::advance_all(group, launches, in_service, now);
+    plan.actions.append(&mut stage.actions);
     plan.actions.extend(stages::max_size_step(
         group,
         stage.attaches,
         stage.replacing.is_empty(),
     ));
+
+    // --- replacements due whatever the windows say: scheduled events, MaxInstanceLifetime.
+    // Not in a group whose processes a swap needs are suspended (start_gate says so below), and
+    // not with replace-per-cycle 0 (a state-change invocation, or a bad tag value).
+    if policy.replace_per_cycle > 0 && blockers::suspended_for(group, blockers::SwapStep::Start).is_empty() {
+        let inputs = due::DueInputs {
+            group,
+            template,
+            policy,
+            records: &records,
+            instances,
+            launches,
+            market,
+            scheduled,
+            now,
+        };
+        plan.actions
+            .extend(due::due_launches(&inputs, &mut stage.replacing));
+    }
 
     // --- start new swaps
     match start_gate(group, &records, policy, in_service, now) {
