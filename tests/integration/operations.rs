@@ -210,3 +210,85 @@ async fn a_bad_window_or_pause_value_is_invalid_config_and_the_stack_pause_holds
     assert_eq!(launches(&report), 0);
     assert!(mutating.is_empty(), "{mutating:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_template_version_rolls_out_through_safe_swaps_keeping_the_floor() {
+    // GIVEN a group of two on-demand instances, both its floor, launched from version 1 of its
+    //   `$Latest` template, tagged replace-outdated=true
+    let env = Env::new().await;
+    let group = env
+        .group(&GroupSpec {
+            max: 3,
+            subnets: 1,
+            ..GroupSpec::managed("ops-roll", 2)
+                .tag("spotswap:on-demand-base", "2")
+                .tag("spotswap:replace-outdated", "true")
+        })
+        .await;
+    let before = env.group_state(&group).await;
+    let old: Vec<String> = before.in_service();
+    let live = env.live_instances().await;
+    assert!(old.iter().all(|i| live[i]
+        .tags
+        .get("aws:ec2launchtemplate:version")
+        .map(String::as_str)
+        == Some("1")));
+    // WHEN its owner publishes version 2
+    env.ec2
+        .create_launch_template_version()
+        .launch_template_name(format!("{group}-lt"))
+        .source_version("1")
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id("ami-12c6146b")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("version 2");
+    // AND rebalancer cycles run
+    let mut reasons = Vec::new();
+    let mut settled = false;
+    for _ in 0..16 {
+        let (cycle, _) = cycle(&env, &config(), None).await;
+        reasons.extend(cycle.actions.iter().map(|a| a.reason));
+        let g = env.group_state(&group).await;
+        assert!(g.in_service().len() >= 2, "never below desired: {g:?}");
+        if cycle.mutating_calls() == 0 {
+            settled = true;
+            break;
+        }
+    }
+    // THEN every member runs version 2, on-demand as the floor says, desired and MaxSize as
+    //   before, and the old instances are gone
+    assert!(settled, "the rollout settles: {reasons:?}");
+    assert!(reasons.contains(&Reason::OutdatedTemplate), "{reasons:?}");
+    let after = env.group_state(&group).await;
+    assert_eq!((after.desired, after.max), (before.desired, before.max));
+    let live = env.live_instances().await;
+    let members = after.in_service();
+    assert_eq!(members.len(), 2);
+    for id in &members {
+        // moto's CreateFleet does not tag its instances with aws:ec2launchtemplate:* as EC2
+        // does (docs/design.md §11): a replacement is ours, launched from the `$Latest` (now 2)
+        // template, and never version 1.
+        assert_ne!(
+            live[id]
+                .tags
+                .get("aws:ec2launchtemplate:version")
+                .map(String::as_str),
+            Some("1"),
+            "{id}"
+        );
+        assert_eq!(
+            live[id].tags.get("spotswap:group"),
+            Some(&group),
+            "{id} is a replacement"
+        );
+        assert!(!live[id].spot, "{id} on-demand: the floor needs it");
+    }
+    assert!(
+        old.iter().all(|i| !live.contains_key(i)),
+        "old instances terminated"
+    );
+}

@@ -148,6 +148,7 @@ pub(crate) mod op {
     pub(crate) const DESCRIBE_GROUPS: &str = "autoscaling:DescribeAutoScalingGroups";
     pub(crate) const DESCRIBE_INSTANCES: &str = "ec2:DescribeInstances";
     pub(crate) const DESCRIBE_INSTANCE_STATUS: &str = "ec2:DescribeInstanceStatus";
+    pub(crate) const DESCRIBE_TEMPLATE_VERSIONS: &str = "ec2:DescribeLaunchTemplateVersions";
     pub(crate) const DESCRIBE_SPOT_PRICES: &str = "ec2:DescribeSpotPriceHistory";
     pub(crate) const DESCRIBE_INSTANCE_TYPES: &str = "ec2:DescribeInstanceTypes";
     pub(crate) const DESCRIBE_REFRESHES: &str = "autoscaling:DescribeInstanceRefreshes";
@@ -189,6 +190,8 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     /// One page of the instances with a scheduled event (retirement, stop, reboot,
     /// maintenance) still to come, each with its earliest.
     fn scheduled_events(&self, token: Option<String>) -> PortFuture<'_, Page<(String, ScheduledEvent)>>;
+    /// The version number `template` launches today (`$Latest`, `$Default` resolved).
+    fn template_version<'a>(&'a self, template: &'a LaunchTemplateRef) -> PortFuture<'a, Option<String>>;
     /// One page of Linux spot price history in `azs` since `since`.
     fn spot_prices<'a>(
         &'a self,

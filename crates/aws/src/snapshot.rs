@@ -32,12 +32,13 @@ pub async fn take(
     price_file: Option<&str>,
     now: Timestamp,
 ) -> Result<RegionSnapshot, AdapterError> {
-    let (groups, mut instances, specs, od) = tokio::try_join!(
+    let (mut groups, mut instances, specs, od) = tokio::try_join!(
         describe_groups(aws, settings.mode),
         describe_instances(aws, &[]),
         instance_types(aws),
         async { Ok(prices::on_demand_prices(aws, price_file).await) },
     )?;
+    resolve_template_versions(aws, settings, &mut groups).await;
     // Spot prices only where managed groups run: a fraction of the region's pools.
     let azs: BTreeSet<String> = groups
         .iter()
@@ -99,6 +100,33 @@ pub async fn take(
         },
         scheduled,
     })
+}
+
+/// The version each group tagged `spotswap:replace-outdated=true` (or defaulting to it) launches
+/// today, one DescribeLaunchTemplateVersions per such group with a `$Latest` or `$Default`
+/// template. Unreadable leaves it unknown (no rollout this cycle), with one WARN.
+async fn resolve_template_versions(aws: &Aws, settings: &Settings, groups: &mut [GroupSnapshot]) {
+    for g in groups.iter_mut() {
+        let wanted = match g.tags.get(tags::REPLACE_OUTDATED).map(String::as_str) {
+            Some(v) => v == "true",
+            None => settings.defaults.replace_outdated,
+        };
+        let spotswap_core::LaunchSource::Template(t) = &g.launch_source else {
+            continue;
+        };
+        if !wanted {
+            continue;
+        }
+        match aws
+            .paced(op::DESCRIBE_TEMPLATE_VERSIONS, aws.port().template_version(t))
+            .await
+        {
+            Ok(v) => g.template_version_now = v,
+            Err(e) => {
+                warn!(reason = "TemplateVersionUnknown", group = %g.name, error = %e, "template version unknown; no rollout this cycle")
+            }
+        }
+    }
 }
 
 /// Every instance of the region with a scheduled event still to come.

@@ -259,6 +259,9 @@ pub struct GroupSnapshot {
     /// `MaxInstanceLifetime` in seconds, when the group sets one: Auto Scaling replaces an
     /// instance of that age itself.
     pub max_instance_lifetime_secs: Option<u32>,
+    /// The version number the group's launch template launches today (`$Latest` and
+    /// `$Default` resolved), read only for groups tagged `spotswap:replace-outdated=true`.
+    pub template_version_now: Option<String>,
 }
 
 impl GroupSnapshot {

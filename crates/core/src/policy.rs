@@ -129,6 +129,8 @@ pub struct Policy {
     pub cooldown_minutes: u32,
     /// `spotswap:shelter-percent`, 0–100.
     pub shelter_percent: u32,
+    /// `spotswap:replace-outdated`: replace members of another template version.
+    pub replace_outdated: bool,
     /// `spotswap:schedule` and `spotswap:paused-until`, and `SPOTSWAP_PAUSED`: when new swaps
     /// may start.
     pub window: Window,
@@ -146,13 +148,14 @@ impl Default for Policy {
             on_rebalance: OnRebalance::Replace,
             cooldown_minutes: 60,
             shelter_percent: 10,
+            replace_outdated: false,
             window: Window::default(),
         }
     }
 }
 
 /// The tags of the schema that carry settings, in the order they are checked.
-pub const SETTING_TAGS: [&str; 9] = [
+pub const SETTING_TAGS: [&str; 10] = [
     tags::ON_DEMAND_BASE,
     tags::ON_DEMAND_PERCENT,
     tags::ALLOWED_TYPES,
@@ -162,6 +165,7 @@ pub const SETTING_TAGS: [&str; 9] = [
     tags::ON_REBALANCE,
     tags::COOLDOWN_MINUTES,
     tags::SHELTER_PERCENT,
+    tags::REPLACE_OUTDATED,
 ];
 
 /// `SPOTSWAP_PAUSED=true` (FIXED): no new swaps in any group of the stack.
@@ -199,6 +203,13 @@ impl Policy {
             tags::REPLACE_PER_CYCLE => self.replace_per_cycle = number(display_key, value, 0, 1000)?,
             tags::COOLDOWN_MINUTES => self.cooldown_minutes = number(display_key, value, 0, 10_080)?,
             tags::SHELTER_PERCENT => self.shelter_percent = number(display_key, value, 0, 100)?,
+            tags::REPLACE_OUTDATED => {
+                self.replace_outdated = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ConfigError::invalid(display_key, value, "expected true or false")),
+                }
+            }
             tags::ON_REBALANCE => {
                 self.on_rebalance = match value.trim() {
                     "replace" => OnRebalance::Replace,

@@ -32,6 +32,13 @@ pub enum Reason {
     ///
     /// Decided in [`crate::plan::due`].
     MaxInstanceLifetime,
+    /// `spotswap:replace-outdated=true` and the member was launched from another version of
+    /// the group's launch template: replace it with one of today's version, keeping its purchase
+    /// option (spot, or on-demand where the floor needs it), within `replace-per-cycle`, windows
+    /// and pauses.
+    ///
+    /// Decided in [`crate::plan::outdated`].
+    OutdatedTemplate,
     /// A rebalance recommendation: move the at-risk spot instance to another pool.
     ///
     /// Decided in [`crate::events::rebalance`].
@@ -280,11 +287,12 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 60] = [
+    pub const ALL: [Reason; 61] = [
         Self::OnDemandAboveFloor,
         Self::BelowRiskFloor,
         Self::ScheduledChange,
         Self::MaxInstanceLifetime,
+        Self::OutdatedTemplate,
         Self::RebalanceRecommendation,
         Self::ReplacementReady,
         Self::MaxSizeAtDesired,
@@ -352,6 +360,7 @@ impl Reason {
             Self::BelowRiskFloor => "BelowRiskFloor",
             Self::ScheduledChange => "ScheduledChange",
             Self::MaxInstanceLifetime => "MaxInstanceLifetime",
+            Self::OutdatedTemplate => "OutdatedTemplate",
             Self::RebalanceRecommendation => "RebalanceRecommendation",
             Self::ReplacementReady => "ReplacementReady",
             Self::MaxSizeAtDesired => "MaxSizeAtDesired",

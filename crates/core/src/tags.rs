@@ -27,6 +27,9 @@ pub const SHELTER_PERCENT: &str = "spotswap:shelter-percent";
 pub const SCHEDULE: &str = "spotswap:schedule";
 /// No new swaps until this RFC 3339 time (FIXED). Written by `spotswap pause`.
 pub const PAUSED_UNTIL: &str = "spotswap:paused-until";
+/// `true`: members launched from another version of the group's launch template are replaced
+/// gradually through the safe swap (FIXED).
+pub const REPLACE_OUTDATED: &str = "spotswap:replace-outdated";
 
 /// On instances we launch: the group they were launched for.
 pub const GROUP: &str = "spotswap:group";
@@ -68,6 +71,10 @@ pub const INTERRUPTION_COUNTS: &str = "spotswap:interruption-counts";
 pub const AWS_ASG_NAME: &str = "aws:autoscaling:groupName";
 /// Set by CloudFormation on resources of a stack.
 pub const AWS_CFN_STACK_NAME: &str = "aws:cloudformation:stack-name";
+/// The launch template an instance was launched from, set by EC2.
+pub const AWS_LT_ID: &str = "aws:ec2launchtemplate:id";
+/// The launch template version an instance was launched from, set by EC2.
+pub const AWS_LT_VERSION: &str = "aws:ec2launchtemplate:version";
 
 /// Keys an instance carries often enough to be held as `&'static str` instead of a copy each.
 const INSTANCE_KEYS: [&str; 8] = [

@@ -227,6 +227,7 @@ impl Fleet {
                 has_terminating_hook: Some(false),
                 suspended_processes: Vec::new(),
                 max_instance_lifetime_secs: None,
+                template_version_now: None,
             },
             instances: BTreeMap::new(),
             market: market(),

@@ -78,6 +78,7 @@ pub fn group_view(world: &World, g: usize) -> GroupSnapshot {
         has_terminating_hook: Some(false),
         suspended_processes: Vec::new(),
         max_instance_lifetime_secs: None,
+        template_version_now: None,
     }
 }
 

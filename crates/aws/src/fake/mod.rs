@@ -26,7 +26,7 @@ use std::sync::Mutex;
 
 use serde_json::json;
 use spotswap_core::events::Membership;
-use spotswap_core::model::ScheduledEvent;
+use spotswap_core::model::{LaunchTemplateRef, ScheduledEvent};
 use spotswap_core::{
     GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, Lifecycle, Member, MemberState, Pool, Timestamp,
 };
@@ -199,6 +199,12 @@ impl Port for FakePort {
                 .map(|(id, e)| (id.clone(), e.clone()))
                 .collect();
             Ok(page(&all, token, s.page_size))
+        })
+    }
+
+    fn template_version<'a>(&'a self, template: &'a LaunchTemplateRef) -> PortFuture<'a, Option<String>> {
+        self.call(op::DESCRIBE_TEMPLATE_VERSIONS, move |_| {
+            Ok(Some(template.version.clone()).filter(|v| v.bytes().all(|b| b.is_ascii_digit())))
         })
     }
 

@@ -76,6 +76,7 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
             .max_instance_lifetime()
             .and_then(|s| u32::try_from(s).ok())
             .filter(|s| *s > 0),
+        template_version_now: None,
     }
 }
 
@@ -113,8 +114,12 @@ pub(super) fn instance_from_sdk(i: &aws_sdk_ec2::types::Instance) -> Option<Inst
             .tags()
             .iter()
             .filter(|t| {
-                t.key()
-                    .is_some_and(|k| k.starts_with(tags::PREFIX) || k == tags::AWS_ASG_NAME)
+                t.key().is_some_and(|k| {
+                    k.starts_with(tags::PREFIX)
+                        || k == tags::AWS_ASG_NAME
+                        || k == tags::AWS_LT_ID
+                        || k == tags::AWS_LT_VERSION
+                })
             })
             .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
             .collect(),

@@ -10,7 +10,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use spotswap_core::events::Membership;
-use spotswap_core::model::ScheduledEvent;
+use spotswap_core::model::{LaunchTemplateRef, ScheduledEvent};
 use spotswap_core::{GroupSnapshot, Instance, InstanceTypeSpec, MemberState, Pool, Timestamp};
 
 use crate::clients::CallCounter;
@@ -21,7 +21,7 @@ use crate::port::{
 use crate::AdapterError;
 
 mod convert;
-mod scheduled;
+mod status;
 
 use convert::{group_from_sdk, instance_from_sdk, spec_from_sdk};
 
@@ -165,30 +165,15 @@ impl Port for SdkPort {
     }
 
     fn instance_status<'a>(&'a self, ids: &'a [String]) -> PortFuture<'a, Vec<(String, bool)>> {
-        Box::pin(async move {
-            let resp = self
-                .ec2
-                .describe_instance_status()
-                .set_instance_ids(Some(ids.to_vec()))
-                .send()
-                .await
-                .map_err(err(op::DESCRIBE_INSTANCE_STATUS))?;
-            let ok = |x: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
-                x.and_then(|x| x.status()).is_some_and(|s| s.as_str() == "ok")
-            };
-            Ok(resp
-                .instance_statuses()
-                .iter()
-                .filter_map(|s| {
-                    let id = s.instance_id()?;
-                    Some((id.to_string(), ok(s.instance_status()) && ok(s.system_status())))
-                })
-                .collect())
-        })
+        Box::pin(status::checks(&self.ec2, ids))
     }
 
     fn scheduled_events(&self, token: Option<String>) -> PortFuture<'_, Page<(String, ScheduledEvent)>> {
-        Box::pin(scheduled::page(&self.ec2, token))
+        Box::pin(status::scheduled(&self.ec2, token))
+    }
+
+    fn template_version<'a>(&'a self, template: &'a LaunchTemplateRef) -> PortFuture<'a, Option<String>> {
+        Box::pin(status::template_version(&self.ec2, template))
     }
 
     fn spot_prices<'a>(

@@ -98,6 +98,7 @@ mod tests {
             has_terminating_hook: None,
             suspended_processes: Vec::new(),
             max_instance_lifetime_secs: None,
+            template_version_now: None,
         }
     }
 

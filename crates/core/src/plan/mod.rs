@@ -20,6 +20,7 @@ pub mod due;
 pub mod index;
 pub mod launch;
 pub mod originals;
+pub mod outdated;
 pub mod stages;
 
 use std::collections::BTreeMap;
@@ -346,13 +347,39 @@ fn plan_group_in(
     for (_, inst) in serving.iter().filter(|(_, i)| i.lifecycle == Lifecycle::Spot) {
         counts.add(inst.pool());
     }
+    // Rollouts of a new template version come out of replace-per-cycle first.
+    let rollout = outdated::Rollout {
+        group,
+        template,
+        policy,
+        records: &records,
+        market,
+        launches,
+        counts: &counts,
+        floor: plan.census.floor,
+        now,
+    };
+    let rolled =
+        outdated::outdated_launches(&rollout, &serving, &mut stage.replacing, policy.replace_per_cycle);
+    let left = policy.replace_per_cycle.saturating_sub(rolled.len() as u32);
+    for a in rolled.iter().filter_map(|a| {
+        a.pool.clone().filter(
+            |_| matches!(&a.kind, ActionKind::Launch(s) if s.purchase == crate::action::Purchase::Spot),
+        )
+    }) {
+        counts.add(a);
+    }
+    plan.actions.extend(rolled);
+    if left == 0 {
+        return plan;
+    }
     match originals::choose_originals(
         &group.name,
         &serving,
         &stage.replacing,
         launches,
         plan.census.floor,
-        policy.replace_per_cycle,
+        left,
     ) {
         Ok(chosen) => {
             let inputs = GroupInputs {

@@ -1,0 +1,208 @@
+//! Spot-aware rollouts (`spotswap:replace-outdated=true`, FIXED): members launched from another
+//! launch template, or another version of the group's, are replaced with today's version
+//! through the same Launch → Attach → Retire stages (`OutdatedTemplate`), as Instance Refresh
+//! would, but keeping spot and the risk floor in the picture. A replacement keeps its original's
+//! purchase option: a spot member gets spot, an on-demand member gets on-demand where the floor
+//! needs it and spot where the ordinary swap would have made it spot anyway. These swaps come
+//! out of `replace-per-cycle` first, and wait for windows and pauses like any new swap.
+
+use std::collections::BTreeSet;
+
+use crate::action::{Action, Reason};
+use crate::candidates::{PoolCounts, SearchContext};
+use crate::model::{
+    GroupSnapshot, Instance, InstanceState, LaunchTemplateRef, Lifecycle, Market, Member, MemberState,
+};
+use crate::plan::launch::{launch_for, on_demand_launch_for};
+use crate::plan::Launches;
+use crate::policy::Policy;
+use crate::records::GroupRecords;
+use crate::tags;
+use crate::time::Timestamp;
+
+/// True when `inst` was launched from another template than `template`, or another version
+/// than `version_now`. An instance EC2 did not tag with its template (attached from elsewhere)
+/// is not judged.
+pub fn is_outdated(inst: &Instance, template: &LaunchTemplateRef, version_now: &str) -> bool {
+    let Some(version) = inst.tag(tags::AWS_LT_VERSION) else {
+        return false;
+    };
+    let other_template =
+        matches!((inst.tag(tags::AWS_LT_ID), template.id.as_deref()), (Some(a), Some(b)) if a != b);
+    other_template || version != version_now
+}
+
+/// What [`outdated_launches`] reads.
+pub(crate) struct Rollout<'a> {
+    pub(crate) group: &'a GroupSnapshot,
+    pub(crate) template: &'a LaunchTemplateRef,
+    pub(crate) policy: &'a Policy,
+    pub(crate) records: &'a GroupRecords,
+    pub(crate) market: &'a Market,
+    pub(crate) launches: &'a Launches<'a>,
+    /// The group's spot per pool, swaps in flight included.
+    pub(crate) counts: &'a PoolCounts,
+    pub(crate) floor: u32,
+    pub(crate) now: Timestamp,
+}
+
+/// A Launch for each outdated InService member, oldest first, at most `budget`; a Wait where no
+/// pool qualifies. The ids acted on join `replacing`. Nothing unless the group is tagged and its
+/// version today is known.
+pub(crate) fn outdated_launches<'a>(
+    r: &Rollout<'_>,
+    serving: &[(&'a Member, &'a Instance)],
+    replacing: &mut BTreeSet<&'a str>,
+    budget: u32,
+) -> Vec<Action> {
+    let (true, Some(now_version)) = (r.policy.replace_outdated, r.group.template_version_now.as_deref())
+    else {
+        return Vec::new();
+    };
+    let mut outdated: Vec<&(&Member, &Instance)> = serving
+        .iter()
+        .filter(|(m, i)| {
+            m.state == MemberState::InService
+                && m.healthy
+                && !m.protected_from_scale_in
+                && i.termination_protected != Some(true)
+                && i.state == InstanceState::Running
+                && !replacing.contains(m.id.as_str())
+                && !r.launches.contains_key(m.id.as_str())
+                && is_outdated(i, r.template, now_version)
+        })
+        .collect();
+    outdated.sort_by(|a, b| a.1.launch_time.cmp(&b.1.launch_time).then(a.1.id.cmp(&b.1.id)));
+    let mut on_demand = serving
+        .iter()
+        .filter(|(m, i)| m.state == MemberState::InService && i.lifecycle == Lifecycle::OnDemand)
+        .count() as u32;
+    let mut counts = r.counts.clone();
+    let mut out = Vec::new();
+    for (m, inst) in outdated.into_iter().take(budget as usize) {
+        let action = if inst.lifecycle == Lifecycle::OnDemand && on_demand <= r.floor {
+            let od_price = r.market.on_demand_price(&inst.instance_type);
+            on_demand_launch_for(r.group, r.template, inst, od_price, r.now).map(|mut a| {
+                a.reason = Reason::OutdatedTemplate;
+                a
+            })
+        } else {
+            let ctx = SearchContext {
+                market: r.market,
+                policy: r.policy,
+                records: r.records,
+                counts: &counts,
+                target_spot: r.group.desired.saturating_sub(r.floor).max(1),
+                now: r.now,
+                ranked: None,
+            };
+            launch_for(r.group, r.template, inst, ctx, None, Reason::OutdatedTemplate)
+        };
+        match action {
+            Ok(a) => {
+                if let Some(p) = a
+                    .pool
+                    .clone()
+                    .filter(|_| inst.lifecycle == Lifecycle::Spot || on_demand > r.floor)
+                {
+                    counts.add(p);
+                }
+                if inst.lifecycle == Lifecycle::OnDemand {
+                    on_demand = on_demand.saturating_sub(1);
+                }
+                replacing.insert(m.id.as_str());
+                out.push(a);
+            }
+            Err(wait) => out.push(wait),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::action::{ActionKind, Purchase, Reason};
+    use crate::tags;
+    use crate::testkit::{Fleet, Stage, Tagged, AZS};
+    use crate::GroupPlan;
+
+    fn launched(plan: &GroupPlan) -> Vec<(String, Reason, Purchase)> {
+        plan.actions
+            .iter()
+            .filter_map(|a| match &a.kind {
+                ActionKind::Launch(s) => Some((s.replaces.clone(), a.reason, s.purchase)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// i-s1 (spot, version 6), i-s2 (spot, version 7), i-od1 (on-demand, version 6): today's
+    /// version is 7, the floor is one on-demand.
+    fn rollout() -> Fleet {
+        let f = Fleet::new()
+            .on_demand("i-od1", AZS[0])
+            .spot("i-s1", "m5.large", AZS[1])
+            .spot("i-s2", "m5.large", AZS[2])
+            .desired(3)
+            .tag(tags::ON_DEMAND_BASE, "1")
+            .tag(tags::REPLACE_OUTDATED, "true")
+            .with_group(|g| g.template_version_now = Some("7".into()));
+        let lt = f.group.clone();
+        let id = match &lt.launch_source {
+            crate::LaunchSource::Template(t) => t.id.clone().unwrap_or_default(),
+            _ => unreachable!(),
+        };
+        let mut f = f;
+        for (i, v) in [("i-s1", "6"), ("i-s2", "7"), ("i-od1", "6")] {
+            let inst = f
+                .instances
+                .remove(i)
+                .unwrap()
+                .tagged(tags::AWS_LT_ID, &id)
+                .tagged(tags::AWS_LT_VERSION, v);
+            f.instances.insert(i.into(), inst);
+        }
+        f
+    }
+
+    #[test]
+    fn outdated_members_are_replaced_in_kind_within_replace_per_cycle() {
+        // GIVEN replace-per-cycle 5
+        let plan = rollout().tag(tags::REPLACE_PER_CYCLE, "5").plan();
+        // THEN the two outdated members get replacements of their own purchase option: the
+        //   on-demand one is the floor; the current one is left alone
+        let mut got = launched(&plan);
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            vec![
+                ("i-od1".to_string(), Reason::OutdatedTemplate, Purchase::OnDemand),
+                ("i-s1".to_string(), Reason::OutdatedTemplate, Purchase::Spot),
+            ]
+        );
+        // AND with replace-per-cycle 1, one of them this cycle (the oldest, then by id)
+        assert_eq!(launched(&rollout().plan()).len(), 1);
+    }
+
+    #[test]
+    fn without_the_tag_a_known_version_or_outside_the_window_nothing_is_rolled() {
+        assert!(launched(&rollout().tag(tags::REPLACE_OUTDATED, "false").plan()).is_empty());
+        assert!(launched(&rollout().with_group(|g| g.template_version_now = None).plan()).is_empty());
+        let closed = rollout().tag(tags::PAUSED_UNTIL, "2026-02-01T00:00:00Z").plan();
+        assert!(launched(&closed).is_empty());
+        assert_eq!(closed.skip.map(|s| s.reason), Some(Reason::Paused));
+        // a member already being replaced is not rolled twice
+        let busy = rollout()
+            .tag(tags::REPLACE_PER_CYCLE, "5")
+            .launch("i-l1", "i-s1", Stage::Booting)
+            .plan();
+        assert!(
+            launched(&busy).iter().all(|(r, _, _)| r != "i-s1"),
+            "{:?}",
+            busy.actions
+        );
+        // a bad value is InvalidConfig
+        let bad = rollout().tag(tags::REPLACE_OUTDATED, "yes").plan();
+        assert_eq!(bad.skip.map(|s| s.reason), Some(Reason::InvalidConfig));
+    }
+}
