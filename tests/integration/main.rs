@@ -1,4 +1,5 @@
 mod bad_input;
+mod boot_window;
 mod chaos;
 mod crash;
 mod events_out;

@@ -232,6 +232,7 @@ fn note_replacements(
         return;
     };
     let visible_at = state.now() + delay;
+
     let mut life = state.life();
     let mut departed = departing.iter();
     for id in after.difference(before) {
