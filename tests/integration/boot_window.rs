@@ -1,4 +1,5 @@
-//! Invariant 1 across the window AWS takes to boot an interrupted instance's replacement.
+//! The group lifecycle as AWS paces it, where moto is instant: invariant 1 across the window AWS
+//! takes to boot an interrupted instance's replacement, and a retire through a terminating hook.
 //!
 //! moto lists the group's replacement InService in the same answer as the detach, so against
 //! moto alone the capacity dip of an interruption never shows, and neither does what a swap
@@ -135,4 +136,73 @@ async fn a_swap_waits_out_an_interrupted_replacements_boot_and_capacity_holds_th
     let g = env.group_state(&group).await;
     assert_eq!(g.desired as usize, desired);
     assert!(!g.tags.contains_key("spotswap:max-raised-from"), "{:?}", g.tags);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retire_through_a_terminating_hook_settles_while_the_instance_waits() {
+    // GIVEN a group of one on-demand instance at MaxSize with a terminating hook (heartbeat
+    // 600 s), behind a proxy that holds hooked terminations in Terminating:Wait as AWS does
+    let proxy = Proxy::from_env().await.expect("proxy");
+    proxy.set_lifecycle_hooks(true);
+    let env = Env::at(&proxy.url()).await;
+    let group = env.group(&GroupSpec::managed("hook-retire", 1)).await;
+    env.asg
+        .put_lifecycle_hook()
+        .lifecycle_hook_name("drain")
+        .auto_scaling_group_name(&group)
+        .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
+        .heartbeat_timeout(600)
+        .send()
+        .await
+        .expect("put lifecycle hook");
+    let original = env.group_state(&group).await.in_service()[0].clone();
+
+    // WHEN rebalancer cycles run until one is quiet
+    let mut quiet = false;
+    for _ in 0..8 {
+        let cycle = rebalance(&env.aws(), &config(), CycleOptions::default())
+            .await
+            .expect("cycle");
+        assert!(
+            cycle
+                .actions
+                .iter()
+                .all(|a| !matches!(a.outcome, Outcome::Failed(_))),
+            "{:#?}",
+            cycle.actions
+        );
+        assert!(
+            !env.group_state(&group).await.in_service().is_empty(),
+            "invariant 1"
+        );
+        if cycle.mutating_calls() == 0 {
+            quiet = true;
+            break;
+        }
+    }
+    // THEN the swap settled while the original still waits on its hook: it is listed in
+    // Terminating:Wait and running, the spot replacement is InService, and desired and MaxSize
+    // are back with no record left
+    assert!(quiet, "the swap settles while the hook holds the original");
+    let g = env.group_state(&group).await;
+    assert_eq!(
+        g.members.get(&original).map(String::as_str),
+        Some("Terminating:Wait"),
+        "{:?}",
+        g.members
+    );
+    assert_eq!(env.mix(&group).await, (0, 1));
+    assert_eq!((g.desired, g.max), (1, 1));
+    assert!(!g.tags.contains_key("spotswap:max-raised-from"), "{:?}", g.tags);
+    assert_eq!(env.live_instances().await[&original].state, "running");
+
+    // WHEN the heartbeat timeout passes, THEN EC2 terminates it and the next cycle is quiet
+    proxy.advance_clock(Duration::from_secs(601));
+    let g = env.group_state(&group).await;
+    assert!(!g.members.contains_key(&original), "{:?}", g.members);
+    assert!(!env.live_instances().await.contains_key(&original));
+    let cycle = rebalance(&env.aws(), &config(), CycleOptions::default())
+        .await
+        .expect("cycle");
+    assert_eq!(cycle.mutating_calls(), 0, "{:#?}", cycle.actions);
 }

@@ -4,6 +4,7 @@ mod chaos;
 mod crash;
 mod events_out;
 mod hardening;
+mod iam_coverage;
 mod interruption;
 mod proxy;
 mod reaper;
