@@ -34,6 +34,7 @@
 //!   [`Proxy::set_suspended_processes`]), on the proxy's clock ([`Proxy::advance_clock`]).
 //! - `upstream`: forwarding to moto, the proxy's own questions to it, XML helpers.
 //! - `errors`: service error bodies in each protocol's shape.
+//! - `xml`: nested Query-protocol lists, read and rewritten.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -63,6 +64,7 @@ mod scenario;
 mod status;
 mod tokens;
 mod upstream;
+mod xml;
 
 pub use lifecycle::{Booting, DEFAULT_BOOT_DELAY};
 pub use scenario::{Fault, FaultKind};
