@@ -116,7 +116,7 @@ fn decisions(r: &EventReport) -> Vec<(&'static str, &'static str, &'static str)>
 /// Launch a spot instance from the group's own template in its first subnet, tagged as one of
 /// our completed swaps (replacing an instance long gone), and attach it: what a converged
 /// group's spot members look like.
-async fn spot_member(env: &Env, group: &str) -> String {
+pub(super) async fn spot_member(env: &Env, group: &str) -> String {
     static RETIRED: AtomicU32 = AtomicU32::new(0);
     let replaced = format!("i-{:08x}", RETIRED.fetch_add(1, Ordering::Relaxed));
     let subnet = env.subnets().await.remove(0).0;

@@ -1,9 +1,11 @@
 mod bad_input;
+mod boot_window;
 mod chaos;
 mod crash;
 mod events_out;
 mod hardening;
 mod health;
+mod iam_coverage;
 mod interruption;
 mod operations;
 mod proxy;

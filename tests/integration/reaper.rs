@@ -15,7 +15,7 @@ use spotswap_tests::fleet::{Env, GroupSpec, GroupState, InstanceState};
 use spotswap_tests::lambda::{workspace_bin, LambdaWatch};
 
 /// Run an instance outside any group, with `tags`, in the region's first subnet.
-async fn plant(env: &Env, tags: &[(&str, String)]) -> String {
+pub(super) async fn plant(env: &Env, tags: &[(&str, String)]) -> String {
     let subnet = env.subnets().await.remove(0).0;
     let tag_list: Vec<Tag> = tags
         .iter()
@@ -42,7 +42,7 @@ async fn plant(env: &Env, tags: &[(&str, String)]) -> String {
 }
 
 /// Our launch for `group` replacing `replaces`, launched `minutes` ago.
-fn launch_tags(group: &str, replaces: &str, minutes: i64) -> Vec<(&'static str, String)> {
+pub(super) fn launch_tags(group: &str, replaces: &str, minutes: i64) -> Vec<(&'static str, String)> {
     vec![
         (tags::GROUP, group.to_string()),
         (tags::REPLACES, replaces.to_string()),
@@ -50,7 +50,7 @@ fn launch_tags(group: &str, replaces: &str, minutes: i64) -> Vec<(&'static str, 
     ]
 }
 
-fn detached_tags(group: &str, minutes: i64) -> Vec<(&'static str, String)> {
+pub(super) fn detached_tags(group: &str, minutes: i64) -> Vec<(&'static str, String)> {
     vec![
         (tags::DETACHED_AT, now().plus_minutes(-minutes).to_rfc3339()),
         (tags::DETACHED_FROM, group.to_string()),

@@ -51,11 +51,14 @@
 //! - `sam`: the SAM policy templates the checker understands.
 //! - `template`: the checks of the template as a whole (`function-role`,
 //!   `parameter-wildcard`).
+//! - `grants`: the complement: [`function_grants`], the actions each function's role is
+//!   allowed, for the test that every operation a function calls is granted to it.
 //!
 //! The tests are in `tests/integration/template_iam.rs`: the real template passes, and each
 //! planted bad statement is reported.
 
 mod checker;
+mod grants;
 mod rules;
 mod sam;
 mod scope;
@@ -69,6 +72,7 @@ use checker::Checker;
 use scope::{as_text, scenarios};
 use template::{check_function_roles, check_policy_parameters};
 
+pub use grants::{function_grants, grants_cover};
 pub use rules::{is_read_only, is_wildcard_resource};
 
 /// One problem in the template.

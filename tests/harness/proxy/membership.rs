@@ -6,6 +6,7 @@ use hyper::http::request::Parts;
 
 use super::call::{percent_encode, Call};
 use super::errors;
+use super::lifecycle;
 use super::upstream::{ask_upstream, bad_gateway, forward, tag_text};
 use super::{Reply, State};
 
@@ -35,7 +36,13 @@ pub(super) async fn placements(state: &State, call: &Call, parts: &Parts) -> Res
                         group,
                         tag_text(m, "LifecycleState").unwrap_or_default().to_string(),
                     ))
-                });
+                })
+                .or_else(|| lifecycle::held_group(state, &id).map(|g| (g, String::new())));
+            // What the group says of it on AWS: still booting, or held by a hook.
+            let placed = placed.map(|(g, s)| match lifecycle::state_of(state, &id) {
+                Some(emulated) => (g, emulated.to_owned()),
+                None => (g, s),
+            });
             (id, placed)
         })
         .collect())
@@ -63,7 +70,9 @@ pub(super) async fn detach_instances(state: &State, call: &Call, parts: &Parts, 
             );
         }
     }
-    forward(state, parts, body).await
+    let decrement = call.form.get("ShouldDecrementDesiredCapacity").as_deref() == Some("true");
+    let ids: Vec<String> = placements.into_iter().map(|(id, _)| id).collect();
+    lifecycle::leave(state, parts, body, &group, &call.region, &ids, decrement).await
 }
 
 /// AttachInstances as AWS does it: an instance already in a group, or a desired capacity that
@@ -93,9 +102,11 @@ pub(super) async fn attach_instances(state: &State, call: &Call, parts: &Parts, 
         Err(e) => return bad_gateway(e),
     };
     let number = |tag: &str| tag_text(&xml, tag).and_then(|v| v.parse::<usize>().ok());
-    if let (Some(min), Some(max), Some(desired)) =
+    if let (Some(min), Some(max), Some(moto_desired)) =
         (number("MinSize"), number("MaxSize"), number("DesiredCapacity"))
     {
+        // Replacements owed while `Launch` is suspended count, as they do in AWS's desired.
+        let desired = moto_desired + state.life().owed(&call.region, &group) as usize;
         if desired + placements.len() > max {
             return errors::validation(
                 state,

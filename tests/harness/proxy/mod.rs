@@ -30,8 +30,12 @@
 //! - `tokens`: CreateFleet's `ClientToken` idempotency ([`Proxy::set_client_tokens`]).
 //! - `status`: status checks that stay `initializing` or fail ([`Proxy::set_status_checks`]).
 //! - `scheduled`: EC2's scheduled events, which moto lacks ([`Proxy::set_scheduled_event`]).
+//! - `lifecycle`: a replacement's boot delay, terminating lifecycle hooks and a suspended
+//!   `Launch` ([`Proxy::set_boot_delay`], [`Proxy::set_lifecycle_hooks`],
+//!   [`Proxy::set_suspended_processes`]), on the proxy's clock ([`Proxy::advance_clock`]).
 //! - `upstream`: forwarding to moto, the proxy's own questions to it, XML helpers.
 //! - `errors`: service error bodies in each protocol's shape.
+//! - `xml`: nested Query-protocol lists, read and rewritten.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -53,6 +57,7 @@ use tokio::task::{JoinHandle, JoinSet};
 mod call;
 mod control;
 mod errors;
+mod lifecycle;
 mod market;
 mod membership;
 mod rates;
@@ -61,7 +66,9 @@ mod scheduled;
 mod status;
 mod tokens;
 mod upstream;
+mod xml;
 
+pub use lifecycle::{Booting, DEFAULT_BOOT_DELAY};
 pub use scenario::{Fault, FaultKind};
 pub use status::StatusChecks;
 
@@ -114,6 +121,8 @@ impl Proxy {
             subnet_azs: Mutex::new(HashMap::new()),
             ids: AtomicU64::new(1),
             membership: tokio::sync::Mutex::new(()),
+            life: Mutex::new(lifecycle::Life::default()),
+            clock: Mutex::new(Duration::ZERO),
         });
         let server = tokio::spawn(serve(listener, state.clone()));
         Ok(Proxy { addr, state, server })
@@ -306,6 +315,41 @@ impl Proxy {
         }
     }
 
+    /// Makes a group's replacement for an instance that left it without a decrement
+    /// (DetachInstances, TerminateInstanceInAutoScalingGroup) `Pending` for `delay` on the
+    /// proxy's clock, as AWS boots it, where moto lists it InService at once (see `lifecycle`);
+    /// [`DEFAULT_BOOT_DELAY`] is AWS's usual. `None` (the default): moto's instant replacement.
+    pub fn set_boot_delay(&self, delay: Option<Duration>) {
+        self.state.life().boot_delay = delay;
+    }
+
+    /// The group's replacements still booting on the proxy's clock ([`Proxy::set_boot_delay`]).
+    pub fn booting(&self, group: &str) -> Vec<Booting> {
+        let now = self.state.now();
+        self.state.life().booting_in(None, group, now)
+    }
+
+    /// Honours terminating lifecycle hooks as AWS does and moto does not (see `lifecycle`):
+    /// TerminateInstanceInAutoScalingGroup holds the instance in `Terminating:Wait` until
+    /// CompleteLifecycleAction or the hook's heartbeat timeout on the proxy's clock. Off by
+    /// default.
+    pub fn set_lifecycle_hooks(&self, on: bool) {
+        self.state.life().hooks = on;
+    }
+
+    /// Honours a suspended `Launch` as AWS does and moto does not (see `lifecycle`): an
+    /// instance leaving without a decrement gets no replacement until ResumeProcesses. Off by
+    /// default.
+    pub fn set_suspended_processes(&self, on: bool) {
+        self.state.life().suspended = on;
+    }
+
+    /// Moves the proxy's clock forward: boot delays, heartbeat timeouts and status checks that
+    /// stay `initializing` are measured on it, so a test skips minutes without waiting them.
+    pub fn advance_clock(&self, by: Duration) {
+        *self.state.clock.lock().unwrap_or_else(|e| e.into_inner()) += by;
+    }
+
     /// Serves `GET /_counts` (calls, throttles, classes, load and buckets as JSON) and
     /// `POST /_reset` ([`Proxy::reset_calls`]) to a reader in another process, such as the
     /// bench; see `control`. Off by default: a test reads the counters directly.
@@ -374,6 +418,10 @@ struct State {
     /// Serializes AttachInstances and DetachInstances: membership check and change as one
     /// step, as in AWS.
     membership: tokio::sync::Mutex<()>,
+    /// Boot delays, held terminations and replacements owed (`lifecycle`).
+    life: Mutex<lifecycle::Life>,
+    /// How far [`Proxy::advance_clock`] has moved the proxy's clock past the wall clock.
+    clock: Mutex<Duration>,
 }
 
 impl State {
@@ -400,6 +448,15 @@ impl State {
 
     fn status_seen(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
         self.status_seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn life(&self) -> MutexGuard<'_, lifecycle::Life> {
+        self.life.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The proxy's clock: the wall clock plus [`Proxy::advance_clock`]'s skips.
+    fn now(&self) -> Instant {
+        Instant::now() + *self.clock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn load(&self) -> MutexGuard<'_, Load> {
@@ -496,6 +553,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
     let started = Instant::now();
     let in_flight = InFlight::begin(&state);
     let response = match (call.service.as_str(), call.operation.as_str()) {
+        _ if lifecycle::handles(&state, &call) => lifecycle::answer(&state, &call, &parts, body).await,
         ("ec2", "DescribeSpotPriceHistory") if state.scenario().market_only => {
             let xml = scenario_spot_prices(&state.scenario().prices);
             xml_response(StatusCode::OK, xml)

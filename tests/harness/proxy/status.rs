@@ -3,7 +3,7 @@
 //! `instanceStatus` and `systemStatus` of the instances [`super::Proxy::set_status_checks`]
 //! names in moto's DescribeInstanceStatus answer; the rest of the answer is moto's.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::body::Bytes;
 use hyper::{Response, StatusCode};
@@ -37,7 +37,7 @@ pub(super) fn rewrite(state: &State, response: Reply) -> Reply {
         return response;
     }
     let (parts, body) = response.into_parts();
-    let now = Instant::now();
+    let now = state.now();
     let xml = with_status_checks(&String::from_utf8_lossy(&body), |id| {
         let checks = rule(state, id)?;
         // First sighting, recorded whatever the rule, so a rule set later counts from it.

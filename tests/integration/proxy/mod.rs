@@ -3,6 +3,8 @@
 //! Every test starts its own proxy. moto is shared with other test files, so these tests keep
 //! to their own regions (`ap-southeast-2`, `ca-central-1`) and unique resource names.
 
+mod lifecycle;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
