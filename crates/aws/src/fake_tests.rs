@@ -331,3 +331,62 @@ async fn a_spot_warning_detaches_after_four_reads_and_records_the_pool() {
         .tags
         .contains_key(spotswap_core::tags::INTERRUPTIONS));
 }
+
+#[tokio::test]
+async fn the_region_wide_cap_holds_when_the_preflight_re_plans_a_group() {
+    // GIVEN a group of three on-demand instances that may start two swaps a cycle, under a
+    // region-wide cap of one swap in flight
+    let fleet = Fleet::new()
+        .desired(3)
+        .tag(spotswap_core::tags::REPLACE_PER_CYCLE, "2")
+        .on_demand("i-od1", A)
+        .on_demand("i-od2", B)
+        .on_demand("i-od3", A);
+    let settings = spotswap_core::Settings {
+        max_swaps_in_flight: Some(1),
+        ..fleet.settings()
+    };
+    // AND the original the capped plan launches for is termination-protected, which only the
+    // preflight reads (the snapshot does not)
+    let planned = spotswap_core::plan_cycle(&fleet.snapshot(), &settings);
+    let first = planned[0]
+        .actions
+        .iter()
+        .find(|a| matches!(a.kind, ActionKind::Launch(_)))
+        .and_then(|a| a.instance.clone())
+        .expect("the capped plan launches once");
+    assert_eq!(planned[0].launches(), 1, "{:?}", planned[0].actions);
+    let (fake, aws) = region(&[fleet]);
+    fake.edit(|r| {
+        if let Some(i) = r.instances.get_mut(&first) {
+            i.termination_protected = Some(true);
+        }
+    });
+    // WHEN a cycle runs (the preflight finds the protection and re-plans the group)
+    let config = Config {
+        settings,
+        ..Config::default()
+    };
+    let report = rebalance(&aws, &config, at(NOW)).await.unwrap();
+    // THEN at most one swap started in the region, and not for the protected original
+    let launched: Vec<_> = report
+        .actions
+        .iter()
+        .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
+        .filter(|a| matches!(a.outcome, Outcome::Done(_)))
+        .collect();
+    assert!(launched.len() <= 1, "{:?}", report.actions);
+    assert!(launched.iter().all(|a| a.instance.as_deref() != Some(first.as_str())));
+    assert!(aws.api_calls().get("ec2:CreateFleet").copied().unwrap_or(0) <= 1);
+    // AND the launch the cap held back says so
+    assert!(
+        report
+            .actions
+            .iter()
+            .any(|a| a.reason == Reason::MaxSwapsInFlight),
+        "{:?}",
+        report.actions
+    );
+    let r = fake.state();
+    assert!(r.instances.values().filter(|i| i.launched_for().is_some()).count() <= 1);
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spotswap_core::{
-    plan::policy_for, plan_cycle_in, plan_group, ActionKind, GroupPlan, GroupSnapshot, Instance, Outcome,
+    plan::cap_launches, plan::policy_for, plan_cycle_in, plan_group, ActionKind, GroupPlan, GroupSnapshot, Instance, Outcome,
     Reason, RegionSnapshot, Scope, Settings, Timestamp,
 };
 use tokio::sync::Semaphore;
@@ -216,6 +216,9 @@ async fn preflight(
     // Copies of the group and its instances, made on the first change (rare: a refresh running
     // or a protected original), so the common case shares the snapshot.
     let mut local: Option<(GroupSnapshot, BTreeMap<String, Instance>)> = None;
+    // The launches the cycle allotted this group under the region-wide cap: a re-plan never
+    // starts more (it may pick other originals, never more of them).
+    let allotted = plan.launches();
     for _round in 0..3 {
         let (group, instances) = match &local {
             Some((g, i)) => (g, i),
@@ -277,6 +280,9 @@ async fn preflight(
         }
         if let Ok(Some(policy)) = policy_for(group, settings) {
             plan = plan_group(group, instances, &snap.market, &policy, snap.now);
+            if settings.max_swaps_in_flight.is_some() {
+                cap_launches(std::slice::from_mut(&mut plan), allotted);
+            }
         }
     }
     plan

@@ -62,6 +62,16 @@ pub enum Scope {
     AdvanceOnly,
 }
 
+impl GroupPlan {
+    /// The launches this plan starts.
+    pub fn launches(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
+            .count()
+    }
+}
+
 /// Counts of one group, for metrics and the summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Census {
@@ -183,7 +193,11 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
 
 /// Keep the first `allowed` launches of the cycle, in plan order; the rest wait, reason
 /// `MaxSwapsInFlight`.
-fn cap_launches(plans: &mut [GroupPlan], mut allowed: usize) {
+///
+/// The adapter's preflight re-plans one group when it learns what the snapshot could not
+/// read (a termination-protected original, say): it caps the new plan to the launches the
+/// cycle allotted the group, so the region-wide cap holds across the re-plan too.
+pub fn cap_launches(plans: &mut [GroupPlan], mut allowed: usize) {
     for plan in plans {
         for action in &mut plan.actions {
             if !matches!(action.kind, ActionKind::Launch(_)) {
