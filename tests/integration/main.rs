@@ -7,4 +7,5 @@ mod interruption;
 mod proxy;
 mod reaper;
 mod rebalancer;
+mod stack_updating;
 mod template_iam;

@@ -390,3 +390,55 @@ async fn the_region_wide_cap_holds_when_the_preflight_re_plans_a_group() {
     let r = fake.state();
     assert!(r.instances.values().filter(|i| i.launched_for().is_some()).count() <= 1);
 }
+
+#[tokio::test]
+async fn a_stack_mid_update_holds_new_swaps_and_each_stack_is_asked_once() {
+    // GIVEN two groups of one stack that is being updated, a group of a settled stack and a
+    // group whose stack tag names a stack that does not exist, each with a swap to start
+    let stack = spotswap_core::tags::AWS_CFN_STACK_NAME;
+    let group = |name: &str, stack_name: &str| {
+        Fleet::new()
+            .named(name)
+            .desired(1)
+            .tag(stack, stack_name)
+            .on_demand(&format!("i-{name}"), A)
+    };
+    let fleets = [
+        group("web", "shop"),
+        group("api", "shop"),
+        group("batch", "jobs"),
+        group("ci", "gone"),
+    ];
+    let (fake, aws) = region(&fleets);
+    fake.edit(|r| {
+        r.stacks.insert("shop".into(), "UPDATE_IN_PROGRESS".into());
+        r.stacks.insert("jobs".into(), "UPDATE_COMPLETE".into());
+    });
+    // WHEN a cycle runs
+    let report = rebalance(&aws, &Config::default(), at(NOW)).await.unwrap();
+    // THEN the stack's groups start no swap, each skipped naming the stack and its status
+    for name in ["web", "api"] {
+        let skip = report.skipped.iter().find(|s| s.group == name);
+        assert_eq!(skip.map(|s| s.reason), Some(Reason::StackUpdating), "{name}: {:?}", report.skipped);
+        assert_eq!(
+            skip.and_then(|s| s.detail.as_deref()),
+            Some("stack shop UPDATE_IN_PROGRESS")
+        );
+        assert!(!report
+            .actions
+            .iter()
+            .any(|a| a.group == name && matches!(a.kind, ActionKind::Launch(_))));
+    }
+    // AND the settled stack's group and the one whose stack does not exist swap
+    for name in ["batch", "ci"] {
+        assert_eq!(
+            done(&report, |k| matches!(k, ActionKind::Launch(spec) if spec.tags.iter().any(|(k, v)| k == spotswap_core::tags::GROUP && v == name))),
+            1,
+            "{name}: {:?}",
+            report.actions
+        );
+    }
+    // AND each distinct stack was asked about once
+    assert_eq!(aws.api_calls()["cloudformation:DescribeStacks"], 3);
+    assert_eq!(aws.api_calls()["ec2:CreateFleet"], 2);
+}

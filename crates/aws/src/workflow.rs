@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spotswap_core::{
-    plan::cap_launches, plan::policy_for, plan_cycle_in, plan_group, ActionKind, GroupPlan, GroupSnapshot, Instance, Outcome,
-    Reason, RegionSnapshot, Scope, Settings, Timestamp,
+    plan::blockers::stack_updating, plan::cap_launches, plan::policy_for, plan_cycle_in, plan_group, ActionKind, GroupPlan, GroupSnapshot, Instance, Outcome,
+    tags, Reason, RegionSnapshot, Scope, Settings, Timestamp,
 };
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::execute::{Executor, LaunchGuard, MutationBudget};
 use crate::report::{CycleReport, GroupSummary, Recorder, Timings};
-use crate::snapshot::{instance_refresh_in_progress, termination_protected};
+use crate::snapshot::{instance_refresh_in_progress, stack_status, termination_protected};
 use crate::{snapshot, AdapterError, Aws, Config};
 
 /// Per-invocation options.
@@ -156,6 +156,7 @@ async fn act_all(
 ) -> Vec<(GroupPlan, Vec<Outcome>)> {
     let limit = config.max_concurrency.max(1);
     let acting = Arc::new(Semaphore::new(limit));
+    let stacks = Arc::new(Stacks::default());
     let mut set = tokio::task::JoinSet::new();
     let mut out: Vec<Option<(GroupPlan, Vec<Outcome>)>> = Vec::with_capacity(plans.len());
     let mut queue = plans.into_iter().enumerate();
@@ -173,8 +174,9 @@ async fn act_all(
             let settings = config.settings.clone();
             let snap = snap.clone();
             let acting = acting.clone();
+            let stacks = stacks.clone();
             set.spawn(async move {
-                let plan = preflight(&executor, &settings, &snap, plan).await;
+                let plan = preflight(&executor, &settings, &snap, &stacks, plan).await;
                 let _slot = acting.acquire_owned().await;
                 let outcomes = executor.run_group(&plan.actions).await;
                 (idx, plan, outcomes)
@@ -190,9 +192,43 @@ async fn act_all(
     out.into_iter().flatten().collect()
 }
 
+/// The CloudFormation stack statuses of one cycle: each distinct stack is asked about once,
+/// however many groups share it and however many of their tasks ask at once.
+#[derive(Debug, Default)]
+struct Stacks(std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::OnceCell<Option<String>>>>>);
+
+impl Stacks {
+    /// `StackStatus` of `stack`; `None` when it cannot be read. A stack that does not exist
+    /// (deleted, or a tag copied by hand) or cannot be read (a fault, a missing permission) is
+    /// taken as not updating, with one WARN line per stack per cycle: not knowing must not stop
+    /// every swap, as with an unknown instance refresh.
+    async fn status(&self, aws: &Aws, group: &str, stack: &str) -> Option<String> {
+        let cell = {
+            let mut cells = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            cells.entry(stack.to_string()).or_default().clone()
+        };
+        cell.get_or_init(|| async {
+            match stack_status(aws, stack).await {
+                Ok(Some(status)) => Some(status),
+                Ok(None) => {
+                    warn!(reason = "StackNotFound", group, stack, "the group's stack does not exist; taken as not updating");
+                    None
+                }
+                Err(e) => {
+                    warn!(reason = "StackStatusUnknown", group, stack, error = %e, "stack status unknown; taken as not updating");
+                    None
+                }
+            }
+        })
+        .await
+        .clone()
+    }
+}
+
 /// Before launching in a group, read what the snapshot could not afford to read for every
-/// group: whether an instance refresh runs, and each chosen original's termination protection.
-/// Re-plan the group when either changes the picture.
+/// group: its CloudFormation stack's status (once per stack per cycle), whether an instance
+/// refresh runs, and each chosen original's termination protection. Re-plan the group when
+/// any of them changes the picture.
 ///
 /// Runs inside the group's own task, so one group's reads overlap other groups' launches: at
 /// 600 acting groups a separate preflight phase held every launch back by about 25 s of
@@ -201,6 +237,7 @@ async fn preflight(
     executor: &Executor,
     settings: &Settings,
     snap: &RegionSnapshot,
+    stacks: &Stacks,
     mut plan: GroupPlan,
 ) -> GroupPlan {
     // Past the time for launches, the reads are for nothing (every launch will be
@@ -219,6 +256,22 @@ async fn preflight(
     // The launches the cycle allotted this group under the region-wide cap: a re-plan never
     // starts more (it may pick other originals, never more of them).
     let allotted = plan.launches();
+    // The stack first: a stack mid-update holds every new swap, so nothing else is read.
+    if let Some(stack) = shared
+        .tag(tags::AWS_CFN_STACK_NAME)
+        .filter(|_| shared.stack_status.is_none() && has_launch(&plan))
+    {
+        if let Some(status) = stacks.status(aws, &plan.group, stack).await {
+            let mut group = shared.clone();
+            group.stack_status = Some(status);
+            if stack_updating(&group).is_some() {
+                let (copy, instances) = local.insert(group_copy(&group, &snap.instances));
+                if let Ok(Some(policy)) = policy_for(copy, settings) {
+                    plan = plan_group(copy, instances, &snap.market, &policy, snap.now);
+                }
+            }
+        }
+    }
     for _round in 0..3 {
         let (group, instances) = match &local {
             Some((g, i)) => (g, i),

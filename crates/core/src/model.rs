@@ -256,6 +256,11 @@ pub struct GroupSnapshot {
     /// `AddToLoadBalancer`, …), as `DescribeAutoScalingGroups` lists them.
     #[serde(default)]
     pub suspended_processes: Vec<String>,
+    /// `StackStatus` of the group's CloudFormation stack (group tag
+    /// `aws:cloudformation:stack-name`), e.g. `UPDATE_IN_PROGRESS`. `None` when not read, or
+    /// when the stack could not be read (it does not exist, or access was denied).
+    #[serde(default)]
+    pub stack_status: Option<String>,
 }
 
 impl GroupSnapshot {

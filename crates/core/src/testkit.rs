@@ -224,6 +224,7 @@ impl Fleet {
                 instance_refresh_in_progress: Some(false),
                 has_terminating_hook: Some(false),
                 suspended_processes: Vec::new(),
+                stack_status: None,
             },
             instances: BTreeMap::new(),
             market: market(),

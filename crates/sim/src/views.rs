@@ -77,6 +77,7 @@ pub fn group_view(world: &World, g: usize) -> GroupSnapshot {
         instance_refresh_in_progress: Some(false),
         has_terminating_hook: Some(false),
         suspended_processes: Vec::new(),
+        stack_status: None,
     }
 }
 

@@ -29,6 +29,7 @@
 //!   load (busy time, calls in flight).
 //! - `tokens`: CreateFleet's `ClientToken` idempotency ([`Proxy::set_client_tokens`]).
 //! - `status`: status checks that stay `initializing` or fail ([`Proxy::set_status_checks`]).
+//! - `stacks`: CloudFormation stacks mid-update ([`Proxy::set_stack_status`]).
 //! - `upstream`: forwarding to moto, the proxy's own questions to it, XML helpers.
 //! - `errors`: service error bodies in each protocol's shape.
 
@@ -56,6 +57,7 @@ mod market;
 mod membership;
 mod rates;
 mod scenario;
+mod stacks;
 mod status;
 mod tokens;
 mod upstream;
@@ -287,6 +289,17 @@ impl Proxy {
         };
     }
 
+    /// Makes DescribeStacks of `stack` answer `status` (e.g. `UPDATE_IN_PROGRESS`) instead of
+    /// moto's, which has completed every create and update by the time it answers; `None`
+    /// removes the rule. Off by default.
+    pub fn set_stack_status(&self, stack: &str, status: Option<&str>) {
+        let mut scenario = self.state.scenario();
+        match status {
+            Some(s) => scenario.stack_status.insert(stack.to_owned(), s.to_owned()),
+            None => scenario.stack_status.remove(stack),
+        };
+    }
+
     /// Serves `GET /_counts` (calls, throttles, classes, load and buckets as JSON) and
     /// `POST /_reset` ([`Proxy::reset_calls`]) to a reader in another process, such as the
     /// bench; see `control`. Off by default: a test reads the counters directly.
@@ -496,6 +509,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         ("ec2", "DescribeInstanceStatus") if !state.scenario().status_checks.is_empty() => {
             let response = forward(&state, &parts, body).await;
             status::rewrite(&state, response)
+        }
+        ("cloudformation", "DescribeStacks") => {
+            let response = forward(&state, &parts, body).await;
+            stacks::rewrite(&state, &call, response)
         }
         ("ec2", "CreateFleet") => idempotent_create_fleet(&state, &call, &parts, body).await,
         ("autoscaling", "DetachInstances") => detach_instances(&state, &call, &parts, body).await,

@@ -26,6 +26,8 @@ pub struct FakeRegion {
     pub page_size: usize,
     /// Groups with an instance refresh running.
     pub refreshing: BTreeSet<String>,
+    /// CloudFormation stacks: name to `StackStatus`.
+    pub stacks: BTreeMap<String, String>,
     /// Lifecycle hook transitions per group.
     pub hooks: BTreeMap<String, Vec<String>>,
     /// Operations (`ec2:CreateTags`) that fail, with the error code they fail with.
@@ -55,6 +57,7 @@ impl Default for FakeRegion {
             spot_quota_reached: false,
             page_size: 100,
             refreshing: BTreeSet::new(),
+            stacks: BTreeMap::new(),
             hooks: BTreeMap::new(),
             failures: BTreeMap::new(),
             clock: Timestamp::from_unix(0),

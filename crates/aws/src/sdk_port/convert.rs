@@ -72,6 +72,7 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
             .iter()
             .filter_map(|p| p.process_name().map(str::to_string))
             .collect(),
+        stack_status: None,
     }
 }
 

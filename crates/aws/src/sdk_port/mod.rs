@@ -19,6 +19,7 @@ use crate::port::{
 };
 use crate::AdapterError;
 
+mod cloudformation;
 mod convert;
 
 use convert::{group_from_sdk, instance_from_sdk, spec_from_sdk};
@@ -37,6 +38,7 @@ pub(crate) struct SdkPort {
     asg: aws_sdk_autoscaling::Client,
     events: aws_sdk_eventbridge::Client,
     pricing: aws_sdk_pricing::Client,
+    cloudformation: aws_sdk_cloudformation::Client,
 }
 
 impl SdkPort {
@@ -63,6 +65,7 @@ impl SdkPort {
             asg: aws_sdk_autoscaling::Client::from_conf(asg),
             events: aws_sdk_eventbridge::Client::from_conf(events),
             pricing: aws_sdk_pricing::Client::from_conf(pricing),
+            cloudformation: cloudformation::client(conf, calls),
         }
     }
 }
@@ -260,6 +263,10 @@ impl Port for SdkPort {
                 )
             }))
         })
+    }
+
+    fn stack_status<'a>(&'a self, stack: &'a str) -> PortFuture<'a, Option<String>> {
+        Box::pin(cloudformation::stack_status(&self.cloudformation, stack))
     }
 
     fn termination_protected<'a>(&'a self, id: &'a str) -> PortFuture<'a, bool> {

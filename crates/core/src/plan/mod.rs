@@ -363,7 +363,9 @@ enum Hold {
 }
 
 /// Whether new swaps may start: not in a sheltered group (`Sheltered`), nor one with nothing
-/// desired or `replace-per-cycle=0`, nor while not every desired instance is InService
+/// desired or `replace-per-cycle=0`, nor with processes a swap needs suspended
+/// (`ProcessesSuspended`), nor while its CloudFormation stack is in progress
+/// (`StackUpdating`), nor while not every desired instance is InService
 /// (`GroupBelowCapacity`).
 fn start_gate(
     group: &GroupSnapshot,
@@ -389,6 +391,13 @@ fn start_gate(
             group: group.name.clone(),
             reason: Reason::ProcessesSuspended,
             detail: Some(format!("suspended: {}", suspended.join(", "))),
+        }));
+    }
+    if let Some((reason, detail)) = blockers::stack_updating(group) {
+        return Err(Hold::Skip(Skip {
+            group: group.name.clone(),
+            reason,
+            detail,
         }));
     }
     if in_service < group.desired {

@@ -183,3 +183,35 @@ fn suspended_processes_hold_the_steps_that_need_them() {
         .iter()
         .any(|k| matches!(k, ActionKind::Attach { .. })));
 }
+
+#[test]
+fn a_stack_in_progress_starts_no_swap_but_advances_those_in_flight() {
+    let stack = |fleet: Fleet, status: &str| {
+        fleet
+            .tag(tags::AWS_CFN_STACK_NAME, "web-stack")
+            .with_group(|g| g.stack_status = Some(status.to_string()))
+    };
+    // GIVEN on-demand instances above the floor, in a group whose stack is being updated
+    let plan = stack(Fleet::new().on_demand("i-od1", A).desired(1), "UPDATE_IN_PROGRESS").plan();
+    // THEN no swap starts, and the skip names the stack and its status
+    assert_eq!(skip_reason(&plan), Some(Reason::StackUpdating));
+    assert_eq!(
+        plan.skip.as_ref().and_then(|s| s.detail.as_deref()),
+        Some("stack web-stack UPDATE_IN_PROGRESS")
+    );
+    assert!(launches(&plan).is_empty());
+
+    // GIVEN a launch ready to attach in such a group
+    let plan = stack(swap_at(Stage::Ready), "UPDATE_ROLLBACK_IN_PROGRESS").plan();
+    // THEN the swap in flight still advances: it is safety, not a new swap
+    assert!(kinds(&plan)
+        .iter()
+        .any(|k| matches!(k, ActionKind::Attach { .. })));
+    assert!(launches(&plan).is_empty());
+
+    // GIVEN the same group once the update is complete
+    let plan = stack(Fleet::new().on_demand("i-od1", A).desired(1), "UPDATE_COMPLETE").plan();
+    // THEN its swap starts
+    assert_eq!(plan.skip, None);
+    assert_eq!(launches(&plan).len(), 1);
+}
