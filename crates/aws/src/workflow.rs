@@ -85,7 +85,7 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
         // A sheltered group, or one with a bad tag, still advances its swaps in flight: those
         // steps are reported. Only a sheltered group's counts are the group's own.
         for (action, outcome) in plan.actions.iter().zip(outcomes) {
-            let mut action = action.clone();
+            let mut action = executor.as_launched(action, &outcome);
             enrich_prices(&snap, &mut action);
             recorder.record(&action, outcome);
         }

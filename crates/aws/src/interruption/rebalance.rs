@@ -114,7 +114,7 @@ pub(super) async fn handle(
             continue;
         }
         let outcome = run_one(executor, action).await;
-        rec.record(action, outcome);
+        rec.record(&executor.as_launched(action, &outcome), outcome);
     }
     Ok(())
 }
