@@ -267,7 +267,13 @@ impl Executor {
                 self.update_max(group, *to).await?;
                 Ok(Outcome::Done(None))
             }
-            ActionKind::Attach { instance, .. } => {
+            ActionKind::Attach { instance, replaces } => {
+                // The original names its replacement first, so that an interruption warning
+                // for it learns from the instance alone whether the replacement serves
+                // (`OriginalAlreadyReplaced`), with no look-up of our launches before the
+                // replacement request. A stop after the tag and before the attach leaves a
+                // name that is no member: harmless, and overwritten by the next attach.
+                self.tag_instance(replaces, tags::REPLACED_BY, instance).await?;
                 self.spend()?;
                 let ids = [instance.clone()];
                 self.aws

@@ -281,7 +281,7 @@ async fn the_fake_refuses_what_aws_refuses() {
 }
 
 #[tokio::test]
-async fn a_spot_warning_detaches_after_four_reads_and_records_the_pool() {
+async fn a_spot_warning_detaches_after_at_most_three_reads_and_records_the_pool() {
     // GIVEN a spot member of a managed group
     let fleet = Fleet::new()
         .desired(3)
@@ -298,7 +298,8 @@ async fn a_spot_warning_detaches_after_four_reads_and_records_the_pool() {
     let report = crate::handle_event(&aws, &Config::default(), raw, opts)
         .await
         .unwrap();
-    // THEN it was detached (desired kept: the group replaces it) after four reads, tagged,
+    // THEN it was detached (desired kept: the group replaces it) after at most three reads,
+    // tagged,
     // and its pool recorded on the group
     let steps: Vec<(&str, &str)> = report
         .decisions
@@ -315,10 +316,10 @@ async fn a_spot_warning_detaches_after_four_reads_and_records_the_pool() {
         "{:?}",
         report.decisions
     );
-    assert_eq!(
+    assert!(
+        report.calls_before_replacement.is_some_and(|n| n <= 3),
+        "{:?} calls: {:?}",
         report.calls_before_replacement,
-        Some(4),
-        "{:?}",
         aws.api_call_log()
     );
     let r = fake.state();
