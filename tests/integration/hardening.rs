@@ -361,11 +361,18 @@ async fn the_launch_line_names_the_pool_create_fleet_used_not_the_first_override
         .iter()
         .find(|(_, i)| i.tags.get("spotswap:group").map(String::as_str) == Some("actual-web"))
         .expect("our launch runs");
-    assert_ne!(actual.instance_type, first.instance_type, "the first override had no capacity");
+    assert_ne!(
+        actual.instance_type, first.instance_type,
+        "the first override had no capacity"
+    );
     let actual_pool = format!("{}/{}", actual.instance_type, first.az);
     // AND its decision line names the pool EC2 launched into and that pool's price
     let fields = |l: &serde_json::Value| -> serde_json::Value {
-        if l["fields"].is_object() { l["fields"].clone() } else { l.clone() }
+        if l["fields"].is_object() {
+            l["fields"].clone()
+        } else {
+            l.clone()
+        }
     };
     let line = lines
         .iter()

@@ -100,7 +100,12 @@ async fn a_stack_mid_update_starts_no_swap_until_it_settles() {
     // the stack was asked about once for both
     for name in ["stack-web", "stack-api"] {
         let skip = report.skipped.iter().find(|s| s.group == name);
-        assert_eq!(skip.map(|s| s.reason), Some(Reason::StackUpdating), "{:?}", report.skipped);
+        assert_eq!(
+            skip.map(|s| s.reason),
+            Some(Reason::StackUpdating),
+            "{:?}",
+            report.skipped
+        );
         assert_eq!(
             skip.and_then(|s| s.detail.as_deref()),
             Some("stack shop UPDATE_IN_PROGRESS")

@@ -152,7 +152,8 @@ impl Executor {
     /// actually launched into (from its answer), not the plan's first override. Any other
     /// action, or a launch that launched nothing, is returned as planned.
     pub fn as_launched(&self, a: &Action, outcome: &Outcome) -> Action {
-        let (ActionKind::Launch(spec), Outcome::Done(Some(id)) | Outcome::AlreadyDone(id)) = (&a.kind, outcome)
+        let (ActionKind::Launch(spec), Outcome::Done(Some(id)) | Outcome::AlreadyDone(id)) =
+            (&a.kind, outcome)
         else {
             return a.clone();
         };

@@ -377,7 +377,9 @@ async fn the_region_wide_cap_holds_when_the_preflight_re_plans_a_group() {
         .filter(|a| matches!(a.outcome, Outcome::Done(_)))
         .collect();
     assert!(launched.len() <= 1, "{:?}", report.actions);
-    assert!(launched.iter().all(|a| a.instance.as_deref() != Some(first.as_str())));
+    assert!(launched
+        .iter()
+        .all(|a| a.instance.as_deref() != Some(first.as_str())));
     assert!(aws.api_calls().get("ec2:CreateFleet").copied().unwrap_or(0) <= 1);
     // AND the launch the cap held back says so
     assert!(
@@ -389,7 +391,13 @@ async fn the_region_wide_cap_holds_when_the_preflight_re_plans_a_group() {
         report.actions
     );
     let r = fake.state();
-    assert!(r.instances.values().filter(|i| i.launched_for().is_some()).count() <= 1);
+    assert!(
+        r.instances
+            .values()
+            .filter(|i| i.launched_for().is_some())
+            .count()
+            <= 1
+    );
 }
 
 #[tokio::test]
@@ -420,7 +428,12 @@ async fn a_stack_mid_update_holds_new_swaps_and_each_stack_is_asked_once() {
     // THEN the stack's groups start no swap, each skipped naming the stack and its status
     for name in ["web", "api"] {
         let skip = report.skipped.iter().find(|s| s.group == name);
-        assert_eq!(skip.map(|s| s.reason), Some(Reason::StackUpdating), "{name}: {:?}", report.skipped);
+        assert_eq!(
+            skip.map(|s| s.reason),
+            Some(Reason::StackUpdating),
+            "{name}: {:?}",
+            report.skipped
+        );
         assert_eq!(
             skip.and_then(|s| s.detail.as_deref()),
             Some("stack shop UPDATE_IN_PROGRESS")
@@ -433,7 +446,10 @@ async fn a_stack_mid_update_holds_new_swaps_and_each_stack_is_asked_once() {
     // AND the settled stack's group and the one whose stack does not exist swap
     for name in ["batch", "ci"] {
         assert_eq!(
-            done(&report, |k| matches!(k, ActionKind::Launch(spec) if spec.tags.iter().any(|(k, v)| k == spotswap_core::tags::GROUP && v == name))),
+            done(
+                &report,
+                |k| matches!(k, ActionKind::Launch(spec) if spec.tags.iter().any(|(k, v)| k == spotswap_core::tags::GROUP && v == name))
+            ),
             1,
             "{name}: {:?}",
             report.actions

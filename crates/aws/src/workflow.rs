@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spotswap_core::{
-    plan::blockers::stack_updating, plan::cap_launches, plan::policy_for, plan_cycle_in, plan_group, ActionKind, GroupPlan, GroupSnapshot, Instance, Outcome,
-    tags, Reason, RegionSnapshot, Scope, Settings, Timestamp,
+    plan::blockers::stack_updating, plan::cap_launches, plan::policy_for, plan_cycle_in, plan_group, tags,
+    ActionKind, GroupPlan, GroupSnapshot, Instance, Outcome, Reason, RegionSnapshot, Scope, Settings,
+    Timestamp,
 };
 use tokio::sync::Semaphore;
 use tracing::{info, warn};

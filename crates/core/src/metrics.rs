@@ -195,6 +195,9 @@ mod tests {
         assert_eq!(v["LaunchedPools"], json!(["m6i.large/us-east-1a"]));
         assert_eq!(v["LaunchedSpotPrices"], json!([0.031]));
         let declared = v["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
-        assert!(!declared.contains("Launched"), "properties, not metrics: {declared}");
+        assert!(
+            !declared.contains("Launched"),
+            "properties, not metrics: {declared}"
+        );
     }
 }

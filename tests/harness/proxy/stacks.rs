@@ -24,6 +24,10 @@ pub(super) fn rewrite(state: &State, call: &Call, response: Reply) -> Reply {
         return response;
     }
     let (parts, body) = response.into_parts();
-    let xml = replace_tag_text(&String::from_utf8_lossy(&body), "StackStatus", &xml_escape(&status));
+    let xml = replace_tag_text(
+        &String::from_utf8_lossy(&body),
+        "StackStatus",
+        &xml_escape(&status),
+    );
     Response::from_parts(parts, Bytes::from(xml))
 }

@@ -25,8 +25,7 @@ use super::{report_noop, run_one};
 use crate::execute::Executor;
 use crate::report::Recorder;
 use crate::snapshot::{
-    describe_any_state, describe_instances, describe_membership, describe_named_groups,
-    has_terminating_hook,
+    describe_any_state, describe_instances, describe_membership, describe_named_groups, has_terminating_hook,
 };
 use crate::{AdapterError, Aws, Config};
 

@@ -192,7 +192,11 @@ fn a_stack_in_progress_starts_no_swap_but_advances_those_in_flight() {
             .with_group(|g| g.stack_status = Some(status.to_string()))
     };
     // GIVEN on-demand instances above the floor, in a group whose stack is being updated
-    let plan = stack(Fleet::new().on_demand("i-od1", A).desired(1), "UPDATE_IN_PROGRESS").plan();
+    let plan = stack(
+        Fleet::new().on_demand("i-od1", A).desired(1),
+        "UPDATE_IN_PROGRESS",
+    )
+    .plan();
     // THEN no swap starts, and the skip names the stack and its status
     assert_eq!(skip_reason(&plan), Some(Reason::StackUpdating));
     assert_eq!(
