@@ -11,6 +11,9 @@ use crate::records::cooldown_key;
 use crate::tags;
 use crate::testkit::{member, Fleet};
 
+/// Swaps whose replacement already serves, read from the original's own tag.
+mod replaced;
+
 const ID: &str = "i-1234567890abcdef0";
 const NOW: Timestamp = Timestamp::from_unix(1_767_225_600);
 
@@ -569,43 +572,5 @@ fn a_group_of_200_spot_instances_is_sheltered_at_10_percent() {
             panic!("{again:?}")
         };
         assert_eq!(dup, counts, "a duplicate was counted");
-    }
-}
-
-#[test]
-fn an_original_naming_its_serving_replacement_leaves_with_the_decrement() {
-    // GIVEN spot O (ID) whose swap tagged it with its replacement L just before attaching L
-    let mut g = managed();
-    g.desired = 2;
-    let l_id = "i-0000000000000000b";
-    g.members.push(member(l_id));
-    let mut snap = snapshot(MemberState::InService, "InService", g.clone());
-    let mut o = crate::testkit::instance(ID, "m5.large", "us-east-1a", Lifecycle::Spot);
-    o.tags.insert(tags::REPLACED_BY.into(), l_id.into());
-    snap.ec2 = Some(o);
-    // WHEN O gets the warning, and no look-up of our launches was made
-    assert!(snap.replaced_by.is_empty());
-    let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
-    // THEN it leaves with the decrement: L serves in its place
-    assert_eq!(
-        actions[0].kind,
-        ActionKind::Detach {
-            instance: ID.into(),
-            decrement: true
-        }
-    );
-    assert_eq!(actions[0].reason, Reason::OriginalAlreadyReplaced);
-    // AND while L is not a member (the attach never happened) or is leaving, O is replaced as
-    // usual
-    let mut unattached = g.clone();
-    unattached.members.retain(|m| m.id != l_id);
-    let mut leaving = g.clone();
-    for m in leaving.members.iter_mut().filter(|m| m.id == l_id) {
-        m.state = MemberState::Leaving;
-    }
-    for other in [unattached, leaving] {
-        snap.group = Some(other);
-        let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
-        assert_eq!(actions[0].reason, Reason::SpotInterruptionWarning);
     }
 }
