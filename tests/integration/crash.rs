@@ -1,6 +1,6 @@
 //! Crash safety and idempotency of the swap, against moto.
 //!
-//! A whole swap on a group at desired == max makes exactly eight mutating calls, over four
+//! A whole swap on a group at desired == max makes exactly nine mutating calls, over four
 //! cycles:
 //!
 //! | # | call                                      | cycle | stops after it: test                    |
@@ -9,11 +9,12 @@
 //! | 1 | CreateFleet (Launch)                      | 1     | `crash_after_the_launch`                |
 //! | 2 | CreateOrUpdateTags `max-raised-from`      | 2     | `crash_after_the_max_record`            |
 //! | 3 | UpdateAutoScalingGroup MaxSize+1          | 2     | `crash_after_the_max_raise`             |
-//! | 4 | AttachInstances                           | 2     | `crash_after_the_attach`                |
-//! | 5 | CreateTags `attached-at`                  | 2     | `crash_after_the_attached_at_tag`       |
-//! | 6 | TerminateInstanceInAutoScalingGroup       | 3     | `crash_after_the_retire`                |
-//! | 7 | UpdateAutoScalingGroup MaxSize restored   | 4     | `crash_after_the_max_restore`           |
-//! | 8 | DeleteTags `max-raised-from`              | 4     | `no_crash_the_swap_completes`           |
+//! | 4 | CreateTags `replaced-by` on the original  | 2     | `crash_after_the_replaced_by_tag`       |
+//! | 5 | AttachInstances                           | 2     | `crash_after_the_attach`                |
+//! | 6 | CreateTags `attached-at`                  | 2     | `crash_after_the_attached_at_tag`       |
+//! | 7 | TerminateInstanceInAutoScalingGroup       | 3     | `crash_after_the_retire`                |
+//! | 8 | UpdateAutoScalingGroup MaxSize restored   | 4     | `crash_after_the_max_restore`           |
+//! | 9 | DeleteTags `max-raised-from`              | 4     | `no_crash_the_swap_completes`           |
 //!
 //! Each test stops the rebalancer after call k with a [`MutationBudget`] shared by the cycles
 //! of the "crashed process", checks that the crash happened exactly there, then recovers two
@@ -169,7 +170,7 @@ async fn crash_after(k: u64) {
                 break;
             }
         }
-        assert_eq!(stopped, k < 8, "a swap makes 8 mutating calls");
+        assert_eq!(stopped, k < 9, "a swap makes 9 mutating calls");
         assert_crash_point(&env, &group, &original, k).await;
 
         if reaper_first {
@@ -187,14 +188,14 @@ async fn crash_after(k: u64) {
                 "reaper left ours outside: {launches:?}"
             );
             let g = env.group_state(&group).await;
-            if (1..=3).contains(&k) {
+            if (1..=4).contains(&k) {
                 // the unattached launch is past the orphan age: the swap is cleanly abandoned
                 assert!(launches.is_empty());
                 assert!(g.in_service().contains(&original), "original serves on");
                 assert_eq!(g.max, 1);
                 assert!(!g.tags.contains_key(tags::MAX_RAISED_FROM));
             }
-            if k >= 6 {
+            if k >= 7 {
                 // the retire happened: nothing in flight, so the reaper restores MaxSize
                 assert_eq!(g.max, 1);
                 assert!(!g.tags.contains_key(tags::MAX_RAISED_FROM));
@@ -217,11 +218,11 @@ async fn assert_crash_point(env: &Env, group: &str, original: &str, k: u64) {
         0 => (vec![], None, 1, true),
         1 => (vec![(false, false)], None, 1, true),
         2 => (vec![(false, false)], Some("1"), 1, true),
-        3 => (vec![(false, false)], Some("1"), 2, true),
-        4 => (vec![(true, false)], Some("1"), 2, true),
-        5 => (vec![(true, true)], Some("1"), 2, true),
-        6 => (vec![(true, true)], Some("1"), 2, false),
-        7 => (vec![(true, true)], Some("1"), 1, false),
+        3 | 4 => (vec![(false, false)], Some("1"), 2, true),
+        5 => (vec![(true, false)], Some("1"), 2, true),
+        6 => (vec![(true, true)], Some("1"), 2, true),
+        7 => (vec![(true, true)], Some("1"), 2, false),
+        8 => (vec![(true, true)], Some("1"), 1, false),
         _ => (vec![(true, true)], None, 1, false),
     };
     assert_eq!(
@@ -229,6 +230,20 @@ async fn assert_crash_point(env: &Env, group: &str, original: &str, k: u64) {
         expected,
         "state after mutating call {k}: (our launches (member, attached-at), max-raised-from, MaxSize, original in group)"
     );
+    // From call 4 on, the original names its replacement (what an interruption warning for it
+    // reads), as long as it lives
+    if original_in {
+        let named = env
+            .live_instances()
+            .await
+            .get(original)
+            .is_some_and(|i| i.tags.contains_key(tags::REPLACED_BY));
+        assert_eq!(
+            named,
+            k >= 4,
+            "spotswap:replaced-by on the original after call {k}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,28 +267,33 @@ async fn crash_after_the_max_raise() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_the_attach() {
+async fn crash_after_the_replaced_by_tag() {
     crash_after(4).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_the_attached_at_tag() {
+async fn crash_after_the_attach() {
     crash_after(5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_the_retire() {
+async fn crash_after_the_attached_at_tag() {
     crash_after(6).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_the_max_restore() {
+async fn crash_after_the_retire() {
     crash_after(7).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_crash_the_swap_completes() {
+async fn crash_after_the_max_restore() {
     crash_after(8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_crash_the_swap_completes() {
+    crash_after(9).await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -297,3 +297,96 @@ async fn the_risk_floor_comes_back_after_it_is_raised() {
     let g = env.group_state("floor-web").await;
     assert_eq!((g.desired, g.max), (2, 2));
 }
+
+/// `spotswap rebalance` against `endpoint`; (report, decision log lines).
+fn cli_rebalance(env: &Env, endpoint: &str) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let out = std::process::Command::new(spotswap_tests::lambda::workspace_bin("spotswap"))
+        .args(["rebalance", "--output", "json"])
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", env.region())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("SPOTSWAP_PRICE_FILE", sample_price_file())
+        .env("SPOTSWAP_EVENT_BUS", "")
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run spotswap (make test builds it)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "spotswap rebalance failed: {stderr}");
+    let report = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let lines = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "decision" || l["message"] == "decision")
+        .collect();
+    (report, lines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_launch_line_names_the_pool_create_fleet_used_not_the_first_override() {
+    // GIVEN a managed group of one on-demand instance, and a market whose cheapest pool (the
+    // launch's first override) has no spot capacity
+    let proxy = Proxy::from_env().await.expect("proxy");
+    let env = Env::at(&proxy.url()).await;
+    env.group(&GroupSpec::managed("actual-web", 1)).await;
+    proxy.set_default_spot_price(Some(0.02));
+    let planned = rebalance(
+        &env.aws(),
+        &Config {
+            dry_run: true,
+            ..config()
+        },
+        CycleOptions::default(),
+    )
+    .await
+    .expect("plan");
+    let first = planned
+        .actions
+        .iter()
+        .find_map(|a| match &a.kind {
+            ActionKind::Launch(spec) if spec.candidates.len() > 1 => Some(spec.candidates[0].pool.clone()),
+            _ => None,
+        })
+        .expect("a launch with more than one override");
+    proxy.set_spot_price(&first.instance_type, &first.az, 0.01);
+    proxy.set_no_capacity(&first.instance_type, &first.az, true);
+
+    // WHEN a cycle launches (through the CLI, whose log lines are the Lambda's)
+    let (report, lines) = cli_rebalance(&env, &proxy.url());
+
+    // THEN a launch was made, into another type than the first override's (every override
+    // names the original's subnet, so the AZ is the same)
+    let ours = env.live_instances().await;
+    let (_, actual) = ours
+        .iter()
+        .find(|(_, i)| i.tags.get("spotswap:group").map(String::as_str) == Some("actual-web"))
+        .expect("our launch runs");
+    assert_ne!(
+        actual.instance_type, first.instance_type,
+        "the first override had no capacity"
+    );
+    let actual_pool = format!("{}/{}", actual.instance_type, first.az);
+    // AND its decision line names the pool EC2 launched into and that pool's price
+    let fields = |l: &serde_json::Value| -> serde_json::Value {
+        if l["fields"].is_object() {
+            l["fields"].clone()
+        } else {
+            l.clone()
+        }
+    };
+    let line = lines
+        .iter()
+        .map(fields)
+        .find(|f| f["action"] == "launch" && f["outcome"] == "done")
+        .unwrap_or_else(|| panic!("a launch decision line: {lines:#?}"));
+    assert_eq!(line["pool"], actual_pool.as_str(), "{line}");
+    // AND so does the report the CLI prints
+    let reported = report["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|a| a["action"] == "launch" && a["outcome"] == "done")
+        .expect("the launch in the report");
+    assert_eq!(reported["pool"], actual_pool.as_str(), "{reported}");
+    assert_eq!(line["spot_price"], 0.02, "{line}");
+}

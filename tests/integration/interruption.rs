@@ -61,8 +61,8 @@ async fn handle(aws: &Aws, raw: &str) -> EventReport {
 }
 
 /// Most AWS calls the handler may send for a spot warning before it asks for replacement
-/// capacity: the reads that decide the replacement, in at most two round trips.
-const MAX_CALLS_BEFORE_REPLACEMENT: usize = 4;
+/// capacity: the reads that decide the replacement, in at most two round trips (DESIGN.md §5).
+const MAX_CALLS_BEFORE_REPLACEMENT: usize = 3;
 
 /// Reads that decide how a warned instance is replaced: the instance (its group, its market),
 /// the group (managed, in service) and the group's lifecycle hooks (detach, or terminate
@@ -231,7 +231,7 @@ async fn spot_warning_requests_replacement_after_two_round_trips() {
     let aws = env.aws();
     let report = handle(&aws, &warning(s)).await;
 
-    // THEN replacement capacity was requested with DetachInstances within 4 calls, only reads,
+    // THEN replacement capacity was requested with DetachInstances within 3 calls, only reads,
     //   after the reads that decide it (the instance, its group, the group's hooks)
     assert_replacement_after_deciding_reads(&report, &aws.api_call_log(), "autoscaling:DetachInstances");
     // AND the instance was detached, tagged, and its pool cooled down; the group kept desired

@@ -11,4 +11,5 @@ mod operations;
 mod proxy;
 mod reaper;
 mod rebalancer;
+mod stack_updating;
 mod template_iam;

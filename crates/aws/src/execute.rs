@@ -49,6 +49,10 @@ pub struct Executor {
     /// Set once a launch hit an account limit: the limit is region-wide, so no later launch of
     /// the invocation is tried.
     quota_hit: Arc<AtomicBool>,
+    /// The pool each launch of this invocation actually got, by instance id: CreateFleet's
+    /// answer (or the launch found already made), which may be any of the overrides, not the
+    /// first one the plan named.
+    launched: Arc<std::sync::Mutex<BTreeMap<String, Pool>>>,
 }
 
 /// Our launches replacing the originals a cycle is about to replace, read in batches of 200
@@ -140,7 +144,46 @@ impl Executor {
             launches_until: None,
             guard: None,
             quota_hit: Arc::default(),
+            launched: Arc::default(),
         }
+    }
+
+    /// `a` as it happened: a launch's pool and spot price are those of the pool CreateFleet
+    /// actually launched into (from its answer), not the plan's first override. Any other
+    /// action, or a launch that launched nothing, is returned as planned.
+    pub fn as_launched(&self, a: &Action, outcome: &Outcome) -> Action {
+        let (ActionKind::Launch(spec), Outcome::Done(Some(id)) | Outcome::AlreadyDone(id)) =
+            (&a.kind, outcome)
+        else {
+            return a.clone();
+        };
+        let Some(pool) = self.launched_pool(id) else {
+            return a.clone();
+        };
+        let mut actual = a.clone();
+        actual.spot_price = spec
+            .candidates
+            .iter()
+            .find(|c| c.pool == pool)
+            .map(|c| c.spot_price)
+            .or(a.spot_price.filter(|_| a.pool.as_ref() == Some(&pool)));
+        actual.pool = Some(pool);
+        actual
+    }
+
+    fn launched_pool(&self, id: &str) -> Option<Pool> {
+        self.launched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn remember_launch(&self, id: &str, pool: Pool) {
+        self.launched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), pool);
     }
 
     /// The cycle's batched look-up of our launches ([`LaunchGuard`]). A launch whose original
@@ -225,7 +268,13 @@ impl Executor {
                 self.update_max(group, *to).await?;
                 Ok(Outcome::Done(None))
             }
-            ActionKind::Attach { instance, .. } => {
+            ActionKind::Attach { instance, replaces } => {
+                // The original names its replacement first, so that an interruption warning
+                // for it learns from the instance alone whether the replacement serves
+                // (`OriginalAlreadyReplaced`), with no look-up of our launches before the
+                // replacement request. A stop after the tag and before the attach leaves a
+                // name that is no member: harmless, and overwritten by the next attach.
+                self.tag_instance(replaces, tags::REPLACED_BY, instance).await?;
                 self.spend()?;
                 let ids = [instance.clone()];
                 self.aws
@@ -353,13 +402,13 @@ impl Executor {
                 .into_values()
                 .collect(),
         };
-        if let Some(id) = existing
+        if let Some(found) = existing
             .iter()
             // A detached (interrupted) launch is dying: it does not count as the replacement.
             .find(|i| i.is_live_launch_for(group))
-            .map(|i| i.id.clone())
         {
-            return Ok(Outcome::AlreadyDone(id));
+            self.remember_launch(&found.id, found.pool());
+            return Ok(Outcome::AlreadyDone(found.id.clone()));
         }
         self.spend()?;
         let req = FleetRequest::from_spec(spec);
@@ -387,7 +436,12 @@ impl Executor {
             })
             .collect();
         match judge_fleet(spec, launched, &errors) {
-            FleetVerdict::Launched { instance, .. } => Ok(Outcome::Done(Some(instance))),
+            FleetVerdict::Launched { instance, pool } => {
+                if let Some(pool) = pool {
+                    self.remember_launch(&instance, pool);
+                }
+                Ok(Outcome::Done(Some(instance)))
+            }
             FleetVerdict::NoCapacity { mark } => {
                 self.set_group_tags(group, &no_capacity_tags(&mark, self.now))
                     .await?;

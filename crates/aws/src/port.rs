@@ -166,6 +166,7 @@ pub(crate) mod op {
     pub(crate) const CREATE_TAGS: &str = "ec2:CreateTags";
     pub(crate) const TERMINATE: &str = "ec2:TerminateInstances";
     pub(crate) const PUT_EVENTS: &str = "events:PutEvents";
+    pub(crate) const DESCRIBE_STACKS: &str = "cloudformation:DescribeStacks";
 }
 
 /// The calls spotswap makes, in plain data. Object-safe: held as `Arc<dyn Port>` by
@@ -204,6 +205,9 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     /// Whether an instance refresh of `group` is pending, running, cancelling, rolling back or
     /// baking.
     fn instance_refresh_in_progress<'a>(&'a self, group: &'a str) -> PortFuture<'a, bool>;
+    /// `StackStatus` of one CloudFormation stack (DescribeStacks); `None` when the stack does not
+    /// exist (AWS answers `ValidationError`, "Stack with id … does not exist").
+    fn stack_status<'a>(&'a self, stack: &'a str) -> PortFuture<'a, Option<String>>;
     /// `DisableApiTermination` of one instance.
     fn termination_protected<'a>(&'a self, id: &'a str) -> PortFuture<'a, bool>;
     /// The lifecycle transitions of `group`'s lifecycle hooks.

@@ -311,6 +311,12 @@ pub(crate) async fn instance_refresh_in_progress(aws: &Aws, group: &str) -> Resu
     .await
 }
 
+/// `StackStatus` of one CloudFormation stack; `None` when it does not exist.
+pub(crate) async fn stack_status(aws: &Aws, stack: &str) -> Result<Option<String>, AdapterError> {
+    aws.paced(op::DESCRIBE_STACKS, aws.port().stack_status(stack))
+        .await
+}
+
 /// `DisableApiTermination` of one instance.
 pub(crate) async fn termination_protected(aws: &Aws, id: &str) -> Result<bool, AdapterError> {
     aws.paced(op::DESCRIBE_ATTRIBUTE, aws.port().termination_protected(id))

@@ -5,15 +5,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spotswap_core::{
-    plan::policy_for, plan_cycle_in, plan_group, ActionKind, GroupPlan, GroupSnapshot, Instance, Outcome,
-    Reason, RegionSnapshot, Scope, Settings, Timestamp,
+    plan::blockers::stack_updating, plan::cap_launches, plan::policy_for, plan_cycle_in, plan_group, tags,
+    ActionKind, GroupPlan, GroupSnapshot, Instance, Outcome, Reason, RegionSnapshot, Scope, Settings,
+    Timestamp,
 };
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::execute::{Executor, LaunchGuard, MutationBudget};
 use crate::report::{CycleReport, GroupSummary, Recorder, Timings};
-use crate::snapshot::{instance_refresh_in_progress, termination_protected};
+use crate::snapshot::{instance_refresh_in_progress, stack_status, termination_protected};
 use crate::{snapshot, AdapterError, Aws, Config};
 
 /// Per-invocation options.
@@ -85,7 +86,7 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
         // A sheltered group, or one with a bad tag, still advances its swaps in flight: those
         // steps are reported. Only a sheltered group's counts are the group's own.
         for (action, outcome) in plan.actions.iter().zip(outcomes) {
-            let mut action = action.clone();
+            let mut action = executor.as_launched(action, &outcome);
             enrich_prices(&snap, &mut action);
             recorder.record(&action, outcome);
         }
@@ -156,6 +157,7 @@ async fn act_all(
 ) -> Vec<(GroupPlan, Vec<Outcome>)> {
     let limit = config.max_concurrency.max(1);
     let acting = Arc::new(Semaphore::new(limit));
+    let stacks = Arc::new(Stacks::default());
     let mut set = tokio::task::JoinSet::new();
     let mut out: Vec<Option<(GroupPlan, Vec<Outcome>)>> = Vec::with_capacity(plans.len());
     let mut queue = plans.into_iter().enumerate();
@@ -173,8 +175,9 @@ async fn act_all(
             let settings = config.settings.clone();
             let snap = snap.clone();
             let acting = acting.clone();
+            let stacks = stacks.clone();
             set.spawn(async move {
-                let plan = preflight(&executor, &settings, &snap, plan).await;
+                let plan = preflight(&executor, &settings, &snap, &stacks, plan).await;
                 let _slot = acting.acquire_owned().await;
                 let outcomes = executor.run_group(&plan.actions).await;
                 (idx, plan, outcomes)
@@ -190,9 +193,43 @@ async fn act_all(
     out.into_iter().flatten().collect()
 }
 
+/// The CloudFormation stack statuses of one cycle: each distinct stack is asked about once,
+/// however many groups share it and however many of their tasks ask at once.
+#[derive(Debug, Default)]
+struct Stacks(std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::OnceCell<Option<String>>>>>);
+
+impl Stacks {
+    /// `StackStatus` of `stack`; `None` when it cannot be read. A stack that does not exist
+    /// (deleted, or a tag copied by hand) or cannot be read (a fault, a missing permission) is
+    /// taken as not updating, with one WARN line per stack per cycle: not knowing must not stop
+    /// every swap, as with an unknown instance refresh.
+    async fn status(&self, aws: &Aws, group: &str, stack: &str) -> Option<String> {
+        let cell = {
+            let mut cells = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            cells.entry(stack.to_string()).or_default().clone()
+        };
+        cell.get_or_init(|| async {
+            match stack_status(aws, stack).await {
+                Ok(Some(status)) => Some(status),
+                Ok(None) => {
+                    warn!(reason = "StackNotFound", group, stack, "the group's stack does not exist; taken as not updating");
+                    None
+                }
+                Err(e) => {
+                    warn!(reason = "StackStatusUnknown", group, stack, error = %e, "stack status unknown; taken as not updating");
+                    None
+                }
+            }
+        })
+        .await
+        .clone()
+    }
+}
+
 /// Before launching in a group, read what the snapshot could not afford to read for every
-/// group: whether an instance refresh runs, and each chosen original's termination protection.
-/// Re-plan the group when either changes the picture.
+/// group: its CloudFormation stack's status (once per stack per cycle), whether an instance
+/// refresh runs, and each chosen original's termination protection. Re-plan the group when
+/// any of them changes the picture.
 ///
 /// Runs inside the group's own task, so one group's reads overlap other groups' launches: at
 /// 600 acting groups a separate preflight phase held every launch back by about 25 s of
@@ -201,6 +238,7 @@ async fn preflight(
     executor: &Executor,
     settings: &Settings,
     snap: &RegionSnapshot,
+    stacks: &Stacks,
     mut plan: GroupPlan,
 ) -> GroupPlan {
     // Past the time for launches, the reads are for nothing (every launch will be
@@ -216,6 +254,25 @@ async fn preflight(
     // Copies of the group and its instances, made on the first change (rare: a refresh running
     // or a protected original), so the common case shares the snapshot.
     let mut local: Option<(GroupSnapshot, BTreeMap<String, Instance>)> = None;
+    // The launches the cycle allotted this group under the region-wide cap: a re-plan never
+    // starts more (it may pick other originals, never more of them).
+    let allotted = plan.launches();
+    // The stack first: a stack mid-update holds every new swap, so nothing else is read.
+    if let Some(stack) = shared
+        .tag(tags::AWS_CFN_STACK_NAME)
+        .filter(|_| shared.stack_status.is_none() && has_launch(&plan))
+    {
+        if let Some(status) = stacks.status(aws, &plan.group, stack).await {
+            let mut group = shared.clone();
+            group.stack_status = Some(status);
+            if stack_updating(&group).is_some() {
+                let (copy, instances) = local.insert(group_copy(&group, &snap.instances));
+                if let Ok(Some(policy)) = policy_for(copy, settings) {
+                    plan = plan_group(copy, instances, &snap.market, &policy, snap.now);
+                }
+            }
+        }
+    }
     for _round in 0..3 {
         let (group, instances) = match &local {
             Some((g, i)) => (g, i),
@@ -277,6 +334,9 @@ async fn preflight(
         }
         if let Ok(Some(policy)) = policy_for(group, settings) {
             plan = plan_group(group, instances, &snap.market, &policy, snap.now);
+            if settings.max_swaps_in_flight.is_some() {
+                cap_launches(std::slice::from_mut(&mut plan), allotted);
+            }
         }
     }
     plan

@@ -31,6 +31,12 @@ pub struct GroupMetrics {
     pub estimated_hourly_savings: Option<f64>,
     /// Instances of ours the reaper terminated outside every group.
     pub orphans_reaped: u32,
+    /// Each launch that got capacity: the pool it launched into and that pool's spot price
+    /// (USD/hour), as the launch's action carries them. The adapter records a launch with the
+    /// pool CreateFleet actually used, which may be any of its overrides. Written as the EMF
+    /// properties `LaunchedPools` and `LaunchedSpotPrices` (searchable, not metrics: a pool is
+    /// not a dimension).
+    pub launched: Vec<(String, Option<f64>)>,
 }
 
 impl GroupMetrics {
@@ -46,7 +52,12 @@ impl GroupMetrics {
     /// the rebalancer, the interruption handler and the reaper.
     pub fn count(&mut self, action: &Action, outcome: &Outcome) {
         match (&action.kind, outcome) {
-            (ActionKind::Launch(_), Outcome::Done(_)) => self.swaps_started += 1,
+            (ActionKind::Launch(_), Outcome::Done(_)) => {
+                self.swaps_started += 1;
+                if let Some(pool) = &action.pool {
+                    self.launched.push((pool.to_string(), action.spot_price));
+                }
+            }
             (ActionKind::Launch(_), Outcome::Fallback(_)) => self.fallbacks += 1,
             (ActionKind::Retire { .. }, Outcome::Done(_))
                 if action.reason == Reason::ReplacementInService =>
@@ -113,6 +124,11 @@ impl GroupMetrics {
             }),
         );
         root.insert("AutoScalingGroupName".into(), json!(self.group));
+        if !self.launched.is_empty() {
+            let (pools, prices): (Vec<_>, Vec<_>) = self.launched.iter().cloned().unzip();
+            root.insert("LaunchedPools".into(), json!(pools));
+            root.insert("LaunchedSpotPrices".into(), json!(prices));
+        }
         for (name, _, v) in values {
             root.insert(name.into(), v);
         }
@@ -152,5 +168,36 @@ mod tests {
         }
         assert!(names.contains(&"OnDemandCount") && names.contains(&"EstimatedHourlySavings"));
         assert_eq!(v["EstimatedHourlySavings"], 0.1235);
+        assert!(v.get("LaunchedPools").is_none(), "no launch, no pools");
+    }
+
+    #[test]
+    fn a_launch_carries_its_pool_and_price_into_the_emf_line() {
+        // GIVEN a launch recorded with the pool it launched into
+        let mut m = GroupMetrics::new("web");
+        let launch = crate::testkit::Fleet::new()
+            .desired(1)
+            .on_demand("i-od1", crate::testkit::A)
+            .plan()
+            .actions
+            .into_iter()
+            .find(|a| matches!(a.kind, ActionKind::Launch(_)))
+            .expect("a launch")
+            .pool(crate::model::Pool::new("m6i.large", crate::testkit::A));
+        let launch = Action {
+            spot_price: Some(0.031),
+            ..launch
+        };
+        m.count(&launch, &Outcome::Done(Some("i-new".into())));
+        // WHEN it is written as EMF THEN the line names the pool and its price, as properties
+        let v: Value = serde_json::from_str(&m.emf_line(0)).unwrap();
+        assert_eq!(v["SwapsStarted"], 1);
+        assert_eq!(v["LaunchedPools"], json!(["m6i.large/us-east-1a"]));
+        assert_eq!(v["LaunchedSpotPrices"], json!([0.031]));
+        let declared = v["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
+        assert!(
+            !declared.contains("Launched"),
+            "properties, not metrics: {declared}"
+        );
     }
 }

@@ -262,6 +262,11 @@ pub struct GroupSnapshot {
     /// The version number the group's launch template launches today (`$Latest` and
     /// `$Default` resolved), read only for groups tagged `spotswap:replace-outdated=true`.
     pub template_version_now: Option<String>,
+    /// `StackStatus` of the group's CloudFormation stack (group tag
+    /// `aws:cloudformation:stack-name`), e.g. `UPDATE_IN_PROGRESS`. `None` when not read, or
+    /// when the stack could not be read (it does not exist, or access was denied).
+    #[serde(default)]
+    pub stack_status: Option<String>,
 }
 
 impl GroupSnapshot {

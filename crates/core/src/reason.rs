@@ -161,10 +161,17 @@ pub enum Reason {
     /// `Terminate` is. The skip's detail names the processes. Decided in
     /// [`crate::plan::blockers`] (the stage-by-process table) and [`crate::plan::stages`].
     ProcessesSuspended,
-    /// The group is being deleted or its stack is being updated.
+    /// The group has a `Status`: it is being deleted. (Its CloudFormation stack's updates are
+    /// [`Reason::StackUpdating`]: the group's own `Status` does not show them.)
     ///
     /// Decided in [`crate::plan::blockers`] and, for its records, [`crate::reap`].
     GroupUpdating,
+    /// The group's CloudFormation stack (group tag `aws:cloudformation:stack-name`) is in a
+    /// `*_IN_PROGRESS` state: no new swap starts (a stack update may replace or resize the
+    /// group under it); swaps in flight still advance. The skip's detail names the stack and
+    /// its status. Decided in [`crate::plan::blockers`], from the status the adapter's
+    /// preflight reads (DescribeStacks, once per stack per cycle).
+    StackUpdating,
     /// The group is sheltered on on-demand after an interruption burst.
     ///
     /// Decided in [`crate::plan`] (the start gate) and [`crate::events::rebalance::triage`].
@@ -287,7 +294,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 61] = [
+    pub const ALL: [Reason; 62] = [
         Self::OnDemandAboveFloor,
         Self::BelowRiskFloor,
         Self::ScheduledChange,
@@ -322,6 +329,7 @@ impl Reason {
         Self::InstanceRefreshInProgress,
         Self::ProcessesSuspended,
         Self::GroupUpdating,
+        Self::StackUpdating,
         Self::Sheltered,
         Self::NotScheduledChange,
         Self::Paused,
@@ -390,6 +398,7 @@ impl Reason {
             Self::InstanceRefreshInProgress => "InstanceRefreshInProgress",
             Self::ProcessesSuspended => "ProcessesSuspended",
             Self::GroupUpdating => "GroupUpdating",
+            Self::StackUpdating => "StackUpdating",
             Self::Sheltered => "Sheltered",
             Self::NotScheduledChange => "NotScheduledChange",
             Self::Paused => "Paused",

@@ -43,6 +43,10 @@ pub const LAUNCHED_AT: &str = "spotswap:launched-at";
 /// On instances we launch: when we attached them to the group (RFC 3339).
 /// The health-check grace period is counted from here.
 pub const ATTACHED_AT: &str = "spotswap:attached-at";
+/// On a swap's original: the launch about to be (or already) attached in its place, written
+/// just before the attach. An interruption warning for the original reads it with the
+/// instance itself: is its replacement already serving (`OriginalAlreadyReplaced`)?
+pub const REPLACED_BY: &str = "spotswap:replaced-by";
 /// On instances we detach on interruption (RFC 3339).
 pub const DETACHED_AT: &str = "spotswap:detached-at";
 /// On instances we detach on interruption: the group they left.

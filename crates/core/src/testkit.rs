@@ -228,6 +228,7 @@ impl Fleet {
                 suspended_processes: Vec::new(),
                 max_instance_lifetime_secs: None,
                 template_version_now: None,
+                stack_status: None,
             },
             instances: BTreeMap::new(),
             market: market(),

@@ -79,6 +79,7 @@ pub fn group_view(world: &World, g: usize) -> GroupSnapshot {
         suspended_processes: Vec::new(),
         max_instance_lifetime_secs: None,
         template_version_now: None,
+        stack_status: None,
     }
 }
 

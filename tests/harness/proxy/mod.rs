@@ -33,6 +33,7 @@
 //! - `lifecycle`: a replacement's boot delay, terminating lifecycle hooks and a suspended
 //!   `Launch` ([`Proxy::set_boot_delay`], [`Proxy::set_lifecycle_hooks`],
 //!   [`Proxy::set_suspended_processes`]), on the proxy's clock ([`Proxy::advance_clock`]).
+//! - `stacks`: CloudFormation stacks mid-update ([`Proxy::set_stack_status`]).
 //! - `upstream`: forwarding to moto, the proxy's own questions to it, XML helpers.
 //! - `errors`: service error bodies in each protocol's shape.
 //! - `xml`: nested Query-protocol lists, read and rewritten.
@@ -63,6 +64,7 @@ mod membership;
 mod rates;
 mod scenario;
 mod scheduled;
+mod stacks;
 mod status;
 mod tokens;
 mod upstream;
@@ -350,6 +352,17 @@ impl Proxy {
         *self.state.clock.lock().unwrap_or_else(|e| e.into_inner()) += by;
     }
 
+    /// Makes DescribeStacks of `stack` answer `status` (e.g. `UPDATE_IN_PROGRESS`) instead of
+    /// moto's, which has completed every create and update by the time it answers; `None`
+    /// removes the rule. Off by default.
+    pub fn set_stack_status(&self, stack: &str, status: Option<&str>) {
+        let mut scenario = self.state.scenario();
+        match status {
+            Some(s) => scenario.stack_status.insert(stack.to_owned(), s.to_owned()),
+            None => scenario.stack_status.remove(stack),
+        };
+    }
+
     /// Serves `GET /_counts` (calls, throttles, classes, load and buckets as JSON) and
     /// `POST /_reset` ([`Proxy::reset_calls`]) to a reader in another process, such as the
     /// bench; see `control`. Off by default: a test reads the counters directly.
@@ -576,6 +589,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         ("ec2", "DescribeInstanceStatus") if !state.scenario().status_checks.is_empty() => {
             let response = forward(&state, &parts, body).await;
             status::rewrite(&state, response)
+        }
+        ("cloudformation", "DescribeStacks") => {
+            let response = forward(&state, &parts, body).await;
+            stacks::rewrite(&state, &call, response)
         }
         ("ec2", "CreateFleet") => idempotent_create_fleet(&state, &call, &parts, body).await,
         ("autoscaling", "DetachInstances") => detach_instances(&state, &call, &parts, body).await,

@@ -101,6 +101,8 @@ pub(super) struct Scenario {
     pub(super) status_checks: HashMap<String, super::StatusChecks>,
     /// [`super::Proxy::set_scheduled_event`]: instance id → (event code, not before).
     pub(super) scheduled: HashMap<String, (String, String)>,
+    /// [`super::Proxy::set_stack_status`], by stack name.
+    pub(super) stack_status: HashMap<String, String>,
     pub(super) prices: HashMap<Pool, f64>,
     pub(super) default_price: Option<f64>,
     pub(super) no_capacity: HashSet<Pool>,

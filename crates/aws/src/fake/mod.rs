@@ -241,6 +241,10 @@ impl Port for FakePort {
         self.call(op::DESCRIBE_REFRESHES, move |s| Ok(s.refreshing.contains(group)))
     }
 
+    fn stack_status<'a>(&'a self, stack: &'a str) -> PortFuture<'a, Option<String>> {
+        self.call(op::DESCRIBE_STACKS, move |s| Ok(s.stacks.get(stack).cloned()))
+    }
+
     fn termination_protected<'a>(&'a self, id: &'a str) -> PortFuture<'a, bool> {
         self.call(op::DESCRIBE_ATTRIBUTE, move |s| match s.instances.get(id) {
             Some(i) => Ok(i.termination_protected.unwrap_or(false)),

@@ -28,6 +28,8 @@ pub struct FakeRegion {
     pub refreshing: BTreeSet<String>,
     /// EC2's scheduled events, by instance.
     pub scheduled: BTreeMap<String, spotswap_core::model::ScheduledEvent>,
+    /// CloudFormation stacks: name to `StackStatus`.
+    pub stacks: BTreeMap<String, String>,
     /// Lifecycle hook transitions per group.
     pub hooks: BTreeMap<String, Vec<String>>,
     /// Operations (`ec2:CreateTags`) that fail, with the error code they fail with.
@@ -58,6 +60,7 @@ impl Default for FakeRegion {
             page_size: 100,
             refreshing: BTreeSet::new(),
             scheduled: BTreeMap::new(),
+            stacks: BTreeMap::new(),
             hooks: BTreeMap::new(),
             failures: BTreeMap::new(),
             clock: Timestamp::from_unix(0),

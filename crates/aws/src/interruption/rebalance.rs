@@ -135,7 +135,8 @@ async fn proactive(
     let members: Vec<String> = group.members.iter().map(|m| m.id.clone()).collect();
     let azs: BTreeSet<String> = group.availability_zones.iter().cloned().collect();
     let group_tag = [name.as_str()];
-    let (mut instances, ours, specs, od, spot, refresh, protected) = tokio::try_join!(
+    let stack = group.tag(tags::AWS_CFN_STACK_NAME).map(str::to_string);
+    let (mut instances, ours, specs, od, spot, refresh, protected, stack_status) = tokio::try_join!(
         describe_instances(aws, &members),
         describe_tagged_instances(aws, tags::GROUP, &group_tag),
         instance_types(aws),
@@ -143,7 +144,23 @@ async fn proactive(
         spot_prices(aws, now, &azs),
         async { Ok(instance_refresh_in_progress(aws, &name).await) },
         async { Ok(termination_protected(aws, id).await) },
+        async {
+            Ok(match &stack {
+                Some(s) => Some((s.as_str(), crate::snapshot::stack_status(aws, s).await)),
+                None => None,
+            })
+        },
     )?;
+    // As the rebalancer's preflight: a stack that does not exist or cannot be read is taken as
+    // not updating.
+    group.stack_status = match stack_status {
+        Some((_, Ok(status))) => status,
+        Some((stack, Err(e))) => {
+            warn!(reason = "StackStatusUnknown", group = %name, stack, error = %e, "stack status unknown; taken as not updating");
+            None
+        }
+        None => None,
+    };
     // As the rebalancer's preflight: an unknown refresh state must not stop every swap; an
     // unknown termination protection leaves the instance alone.
     group.instance_refresh_in_progress = Some(refresh.unwrap_or_else(|e| {
@@ -175,7 +192,7 @@ async fn proactive(
             continue;
         }
         let outcome = run_one(executor, action).await;
-        rec.record(action, outcome);
+        rec.record(&executor.as_launched(action, &outcome), outcome);
     }
     Ok(())
 }

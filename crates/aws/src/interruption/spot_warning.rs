@@ -1,10 +1,10 @@
-//! A spot interruption warning gives two minutes, so replacement capacity is requested after four reads in
-//! two round trips:
+//! A spot interruption warning gives two minutes, so replacement capacity is requested after
+//! three reads in two round trips (DESIGN.md §5: at most three calls):
 //!
-//! 1. DescribeInstances(instance): its type, AZ, our tags and `aws:autoscaling:groupName`;
-//! 2. at once: DescribeAutoScalingGroups(group) (membership, tags: managed? policy),
-//!    DescribeLifecycleHooks(group) (should a terminating hook drain it?) and DescribeInstances
-//!    of our launches tagged `spotswap:replaces` = instance (is a swap of it already attached?);
+//! 1. DescribeInstances(instance): its type, AZ, our tags (`spotswap:replaced-by`: is a swap's
+//!    replacement of it already attached?) and `aws:autoscaling:groupName`;
+//! 2. at once: DescribeAutoScalingGroups(group) (membership, tags: managed? policy) and
+//!    DescribeLifecycleHooks(group) (should a terminating hook drain it?);
 //! 3. DetachInstances, or TerminateInstanceInAutoScalingGroup when there is a hook.
 //!
 //! Everything else comes after: the `spotswap:detached-at` tag, the group's spot count (a
@@ -17,7 +17,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use spotswap_core::events::{
     decide_records, decide_spot_warning, EventSnapshot, Membership, SpotInterruptionDetail,
 };
-use spotswap_core::{tags, Instance, Lifecycle, MemberState, Outcome, Pool};
+use spotswap_core::{tags, Lifecycle, MemberState, Outcome, Pool};
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -25,8 +25,7 @@ use super::{report_noop, run_one};
 use crate::execute::Executor;
 use crate::report::Recorder;
 use crate::snapshot::{
-    describe_any_state, describe_instances, describe_membership, describe_named_groups,
-    describe_tagged_instances, has_terminating_hook,
+    describe_any_state, describe_instances, describe_membership, describe_named_groups, has_terminating_hook,
 };
 use crate::{AdapterError, Aws, Config};
 
@@ -60,7 +59,7 @@ pub(super) async fn handle(
         return Err(AdapterError::Invalid("a replacement without a group".into()));
     };
 
-    // --- replacement capacity: the fourth call
+    // --- replacement capacity: the fourth call at most
     let outcome = run_one(executor, replacement).await;
     match &outcome {
         Outcome::Done(_) | Outcome::DryRun => {
@@ -126,8 +125,8 @@ pub(super) async fn handle(
 
 /// The reads before the replacement, in two round trips: the instance as EC2 sees it (its
 /// type, AZ, our tags, and `aws:autoscaling:groupName`, which Auto Scaling puts on its
-/// members), then at once its group, the group's lifecycle hooks, and our launches that
-/// replace it (`spotswap:replaces`). The group's own member list decides membership: an
+/// members), then at once its group and the group's lifecycle hooks. A swap's replacement
+/// attached in its place is named by the instance's own `spotswap:replaced-by`. The group's own member list decides membership: an
 /// instance it does not list is a duplicate delivery or one we never knew (no mutation follows
 /// either way). Our tags tell a swap's replacement whose original still serves (see
 /// `decide_spot_warning`).
@@ -147,13 +146,10 @@ async fn warning_snapshot(aws: &Aws, id: &str) -> Result<EventSnapshot, AdapterE
         });
     };
     let names = [group_name.clone()];
-    let replaces = [id];
-    let (groups, hook, replaced_by) = tokio::join!(
+    let (groups, hook) = tokio::join!(
         describe_named_groups(aws, &names),
         has_terminating_hook(aws, &group_name),
-        describe_tagged_instances(aws, tags::REPLACES, &replaces)
     );
-    let replaced_by: Vec<Instance> = replaced_by?.into_values().collect();
     let mut group = groups?.into_iter().next();
     if let Some(g) = group.as_mut() {
         g.has_terminating_hook = match hook {
@@ -181,7 +177,9 @@ async fn warning_snapshot(aws: &Aws, id: &str) -> Result<EventSnapshot, AdapterE
         membership,
         ec2,
         group,
-        replaced_by,
+        // The instance's own `spotswap:replaced-by` tells whether a swap's replacement
+        // already serves in its place.
+        replaced_by: Vec::new(),
     })
 }
 

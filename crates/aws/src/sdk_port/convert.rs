@@ -77,6 +77,7 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
             .and_then(|s| u32::try_from(s).ok())
             .filter(|s| *s > 0),
         template_version_now: None,
+        stack_status: None,
     }
 }
 

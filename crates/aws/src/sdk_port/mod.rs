@@ -20,6 +20,7 @@ use crate::port::{
 };
 use crate::AdapterError;
 
+mod cloudformation;
 mod convert;
 mod status;
 
@@ -39,6 +40,7 @@ pub(crate) struct SdkPort {
     asg: aws_sdk_autoscaling::Client,
     events: aws_sdk_eventbridge::Client,
     pricing: aws_sdk_pricing::Client,
+    cloudformation: aws_sdk_cloudformation::Client,
 }
 
 impl SdkPort {
@@ -65,6 +67,7 @@ impl SdkPort {
             asg: aws_sdk_autoscaling::Client::from_conf(asg),
             events: aws_sdk_eventbridge::Client::from_conf(events),
             pricing: aws_sdk_pricing::Client::from_conf(pricing),
+            cloudformation: cloudformation::client(conf, calls),
         }
     }
 }
@@ -251,6 +254,10 @@ impl Port for SdkPort {
                 )
             }))
         })
+    }
+
+    fn stack_status<'a>(&'a self, stack: &'a str) -> PortFuture<'a, Option<String>> {
+        Box::pin(cloudformation::stack_status(&self.cloudformation, stack))
     }
 
     fn termination_protected<'a>(&'a self, id: &'a str) -> PortFuture<'a, bool> {

@@ -14,7 +14,7 @@ use super::{ignore, screen, BadConfig, EventSnapshot, InstanceId, Target};
 use crate::action::{Action, Reason};
 use crate::candidates::{PoolCounts, SearchContext};
 use crate::model::{Instance, Lifecycle, Market, MemberState};
-use crate::plan::blockers::{group_blocker, swappable_template};
+use crate::plan::blockers::{group_blocker, stack_updating, swappable_template};
 use crate::plan::{launch_for, Settings};
 use crate::policy::OnRebalance;
 use crate::records::GroupRecords;
@@ -33,7 +33,8 @@ pub struct RebalanceDetail {
 /// everything [`screen`] rejects, then `on-rebalance=ignore` (`RebalanceIgnored`), a sheltered
 /// group (`Sheltered`: a sheltered group starts no spot launch), a group the rebalancer would
 /// skip ([`group_blocker`], the rebalancer's own rule: launch configuration, mixed instances
-/// policy, no template, updating, instance refresh), and an
+/// policy, no template, updating, instance refresh), a CloudFormation stack mid-update once its
+/// status is read (`StackUpdating`, [`stack_updating`]), and an
 /// instance protected from scale-in (`InstanceProtected`, as the rebalancer leaves those).
 // Both variants are small next to the work done on them; boxing buys nothing here.
 #[allow(clippy::result_large_err)]
@@ -53,7 +54,7 @@ pub fn triage<'a>(
     if GroupRecords::from_tags(&group.tags).sheltered(now) {
         return noop(Reason::Sheltered);
     }
-    if let Some((reason, _)) = group_blocker(group) {
+    if let Some((reason, _)) = group_blocker(group).or_else(|| stack_updating(group)) {
         return noop(reason);
     }
     if group.member(id).is_some_and(|m| m.protected_from_scale_in) {
@@ -365,5 +366,22 @@ mod tests {
             assert_eq!(reasons(&actions), vec![("ignore", reason)]);
             assert_eq!(plan.skip.map(|s| s.reason), Some(reason));
         }
+    }
+
+    #[test]
+    fn a_stack_mid_update_holds_a_proactive_swap_as_it_holds_the_rebalancers() {
+        // GIVEN a group whose CloudFormation stack is being updated
+        let (mut snap, instances) = fleet(&[(crate::tags::AWS_CFN_STACK_NAME, "shop")]);
+        snap.group.as_mut().unwrap().stack_status = Some("UPDATE_IN_PROGRESS".into());
+        // WHEN a recommendation arrives THEN no swap starts, for the rebalancer's reason
+        assert_eq!(
+            reasons(&decide(&snap, &instances)),
+            vec![("ignore", Reason::StackUpdating)]
+        );
+        // AND once the update is complete, the swap starts
+        snap.group.as_mut().unwrap().stack_status = Some("UPDATE_COMPLETE".into());
+        assert!(decide(&snap, &instances)
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::Launch(_))));
     }
 }

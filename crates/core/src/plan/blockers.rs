@@ -14,8 +14,11 @@ pub type Blocker = (Reason, Option<String>);
 /// Checked in this order, the first that applies wins: a launch configuration
 /// (`LaunchConfigurationNotSupported`, detail `launch configuration <name>`), a mixed
 /// instances policy (`MixedInstancesPolicyNotSupported`), no launch template
-/// (`NoLaunchTemplate`), a `Status` (`GroupUpdating`, detail the status: being deleted or its
-/// stack updated), an instance refresh in progress (`InstanceRefreshInProgress`).
+/// (`NoLaunchTemplate`), a `Status` (`GroupUpdating`, detail the status: the group is being
+/// deleted), an instance refresh in progress (`InstanceRefreshInProgress`).
+///
+/// A CloudFormation stack update does not show in the group's `Status`: it is
+/// [`stack_updating`], which holds only new swaps.
 pub fn swappable_template(group: &GroupSnapshot) -> Result<&LaunchTemplateRef, Blocker> {
     let template = match &group.launch_source {
         LaunchSource::Template(t) => t,
@@ -36,6 +39,20 @@ pub fn swappable_template(group: &GroupSnapshot) -> Result<&LaunchTemplateRef, B
         return Err((Reason::InstanceRefreshInProgress, None));
     }
     Ok(template)
+}
+
+/// The group's CloudFormation stack (tag `aws:cloudformation:stack-name`) is in a
+/// `*_IN_PROGRESS` state (`CREATE_`, `UPDATE_`, `UPDATE_COMPLETE_CLEANUP_`, `ROLLBACK_`,
+/// `DELETE_`, `IMPORT_`, …): `StackUpdating`, detail `stack <name> <status>`. The stack may
+/// replace or resize the group under a swap, so no new swap starts; swaps in flight still
+/// advance. `None` when the status was not read or is settled.
+pub fn stack_updating(group: &GroupSnapshot) -> Option<Blocker> {
+    let status = group.stack_status.as_deref()?;
+    if !status.ends_with("_IN_PROGRESS") {
+        return None;
+    }
+    let stack = group.tag(crate::tags::AWS_CFN_STACK_NAME).unwrap_or("?");
+    Some((Reason::StackUpdating, Some(format!("stack {stack} {status}"))))
 }
 
 /// A step of a swap that a suspended Auto Scaling process can stop.
@@ -99,6 +116,7 @@ mod tests {
             suspended_processes: Vec::new(),
             max_instance_lifetime_secs: None,
             template_version_now: None,
+            stack_status: None,
         }
     }
 
@@ -152,6 +170,35 @@ mod tests {
         for (g, want) in cases {
             assert_eq!(group_blocker(&g), Some(want), "{:?}", g.launch_source);
         }
+    }
+
+    #[test]
+    fn only_a_stack_in_progress_holds_new_swaps() {
+        let with = |status: &str| {
+            let mut g = group(template());
+            g.tags
+                .insert(crate::tags::AWS_CFN_STACK_NAME.into(), "web-stack".into());
+            g.stack_status = Some(status.into());
+            g
+        };
+        for status in [
+            "UPDATE_IN_PROGRESS",
+            "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+            "UPDATE_ROLLBACK_IN_PROGRESS",
+            "CREATE_IN_PROGRESS",
+            "DELETE_IN_PROGRESS",
+            "IMPORT_IN_PROGRESS",
+        ] {
+            assert_eq!(
+                stack_updating(&with(status)),
+                Some((Reason::StackUpdating, Some(format!("stack web-stack {status}")))),
+            );
+        }
+        for status in ["UPDATE_COMPLETE", "CREATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"] {
+            assert_eq!(stack_updating(&with(status)), None, "{status}");
+        }
+        // Not read (no stack tag, or the preflight did not ask): nothing holds it.
+        assert_eq!(stack_updating(&group(template())), None);
     }
 
     #[test]

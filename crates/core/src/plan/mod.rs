@@ -66,6 +66,16 @@ pub enum Scope {
     AdvanceOnly,
 }
 
+impl GroupPlan {
+    /// The launches this plan starts.
+    pub fn launches(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
+            .count()
+    }
+}
+
 /// Counts of one group, for metrics and the summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Census {
@@ -190,7 +200,11 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
 
 /// Keep the first `allowed` launches of the cycle, in plan order; the rest wait, reason
 /// `MaxSwapsInFlight`.
-fn cap_launches(plans: &mut [GroupPlan], mut allowed: usize) {
+///
+/// The adapter's preflight re-plans one group when it learns what the snapshot could not
+/// read (a termination-protected original, say): it caps the new plan to the launches the
+/// cycle allotted the group, so the region-wide cap holds across the re-plan too.
+pub fn cap_launches(plans: &mut [GroupPlan], mut allowed: usize) {
     for plan in plans {
         for action in &mut plan.actions {
             if !matches!(action.kind, ActionKind::Launch(_)) {
@@ -411,7 +425,9 @@ enum Hold {
 }
 
 /// Whether new swaps may start: not in a sheltered group (`Sheltered`), nor one with nothing
-/// desired or `replace-per-cycle=0`, nor while not every desired instance is InService
+/// desired or `replace-per-cycle=0`, nor with processes a swap needs suspended
+/// (`ProcessesSuspended`), nor while its CloudFormation stack is in progress
+/// (`StackUpdating`), nor while not every desired instance is InService
 /// (`GroupBelowCapacity`).
 fn start_gate(
     group: &GroupSnapshot,
@@ -449,6 +465,13 @@ fn start_gate(
             group: group.name.clone(),
             reason: Reason::ProcessesSuspended,
             detail: Some(format!("suspended: {}", suspended.join(", "))),
+        }));
+    }
+    if let Some((reason, detail)) = blockers::stack_updating(group) {
+        return Err(Hold::Skip(Skip {
+            group: group.name.clone(),
+            reason,
+            detail,
         }));
     }
     if in_service < group.desired {

@@ -265,3 +265,39 @@ fn the_stack_pause_holds_every_group_and_the_floor_restore_too() {
     let err = Policy::from_env(|k| (k == "SPOTSWAP_PAUSED").then(|| "yes".to_string())).unwrap_err();
     assert_eq!(err.key(), "SPOTSWAP_PAUSED");
 }
+
+#[test]
+fn a_stack_in_progress_starts_no_swap_but_advances_those_in_flight() {
+    let stack = |fleet: Fleet, status: &str| {
+        fleet
+            .tag(tags::AWS_CFN_STACK_NAME, "web-stack")
+            .with_group(|g| g.stack_status = Some(status.to_string()))
+    };
+    // GIVEN on-demand instances above the floor, in a group whose stack is being updated
+    let plan = stack(
+        Fleet::new().on_demand("i-od1", A).desired(1),
+        "UPDATE_IN_PROGRESS",
+    )
+    .plan();
+    // THEN no swap starts, and the skip names the stack and its status
+    assert_eq!(skip_reason(&plan), Some(Reason::StackUpdating));
+    assert_eq!(
+        plan.skip.as_ref().and_then(|s| s.detail.as_deref()),
+        Some("stack web-stack UPDATE_IN_PROGRESS")
+    );
+    assert!(launches(&plan).is_empty());
+
+    // GIVEN a launch ready to attach in such a group
+    let plan = stack(swap_at(Stage::Ready), "UPDATE_ROLLBACK_IN_PROGRESS").plan();
+    // THEN the swap in flight still advances: it is safety, not a new swap
+    assert!(kinds(&plan)
+        .iter()
+        .any(|k| matches!(k, ActionKind::Attach { .. })));
+    assert!(launches(&plan).is_empty());
+
+    // GIVEN the same group once the update is complete
+    let plan = stack(Fleet::new().on_demand("i-od1", A).desired(1), "UPDATE_COMPLETE").plan();
+    // THEN its swap starts
+    assert_eq!(plan.skip, None);
+    assert_eq!(launches(&plan).len(), 1);
+}

@@ -2,9 +2,10 @@
 //! record the interruption (pool cooldown, the group's interruption list, shelter).
 //!
 //! The decision comes in two parts because the replacement must wait for nothing it does not
-//! need. [`decide_spot_warning`] needs only the instance's membership, the group's tags,
-//! whether it has a terminating lifecycle hook and our launches replacing it: four reads in two
-//! round trips. [`decide_records`] needs the
+//! need. [`decide_spot_warning`] needs only the instance (its tags, one of which names a
+//! replacement attached in its place), its membership and the group's tags, and whether the
+//! group has a terminating lifecycle hook: three reads in two round trips. [`decide_records`]
+//! needs the
 //! group's spot count, which takes a DescribeInstances of the members, so it is read after the
 //! replacement has been requested.
 
@@ -65,7 +66,8 @@ pub const SHELTER_MIN_INTERRUPTIONS: usize = 2;
 /// again later, in another pool.
 ///
 /// Its mirror is the same: the interrupted instance is a swap's original and our replacement
-/// for it is already attached (`replaced_by`). It too leaves with `decrement: true` (reason
+/// for it is already attached (the original's own `spotswap:replaced-by` names a member, or
+/// `replaced_by` lists one). It too leaves with `decrement: true` (reason
 /// `OriginalAlreadyReplaced`): the replacement serves in its place, and the group stays at the
 /// desired capacity the swap began with.
 ///
@@ -86,7 +88,8 @@ pub fn decide_spot_warning(
     let group = target.group.name.as_str();
     let pool = target.membership.pool.clone();
     let interrupted_replacement = replaces_a_serving_original(target.group, snap.ec2.as_ref());
-    let replaced_original = replaced_by_a_serving_launch(target.group, id, &snap.replaced_by);
+    let replaced_original = replaced_by_a_serving_launch(target.group, id, &snap.replaced_by)
+        || named_replacement_serves(target.group, snap.ec2.as_ref());
     let decrement = interrupted_replacement || replaced_original;
     let replacement = if target.group.has_terminating_hook == Some(true) {
         ActionKind::TerminateInGroup {
@@ -152,6 +155,20 @@ fn replaced_by_a_serving_launch(
                 .iter()
                 .any(|m| m.id == l.id && m.state != crate::model::MemberState::Leaving)
     })
+}
+
+/// True when `instance` names its replacement (`spotswap:replaced-by`, written just before the
+/// attach) and that launch is a member of `group` that is not leaving: the same state as
+/// [`replaced_by_a_serving_launch`], read from the instance itself, so the handler needs no
+/// look-up of our launches before the replacement request.
+fn named_replacement_serves(group: &GroupSnapshot, instance: Option<&crate::model::Instance>) -> bool {
+    let Some(launch) = instance.and_then(|i| i.tag(tags::REPLACED_BY)) else {
+        return false;
+    };
+    group
+        .members
+        .iter()
+        .any(|m| m.id == launch && m.state != crate::model::MemberState::Leaving)
 }
 
 /// The second part, once replacement capacity is requested: one record action for the group.

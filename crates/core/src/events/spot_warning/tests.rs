@@ -11,6 +11,9 @@ use crate::records::cooldown_key;
 use crate::tags;
 use crate::testkit::{member, Fleet};
 
+/// Swaps whose replacement already serves, read from the original's own tag.
+mod replaced;
+
 const ID: &str = "i-1234567890abcdef0";
 const NOW: Timestamp = Timestamp::from_unix(1_767_225_600);
 

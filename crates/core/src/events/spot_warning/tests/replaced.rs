@@ -1,0 +1,40 @@
+//! The interrupted instance is a swap's original whose replacement already serves: it names
+//! the replacement itself (`spotswap:replaced-by`), so the handler needs no look-up of our
+//! launches before the replacement request.
+
+use super::*;
+
+#[test]
+fn an_original_naming_its_serving_replacement_leaves_with_the_decrement() {
+    // GIVEN spot O (ID) tagged with its replacement L just before L's attach; no launch look-up
+    let (mut g, l_id) = (managed(), "i-0000000000000000b");
+    g.desired = 2;
+    g.members.push(member(l_id));
+    let mut snap = snapshot(MemberState::InService, "InService", g.clone());
+    let mut o = crate::testkit::instance(ID, "m5.large", "us-east-1a", Lifecycle::Spot);
+    o.tags.insert(tags::REPLACED_BY.into(), l_id.into());
+    snap.ec2 = Some(o);
+    // WHEN O gets the warning THEN it leaves with the decrement: L serves in its place
+    let decide = |s: &EventSnapshot| decide_spot_warning(&detail(WARNING), s, &Settings::default(), NOW);
+    let actions = decide(&snap);
+    let want = ActionKind::Detach {
+        instance: ID.into(),
+        decrement: true,
+    };
+    assert_eq!(
+        (&actions[0].kind, actions[0].reason),
+        (&want, Reason::OriginalAlreadyReplaced)
+    );
+    // AND while L is no member (never attached) or is leaving, O is replaced as usual
+    let mut leaving = g.clone();
+    leaving
+        .members
+        .iter_mut()
+        .filter(|m| m.id == l_id)
+        .for_each(|m| m.state = MemberState::Leaving);
+    g.members.retain(|m| m.id != l_id);
+    for other in [g, leaving] {
+        snap.group = Some(other);
+        assert_eq!(decide(&snap)[0].reason, Reason::SpotInterruptionWarning);
+    }
+}
