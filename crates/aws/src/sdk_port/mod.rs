@@ -20,8 +20,10 @@ use crate::port::{
 use crate::AdapterError;
 
 mod convert;
+mod specs;
 
-use convert::{group_from_sdk, instance_from_sdk, spec_from_sdk};
+use convert::{group_from_sdk, instance_from_sdk};
+use specs::spec_from_sdk;
 
 /// Pages of the largest size each API allows.
 const ASG_PAGE: i32 = 100;
