@@ -1,5 +1,6 @@
 mod bad_input;
 mod chaos;
+mod compat;
 mod crash;
 mod events_out;
 mod hardening;
