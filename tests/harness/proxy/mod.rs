@@ -29,6 +29,8 @@
 //!   load (busy time, calls in flight).
 //! - `tokens`: CreateFleet's `ClientToken` idempotency ([`Proxy::set_client_tokens`]).
 //! - `status`: status checks that stay `initializing` or fail ([`Proxy::set_status_checks`]).
+//! - `images`: what DescribeInstances tells of an instance's image: boot modes and ENA
+//!   ([`Proxy::set_image`]).
 //! - `upstream`: forwarding to moto, the proxy's own questions to it, XML helpers.
 //! - `errors`: service error bodies in each protocol's shape.
 
@@ -52,6 +54,7 @@ use tokio::task::{JoinHandle, JoinSet};
 mod call;
 mod control;
 mod errors;
+mod images;
 mod market;
 mod membership;
 mod rates;
@@ -60,6 +63,7 @@ mod status;
 mod tokens;
 mod upstream;
 
+pub use images::ImageFacts;
 pub use scenario::{Fault, FaultKind};
 pub use status::StatusChecks;
 
@@ -274,6 +278,17 @@ impl Proxy {
     /// default.
     pub fn set_client_tokens(&self, on: bool) {
         self.state.scenario().client_tokens = on;
+    }
+
+    /// Makes DescribeInstances report `instance`'s image facts (`"*"`: every instance without
+    /// facts of its own): the AMI's boot mode, the boot mode it booted in and ENA, which AWS
+    /// reports and moto leaves out. `None` removes them. Off by default.
+    pub fn set_image(&self, instance: &str, facts: Option<ImageFacts>) {
+        let mut scenario = self.state.scenario();
+        match facts {
+            Some(f) => scenario.images.insert(instance.to_owned(), f),
+            None => scenario.images.remove(instance),
+        };
     }
 
     /// Makes DescribeInstanceStatus report `instance`'s status checks (`"*"`: every instance
@@ -492,6 +507,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         ("ec2", "DescribeSpotPriceHistory") => {
             let response = forward(&state, &parts, body).await;
             rewrite_spot_prices(&state, response)
+        }
+        ("ec2", "DescribeInstances") if !state.scenario().images.is_empty() => {
+            let response = forward(&state, &parts, body).await;
+            images::rewrite(&state, response)
         }
         ("ec2", "DescribeInstanceStatus") if !state.scenario().status_checks.is_empty() => {
             let response = forward(&state, &parts, body).await;

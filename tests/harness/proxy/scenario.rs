@@ -99,6 +99,8 @@ pub(super) struct Scenario {
     pub(super) client_tokens: bool,
     /// [`super::Proxy::set_status_checks`], by instance id or `"*"`.
     pub(super) status_checks: HashMap<String, super::StatusChecks>,
+    /// [`super::Proxy::set_image`], by instance id or `"*"`.
+    pub(super) images: HashMap<String, super::ImageFacts>,
     pub(super) prices: HashMap<Pool, f64>,
     pub(super) default_price: Option<f64>,
     pub(super) no_capacity: HashSet<Pool>,

@@ -43,7 +43,10 @@ fn each_type_of_the_az_is_a_candidate_or_has_its_reason() {
     // THEN the one launch has one review, of its original
     assert_eq!(reviews.len(), 1);
     let r = &reviews[0];
-    assert_eq!((r.instance.as_str(), r.instance_type.as_str(), r.az.as_str()), ("i-od1", "m5.large", A));
+    assert_eq!(
+        (r.instance.as_str(), r.instance_type.as_str(), r.az.as_str()),
+        ("i-od1", "m5.large", A)
+    );
     // AND each turned-down type has its reason
     let want: BTreeMap<&str, &str> = [
         ("c5.large", "TooLittleMemory"),
@@ -106,11 +109,11 @@ fn a_swap_without_a_pool_is_reviewed_and_the_cap_is_named() {
     let reviews = review(&fleet, &plan);
     // THEN the first launches into m5.large; the second has no pool, because of the cap
     assert_eq!(
-        steps(&plan)
-            .iter()
-            .map(|(n, r, _)| (*n, *r))
-            .collect::<Vec<_>>(),
-        vec![("launch", Reason::OnDemandAboveFloor), ("wait", Reason::NoEligiblePool)]
+        steps(&plan).iter().map(|(n, r, _)| (*n, *r)).collect::<Vec<_>>(),
+        vec![
+            ("launch", Reason::OnDemandAboveFloor),
+            ("wait", Reason::NoEligiblePool)
+        ]
     );
     assert_eq!(reviews.len(), 2);
     assert!(!reasons(&reviews[0]).contains_key("m5.large"));
@@ -128,10 +131,10 @@ fn a_swap_without_a_pool_is_reviewed_and_the_cap_is_named() {
         .iter()
         .filter(|x| x.instance_type != "m5.large")
         .all(|x| x.reason == Rejection::NotInAllowedTypes));
-    assert!(!reviews[1]
-        .rejected
-        .iter()
-        .any(|x| matches!(x.reason, Rejection::Incompatible(Incompatibility::TooLittleMemory))));
+    assert!(!reviews[1].rejected.iter().any(|x| matches!(
+        x.reason,
+        Rejection::Incompatible(Incompatibility::TooLittleMemory)
+    )));
 }
 
 #[test]
