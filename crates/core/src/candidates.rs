@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::action::Candidate;
 pub use crate::compat::{compatible, Incompatibility, Original};
-use crate::model::{Instance, Market, Pool};
+use crate::model::{ImageNeeds, Instance, Market, Pool};
 use crate::policy::Policy;
 use crate::records::{GroupRecords, PoolBlock};
 use crate::time::Timestamp;
@@ -143,15 +143,16 @@ pub struct SearchContext<'a> {
     pub ranked: Option<&'a RankedPools>,
 }
 
-/// Ranked pools per original (type, AZ, architecture) for one group's plan: everything of a
+/// Ranked pools per original (type, AZ, architecture, image needs) for one group's plan: everything of a
 /// search except the avoided pool and the diversification cap, which change between the
 /// group's launches. A group replacing many instances of one type ranks the region's pools
 /// (thousands at AWS's 900-odd types) once, not once per instance.
 #[derive(Debug, Default)]
 pub struct RankedPools(RefCell<BTreeMap<RankKey, Rc<Vec<Candidate>>>>);
 
-/// An original's instance type, AZ and architecture.
-type RankKey = (String, String, Option<String>);
+/// An original's instance type, AZ, architecture and image needs: everything of the
+/// original a ranking reads.
+type RankKey = (String, String, Option<String>, ImageNeeds);
 
 /// Candidate pools to replace `original` in its own AZ, cheapest first, at most
 /// [`MAX_OVERRIDES`]. `avoid` excludes a pool (the at-risk pool of a rebalance swap).
@@ -171,6 +172,7 @@ pub fn candidates(
                 original.instance_type.clone(),
                 original.az.clone(),
                 architecture.map(str::to_string),
+                original.image,
             );
             let hit = cache.0.borrow().get(&key).cloned();
             match hit {
@@ -449,6 +451,44 @@ pub(crate) mod tests {
         assert!(!later.iter().any(|x| x.pool == first[0].pool || x.pool == avoid));
         assert_eq!(later.len(), first.len() - 2);
         assert_eq!(ranked.0.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_shared_ranking_is_per_image_not_only_per_type() {
+        // GIVEN two m5.large originals of one group, the second's image without ENA, and
+        // an m4-like type that needs no ENA
+        let mut m = market();
+        for t in m.types.values_mut() {
+            t.ena = crate::model::Support::Required;
+        }
+        m.types.get_mut("m5.large").unwrap().ena = crate::model::Support::Supported;
+        m.types.insert(
+            "m4.large".into(),
+            InstanceTypeSpec {
+                ena: crate::model::Support::Unsupported,
+                ..spec("m4.large", "x86_64", 2, 8)
+            },
+        );
+        m.spot_prices.insert(Pool::new("m4.large", "us-east-1a"), 0.039);
+        let (p, r, c) = (Policy::default(), GroupRecords::default(), PoolCounts::default());
+        let first = instance("i-1", "m5.large", "us-east-1a", Lifecycle::OnDemand);
+        let mut second = instance("i-2", "m5.large", "us-east-1a", Lifecycle::OnDemand);
+        second.image.ena_enabled = Some(false);
+        let ranked = RankedPools::default();
+        let search = |o: &Instance| {
+            let ctx = SearchContext {
+                ranked: Some(&ranked),
+                ..ctx(&m, &p, &r, &c)
+            };
+            candidates(o, Some("x86_64"), ctx, None)
+        };
+        // WHEN both search with one shared ranking
+        let a = search(&first);
+        let b = search(&second);
+        // THEN the second gets its own: only types that do not require ENA
+        assert!(types(&a).contains(&"m6i.large"));
+        assert_eq!(types(&b), vec!["m4.large", "m5.large"]);
+        assert_eq!(ranked.0.borrow().len(), 2);
     }
 
     #[test]

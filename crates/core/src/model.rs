@@ -357,7 +357,7 @@ impl Support {
 }
 
 /// A boot mode: `legacy-bios` or `uefi`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BootMode {
     /// `legacy-bios`.
@@ -415,7 +415,7 @@ impl BootModes {
 }
 
 /// The boot mode an AMI specifies (`Instance.BootMode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AmiBootMode {
     /// `legacy-bios`: the OS boots only on Legacy BIOS.
@@ -441,7 +441,7 @@ impl AmiBootMode {
 /// What an instance's image needs of a type, as `DescribeInstances` shows it for free (no
 /// DescribeImages call): the AMI's boot mode, the mode the instance booted in, and whether
 /// ENA is enabled. Each `None` when not reported (moto reports none of them).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ImageNeeds {
     /// `Instance.BootMode`, the boot mode the AMI specifies. `None` when it specifies none.
     pub ami_boot_mode: Option<AmiBootMode>,
