@@ -197,15 +197,25 @@ GROUP_TYPES = (
 TEAMS = ["payments", "search", "checkout", "identity", "catalog", "media", "ads", "data"]
 
 
+def boot_modes(t: TypeSpec) -> list[str]:
+    """SupportedBootModes as render_type serves them."""
+    return ["uefi"] if t.arch == "arm64" else ["legacy-bios", "uefi"]
+
+
 def compatible(orig: TypeSpec, cand: TypeSpec) -> bool:
-    """The planner's rule (crates/core/src/candidates.rs `compatible`): same arch, at least as
-    big; no type here has a GPU, so the GPU part is moot. tests/bench_rules.rs checks this copy
-    against the core's rule for every pair of TYPES (`--dump-compatible`)."""
+    """The planner's rule (crates/core/src/compat.rs `compatible`) for what this server serves:
+    same arch, at least as big, and a burstable type only for a burstable original (no group
+    here has an allowed-types glob). No type here has a GPU or EBS bandwidth figures, every
+    type requires ENA and NVMe, and an instance reports no boot mode, so those rules reduce to
+    "the candidate supports every boot mode of the original's type". tests/bench_rules.rs
+    checks this copy against the core's rule for every pair of TYPES (`--dump-compatible`)."""
     return (
         cand.arch == orig.arch
         and cand.vcpus >= orig.vcpus
         and cand.memory_mib >= orig.memory_mib
         and (orig.store_gb == 0 or cand.store_gb >= orig.store_gb)
+        and set(boot_modes(orig)) <= set(boot_modes(cand))
+        and (not cand.burstable or orig.burstable)
     )
 
 
@@ -557,7 +567,7 @@ def render_type(t: TypeSpec) -> str:
         if t.store_gb
         else "<instanceStorageSupported>false</instanceStorageSupported>"
     )
-    boot = "<item>uefi</item>" if t.arch == "arm64" else "<item>legacy-bios</item><item>uefi</item>"
+    boot = "".join(f"<item>{m}</item>" for m in boot_modes(t))
     return (
         f"<item><instanceType>{t.name}</instanceType><currentGeneration>true</currentGeneration>"
         "<freeTierEligible>false</freeTierEligible>"
@@ -1272,7 +1282,8 @@ def main() -> None:
     if a.dump_compatible:
         print(json.dumps({
             "types": [{"name": t.name, "arch": t.arch, "vcpus": t.vcpus, "memory_mib": t.memory_mib,
-                       "store_gb": t.store_gb} for t in TYPES],
+                       "store_gb": t.store_gb, "burstable": t.burstable,
+                       "boot_modes": boot_modes(t)} for t in TYPES],
             "compatible": [[o.name, c.name] for o in TYPES for c in TYPES if compatible(o, c)],
         }))
         return

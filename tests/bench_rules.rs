@@ -1,6 +1,6 @@
 //! The bench's Python keeps one copy of a core rule: `bench/replay.py`'s `compatible()`, with
 //! which it builds the spot replacements of its `steady` region (a region the planner must
-//! find nothing to do in). This checks the copy against `spotswap_core::candidates::compatible`
+//! find nothing to do in). This checks the copy against `spotswap_core::compat::compatible`
 //! on every pair of the replay's instance types, so the two cannot drift apart unseen.
 //! Needs `python3` (standard library only), as `make bench` does.
 
@@ -9,8 +9,9 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use spotswap_core::candidates::compatible;
-use spotswap_core::model::InstanceTypeSpec;
+use spotswap_core::candidates::{compatible, Original};
+use spotswap_core::model::{BootMode, BootModes, InstanceTypeSpec, Support};
+use spotswap_core::policy::TypeGlobs;
 
 #[test]
 fn replay_compatible_is_the_planners_rule() {
@@ -29,14 +30,23 @@ fn replay_compatible_is_the_planners_rule() {
         .iter()
         .map(|t| {
             let arch = t["arch"].as_str().expect("arch").to_owned();
+            let mut boot_modes = BootModes::default();
+            for m in t["boot_modes"].as_array().expect("boot modes") {
+                boot_modes.add(BootMode::from_api(m.as_str().expect("mode")).expect("known mode"));
+            }
             let spec = InstanceTypeSpec {
                 name: t["name"].as_str().expect("name").to_owned(),
                 architectures: vec![arch.clone()],
                 vcpus: t["vcpus"].as_u64().expect("vcpus") as u32,
                 memory_mib: t["memory_mib"].as_u64().expect("memory"),
-                // The replay serves no GPU types.
-                gpus: 0,
                 instance_store_gb: t["store_gb"].as_u64().expect("store"),
+                burstable: t["burstable"].as_bool().expect("burstable"),
+                boot_modes,
+                // As the replay serves every type: ENA and NVMe required, no GPU, no EBS
+                // bandwidth figures.
+                ena: Support::Required,
+                nvme: Support::Required,
+                ..InstanceTypeSpec::default()
             };
             (arch, spec)
         })
@@ -45,6 +55,7 @@ fn replay_compatible_is_the_planners_rule() {
     let archs: BTreeSet<&str> = types.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(archs, BTreeSet::from(["arm64", "x86_64"]));
     assert!(types.iter().any(|(_, t)| t.instance_store_gb > 0));
+    assert!(types.iter().any(|(_, t)| t.burstable));
 
     let python: BTreeSet<(String, String)> = dump["compatible"]
         .as_array()
@@ -60,7 +71,9 @@ fn replay_compatible_is_the_planners_rule() {
         .flat_map(|(arch, orig)| {
             types
                 .iter()
-                .filter(|(_, cand)| compatible(orig, arch, cand))
+                .filter(|(_, cand)| {
+                    compatible(&Original::new(orig, arch), cand, &TypeGlobs::default()).is_ok()
+                })
                 .map(|(_, cand)| (orig.name.clone(), cand.name.clone()))
         })
         .collect();

@@ -1,6 +1,7 @@
 mod bad_input;
 mod boot_window;
 mod chaos;
+mod compat;
 mod crash;
 mod events_out;
 mod hardening;

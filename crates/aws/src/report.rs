@@ -7,6 +7,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::json;
 use spotswap_core::metrics::GroupMetrics;
+use spotswap_core::plan::CandidateReview;
 use spotswap_core::{Action, ActionKind, Census, ErrorKind, Outcome, Pool, PriceSource, Reason, Skip};
 use tracing::{error, info, warn};
 
@@ -266,6 +267,12 @@ pub struct CycleReport {
     pub skipped: Vec<Skip>,
     /// Managed groups and their counts.
     pub groups: Vec<GroupSummary>,
+    /// For each new swap the cycle tried to start (`spotswap plan`, [`CycleOptions::explain`]):
+    /// every candidate type of the original's AZ that was turned down, and why.
+    ///
+    /// [`CycleOptions::explain`]: crate::CycleOptions::explain
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejections: Vec<CandidateReview>,
     /// API calls per `service:Operation`.
     pub api_calls: BTreeMap<String, u64>,
     /// Where on-demand prices came from.
@@ -308,6 +315,7 @@ impl CycleReport {
             actions: recorder.actions,
             skipped: recorder.skipped,
             groups: Vec::new(),
+            rejections: Vec::new(),
             api_calls: BTreeMap::new(),
             price_source: None,
             timings: Timings::default(),

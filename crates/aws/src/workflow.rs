@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use spotswap_core::plan::{policy_for, review_group, CandidateReview};
 use spotswap_core::{
-    plan::blockers::stack_updating, plan::cap_launches, plan::policy_for, plan_cycle_in, plan_group, tags,
-    ActionKind, GroupPlan, GroupSnapshot, Instance, Outcome, Reason, RegionSnapshot, Scope, Settings,
-    Timestamp,
+    plan::blockers::stack_updating, plan::cap_launches, plan_cycle_in, plan_group, tags, ActionKind,
+    GroupPlan, GroupSnapshot, Instance, Outcome, Reason, RegionSnapshot, Scope, Settings, Timestamp,
 };
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -32,6 +32,9 @@ pub struct CycleOptions {
     pub now: Option<Timestamp>,
     /// A scheduled cycle, or an EC2 state change that only advances swaps in flight.
     pub scope: Scope,
+    /// Explain each new swap's candidate search in the report ([`CycleReport::rejections`]):
+    /// `spotswap plan`. Costs no AWS call; off by default, as the Lambda needs none of it.
+    pub explain: bool,
 }
 
 /// Time kept back at the end of a Lambda invocation: no new swap starts inside it.
@@ -76,6 +79,11 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
     }
     timings.execute_ms = Timings::since(phase);
     let (plans, outcomes): (Vec<GroupPlan>, Vec<Vec<Outcome>>) = acted.into_iter().unzip();
+    let rejections = if opts.explain {
+        review_all(&snap, &config.settings, &plans)
+    } else {
+        Vec::new()
+    };
 
     let mut recorder = Recorder::default();
     let mut groups = Vec::new();
@@ -102,6 +110,7 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
     recorder.publish(aws, &config.event_bus, dry_run).await;
     let mut report = CycleReport::from_recorder(recorder, dry_run);
     report.groups = groups;
+    report.rejections = rejections;
     report.price_source = Some(snap.market.price_source);
     report.timings = timings;
     report.api_calls = aws.api_calls();
@@ -119,6 +128,26 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
         "cycle finished"
     );
     Ok(report)
+}
+
+/// Why each new swap's search turned candidate types down, for every group that planned one.
+fn review_all(snap: &RegionSnapshot, settings: &Settings, plans: &[GroupPlan]) -> Vec<CandidateReview> {
+    plans
+        .iter()
+        .filter_map(|plan| {
+            let group = snap.groups.iter().find(|g| g.name == plan.group)?;
+            let policy = policy_for(group, settings).ok()??;
+            Some(review_group(
+                group,
+                &snap.instances,
+                &snap.market,
+                &policy,
+                snap.now,
+                &plan.actions,
+            ))
+        })
+        .flatten()
+        .collect()
 }
 
 /// Fill in the prices a stage action lacks (the planner's stage machine does not need them).

@@ -54,7 +54,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
-    /// What the next cycle would do: `rebalance --dry-run`. Makes zero mutating calls.
+    /// What the next cycle would do: `rebalance --dry-run`, with, for each swap it would
+    /// start, every candidate type turned down and why (`rejections` in JSON). Makes zero
+    /// mutating calls.
     Plan {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Table)]
@@ -144,6 +146,7 @@ async fn main() -> ExitCode {
         Command::Plan { output } => {
             let opts = CycleOptions {
                 dry_run: true,
+                explain: true,
                 ..CycleOptions::default()
             };
             run_cycle(&aws, &config, opts, output).await

@@ -21,6 +21,25 @@ fn outcome(o: &Outcome) -> String {
     }
 }
 
+/// `12 TooLittleMemory, 3 ArchitectureMismatch`: how many types each reason turned down, most
+/// first (the JSON output names each type).
+fn rejected_counts(rejected: &[spotswap_core::candidates::Rejected]) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for x in rejected {
+        *counts.entry(x.reason.code()).or_default() += 1;
+    }
+    let mut counts: Vec<(&str, usize)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    if counts.is_empty() {
+        return "no type turned down".into();
+    }
+    counts
+        .iter()
+        .map(|(code, n)| format!("{n} {code}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Render a report as aligned text.
 pub(crate) fn render(r: &CycleReport) -> String {
     let mut rows: Vec<[String; 8]> = vec![[
@@ -70,6 +89,17 @@ pub(crate) fn render(r: &CycleReport) -> String {
             s.group,
             s.reason,
             s.detail.as_ref().map(|d| format!("  ({d})")).unwrap_or_default()
+        );
+    }
+    for review in &r.rejections {
+        let _ = writeln!(
+            out,
+            "rejected {}  {} ({}/{}): {}",
+            review.group,
+            review.instance,
+            review.instance_type,
+            review.az,
+            rejected_counts(&review.rejected)
         );
     }
     for g in &r.groups {

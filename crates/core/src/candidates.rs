@@ -1,27 +1,94 @@
-//! Which spot pools may replace an instance: compatibility, globs, price, cooldown and the
-//! diversification cap. Ranked cheapest first.
+//! Which spot pools may replace an instance: compatibility ([`crate::compat`]), globs, price,
+//! cooldown and the diversification cap. Ranked cheapest first; [`rejections`] says why each
+//! other pool was turned down.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use serde::Serialize;
+
 use crate::action::Candidate;
-use crate::model::{Instance, InstanceTypeSpec, Market, Pool};
+pub use crate::compat::{compatible, Incompatibility, Original};
+use crate::model::{ImageNeeds, Instance, Market, Pool};
 use crate::policy::Policy;
-use crate::records::GroupRecords;
+use crate::records::{GroupRecords, PoolBlock};
 use crate::time::Timestamp;
 
 /// Most overrides passed to one CreateFleet call.
 pub const MAX_OVERRIDES: usize = 10;
 
-/// True when `candidate` can run what `original` runs: same architecture, and vCPU, memory,
-/// GPU and (if the original had any) instance store at least the original's.
-pub fn compatible(original: &InstanceTypeSpec, architecture: &str, candidate: &InstanceTypeSpec) -> bool {
-    candidate.architectures.iter().any(|a| a == architecture)
-        && candidate.vcpus >= original.vcpus
-        && candidate.memory_mib >= original.memory_mib
-        && candidate.gpus >= original.gpus
-        && (original.instance_store_gb == 0 || candidate.instance_store_gb >= original.instance_store_gb)
+/// Why the search turned a pool down: a rule of [`compatible`], or an exclusion of the group's
+/// policy, the price, its records or the diversification cap. Serialized as its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rejection {
+    /// The type cannot run what the original runs.
+    Incompatible(Incompatibility),
+    /// `spotswap:allowed-types` is set and matches no glob.
+    NotInAllowedTypes,
+    /// A `spotswap:denied-types` glob matches.
+    InDeniedTypes,
+    /// The original's on-demand price is unknown: only its own type may replace it.
+    OnDemandPriceUnknown,
+    /// DescribeInstanceTypes did not describe the type (or the original's): only the
+    /// original's own type may replace it.
+    SpecUnknown,
+    /// The pool's spot price is above the original type's on-demand price.
+    SpotAboveOnDemand,
+    /// The pool is in cooldown after an interruption.
+    PoolInCooldown,
+    /// The pool recently had no capacity.
+    PoolNoCapacity,
+    /// The pool already holds `max-pool-percent` of the group's spot.
+    PoolAtCap,
+    /// The pool is the one a rebalance swap leaves.
+    AvoidedPool,
+}
+
+impl Rejection {
+    /// Every exclusion besides the compatibility rules (see [`Incompatibility::ALL`]).
+    pub const EXCLUSIONS: [Rejection; 9] = [
+        Self::NotInAllowedTypes,
+        Self::InDeniedTypes,
+        Self::OnDemandPriceUnknown,
+        Self::SpecUnknown,
+        Self::SpotAboveOnDemand,
+        Self::PoolInCooldown,
+        Self::PoolNoCapacity,
+        Self::PoolAtCap,
+        Self::AvoidedPool,
+    ];
+
+    /// The stable PascalCase code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Incompatible(i) => i.code(),
+            Self::NotInAllowedTypes => "NotInAllowedTypes",
+            Self::InDeniedTypes => "InDeniedTypes",
+            Self::OnDemandPriceUnknown => "OnDemandPriceUnknown",
+            Self::SpecUnknown => "SpecUnknown",
+            Self::SpotAboveOnDemand => "SpotAboveOnDemand",
+            Self::PoolInCooldown => "PoolInCooldown",
+            Self::PoolNoCapacity => "PoolNoCapacity",
+            Self::PoolAtCap => "PoolAtCap",
+            Self::AvoidedPool => "AvoidedPool",
+        }
+    }
+}
+
+impl Serialize for Rejection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+/// One candidate type turned down for an original, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    /// The candidate type (its pool is in the original's AZ).
+    pub instance_type: String,
+    /// The first rule or exclusion it failed.
+    pub reason: Rejection,
 }
 
 /// Spot instances of one group per pool, counting launches in flight.
@@ -76,15 +143,16 @@ pub struct SearchContext<'a> {
     pub ranked: Option<&'a RankedPools>,
 }
 
-/// Ranked pools per original (type, AZ, architecture) for one group's plan: everything of a
+/// Ranked pools per original (type, AZ, architecture, image needs) for one group's plan: everything of a
 /// search except the avoided pool and the diversification cap, which change between the
 /// group's launches. A group replacing many instances of one type ranks the region's pools
 /// (thousands at AWS's 900-odd types) once, not once per instance.
 #[derive(Debug, Default)]
 pub struct RankedPools(RefCell<BTreeMap<RankKey, Rc<Vec<Candidate>>>>);
 
-/// An original's instance type, AZ and architecture.
-type RankKey = (String, String, Option<String>);
+/// An original's instance type, AZ, architecture and image needs: everything of the
+/// original a ranking reads.
+type RankKey = (String, String, Option<String>, ImageNeeds);
 
 /// Candidate pools to replace `original` in its own AZ, cheapest first, at most
 /// [`MAX_OVERRIDES`]. `avoid` excludes a pool (the at-risk pool of a rebalance swap).
@@ -104,6 +172,7 @@ pub fn candidates(
                 original.instance_type.clone(),
                 original.az.clone(),
                 architecture.map(str::to_string),
+                original.image,
             );
             let hit = cache.0.borrow().get(&key).cloned();
             match hit {
@@ -127,29 +196,78 @@ pub fn candidates(
         .collect()
 }
 
+/// The checks of one search that do not change between a group's launches: the policy's
+/// globs, compatibility with the original, the price, and the group's pool records. Built
+/// once per ranking, then asked of every pool; allocation-free.
+struct Screen<'a> {
+    market: &'a Market,
+    policy: &'a Policy,
+    records: &'a GroupRecords,
+    now: Timestamp,
+    original_type: &'a str,
+    od_price: Option<f64>,
+    /// `None` when the original's spec or architecture is unknown.
+    original: Option<Original<'a>>,
+}
+
+impl<'a> Screen<'a> {
+    fn new(original: &'a Instance, architecture: Option<&'a str>, ctx: &SearchContext<'a>) -> Self {
+        let market = ctx.market;
+        let spec = market.types.get(&original.instance_type);
+        let arch = architecture.or_else(|| spec.and_then(|s| s.architectures.first().map(String::as_str)));
+        Self {
+            market,
+            policy: ctx.policy,
+            records: ctx.records,
+            now: ctx.now,
+            original_type: &original.instance_type,
+            od_price: market.on_demand_price(&original.instance_type),
+            original: match (spec, arch) {
+                (Some(spec), Some(arch)) => Some(Original::new(spec, arch).with_image(original.image)),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether `pool` at `price` may replace the original, before the cap and the avoided pool.
+    fn check(&self, pool: &Pool, price: f64) -> Result<(), Rejection> {
+        let t = pool.instance_type.as_str();
+        let allowed = &self.policy.allowed_types;
+        if !allowed.is_empty() && !allowed.matches(t) {
+            return Err(Rejection::NotInAllowedTypes);
+        }
+        if self.policy.denied_types.matches(t) {
+            return Err(Rejection::InDeniedTypes);
+        }
+        match (self.od_price, &self.original) {
+            (Some(_), Some(orig)) => match self.market.types.get(t) {
+                Some(cand) => compatible(orig, cand, allowed).map_err(Rejection::Incompatible)?,
+                None => return Err(Rejection::SpecUnknown),
+            },
+            _ if t == self.original_type => {}
+            (None, _) => return Err(Rejection::OnDemandPriceUnknown),
+            (Some(_), None) => return Err(Rejection::SpecUnknown),
+        }
+        if self.od_price.is_some_and(|od| price > od) {
+            return Err(Rejection::SpotAboveOnDemand);
+        }
+        match self.records.pool_block(pool, self.now) {
+            Some(PoolBlock::Cooldown(_)) => Err(Rejection::PoolInCooldown),
+            Some(PoolBlock::NoCapacity(_)) => Err(Rejection::PoolNoCapacity),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Every pool that may replace `original`, cheapest first, before the avoided pool and the cap.
 fn rank(original: &Instance, architecture: Option<&str>, ctx: SearchContext<'_>) -> Vec<Candidate> {
     let market = ctx.market;
-    let od_price = market.on_demand_price(&original.instance_type);
-    let original_spec = market.types.get(&original.instance_type);
-    let arch = architecture
-        .map(str::to_string)
-        .or_else(|| original_spec.and_then(|s| s.architectures.first().cloned()));
-
+    let screen = Screen::new(original, architecture, &ctx);
     let mut out: Vec<Candidate> = market
         .spot_prices
         .iter()
         .filter(|(pool, _)| pool.az == original.az)
-        .filter(|(pool, _)| ctx.policy.type_allowed(&pool.instance_type))
-        .filter(|(pool, _)| match (od_price, original_spec, arch.as_deref()) {
-            (Some(_), Some(orig), Some(arch)) => market
-                .types
-                .get(&pool.instance_type)
-                .is_some_and(|cand| compatible(orig, arch, cand)),
-            _ => pool.instance_type == original.instance_type,
-        })
-        .filter(|(_, &price)| od_price.is_none_or(|od| price <= od))
-        .filter(|(pool, _)| ctx.records.pool_block(pool, ctx.now).is_none())
+        .filter(|(pool, &price)| screen.check(pool, price).is_ok())
         .map(|(pool, &spot_price)| Candidate {
             pool: pool.clone(),
             spot_price,
@@ -174,9 +292,40 @@ fn rank(original: &Instance, architecture: Option<&str>, ctx: SearchContext<'_>)
     out
 }
 
+/// Every pool of `original`'s AZ that [`candidates`] turns down, and why, one per type, by
+/// type name: what `spotswap plan --output json` shows. The same checks as the search, in the
+/// same order, then the avoided pool and the cap. For explaining, not on the planner's path.
+pub fn rejections(
+    original: &Instance,
+    architecture: Option<&str>,
+    ctx: SearchContext<'_>,
+    avoid: Option<&Pool>,
+) -> Vec<Rejected> {
+    let screen = Screen::new(original, architecture, &ctx);
+    let limit = pool_limit(ctx.policy.max_pool_percent, ctx.target_spot);
+    ctx.market
+        .spot_prices
+        .iter()
+        .filter(|(pool, _)| pool.az == original.az)
+        .filter_map(|(pool, &price)| {
+            let reason = match screen.check(pool, price) {
+                Err(r) => r,
+                Ok(()) if Some(pool) == avoid => Rejection::AvoidedPool,
+                Ok(()) if ctx.counts.in_pool(pool) >= limit => Rejection::PoolAtCap,
+                Ok(()) => return None,
+            };
+            Some(Rejected {
+                instance_type: pool.instance_type.clone(),
+                reason,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::InstanceTypeSpec;
     use crate::model::Lifecycle;
     use crate::policy::TypeGlobs;
     use crate::records::cooldown_key;
@@ -305,6 +454,44 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_shared_ranking_is_per_image_not_only_per_type() {
+        // GIVEN two m5.large originals of one group, the second's image without ENA, and
+        // an m4-like type that needs no ENA
+        let mut m = market();
+        for t in m.types.values_mut() {
+            t.ena = crate::model::Support::Required;
+        }
+        m.types.get_mut("m5.large").unwrap().ena = crate::model::Support::Supported;
+        m.types.insert(
+            "m4.large".into(),
+            InstanceTypeSpec {
+                ena: crate::model::Support::Unsupported,
+                ..spec("m4.large", "x86_64", 2, 8)
+            },
+        );
+        m.spot_prices.insert(Pool::new("m4.large", "us-east-1a"), 0.039);
+        let (p, r, c) = (Policy::default(), GroupRecords::default(), PoolCounts::default());
+        let first = instance("i-1", "m5.large", "us-east-1a", Lifecycle::OnDemand);
+        let mut second = instance("i-2", "m5.large", "us-east-1a", Lifecycle::OnDemand);
+        second.image.ena_enabled = Some(false);
+        let ranked = RankedPools::default();
+        let search = |o: &Instance| {
+            let ctx = SearchContext {
+                ranked: Some(&ranked),
+                ..ctx(&m, &p, &r, &c)
+            };
+            candidates(o, Some("x86_64"), ctx, None)
+        };
+        // WHEN both search with one shared ranking
+        let a = search(&first);
+        let b = search(&second);
+        // THEN the second gets its own: only types that do not require ENA
+        assert!(types(&a).contains(&"m6i.large"));
+        assert_eq!(types(&b), vec!["m4.large", "m5.large"]);
+        assert_eq!(ranked.0.borrow().len(), 2);
+    }
+
+    #[test]
     fn pool_limit_rounds_up_and_is_at_least_one() {
         assert_eq!(pool_limit(50, 4), 2);
         assert_eq!(pool_limit(50, 3), 2);
@@ -314,20 +501,109 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn gpu_and_instance_store_must_be_met() {
-        let mut orig = spec("g4dn.xlarge", "x86_64", 4, 16);
-        orig.gpus = 1;
-        orig.instance_store_gb = 125;
-        let mut no_gpu = spec("m5d.xlarge", "x86_64", 4, 16);
-        no_gpu.instance_store_gb = 150;
-        let mut small_disk = spec("g4dn.x", "x86_64", 4, 16);
-        small_disk.gpus = 1;
-        small_disk.instance_store_gb = 100;
-        let mut ok = small_disk.clone();
-        ok.instance_store_gb = 225;
-        assert!(!compatible(&orig, "x86_64", &no_gpu));
-        assert!(!compatible(&orig, "x86_64", &small_disk));
-        assert!(compatible(&orig, "x86_64", &ok));
-        assert!(!compatible(&orig, "arm64", &ok));
+    fn every_turned_down_pool_has_its_reason_and_the_rest_are_the_candidates() {
+        // GIVEN m5.large with allowed m5*, r5*, t3*, denied m5a.*, m5.xlarge dearer than the
+        // original on-demand, r5.large in cooldown, m5.large at the cap, and a burstable t3
+        let mut m = market();
+        m.spot_prices.insert(Pool::new("m5.xlarge", "us-east-1a"), 0.10);
+        m.types.insert(
+            "t3.large".into(),
+            InstanceTypeSpec {
+                burstable: true,
+                ..spec("t3.large", "x86_64", 2, 8)
+            },
+        );
+        m.types.insert(
+            "t2.large".into(),
+            InstanceTypeSpec {
+                burstable: true,
+                ..spec("t2.large", "x86_64", 2, 8)
+            },
+        );
+        m.spot_prices.insert(Pool::new("t3.large", "us-east-1a"), 0.03);
+        m.spot_prices.insert(Pool::new("t2.large", "us-east-1a"), 0.03);
+        m.spot_prices.insert(Pool::new("m5.unknown", "us-east-1a"), 0.01);
+        let p = Policy {
+            allowed_types: TypeGlobs::parse("t", "m5*,r5.*,c5.*,t2.*").unwrap(),
+            denied_types: TypeGlobs::parse("t", "m5a.*").unwrap(),
+            ..Policy::default()
+        };
+        let mut tags = BTreeMap::new();
+        tags.insert(
+            cooldown_key(&Pool::new("r5.large", "us-east-1a")),
+            "2026-01-01T01:00:00Z".to_string(),
+        );
+        let r = GroupRecords::from_tags(&tags);
+        let mut c = PoolCounts::default();
+        c.add(Pool::new("m5.large", "us-east-1a"));
+        c.add(Pool::new("m5.large", "us-east-1a"));
+        let orig = instance("i-1", "m5.large", "us-east-1a", Lifecycle::OnDemand);
+        // WHEN the search runs and explains itself
+        let got = candidates(&orig, Some("x86_64"), ctx(&m, &p, &r, &c), None);
+        let rejected = rejections(&orig, Some("x86_64"), ctx(&m, &p, &r, &c), None);
+        // THEN each turned-down type has the first check it failed
+        let reasons: BTreeMap<&str, &str> = rejected
+            .iter()
+            .map(|x| (x.instance_type.as_str(), x.reason.code()))
+            .collect();
+        let want: BTreeMap<&str, &str> = [
+            ("c5.large", "TooLittleMemory"),
+            ("m5.large", "PoolAtCap"),
+            ("m5.unknown", "SpecUnknown"),
+            ("m5.xlarge", "SpotAboveOnDemand"),
+            ("m5a.large", "InDeniedTypes"),
+            ("m6g.large", "NotInAllowedTypes"),
+            ("m6i.large", "NotInAllowedTypes"),
+            ("r5.large", "PoolInCooldown"),
+            ("t3.large", "NotInAllowedTypes"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(reasons, want);
+        // AND the allowed burstable t2 is the one candidate: turned down by nothing
+        assert_eq!(types(&got), vec!["t2.large"]);
+        // AND the avoided pool is named as such
+        let avoid = Pool::new("t2.large", "us-east-1a");
+        let rejected = rejections(&orig, Some("x86_64"), ctx(&m, &p, &r, &c), Some(&avoid));
+        assert!(rejected
+            .iter()
+            .any(|x| x.instance_type == "t2.large" && x.reason == Rejection::AvoidedPool));
+    }
+
+    #[test]
+    fn a_burstable_type_is_no_candidate_for_a_full_performance_original_by_default() {
+        // GIVEN a t3.large as cheap as can be, compatible in every other way
+        let mut m = market();
+        m.types.insert(
+            "t3.large".into(),
+            InstanceTypeSpec {
+                burstable: true,
+                ..spec("t3.large", "x86_64", 2, 8)
+            },
+        );
+        m.spot_prices.insert(Pool::new("t3.large", "us-east-1a"), 0.001);
+        let (p, r, c) = (Policy::default(), GroupRecords::default(), PoolCounts::default());
+        let orig = instance("i-1", "m5.large", "us-east-1a", Lifecycle::OnDemand);
+        // THEN it is not offered, and the reason says why
+        let got = candidates(&orig, Some("x86_64"), ctx(&m, &p, &r, &c), None);
+        assert!(!types(&got).contains(&"t3.large"));
+        let rejected = rejections(&orig, Some("x86_64"), ctx(&m, &p, &r, &c), None);
+        assert!(rejected.contains(&Rejected {
+            instance_type: "t3.large".into(),
+            reason: Rejection::Incompatible(Incompatibility::BurstableNotAllowed),
+        }));
+    }
+
+    #[test]
+    fn rejection_codes_are_unique() {
+        let codes: std::collections::BTreeSet<&str> = Rejection::EXCLUSIONS
+            .iter()
+            .map(|r| r.code())
+            .chain(Incompatibility::ALL.iter().map(|i| i.code()))
+            .collect();
+        assert_eq!(
+            codes.len(),
+            Rejection::EXCLUSIONS.len() + Incompatibility::ALL.len()
+        );
     }
 }

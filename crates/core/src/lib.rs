@@ -9,7 +9,8 @@
 //! - [`model`]: snapshots of groups, instances and the market.
 //! - [`policy`]: the tag schema parsed into a [`Policy`], and the risk floor.
 //! - [`records`]: cooldown, no-capacity and shelter records kept in group tags.
-//! - [`candidates`]: compatible, diversified, price-ranked spot pools.
+//! - [`candidates`]: diversified, price-ranked spot pools, and why others were turned down.
+//! - [`compat`]: whether a type can replace another: one rule per [`compat::Incompatibility`].
 //! - [`plan`]: the rebalancer's cycle: the Launch → Attach → Retire stage machine.
 //! - [`events`]: the interruption handler's events: parsing, and one decision module per kind.
 //! - [`reap`]: the orphan reaper's pass: strays terminated, MaxSize restored, records cleared;
@@ -30,6 +31,7 @@
 
 pub mod action;
 pub mod candidates;
+pub mod compat;
 mod error;
 pub mod events;
 pub mod fleet;
@@ -52,8 +54,9 @@ pub use action::{Action, ActionKind, Candidate, LaunchSpec, Purchase, Reason, Sk
 pub use error::{ConfigError, EventError};
 pub use fleet::{judge_fleet, FleetError, FleetVerdict};
 pub use model::{
-    GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, LaunchSource, LaunchTemplateRef, Lifecycle,
-    Market, Member, MemberState, Pool, PriceSource, RegionSnapshot,
+    AmiBootMode, BootMode, BootModes, GroupSnapshot, ImageNeeds, Instance, InstanceState, InstanceTypeSpec,
+    LaunchSource, LaunchTemplateRef, Lifecycle, Market, Member, MemberState, Pool, PriceSource,
+    RegionSnapshot, Support,
 };
 pub use outcome::{ErrorKind, Failure, Outcome};
 pub use plan::{plan_cycle, plan_cycle_in, plan_group, Census, GroupPlan, Scope, Settings};

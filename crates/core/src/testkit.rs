@@ -65,6 +65,7 @@ pub fn spec(name: &str, architecture: &str, vcpus: u32, memory_gib: u64) -> Inst
         memory_mib: memory_gib * 1024,
         gpus: 0,
         instance_store_gb: 0,
+        ..InstanceTypeSpec::default()
     }
 }
 
@@ -126,6 +127,7 @@ pub fn instance(id: &str, instance_type: &str, az: &str, lifecycle: Lifecycle) -
         termination_protected: None,
         tags: Default::default(),
         architecture: Some("x86_64".into()),
+        image: Default::default(),
     }
 }
 

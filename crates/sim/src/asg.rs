@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use spotswap_core::candidates::{compatible, Original};
+use spotswap_core::policy::{required_on_demand, TypeGlobs};
 use spotswap_core::tags::{self, InstanceTags};
-use spotswap_core::{candidates::compatible, policy::required_on_demand, Lifecycle, Pool};
+use spotswap_core::{Lifecycle, Pool};
 
 use crate::world::{SimMember, Template, World};
 
@@ -184,7 +186,12 @@ impl World {
             .filter(|&p| {
                 let pool = &self.pools[p];
                 pool.spec.pool.az == az
-                    && compatible(&original.spec.spec, &arch, &pool.spec.spec)
+                    && compatible(
+                        &Original::new(&original.spec.spec, &arch),
+                        &pool.spec.spec,
+                        &TypeGlobs::default(),
+                    )
+                    .is_ok()
                     && pool.spot_price <= od
                     && self.spot_available(p)
             })

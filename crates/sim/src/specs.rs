@@ -44,6 +44,7 @@ pub fn builtin(name: &str) -> Option<InstanceTypeSpec> {
             memory_mib,
             gpus: 0,
             instance_store_gb: store,
+            ..InstanceTypeSpec::default()
         })
 }
 

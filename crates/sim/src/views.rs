@@ -38,6 +38,7 @@ pub fn instance_view(world: &World, i: &SimInstance) -> Instance {
         termination_protected: Some(false),
         tags: i.tags.clone(),
         architecture: pool.spec.spec.architectures.first().cloned(),
+        image: Default::default(),
     }
 }
 

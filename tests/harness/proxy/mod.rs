@@ -34,6 +34,8 @@
 //!   `Launch` ([`Proxy::set_boot_delay`], [`Proxy::set_lifecycle_hooks`],
 //!   [`Proxy::set_suspended_processes`]), on the proxy's clock ([`Proxy::advance_clock`]).
 //! - `stacks`: CloudFormation stacks mid-update ([`Proxy::set_stack_status`]).
+//! - `images`: what DescribeInstances tells of an instance's image: boot modes and ENA
+//!   ([`Proxy::set_image`]).
 //! - `upstream`: forwarding to moto, the proxy's own questions to it, XML helpers.
 //! - `errors`: service error bodies in each protocol's shape.
 //! - `xml`: nested Query-protocol lists, read and rewritten.
@@ -58,6 +60,7 @@ use tokio::task::{JoinHandle, JoinSet};
 mod call;
 mod control;
 mod errors;
+mod images;
 mod lifecycle;
 mod market;
 mod membership;
@@ -70,6 +73,7 @@ mod tokens;
 mod upstream;
 mod xml;
 
+pub use images::ImageFacts;
 pub use lifecycle::{Booting, DEFAULT_BOOT_DELAY};
 pub use scenario::{Fault, FaultKind};
 pub use status::StatusChecks;
@@ -287,6 +291,17 @@ impl Proxy {
     /// default.
     pub fn set_client_tokens(&self, on: bool) {
         self.state.scenario().client_tokens = on;
+    }
+
+    /// Makes DescribeInstances report `instance`'s image facts (`"*"`: every instance without
+    /// facts of its own): the AMI's boot mode, the boot mode it booted in and ENA, which AWS
+    /// reports and moto leaves out. `None` removes them. Off by default.
+    pub fn set_image(&self, instance: &str, facts: Option<ImageFacts>) {
+        let mut scenario = self.state.scenario();
+        match facts {
+            Some(f) => scenario.images.insert(instance.to_owned(), f),
+            None => scenario.images.remove(instance),
+        };
     }
 
     /// Makes DescribeInstanceStatus report `instance`'s status checks (`"*"`: every instance
@@ -585,6 +600,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         }
         ("ec2", "DescribeInstanceStatus") if scheduled::codes_asked(&call).is_some() => {
             scheduled::answer(&state, &scheduled::codes_asked(&call).unwrap_or_default())
+        }
+        ("ec2", "DescribeInstances") if !state.scenario().images.is_empty() => {
+            let response = forward(&state, &parts, body).await;
+            images::rewrite(&state, response)
         }
         ("ec2", "DescribeInstanceStatus") if !state.scenario().status_checks.is_empty() => {
             let response = forward(&state, &parts, body).await;

@@ -103,6 +103,8 @@ pub(super) struct Scenario {
     pub(super) scheduled: HashMap<String, (String, String)>,
     /// [`super::Proxy::set_stack_status`], by stack name.
     pub(super) stack_status: HashMap<String, String>,
+    /// [`super::Proxy::set_image`], by instance id or `"*"`.
+    pub(super) images: HashMap<String, super::ImageFacts>,
     pub(super) prices: HashMap<Pool, f64>,
     pub(super) default_price: Option<f64>,
     pub(super) no_capacity: HashSet<Pool>,

@@ -368,6 +368,7 @@ impl Port for FakePort {
                         .types
                         .get(ty)
                         .and_then(|t| t.architectures.first().cloned()),
+                    image: Default::default(),
                 };
                 s.instances.insert(id.clone(), inst);
                 s.fleet_tokens.insert(req.client_token.clone(), id.clone());

@@ -3,8 +3,8 @@
 use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::{InstanceLifecycleType, InstanceStateName};
 use spotswap_core::{
-    tags, GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, LaunchSource, LaunchTemplateRef,
-    Lifecycle, Member, MemberState, Timestamp,
+    tags, GroupSnapshot, Instance, InstanceState, LaunchSource, LaunchTemplateRef, Lifecycle, Member,
+    MemberState, Timestamp,
 };
 
 /// A group as DescribeAutoScalingGroups lists it. Refresh and hooks are other calls: unknown.
@@ -125,42 +125,7 @@ pub(super) fn instance_from_sdk(i: &aws_sdk_ec2::types::Instance) -> Option<Inst
             .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
             .collect(),
         architecture: i.architecture().map(|a| a.as_str().to_string()),
-    })
-}
-
-/// One DescribeInstanceTypes entry.
-pub(super) fn spec_from_sdk(t: &aws_sdk_ec2::types::InstanceTypeInfo) -> Option<InstanceTypeSpec> {
-    Some(InstanceTypeSpec {
-        name: t.instance_type()?.as_str().to_string(),
-        architectures: t
-            .processor_info()
-            .map(|p| {
-                p.supported_architectures()
-                    .iter()
-                    .map(|a| a.as_str().to_string())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        vcpus: t
-            .v_cpu_info()
-            .and_then(|v| v.default_v_cpus())
-            .unwrap_or(0)
-            .max(0) as u32,
-        memory_mib: t.memory_info().and_then(|m| m.size_in_mib()).unwrap_or(0).max(0) as u64,
-        gpus: t
-            .gpu_info()
-            .map(|g| {
-                g.gpus()
-                    .iter()
-                    .map(|d| d.count().unwrap_or(0).max(0) as u32)
-                    .sum()
-            })
-            .unwrap_or(0),
-        instance_store_gb: t
-            .instance_storage_info()
-            .and_then(|s| s.total_size_in_gb())
-            .unwrap_or(0)
-            .max(0) as u64,
+        image: super::specs::image_needs(i),
     })
 }
 

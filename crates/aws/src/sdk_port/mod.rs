@@ -22,9 +22,11 @@ use crate::AdapterError;
 
 mod cloudformation;
 mod convert;
+mod specs;
 mod status;
 
-use convert::{group_from_sdk, instance_from_sdk, spec_from_sdk};
+use convert::{group_from_sdk, instance_from_sdk};
+use specs::spec_from_sdk;
 
 /// Pages of the largest size each API allows.
 const ASG_PAGE: i32 = 100;

@@ -14,6 +14,8 @@
 //! - [`originals`]: which on-demand instances new swaps replace, in which order.
 //! - [`launch`]: a replacement's launch spec, client token and tags.
 //! - [`index`]: our live launches by group and by the instance each replaces.
+//! - [`review`]: why each candidate type was turned down for the swaps a plan tried to start
+//!   (for `spotswap plan`, off the planner's path).
 
 pub mod blockers;
 pub mod due;
@@ -21,6 +23,7 @@ pub mod index;
 pub mod launch;
 pub mod originals;
 pub mod outdated;
+pub mod review;
 pub mod stages;
 
 use std::collections::BTreeMap;
@@ -39,6 +42,7 @@ use crate::time::Timestamp;
 
 pub use index::{LaunchIndex, Launches};
 pub use launch::{client_token, launch_for, launch_tags};
+pub use review::{review_group, CandidateReview};
 pub use stages::{max_changed_by_owner, max_raised_from, max_raised_to, max_restore, swaps_in_flight};
 
 /// Cycle-wide settings, read once at start-up.

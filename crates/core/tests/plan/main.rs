@@ -15,6 +15,7 @@
 //! - `stage_machine.rs`: Launch → Attach → Retire, MaxSize, duplicates;
 //! - `group_skips.rs`: groups passed over, and why;
 //! - `pools.rs`: cooldown, no-capacity and the diversification cap;
+//! - `review.rs`: why candidate types were turned down (the plan's review);
 //! - `properties.rs`: generated groups and a converging fleet; `properties/check.rs`: the
 //!   invariants every plan keeps.
 
@@ -36,6 +37,7 @@ mod group_skips;
 mod launch_spec;
 mod pools;
 mod properties;
+mod review;
 mod stage_machine;
 
 // ---------------------------------------------------------------------------------------------

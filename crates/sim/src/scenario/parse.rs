@@ -170,6 +170,7 @@ fn pool_spec(v: &Value, field: &str) -> Result<PoolSpec, ScenarioError> {
         memory_mib: 0,
         gpus: 0,
         instance_store_gb: 0,
+        ..InstanceTypeSpec::default()
     });
     if let Some(n) = whole(o, "vcpus", &format!("{field}.vcpus"))? {
         spec.vcpus = n;
