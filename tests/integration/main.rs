@@ -2,6 +2,7 @@ mod bad_input;
 mod chaos;
 mod crash;
 mod events_out;
+mod group_kinds;
 mod hardening;
 mod interruption;
 mod proxy;

@@ -252,6 +252,13 @@ pub struct GroupSnapshot {
     /// The group has a lifecycle hook on `autoscaling:EC2_INSTANCE_TERMINATING`.
     /// `None` when not read.
     pub has_terminating_hook: Option<bool>,
+    /// The group has a lifecycle hook on `autoscaling:EC2_INSTANCE_LAUNCHING`. `None` when not
+    /// read (the rebalancer reads it before a group's first launch of a cycle).
+    #[serde(default)]
+    pub has_launching_hook: Option<bool>,
+    /// The group has a warm pool (`WarmPoolConfiguration` in DescribeAutoScalingGroups).
+    #[serde(default)]
+    pub has_warm_pool: bool,
     /// Auto Scaling processes suspended on the group (`Launch`, `Terminate`,
     /// `AddToLoadBalancer`, …), as `DescribeAutoScalingGroups` lists them.
     #[serde(default)]

@@ -48,6 +48,18 @@ pub enum OnRebalance {
     Ignore,
 }
 
+/// What a group's launching lifecycle hooks (`autoscaling:EC2_INSTANCE_LAUNCHING`) mean for an
+/// attach-based swap: AWS runs no lifecycle hook for an instance that is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LaunchHooks {
+    /// No attach-based swap in a group with a launching hook (`LaunchHookWouldNotRun`).
+    #[default]
+    Respect,
+    /// `spotswap:launch-hooks=bypass`: the owner accepts that attached instances skip the hook.
+    Bypass,
+}
+
 /// A comma-separated list of instance-type globs.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TypeGlobs(Vec<Pattern>);
@@ -128,6 +140,8 @@ pub struct Policy {
     pub cooldown_minutes: u32,
     /// `spotswap:shelter-percent`, 0–100.
     pub shelter_percent: u32,
+    /// `spotswap:launch-hooks`.
+    pub launch_hooks: LaunchHooks,
 }
 
 impl Default for Policy {
@@ -142,12 +156,13 @@ impl Default for Policy {
             on_rebalance: OnRebalance::Replace,
             cooldown_minutes: 60,
             shelter_percent: 10,
+            launch_hooks: LaunchHooks::Respect,
         }
     }
 }
 
 /// The tags of the schema that carry settings, in the order they are checked.
-pub const SETTING_TAGS: [&str; 9] = [
+pub const SETTING_TAGS: [&str; 10] = [
     tags::ON_DEMAND_BASE,
     tags::ON_DEMAND_PERCENT,
     tags::ALLOWED_TYPES,
@@ -157,6 +172,7 @@ pub const SETTING_TAGS: [&str; 9] = [
     tags::ON_REBALANCE,
     tags::COOLDOWN_MINUTES,
     tags::SHELTER_PERCENT,
+    tags::LAUNCH_HOOKS,
 ];
 
 /// The environment variable that gives a tag's global default: `spotswap:on-demand-base`
@@ -202,6 +218,14 @@ impl Policy {
                             "expected replace or ignore",
                         ))
                     }
+                }
+            }
+            tags::LAUNCH_HOOKS => {
+                // Only the one FIXED value: anything else is a typo, and guessing "respect"
+                // would silently stop the swaps the owner asked for.
+                self.launch_hooks = match value {
+                    "bypass" => LaunchHooks::Bypass,
+                    _ => return Err(ConfigError::invalid(display_key, value, "expected bypass")),
                 }
             }
             _ => {}
@@ -299,6 +323,20 @@ mod tests {
         assert_eq!(p.on_rebalance, OnRebalance::Replace);
         assert_eq!(p.cooldown_minutes, 60);
         assert_eq!(p.shelter_percent, 10);
+        assert_eq!(p.launch_hooks, LaunchHooks::Respect);
+    }
+
+    #[test]
+    fn launch_hooks_takes_only_bypass() {
+        // GIVEN spotswap:launch-hooks=bypass
+        let p = Policy::from_tags(&tags(&[(tags::LAUNCH_HOOKS, "bypass")]), &Policy::default()).unwrap();
+        // THEN the owner's acceptance is read
+        assert_eq!(p.launch_hooks, LaunchHooks::Bypass);
+        // AND any other value is a configuration error naming the tag and the value
+        for bad in ["", "Bypass", "respect", " bypass", "true"] {
+            let err = Policy::from_tags(&tags(&[(tags::LAUNCH_HOOKS, bad)]), &Policy::default()).unwrap_err();
+            assert_eq!(err.key(), tags::LAUNCH_HOOKS, "{bad:?}");
+        }
     }
 
     #[test]

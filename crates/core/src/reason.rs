@@ -132,6 +132,14 @@ pub enum Reason {
     ///
     /// Decided in [`crate::plan::blockers`].
     NoLaunchTemplate,
+    /// The group has a warm pool. AWS supports warm pools only for groups that launch no spot
+    /// (PutWarmPool refuses a group whose launch template requests spot or that has a mixed
+    /// instances policy), and a warm pool's size follows MaxSize − desired, so the MaxSize a
+    /// swap raises for its attach would have AWS prepare one more warm instance. The group is
+    /// not swapped; its warm-pool instances are never touched.
+    ///
+    /// Decided in [`crate::plan::blockers`].
+    WarmPoolNotSupported,
     /// An instance refresh is in progress.
     ///
     /// Decided in [`crate::plan::blockers`].
@@ -149,6 +157,13 @@ pub enum Reason {
     ///
     /// Decided in [`crate::plan`] (the start gate) and [`crate::events::rebalance::triage`].
     Sheltered,
+    /// The group has a launching lifecycle hook (`autoscaling:EC2_INSTANCE_LAUNCHING`), which
+    /// AWS does not run for attached instances, and no `spotswap:launch-hooks=bypass`: no
+    /// attach-based swap starts (swaps already in flight still finish).
+    ///
+    /// Decided in [`crate::plan::blockers`] (for the cycle's start gate and
+    /// [`crate::events::rebalance::triage`]).
+    LaunchHookWouldNotRun,
     /// The time for launches ran out before this step: no new swap starts in the reserve
     /// before the invocation's deadline.
     ///
@@ -250,7 +265,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 55] = [
+    pub const ALL: [Reason; 57] = [
         Self::OnDemandAboveFloor,
         Self::BelowRiskFloor,
         Self::RebalanceRecommendation,
@@ -279,10 +294,12 @@ impl Reason {
         Self::LaunchConfigurationNotSupported,
         Self::MixedInstancesPolicyNotSupported,
         Self::NoLaunchTemplate,
+        Self::WarmPoolNotSupported,
         Self::InstanceRefreshInProgress,
         Self::ProcessesSuspended,
         Self::GroupUpdating,
         Self::Sheltered,
+        Self::LaunchHookWouldNotRun,
         Self::OutOfTime,
         Self::EarlierStepFailed,
         Self::MutationBudgetExhausted,
@@ -341,10 +358,12 @@ impl Reason {
             Self::LaunchConfigurationNotSupported => "LaunchConfigurationNotSupported",
             Self::MixedInstancesPolicyNotSupported => "MixedInstancesPolicyNotSupported",
             Self::NoLaunchTemplate => "NoLaunchTemplate",
+            Self::WarmPoolNotSupported => "WarmPoolNotSupported",
             Self::InstanceRefreshInProgress => "InstanceRefreshInProgress",
             Self::ProcessesSuspended => "ProcessesSuspended",
             Self::GroupUpdating => "GroupUpdating",
             Self::Sheltered => "Sheltered",
+            Self::LaunchHookWouldNotRun => "LaunchHookWouldNotRun",
             Self::OutOfTime => "OutOfTime",
             Self::EarlierStepFailed => "EarlierStepFailed",
             Self::MutationBudgetExhausted => "MutationBudgetExhausted",

@@ -22,6 +22,8 @@ pub const ON_REBALANCE: &str = "spotswap:on-rebalance";
 pub const COOLDOWN_MINUTES: &str = "spotswap:cooldown-minutes";
 /// Interruption rate (percent of spot count) that shelters the group.
 pub const SHELTER_PERCENT: &str = "spotswap:shelter-percent";
+/// `bypass`: swap by attach even though attached instances skip launching lifecycle hooks.
+pub const LAUNCH_HOOKS: &str = "spotswap:launch-hooks";
 
 /// On instances we launch: the group they were launched for.
 pub const GROUP: &str = "spotswap:group";

@@ -223,6 +223,8 @@ impl Fleet {
                 status: None,
                 instance_refresh_in_progress: Some(false),
                 has_terminating_hook: Some(false),
+                has_launching_hook: Some(false),
+                has_warm_pool: false,
                 suspended_processes: Vec::new(),
             },
             instances: BTreeMap::new(),

@@ -76,6 +76,8 @@ pub fn group_view(world: &World, g: usize) -> GroupSnapshot {
         status: None,
         instance_refresh_in_progress: Some(false),
         has_terminating_hook: Some(false),
+        has_launching_hook: Some(false),
+        has_warm_pool: false,
         suspended_processes: Vec::new(),
     }
 }

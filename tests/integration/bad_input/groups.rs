@@ -100,6 +100,9 @@ fn tag_cases() -> Vec<GroupCase> {
         (SHELTER_PERCENT, "101", "out of range"),
         (SHELTER_PERCENT, "ten", "not a number"),
         (SHELTER_PERCENT, "-1", "negative"),
+        (LAUNCH_HOOKS, "Bypass", "enum in the wrong case"),
+        (LAUNCH_HOOKS, "respect", "not the one value"),
+        (LAUNCH_HOOKS, "", "empty enum"),
     ];
     bad.iter()
         .enumerate()

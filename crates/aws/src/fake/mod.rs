@@ -142,6 +142,8 @@ impl Port for FakePort {
                 .map(|g| GroupSnapshot {
                     instance_refresh_in_progress: None,
                     has_terminating_hook: None,
+                    has_launching_hook: None,
+                    has_warm_pool: false,
                     ..g.clone()
                 })
                 .collect();

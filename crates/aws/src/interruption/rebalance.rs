@@ -15,7 +15,7 @@ use crate::execute::Executor;
 use crate::report::Recorder;
 use crate::snapshot::{
     describe_any_state, describe_instances, describe_membership, describe_named_groups,
-    describe_tagged_instances, instance_refresh_in_progress, instance_types, spot_prices,
+    describe_tagged_instances, has_launching_hook, instance_refresh_in_progress, instance_types, spot_prices,
     termination_protected,
 };
 use crate::{prices, AdapterError, Aws, Config};
@@ -62,7 +62,7 @@ pub(super) async fn handle(
     let members: Vec<String> = group.members.iter().map(|m| m.id.clone()).collect();
     let azs: BTreeSet<String> = group.availability_zones.iter().cloned().collect();
     let group_tag = [name.as_str()];
-    let (mut instances, ours, specs, od, spot, refresh, protected) = tokio::try_join!(
+    let (mut instances, ours, specs, od, spot, refresh, protected, launch_hook) = tokio::try_join!(
         describe_instances(aws, &members),
         describe_tagged_instances(aws, tags::GROUP, &group_tag),
         instance_types(aws),
@@ -70,7 +70,9 @@ pub(super) async fn handle(
         spot_prices(aws, now, &azs),
         async { Ok(instance_refresh_in_progress(aws, &name).await) },
         async { Ok(termination_protected(aws, id).await) },
+        async { Ok(has_launching_hook(aws, &name).await) },
     )?;
+    group.has_launching_hook = Some(launch_hook);
     // As the rebalancer's preflight: an unknown refresh state must not stop every swap; an
     // unknown termination protection leaves the instance alone.
     group.instance_refresh_in_progress = Some(refresh.unwrap_or_else(|e| {

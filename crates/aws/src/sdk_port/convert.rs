@@ -67,6 +67,8 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
         status: g.status().map(str::to_string),
         instance_refresh_in_progress: None,
         has_terminating_hook: None,
+        has_launching_hook: None,
+        has_warm_pool: g.warm_pool_configuration().is_some(),
         suspended_processes: g
             .suspended_processes()
             .iter()

@@ -14,7 +14,7 @@ use super::{ignore, screen, BadConfig, EventSnapshot, InstanceId, Target};
 use crate::action::{Action, Reason};
 use crate::candidates::{PoolCounts, SearchContext};
 use crate::model::{Instance, Lifecycle, Market, MemberState};
-use crate::plan::blockers::{group_blocker, swappable_template};
+use crate::plan::blockers::{group_blocker, launch_hook_blocker, swappable_template};
 use crate::plan::{launch_for, Settings};
 use crate::policy::OnRebalance;
 use crate::records::GroupRecords;
@@ -33,7 +33,8 @@ pub struct RebalanceDetail {
 /// everything [`screen`] rejects, then `on-rebalance=ignore` (`RebalanceIgnored`), a sheltered
 /// group (`Sheltered`: a sheltered group starts no spot launch), a group the rebalancer would
 /// skip ([`group_blocker`], the rebalancer's own rule: launch configuration, mixed instances
-/// policy, no template, updating, instance refresh), and an
+/// policy, no template, updating, instance refresh), a launching lifecycle hook that an attach
+/// would skip (`LaunchHookWouldNotRun`, once the adapter has read the hooks), and an
 /// instance protected from scale-in (`InstanceProtected`, as the rebalancer leaves those).
 // Both variants are small next to the work done on them; boxing buys nothing here.
 #[allow(clippy::result_large_err)]
@@ -54,6 +55,9 @@ pub fn triage<'a>(
         return noop(Reason::Sheltered);
     }
     if let Some((reason, _)) = group_blocker(group) {
+        return noop(reason);
+    }
+    if let Some((reason, _)) = launch_hook_blocker(group, &target.policy) {
         return noop(reason);
     }
     if group.member(id).is_some_and(|m| m.protected_from_scale_in) {
@@ -351,6 +355,7 @@ mod tests {
             |g| g.launch_source = LaunchSource::Unknown,
             |g| g.status = Some("Delete in progress".into()),
             |g| g.instance_refresh_in_progress = Some(true),
+            |g| g.has_warm_pool = true,
         ];
         for block in blocked {
             // GIVEN a group one blocker keeps from being swapped
@@ -365,5 +370,21 @@ mod tests {
             assert_eq!(reasons(&actions), vec![("ignore", reason)]);
             assert_eq!(plan.skip.map(|s| s.reason), Some(reason));
         }
+    }
+
+    #[test]
+    fn a_launching_hook_is_a_no_op_unless_bypassed() {
+        // GIVEN a group with a launching lifecycle hook, read by the adapter
+        let (mut snap, instances) = fleet(&[]);
+        snap.group.as_mut().unwrap().has_launching_hook = Some(true);
+        // THEN a recommendation starts no attach-based swap, for the rebalancer's reason
+        assert_eq!(
+            reasons(&decide(&snap, &instances)),
+            vec![("ignore", Reason::LaunchHookWouldNotRun)]
+        );
+        // AND with spotswap:launch-hooks=bypass it swaps as any group
+        let (mut snap, instances) = fleet(&[(tags::LAUNCH_HOOKS, "bypass")]);
+        snap.group.as_mut().unwrap().has_launching_hook = Some(true);
+        assert_eq!(reasons(&decide(&snap, &instances))[0].0, "launch");
     }
 }

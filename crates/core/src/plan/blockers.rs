@@ -4,6 +4,7 @@
 
 use crate::action::Reason;
 use crate::model::{GroupSnapshot, LaunchSource, LaunchTemplateRef};
+use crate::policy::{LaunchHooks, Policy};
 
 /// Why a group cannot be swapped now: the reason, and detail for a human (the launch
 /// configuration's name, the group's status).
@@ -14,7 +15,7 @@ pub type Blocker = (Reason, Option<String>);
 /// Checked in this order, the first that applies wins: a launch configuration
 /// (`LaunchConfigurationNotSupported`, detail `launch configuration <name>`), a mixed
 /// instances policy (`MixedInstancesPolicyNotSupported`), no launch template
-/// (`NoLaunchTemplate`), a `Status` (`GroupUpdating`, detail the status: being deleted or its
+/// (`NoLaunchTemplate`), a warm pool (`WarmPoolNotSupported`), a `Status` (`GroupUpdating`, detail the status: being deleted or its
 /// stack updated), an instance refresh in progress (`InstanceRefreshInProgress`).
 pub fn swappable_template(group: &GroupSnapshot) -> Result<&LaunchTemplateRef, Blocker> {
     let template = match &group.launch_source {
@@ -28,6 +29,12 @@ pub fn swappable_template(group: &GroupSnapshot) -> Result<&LaunchTemplateRef, B
         LaunchSource::MixedInstances => return Err((Reason::MixedInstancesPolicyNotSupported, None)),
         LaunchSource::Unknown => return Err((Reason::NoLaunchTemplate, None)),
     };
+    if group.has_warm_pool {
+        return Err((
+            Reason::WarmPoolNotSupported,
+            Some("warm pool: AWS supports warm pools only for groups without spot".to_string()),
+        ));
+    }
     if let Some(status) = &group.status {
         return Err((Reason::GroupUpdating, Some(status.clone())));
     }
@@ -36,6 +43,19 @@ pub fn swappable_template(group: &GroupSnapshot) -> Result<&LaunchTemplateRef, B
         return Err((Reason::InstanceRefreshInProgress, None));
     }
     Ok(template)
+}
+
+/// Why no attach-based swap may start in `group`: a launching lifecycle hook, which AWS does
+/// not run for attached instances, unless the owner tagged `spotswap:launch-hooks=bypass`.
+/// `None` also when the hooks were not read (`has_launching_hook: None`): the rebalancer's
+/// preflight and the rebalance handler read them before any launch.
+pub fn launch_hook_blocker(group: &GroupSnapshot, policy: &Policy) -> Option<Blocker> {
+    (group.has_launching_hook == Some(true) && policy.launch_hooks != LaunchHooks::Bypass).then(|| {
+        (
+            Reason::LaunchHookWouldNotRun,
+            Some("launching lifecycle hook; attached instances skip it (tag spotswap:launch-hooks=bypass to swap anyway)".to_string()),
+        )
+    })
 }
 
 /// A step of a swap that a suspended Auto Scaling process can stop.
@@ -96,6 +116,8 @@ mod tests {
             status: None,
             instance_refresh_in_progress: None,
             has_terminating_hook: None,
+            has_launching_hook: None,
+            has_warm_pool: false,
             suspended_processes: Vec::new(),
         }
     }
@@ -134,6 +156,16 @@ mod tests {
             (group(LaunchSource::Unknown), (Reason::NoLaunchTemplate, None)),
             (
                 GroupSnapshot {
+                    has_warm_pool: true,
+                    ..group(template())
+                },
+                (
+                    Reason::WarmPoolNotSupported,
+                    Some("warm pool: AWS supports warm pools only for groups without spot".to_string()),
+                ),
+            ),
+            (
+                GroupSnapshot {
                     status: Some("Delete in progress".into()),
                     ..group(template())
                 },
@@ -149,6 +181,33 @@ mod tests {
         ];
         for (g, want) in cases {
             assert_eq!(group_blocker(&g), Some(want), "{:?}", g.launch_source);
+        }
+    }
+
+    #[test]
+    fn a_launching_hook_blocks_unless_bypassed() {
+        // GIVEN a template group with a launching lifecycle hook
+        let g = GroupSnapshot {
+            has_launching_hook: Some(true),
+            ..group(template())
+        };
+        // THEN the default policy starts no attach-based swap, naming the way out
+        let (reason, detail) = launch_hook_blocker(&g, &Policy::default()).unwrap();
+        assert_eq!(reason, Reason::LaunchHookWouldNotRun);
+        assert!(detail.unwrap().contains("spotswap:launch-hooks=bypass"));
+        // AND with spotswap:launch-hooks=bypass the owner's acceptance lets it swap
+        let bypass = Policy {
+            launch_hooks: LaunchHooks::Bypass,
+            ..Policy::default()
+        };
+        assert_eq!(launch_hook_blocker(&g, &bypass), None);
+        // AND no hook, or hooks not read, blocks nothing
+        for known in [Some(false), None] {
+            let g = GroupSnapshot {
+                has_launching_hook: known,
+                ..group(template())
+            };
+            assert_eq!(launch_hook_blocker(&g, &Policy::default()), None);
         }
     }
 

@@ -349,7 +349,8 @@ enum Hold {
 }
 
 /// Whether new swaps may start: not in a sheltered group (`Sheltered`), nor one with nothing
-/// desired or `replace-per-cycle=0`, nor while not every desired instance is InService
+/// desired or `replace-per-cycle=0`, nor one whose launching hook would not run
+/// (`LaunchHookWouldNotRun`), nor while not every desired instance is InService
 /// (`GroupBelowCapacity`).
 fn start_gate(
     group: &GroupSnapshot,
@@ -367,6 +368,15 @@ fn start_gate(
     }
     if group.desired == 0 || policy.replace_per_cycle == 0 {
         return Err(Hold::Quiet);
+    }
+    if let Some((reason, detail)) = blockers::launch_hook_blocker(group, policy) {
+        // Only new swaps: one in flight finishes (its launch exists; unwinding it would
+        // leave the group's capacity short for longer).
+        return Err(Hold::Skip(Skip {
+            group: group.name.clone(),
+            reason,
+            detail,
+        }));
     }
     let suspended = blockers::suspended_for(group, blockers::SwapStep::Start);
     if !suspended.is_empty() {
