@@ -5,6 +5,7 @@ mod events_out;
 mod group_kinds;
 mod hardening;
 mod interruption;
+mod mixed;
 mod proxy;
 mod reaper;
 mod rebalancer;

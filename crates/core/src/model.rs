@@ -214,7 +214,7 @@ pub enum LaunchSource {
     Template(LaunchTemplateRef),
     /// A launch configuration: not supported (they cannot launch spot by fleet).
     LaunchConfiguration(String),
-    /// A mixed instances policy: AWS already diversifies; not supported yet.
+    /// A mixed instances policy: the policy itself is [`GroupSnapshot::mixed`].
     MixedInstances,
     /// Nothing we recognise.
     Unknown,
@@ -259,6 +259,10 @@ pub struct GroupSnapshot {
     /// The group has a warm pool (`WarmPoolConfiguration` in DescribeAutoScalingGroups).
     #[serde(default)]
     pub has_warm_pool: bool,
+    /// The group's `MixedInstancesPolicy` (with `launch_source` `MixedInstances`), read from
+    /// DescribeAutoScalingGroups.
+    #[serde(default)]
+    pub mixed: Option<crate::mixed::MixedPolicy>,
     /// Auto Scaling processes suspended on the group (`Launch`, `Terminate`,
     /// `AddToLoadBalancer`, …), as `DescribeAutoScalingGroups` lists them.
     #[serde(default)]

@@ -142,6 +142,9 @@ pub struct Policy {
     pub shelter_percent: u32,
     /// `spotswap:launch-hooks`.
     pub launch_hooks: LaunchHooks,
+    /// The instance types the group's own mixed instances policy may launch; `None` for a
+    /// group without one. Not a tag: set by [`crate::mixed::effective_policy`].
+    pub group_types: Option<std::collections::BTreeSet<String>>,
 }
 
 impl Default for Policy {
@@ -157,6 +160,7 @@ impl Default for Policy {
             cooldown_minutes: 60,
             shelter_percent: 10,
             launch_hooks: LaunchHooks::Respect,
+            group_types: None,
         }
     }
 }
@@ -262,9 +266,13 @@ impl Policy {
         required_on_demand(desired, self.on_demand_base, self.on_demand_percent)
     }
 
-    /// True when `instance_type` passes the allowed and denied globs.
+    /// True when `instance_type` passes the allowed and denied globs, and is one of the group's
+    /// own mixed-instances types when it has a policy.
     pub fn type_allowed(&self, instance_type: &str) -> bool {
-        (self.allowed_types.is_empty() || self.allowed_types.matches(instance_type))
+        self.group_types
+            .as_ref()
+            .is_none_or(|t| t.contains(instance_type))
+            && (self.allowed_types.is_empty() || self.allowed_types.matches(instance_type))
             && !self.denied_types.matches(instance_type)
     }
 }

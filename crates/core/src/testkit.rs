@@ -225,6 +225,7 @@ impl Fleet {
                 has_terminating_hook: Some(false),
                 has_launching_hook: Some(false),
                 has_warm_pool: false,
+                mixed: None,
                 suspended_processes: Vec::new(),
             },
             instances: BTreeMap::new(),

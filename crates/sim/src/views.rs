@@ -78,6 +78,7 @@ pub fn group_view(world: &World, g: usize) -> GroupSnapshot {
         has_terminating_hook: Some(false),
         has_launching_hook: Some(false),
         has_warm_pool: false,
+        mixed: None,
         suspended_processes: Vec::new(),
     }
 }

@@ -178,10 +178,10 @@ fn odd_state_cases() -> Vec<GroupCase> {
             GroupExpect::Wait("AtRiskFloor"),
         ),
         case(
-            "mixed instances policy",
+            "mixed instances policy at 100% on-demand: its own floor keeps it all",
             managed("odd-mixed", 1, 1),
             Shape::MixedInstances,
-            GroupExpect::Skip("MixedInstancesPolicyNotSupported", vec![]),
+            GroupExpect::Wait("AtRiskFloor"),
         ),
         case(
             "launch configuration",

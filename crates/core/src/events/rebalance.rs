@@ -132,9 +132,10 @@ pub fn decide_rebalance(
         counts.add(launch.pool());
     }
     let records = GroupRecords::from_tags(&group.tags);
+    let policy = crate::mixed::effective_policy(group, &target.policy);
     let ctx = SearchContext {
         market,
-        policy: &target.policy,
+        policy: &policy,
         records: &records,
         counts: &counts,
         // The swap moves a spot instance, it does not add one.

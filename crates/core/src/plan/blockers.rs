@@ -10,11 +10,13 @@ use crate::policy::{LaunchHooks, Policy};
 /// configuration's name, the group's status).
 pub type Blocker = (Reason, Option<String>);
 
-/// The group's launch template when nothing blocks a swap of it, else the first blocker.
+/// The group's launch template (for a mixed instances policy, the policy's) when nothing
+/// blocks a swap of it, else the first blocker.
 ///
 /// Checked in this order, the first that applies wins: a launch configuration
 /// (`LaunchConfigurationNotSupported`, detail `launch configuration <name>`), a mixed
-/// instances policy (`MixedInstancesPolicyNotSupported`), no launch template
+/// instances policy spotswap cannot swap yet (`MixedInstancesPolicyNotSupported`: not read,
+/// weighted, attribute-based; [`crate::mixed::MixedPolicy::unsupported`]), no launch template
 /// (`NoLaunchTemplate`), a warm pool (`WarmPoolNotSupported`), a `Status` (`GroupUpdating`, detail the status: being deleted or its
 /// stack updated), an instance refresh in progress (`InstanceRefreshInProgress`).
 pub fn swappable_template(group: &GroupSnapshot) -> Result<&LaunchTemplateRef, Blocker> {
@@ -26,7 +28,13 @@ pub fn swappable_template(group: &GroupSnapshot) -> Result<&LaunchTemplateRef, B
                 Some(format!("launch configuration {lc}")),
             ))
         }
-        LaunchSource::MixedInstances => return Err((Reason::MixedInstancesPolicyNotSupported, None)),
+        LaunchSource::MixedInstances => match &group.mixed {
+            Some(m) => match m.unsupported() {
+                None => &m.launch_template,
+                Some(why) => return Err((Reason::MixedInstancesPolicyNotSupported, Some(why))),
+            },
+            None => return Err((Reason::MixedInstancesPolicyNotSupported, None)),
+        },
         LaunchSource::Unknown => return Err((Reason::NoLaunchTemplate, None)),
     };
     if group.has_warm_pool {
@@ -118,6 +126,7 @@ mod tests {
             has_terminating_hook: None,
             has_launching_hook: None,
             has_warm_pool: false,
+            mixed: None,
             suspended_processes: Vec::new(),
         }
     }

@@ -234,6 +234,15 @@ fn plan_group_in(
         Ok(t) => t,
         Err((reason, detail)) => return GroupPlan::skipped(name, reason, detail),
     };
+    // A mixed-instances group: its own types and, unless spotswap's tags say otherwise, its
+    // own distribution as the floor.
+    let effective;
+    let policy = if group.mixed.is_some() {
+        effective = crate::mixed::effective_policy(group, policy);
+        &effective
+    } else {
+        policy
+    };
     let records = GroupRecords::from_tags(&group.tags);
     let mut plan = GroupPlan {
         group: name.to_string(),
