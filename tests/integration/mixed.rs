@@ -206,3 +206,106 @@ async fn mixed_groups_converge_within_their_policy_and_stay_put() {
         settled
     );
 }
+
+/// The group's `OnDemandPercentageAboveBaseCapacity` as Auto Scaling lists it.
+async fn on_demand_percent(env: &Env, name: &str) -> Option<i32> {
+    let r = env
+        .asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .expect("describe group");
+    r.auto_scaling_groups()[0]
+        .mixed_instances_policy()
+        .and_then(|p| p.instances_distribution())
+        .and_then(|d| d.on_demand_percentage_above_base_capacity())
+}
+
+fn done_with(report: &CycleReport, reason: spotswap_core::Reason) -> usize {
+    report
+        .actions
+        .iter()
+        .filter(|a| a.reason == reason && a.outcome == Outcome::Done(None))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sheltered_mixed_group_launches_on_demand_and_gets_its_distribution_back_exactly() {
+    // GIVEN a mixed-instances group of 2 whose owner wants all spot (base 0, 0% above), behind
+    //   the proxy that keeps its policy as AWS does, sheltered for an hour by an interruption
+    //   burst (the tag the interruption handler writes)
+    let proxy = Proxy::from_env().await.expect("proxy");
+    proxy.set_keep_mixed_policies(true);
+    proxy.set_answer_instance_refreshes(true);
+    let env = Env::at(&proxy.url()).await;
+    for (_, az) in env.subnets().await {
+        proxy.set_spot_price("m5a.large", &az, 0.030);
+    }
+    let name = "mip-shelter";
+    mixed_group(&env, name, 2, 0, &[]).await;
+    let start = spotswap_aws::workflow::now();
+    env.asg
+        .create_or_update_tags()
+        .tags(
+            AsgTag::builder()
+                .resource_id(name)
+                .resource_type("auto-scaling-group")
+                .key("spotswap:sheltered-until")
+                .value(start.plus_secs(3600).to_rfc3339())
+                .propagate_at_launch(false)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("shelter");
+    let want: BTreeSet<String> = POLICY_TYPES.iter().map(|t| t.to_string()).collect();
+
+    // WHEN a cycle runs during the shelter
+    let report = cycle_at(&env, start.plus_secs(60)).await;
+    // THEN the group's own launches are made on-demand: 100% above base, the owner's 0
+    //   recorded, the rest of the policy kept
+    assert_eq!(
+        done_with(&report, spotswap_core::Reason::DistributionRaised),
+        1,
+        "{:?}",
+        report.actions
+    );
+    assert_eq!(on_demand_percent(&env, name).await, Some(100));
+    let tags = env.group_state(name).await.tags;
+    assert_eq!(
+        tags.get("spotswap:distribution-raised-from").map(String::as_str),
+        Some("on-demand-percent=0")
+    );
+    assert_eq!(policy_types(&env, name).await, want);
+    // AND a second cycle in the shelter changes nothing (no raise again, no swap)
+    let again = cycle_at(&env, start.plus_secs(120)).await;
+    assert_eq!(again.mutating_calls(), 0, "{:?}", again.actions);
+
+    // WHEN the shelter is over
+    let over = start.plus_secs(3600 + 60);
+    let report = cycle_at(&env, over).await;
+    // THEN exactly the owner's value comes back, and the record goes
+    assert_eq!(
+        done_with(&report, spotswap_core::Reason::DistributionRestored),
+        1,
+        "{:?}",
+        report.actions
+    );
+    assert_eq!(on_demand_percent(&env, name).await, Some(0));
+    assert!(!env
+        .group_state(name)
+        .await
+        .tags
+        .contains_key("spotswap:distribution-raised-from"));
+    assert_eq!(policy_types(&env, name).await, want);
+    // AND the swaps convert the on-demand capacity back to spot, within the policy
+    let mut step = 1;
+    while env.mix(name).await != (0, 2) || env.group_state(name).await.desired != 2 {
+        assert!(step < 12, "not converged");
+        let r = cycle_at(&env, over.plus_secs(60 * step)).await;
+        assert_eq!(done_with(&r, spotswap_core::Reason::DistributionRaised), 0);
+        assert!(env.group_state(name).await.in_service().len() >= 2, "invariant 1");
+        step += 1;
+    }
+}

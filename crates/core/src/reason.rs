@@ -164,6 +164,22 @@ pub enum Reason {
     /// Decided in [`crate::plan::blockers`] (for the cycle's start gate and
     /// [`crate::events::rebalance::triage`]).
     LaunchHookWouldNotRun,
+    /// A sheltered mixed-instances group cannot get spot, and AWS would keep trying spot: its
+    /// `OnDemandPercentageAboveBaseCapacity` is raised to 100 so its own launches go on-demand,
+    /// the owner's value recorded in `spotswap:distribution-raised-from`.
+    ///
+    /// Decided in [`crate::mixed::distribution_step`].
+    DistributionRaised,
+    /// The shelter is over: the owner's `OnDemandPercentageAboveBaseCapacity` is restored
+    /// exactly, and the record removed; swaps convert the extra on-demand back to spot.
+    ///
+    /// Decided in [`crate::mixed::distribution_step`].
+    DistributionRestored,
+    /// The group's `OnDemandPercentageAboveBaseCapacity` is neither what spotswap set nor what
+    /// it recorded: the owner changed it. Their value is kept and the record dropped.
+    ///
+    /// Decided in [`crate::mixed::distribution_step`].
+    DistributionChangedByOwner,
     /// The time for launches ran out before this step: no new swap starts in the reserve
     /// before the invocation's deadline.
     ///
@@ -265,7 +281,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 57] = [
+    pub const ALL: [Reason; 60] = [
         Self::OnDemandAboveFloor,
         Self::BelowRiskFloor,
         Self::RebalanceRecommendation,
@@ -300,6 +316,9 @@ impl Reason {
         Self::GroupUpdating,
         Self::Sheltered,
         Self::LaunchHookWouldNotRun,
+        Self::DistributionRaised,
+        Self::DistributionRestored,
+        Self::DistributionChangedByOwner,
         Self::OutOfTime,
         Self::EarlierStepFailed,
         Self::MutationBudgetExhausted,
@@ -364,6 +383,9 @@ impl Reason {
             Self::GroupUpdating => "GroupUpdating",
             Self::Sheltered => "Sheltered",
             Self::LaunchHookWouldNotRun => "LaunchHookWouldNotRun",
+            Self::DistributionRaised => "DistributionRaised",
+            Self::DistributionRestored => "DistributionRestored",
+            Self::DistributionChangedByOwner => "DistributionChangedByOwner",
             Self::OutOfTime => "OutOfTime",
             Self::EarlierStepFailed => "EarlierStepFailed",
             Self::MutationBudgetExhausted => "MutationBudgetExhausted",

@@ -47,6 +47,10 @@ pub const MAX_RAISED_FROM: &str = "spotswap:max-raised-from";
 /// On groups: the MaxSize we raised it to. MaxSize is restored only while it is still exactly
 /// this: a different value is the owner's (a user, CloudFormation, Terraform), and is kept.
 pub const MAX_RAISED_TO: &str = "spotswap:max-raised-to";
+/// On groups: a mixed-instances group's own `OnDemandPercentageAboveBaseCapacity` while
+/// spotswap holds it at 100 (sheltered: its launches go on-demand), as
+/// `on-demand-percent=<n>`. Restored exactly when the shelter ends.
+pub const DISTRIBUTION_RAISED_FROM: &str = "spotswap:distribution-raised-from";
 /// On groups: no spot launches until this time (RFC 3339).
 pub const SHELTERED_UNTIL: &str = "spotswap:sheltered-until";
 /// On groups, prefix of one tag per pool: `spotswap:cooldown:<type>/<az>` = until (RFC 3339).

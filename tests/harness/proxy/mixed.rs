@@ -2,8 +2,9 @@
 //! the policy when an update does not repeat it ([`super::Proxy::set_keep_mixed_policies`]).
 //!
 //! The proxy remembers the `MixedInstancesPolicy.*` fields of each CreateAutoScalingGroup or
-//! UpdateAutoScalingGroup it forwards, and adds them to an update that sends none: what moto
-//! then stores is what AWS keeps. Production code never resends the policy.
+//! UpdateAutoScalingGroup it forwards, and adds those an update does not send: what moto then
+//! stores is what AWS keeps (an update of the distribution alone keeps the launch template and
+//! overrides). Production code never resends the policy.
 
 use hyper::body::Bytes;
 use hyper::http::request::Parts;
@@ -35,12 +36,22 @@ pub(super) async fn group_write(state: &State, call: &Call, parts: &Parts, body:
         .collect();
     let kept = {
         let mut policies = state.mixed_policies();
-        if !sent.is_empty() || call.operation == "CreateAutoScalingGroup" {
-            // The owner set (or, creating a group without one, cleared) the policy.
+        if call.operation == "CreateAutoScalingGroup" {
             policies.insert(key, sent);
             Vec::new()
         } else {
-            policies.get(&key).cloned().unwrap_or_default()
+            // An update changes only the fields it sends (AWS keeps the others, as for a
+            // partial InstancesDistribution): the remembered fields it does not send are
+            // added, and what it sends replaces what was remembered.
+            let old = policies.get(&key).cloned().unwrap_or_default();
+            let mut merged: Vec<(String, String)> = old
+                .into_iter()
+                .filter(|(k, _)| !sent.iter().any(|(s, _)| s == k))
+                .collect();
+            let missing = merged.clone();
+            merged.extend(sent);
+            policies.insert(key, merged);
+            missing
         }
     };
     if kept.is_empty() {

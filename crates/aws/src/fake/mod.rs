@@ -457,6 +457,23 @@ impl Port for FakePort {
         })
     }
 
+    fn update_on_demand_percent<'a>(&'a self, group: &'a str, percent: u32) -> PortFuture<'a, ()> {
+        self.call(op::UPDATE_GROUP, move |s| {
+            let g = s.groups.get_mut(group).ok_or_else(|| {
+                validation(
+                    op::UPDATE_GROUP,
+                    format!("AutoScalingGroup name not found - {group}"),
+                )
+            })?;
+            let m = g
+                .mixed
+                .as_mut()
+                .ok_or_else(|| validation(op::UPDATE_GROUP, "no mixed instances policy"))?;
+            m.on_demand_percent = Some(percent);
+            Ok(())
+        })
+    }
+
     fn put_group_tags<'a>(&'a self, group: &'a str, kv: &'a [(String, String)]) -> PortFuture<'a, ()> {
         self.call(op::CREATE_GROUP_TAGS, move |s| {
             let g = s.groups.get_mut(group).ok_or_else(|| {

@@ -20,6 +20,7 @@ use crate::port::{
 use crate::AdapterError;
 
 mod convert;
+mod groups;
 
 use convert::{group_from_sdk, instance_from_sdk, spec_from_sdk};
 
@@ -497,16 +498,11 @@ impl Port for SdkPort {
     }
 
     fn update_max_size<'a>(&'a self, group: &'a str, max: u32) -> PortFuture<'a, ()> {
-        Box::pin(async move {
-            self.asg
-                .update_auto_scaling_group()
-                .auto_scaling_group_name(group)
-                .max_size(max.min(i32::MAX as u32) as i32)
-                .send()
-                .await
-                .map_err(err(op::UPDATE_GROUP))?;
-            Ok(())
-        })
+        Box::pin(groups::update_max_size(&self.asg, group, max))
+    }
+
+    fn update_on_demand_percent<'a>(&'a self, group: &'a str, percent: u32) -> PortFuture<'a, ()> {
+        Box::pin(groups::update_on_demand_percent(&self.asg, group, percent))
     }
 
     fn put_group_tags<'a>(&'a self, group: &'a str, kv: &'a [(String, String)]) -> PortFuture<'a, ()> {

@@ -236,6 +236,11 @@ fn plan_group_in(
     };
     // A mixed-instances group: its own types and, unless spotswap's tags say otherwise, its
     // own distribution as the floor.
+    // Its fallback: launches forced on-demand while sheltered, the owner's value back after.
+    let distribution = match crate::mixed::distribution_step(group, now) {
+        Ok(step) => step,
+        Err(e) => return GroupPlan::skipped(name, Reason::InvalidConfig, Some(e.to_string())),
+    };
     let effective;
     let policy = if group.mixed.is_some() {
         effective = crate::mixed::effective_policy(group, policy);
@@ -254,6 +259,7 @@ fn plan_group_in(
 
     // --- advance swaps in flight; MaxSize: raise for the attaches, restore when none in flight
     let stage = stages::advance_all(group, launches, in_service, now);
+    plan.actions.extend(distribution);
     plan.actions.extend(stage.actions);
     plan.actions.extend(stages::max_size_step(
         group,
