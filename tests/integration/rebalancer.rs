@@ -368,6 +368,7 @@ async fn past_the_time_for_launches_no_launch_and_no_preflight_read() {
     for op in [
         "ec2:DescribeInstanceAttribute",
         "autoscaling:DescribeInstanceRefreshes",
+        "autoscaling:DescribeLifecycleHooks",
         "ec2:CreateFleet",
     ] {
         assert!(

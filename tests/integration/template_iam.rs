@@ -348,6 +348,7 @@ fn every_group_record_key_is_granted_by_the_template() {
     );
     keys.extend(no_capacity_tags(&[pool], now).into_iter().map(|(k, _)| k));
     keys.push(tags::SHELTERED_UNTIL.to_string());
+    keys.push(tags::DISTRIBUTION_RAISED_FROM.to_string());
     let lists: Vec<Vec<String>> = TEMPLATE
         .lines()
         .filter(|l| l.contains("aws:TagKeys") && l.contains(tags::MAX_RAISED_FROM))

@@ -303,6 +303,31 @@ impl Executor {
                 self.terminate_ours(instance).await?;
                 Ok(Outcome::Done(None))
             }
+            ActionKind::SetDistribution {
+                on_demand_percent,
+                record,
+            } => {
+                let key = tags::DISTRIBUTION_RAISED_FROM.to_string();
+                // The record first, as for MaxSize: a stop between the calls leaves a record of
+                // a raise not made, which the next cycle makes (or restores harmlessly).
+                if let Some(owners) = record {
+                    let kv = [(key.clone(), spotswap_core::mixed::raised_from_value(*owners))];
+                    self.set_group_tags(group, &kv).await?;
+                }
+                self.spend()?;
+                self.aws
+                    .paced(
+                        op::UPDATE_GROUP,
+                        self.aws
+                            .port()
+                            .update_on_demand_percent(group, *on_demand_percent),
+                    )
+                    .await?;
+                if record.is_none() {
+                    self.delete_group_tags(group, &[key]).await?;
+                }
+                Ok(Outcome::Done(None))
+            }
             ActionKind::RestoreMax { to } => {
                 self.update_max(group, *to).await?;
                 self.delete_group_tags(

@@ -240,6 +240,10 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     fn terminate_in_group<'a>(&'a self, id: &'a str, decrement: bool) -> PortFuture<'a, ()>;
     /// UpdateAutoScalingGroup of MaxSize only.
     fn update_max_size<'a>(&'a self, group: &'a str, max: u32) -> PortFuture<'a, ()>;
+    /// UpdateAutoScalingGroup of a mixed instances policy's
+    /// `InstancesDistribution.OnDemandPercentageAboveBaseCapacity` only: AWS keeps the rest of
+    /// the policy, so nothing else is sent.
+    fn update_on_demand_percent<'a>(&'a self, group: &'a str, percent: u32) -> PortFuture<'a, ()>;
     /// CreateOrUpdateTags on a group, not propagated at launch.
     fn put_group_tags<'a>(&'a self, group: &'a str, kv: &'a [(String, String)]) -> PortFuture<'a, ()>;
     /// DeleteTags on a group.

@@ -20,6 +20,8 @@ use crate::{prices, AdapterError, Aws};
 
 /// The lifecycle transition of a terminating hook.
 const TERMINATING: &str = "autoscaling:EC2_INSTANCE_TERMINATING";
+/// The lifecycle transition of a launching hook.
+const LAUNCHING: &str = "autoscaling:EC2_INSTANCE_LAUNCHING";
 /// Most ids in one DescribeInstanceStatus.
 const STATUS_IDS: usize = 100;
 /// EC2's most values in one filter.
@@ -335,6 +337,25 @@ pub(crate) async fn has_terminating_hook(aws: &Aws, group: &str) -> Result<bool,
         .paced(op::DESCRIBE_HOOKS, aws.port().lifecycle_hooks(group))
         .await?;
     Ok(hooks.iter().any(|t| t == TERMINATING))
+}
+
+/// Whether the group has a lifecycle hook on `autoscaling:EC2_INSTANCE_LAUNCHING`, which AWS
+/// does not run for attached instances.
+///
+/// Not knowing counts as a hook: an attach that skips the owner's bootstrap or registration
+/// is the harm this read prevents, and a group tagged `spotswap:launch-hooks=bypass` still
+/// swaps. The failure is logged with reason `LifecycleHooksUnknown`.
+pub(crate) async fn has_launching_hook(aws: &Aws, group: &str) -> bool {
+    match aws
+        .paced(op::DESCRIBE_HOOKS, aws.port().lifecycle_hooks(group))
+        .await
+    {
+        Ok(hooks) => hooks.iter().any(|t| t == LAUNCHING),
+        Err(e) => {
+            tracing::warn!(reason = "LifecycleHooksUnknown", group = %group, error = %e, "launching hooks unknown; no new swap");
+            true
+        }
+    }
 }
 
 /// One instance in any state, terminated included; `None` when EC2 does not know it.

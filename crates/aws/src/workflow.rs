@@ -14,7 +14,9 @@ use tracing::{info, warn};
 
 use crate::execute::{Executor, LaunchGuard, MutationBudget};
 use crate::report::{CycleReport, GroupSummary, Recorder, Timings};
-use crate::snapshot::{instance_refresh_in_progress, stack_status, termination_protected};
+use crate::snapshot::{
+    has_launching_hook, instance_refresh_in_progress, stack_status, termination_protected,
+};
 use crate::{snapshot, AdapterError, Aws, Config};
 
 /// Per-invocation options.
@@ -257,8 +259,9 @@ impl Stacks {
 
 /// Before launching in a group, read what the snapshot could not afford to read for every
 /// group: its CloudFormation stack's status (once per stack per cycle), whether an instance
-/// refresh runs, and each chosen original's termination protection. Re-plan the group when
-/// any of them changes the picture.
+/// refresh runs, whether a launching lifecycle hook would be skipped by the attach, and each
+/// chosen original's termination protection. Re-plan the group when any of them changes the
+/// picture.
 ///
 /// Runs inside the group's own task, so one group's reads overlap other groups' launches: at
 /// 600 acting groups a separate preflight phase held every launch back by about 25 s of
@@ -297,7 +300,7 @@ async fn preflight(
             if stack_updating(&group).is_some() {
                 let (copy, instances) = local.insert(group_copy(&group, &snap.instances));
                 if let Ok(Some(policy)) = policy_for(copy, settings) {
-                    plan = plan_group(copy, instances, &snap.market, &policy, snap.now);
+                    plan = plan_group(copy, instances, &snap.market, &policy, &snap.scheduled, snap.now);
                 }
             }
         }
@@ -319,23 +322,36 @@ async fn preflight(
             })
             .collect();
         let refresh_unknown = group.instance_refresh_in_progress.is_none() && has_launch(&plan);
-        if !refresh_unknown && ids.is_empty() {
+        // Read once per group and cycle, and only before a launch: most groups launch nothing.
+        let hooks_unknown = group.has_launching_hook.is_none() && has_launch(&plan);
+        if !refresh_unknown && !hooks_unknown && ids.is_empty() {
             break;
         }
-        let refresh = if refresh_unknown {
-            Some(match instance_refresh_in_progress(aws, &plan.group).await {
-                Ok(v) => v,
-                Err(e) => {
-                    // AWS answers this for every group; a failure here is a fault or a missing
-                    // permission. Not knowing must not stop every swap, so it is logged and
-                    // treated as "no refresh".
-                    warn!(reason = "InstanceRefreshUnknown", group = %plan.group, error = %e, "instance refresh state unknown; proceeding");
-                    false
+        // Both group reads at once: the preflight holds the group's launches back.
+        let (refresh, launch_hook) = tokio::join!(
+            async {
+                if !refresh_unknown {
+                    return None;
                 }
-            })
-        } else {
-            None
-        };
+                Some(match instance_refresh_in_progress(aws, &plan.group).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // AWS answers this for every group; a failure here is a fault or a
+                        // missing permission. Not knowing must not stop every swap, so it is
+                        // logged and treated as "no refresh".
+                        warn!(reason = "InstanceRefreshUnknown", group = %plan.group, error = %e, "instance refresh state unknown; proceeding");
+                        false
+                    }
+                })
+            },
+            async {
+                if hooks_unknown {
+                    Some(has_launching_hook(aws, &plan.group).await)
+                } else {
+                    None
+                }
+            },
+        );
         let mut protected = Vec::with_capacity(ids.len());
         for id in ids {
             let p = match termination_protected(aws, &id).await {
@@ -349,10 +365,13 @@ async fn preflight(
             protected.push((id, p));
         }
         // Nothing found: the plan stands, and no copy is needed (only a re-plan reads them).
-        if refresh != Some(true) && !protected.iter().any(|(_, p)| *p) {
+        if refresh != Some(true) && launch_hook != Some(true) && !protected.iter().any(|(_, p)| *p) {
             break;
         }
         let (group, instances) = local.get_or_insert_with(|| group_copy(shared, &snap.instances));
+        if let Some(found) = launch_hook {
+            group.has_launching_hook = Some(found);
+        }
         if let Some(found) = refresh {
             group.instance_refresh_in_progress = Some(found);
         }
@@ -362,7 +381,7 @@ async fn preflight(
             }
         }
         if let Ok(Some(policy)) = policy_for(group, settings) {
-            plan = plan_group(group, instances, &snap.market, &policy, snap.now);
+            plan = plan_group(group, instances, &snap.market, &policy, &snap.scheduled, snap.now);
             if settings.max_swaps_in_flight.is_some() {
                 cap_launches(std::slice::from_mut(&mut plan), allotted);
             }

@@ -83,6 +83,15 @@ pub enum ActionKind {
         /// Our instance, outside any group.
         instance: String,
     },
+    /// A mixed-instances group's `OnDemandPercentageAboveBaseCapacity`: with `record`, first
+    /// record the owner's value in `spotswap:distribution-raised-from`, then set
+    /// `on_demand_percent` (the raise); without, set it, then remove the record (the restore).
+    SetDistribution {
+        /// The `OnDemandPercentageAboveBaseCapacity` to set.
+        on_demand_percent: u32,
+        /// The owner's value to record first; `None` restores and removes the record.
+        record: Option<u32>,
+    },
     /// Restore MaxSize and remove `spotswap:max-raised-from`.
     RestoreMax {
         /// The original MaxSize.
@@ -161,6 +170,7 @@ impl ActionKind {
             Self::Retire { .. } => "retire",
             Self::TerminateLaunch { .. } => "terminate-launch",
             Self::RestoreMax { .. } => "restore-max",
+            Self::SetDistribution { .. } => "set-distribution",
             Self::Terminate { .. } => "terminate",
             Self::ClearRecords { .. } => "clear-records",
             Self::MarkPools { .. } => "mark-pools",

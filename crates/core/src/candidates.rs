@@ -24,6 +24,8 @@ pub const MAX_OVERRIDES: usize = 10;
 pub enum Rejection {
     /// The type cannot run what the original runs.
     Incompatible(Incompatibility),
+    /// The group's mixed instances policy does not list the type.
+    NotInGroupPolicy,
     /// `spotswap:allowed-types` is set and matches no glob.
     NotInAllowedTypes,
     /// A `spotswap:denied-types` glob matches.
@@ -47,7 +49,8 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every exclusion besides the compatibility rules (see [`Incompatibility::ALL`]).
-    pub const EXCLUSIONS: [Rejection; 9] = [
+    pub const EXCLUSIONS: [Rejection; 10] = [
+        Self::NotInGroupPolicy,
         Self::NotInAllowedTypes,
         Self::InDeniedTypes,
         Self::OnDemandPriceUnknown,
@@ -63,6 +66,7 @@ impl Rejection {
     pub fn code(self) -> &'static str {
         match self {
             Self::Incompatible(i) => i.code(),
+            Self::NotInGroupPolicy => "NotInGroupPolicy",
             Self::NotInAllowedTypes => "NotInAllowedTypes",
             Self::InDeniedTypes => "InDeniedTypes",
             Self::OnDemandPriceUnknown => "OnDemandPriceUnknown",
@@ -232,6 +236,9 @@ impl<'a> Screen<'a> {
     /// Whether `pool` at `price` may replace the original, before the cap and the avoided pool.
     fn check(&self, pool: &Pool, price: f64) -> Result<(), Rejection> {
         let t = pool.instance_type.as_str();
+        if self.policy.group_types.as_ref().is_some_and(|g| !g.contains(t)) {
+            return Err(Rejection::NotInGroupPolicy);
+        }
         let allowed = &self.policy.allowed_types;
         if !allowed.is_empty() && !allowed.matches(t) {
             return Err(Rejection::NotInAllowedTypes);

@@ -36,6 +36,7 @@ mod error;
 pub mod events;
 pub mod fleet;
 pub mod metrics;
+pub mod mixed;
 pub mod model;
 pub mod ops;
 pub mod outcome;

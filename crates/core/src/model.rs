@@ -217,7 +217,7 @@ pub enum LaunchSource {
     Template(LaunchTemplateRef),
     /// A launch configuration: not supported (they cannot launch spot by fleet).
     LaunchConfiguration(String),
-    /// A mixed instances policy: AWS already diversifies; not supported yet.
+    /// A mixed instances policy: the policy itself is [`GroupSnapshot::mixed`].
     MixedInstances,
     /// Nothing we recognise.
     Unknown,
@@ -255,6 +255,17 @@ pub struct GroupSnapshot {
     /// The group has a lifecycle hook on `autoscaling:EC2_INSTANCE_TERMINATING`.
     /// `None` when not read.
     pub has_terminating_hook: Option<bool>,
+    /// The group has a lifecycle hook on `autoscaling:EC2_INSTANCE_LAUNCHING`. `None` when not
+    /// read (the rebalancer reads it before a group's first launch of a cycle).
+    #[serde(default)]
+    pub has_launching_hook: Option<bool>,
+    /// The group has a warm pool (`WarmPoolConfiguration` in DescribeAutoScalingGroups).
+    #[serde(default)]
+    pub has_warm_pool: bool,
+    /// The group's `MixedInstancesPolicy` (with `launch_source` `MixedInstances`), read from
+    /// DescribeAutoScalingGroups.
+    #[serde(default)]
+    pub mixed: Option<crate::mixed::MixedPolicy>,
     /// Auto Scaling processes suspended on the group (`Launch`, `Terminate`,
     /// `AddToLoadBalancer`, …), as `DescribeAutoScalingGroups` lists them.
     #[serde(default)]

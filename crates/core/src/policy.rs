@@ -49,6 +49,18 @@ pub enum OnRebalance {
     Ignore,
 }
 
+/// What a group's launching lifecycle hooks (`autoscaling:EC2_INSTANCE_LAUNCHING`) mean for an
+/// attach-based swap: AWS runs no lifecycle hook for an instance that is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LaunchHooks {
+    /// No attach-based swap in a group with a launching hook (`LaunchHookWouldNotRun`).
+    #[default]
+    Respect,
+    /// `spotswap:launch-hooks=bypass`: the owner accepts that attached instances skip the hook.
+    Bypass,
+}
+
 /// A comma-separated list of instance-type globs.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TypeGlobs(Vec<Pattern>);
@@ -134,6 +146,11 @@ pub struct Policy {
     /// `spotswap:schedule` and `spotswap:paused-until`, and `SPOTSWAP_PAUSED`: when new swaps
     /// may start.
     pub window: Window,
+    /// `spotswap:launch-hooks`.
+    pub launch_hooks: LaunchHooks,
+    /// The instance types the group's own mixed instances policy may launch; `None` for a
+    /// group without one. Not a tag: set by [`crate::mixed::effective_policy`].
+    pub group_types: Option<std::collections::BTreeSet<String>>,
 }
 
 impl Default for Policy {
@@ -150,12 +167,14 @@ impl Default for Policy {
             shelter_percent: 10,
             replace_outdated: false,
             window: Window::default(),
+            launch_hooks: LaunchHooks::Respect,
+            group_types: None,
         }
     }
 }
 
 /// The tags of the schema that carry settings, in the order they are checked.
-pub const SETTING_TAGS: [&str; 10] = [
+pub const SETTING_TAGS: [&str; 11] = [
     tags::ON_DEMAND_BASE,
     tags::ON_DEMAND_PERCENT,
     tags::ALLOWED_TYPES,
@@ -166,6 +185,7 @@ pub const SETTING_TAGS: [&str; 10] = [
     tags::COOLDOWN_MINUTES,
     tags::SHELTER_PERCENT,
     tags::REPLACE_OUTDATED,
+    tags::LAUNCH_HOOKS,
 ];
 
 /// `SPOTSWAP_PAUSED=true` (FIXED): no new swaps in any group of the stack.
@@ -223,6 +243,14 @@ impl Policy {
                     }
                 }
             }
+            tags::LAUNCH_HOOKS => {
+                // Only the one FIXED value: anything else is a typo, and guessing "respect"
+                // would silently stop the swaps the owner asked for.
+                self.launch_hooks = match value {
+                    "bypass" => LaunchHooks::Bypass,
+                    _ => return Err(ConfigError::invalid(display_key, value, "expected bypass")),
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -266,9 +294,13 @@ impl Policy {
         required_on_demand(desired, self.on_demand_base, self.on_demand_percent)
     }
 
-    /// True when `instance_type` passes the allowed and denied globs.
+    /// True when `instance_type` passes the allowed and denied globs, and is one of the group's
+    /// own mixed-instances types when it has a policy.
     pub fn type_allowed(&self, instance_type: &str) -> bool {
-        (self.allowed_types.is_empty() || self.allowed_types.matches(instance_type))
+        self.group_types
+            .as_ref()
+            .is_none_or(|t| t.contains(instance_type))
+            && (self.allowed_types.is_empty() || self.allowed_types.matches(instance_type))
             && !self.denied_types.matches(instance_type)
     }
 }
@@ -327,6 +359,20 @@ mod tests {
         assert_eq!(p.on_rebalance, OnRebalance::Replace);
         assert_eq!(p.cooldown_minutes, 60);
         assert_eq!(p.shelter_percent, 10);
+        assert_eq!(p.launch_hooks, LaunchHooks::Respect);
+    }
+
+    #[test]
+    fn launch_hooks_takes_only_bypass() {
+        // GIVEN spotswap:launch-hooks=bypass
+        let p = Policy::from_tags(&tags(&[(tags::LAUNCH_HOOKS, "bypass")]), &Policy::default()).unwrap();
+        // THEN the owner's acceptance is read
+        assert_eq!(p.launch_hooks, LaunchHooks::Bypass);
+        // AND any other value is a configuration error naming the tag and the value
+        for bad in ["", "Bypass", "respect", " bypass", "true"] {
+            let err = Policy::from_tags(&tags(&[(tags::LAUNCH_HOOKS, bad)]), &Policy::default()).unwrap_err();
+            assert_eq!(err.key(), tags::LAUNCH_HOOKS, "{bad:?}");
+        }
     }
 
     #[test]

@@ -152,6 +152,14 @@ pub enum Reason {
     ///
     /// Decided in [`crate::plan::blockers`].
     NoLaunchTemplate,
+    /// The group has a warm pool. AWS supports warm pools only for groups that launch no spot
+    /// (PutWarmPool refuses a group whose launch template requests spot or that has a mixed
+    /// instances policy), and a warm pool's size follows MaxSize − desired, so the MaxSize a
+    /// swap raises for its attach would have AWS prepare one more warm instance. The group is
+    /// not swapped; its warm-pool instances are never touched.
+    ///
+    /// Decided in [`crate::plan::blockers`].
+    WarmPoolNotSupported,
     /// An instance refresh is in progress.
     ///
     /// Decided in [`crate::plan::blockers`].
@@ -193,6 +201,29 @@ pub enum Reason {
     ///
     /// Decided in [`crate::plan`] (the start gate, from [`crate::window`]).
     OutsideSchedule,
+    /// The group has a launching lifecycle hook (`autoscaling:EC2_INSTANCE_LAUNCHING`), which
+    /// AWS does not run for attached instances, and no `spotswap:launch-hooks=bypass`: no
+    /// attach-based swap starts (swaps already in flight still finish).
+    ///
+    /// Decided in [`crate::plan::blockers`] (for the cycle's start gate and
+    /// [`crate::events::rebalance::triage`]).
+    LaunchHookWouldNotRun,
+    /// A sheltered mixed-instances group cannot get spot, and AWS would keep trying spot: its
+    /// `OnDemandPercentageAboveBaseCapacity` is raised to 100 so its own launches go on-demand,
+    /// the owner's value recorded in `spotswap:distribution-raised-from`.
+    ///
+    /// Decided in [`crate::mixed::distribution_step`].
+    DistributionRaised,
+    /// The shelter is over: the owner's `OnDemandPercentageAboveBaseCapacity` is restored
+    /// exactly, and the record removed; swaps convert the extra on-demand back to spot.
+    ///
+    /// Decided in [`crate::mixed::distribution_step`].
+    DistributionRestored,
+    /// The group's `OnDemandPercentageAboveBaseCapacity` is neither what spotswap set nor what
+    /// it recorded: the owner changed it. Their value is kept and the record dropped.
+    ///
+    /// Decided in [`crate::mixed::distribution_step`].
+    DistributionChangedByOwner,
     /// The time for launches ran out before this step: no new swap starts in the reserve
     /// before the invocation's deadline.
     ///
@@ -294,7 +325,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 62] = [
+    pub const ALL: [Reason; 67] = [
         Self::OnDemandAboveFloor,
         Self::BelowRiskFloor,
         Self::ScheduledChange,
@@ -326,6 +357,7 @@ impl Reason {
         Self::LaunchConfigurationNotSupported,
         Self::MixedInstancesPolicyNotSupported,
         Self::NoLaunchTemplate,
+        Self::WarmPoolNotSupported,
         Self::InstanceRefreshInProgress,
         Self::ProcessesSuspended,
         Self::GroupUpdating,
@@ -334,6 +366,10 @@ impl Reason {
         Self::NotScheduledChange,
         Self::Paused,
         Self::OutsideSchedule,
+        Self::LaunchHookWouldNotRun,
+        Self::DistributionRaised,
+        Self::DistributionRestored,
+        Self::DistributionChangedByOwner,
         Self::OutOfTime,
         Self::EarlierStepFailed,
         Self::MutationBudgetExhausted,
@@ -395,6 +431,7 @@ impl Reason {
             Self::LaunchConfigurationNotSupported => "LaunchConfigurationNotSupported",
             Self::MixedInstancesPolicyNotSupported => "MixedInstancesPolicyNotSupported",
             Self::NoLaunchTemplate => "NoLaunchTemplate",
+            Self::WarmPoolNotSupported => "WarmPoolNotSupported",
             Self::InstanceRefreshInProgress => "InstanceRefreshInProgress",
             Self::ProcessesSuspended => "ProcessesSuspended",
             Self::GroupUpdating => "GroupUpdating",
@@ -403,6 +440,10 @@ impl Reason {
             Self::NotScheduledChange => "NotScheduledChange",
             Self::Paused => "Paused",
             Self::OutsideSchedule => "OutsideSchedule",
+            Self::LaunchHookWouldNotRun => "LaunchHookWouldNotRun",
+            Self::DistributionRaised => "DistributionRaised",
+            Self::DistributionRestored => "DistributionRestored",
+            Self::DistributionChangedByOwner => "DistributionChangedByOwner",
             Self::OutOfTime => "OutOfTime",
             Self::EarlierStepFailed => "EarlierStepFailed",
             Self::MutationBudgetExhausted => "MutationBudgetExhausted",

@@ -30,6 +30,8 @@ pub const PAUSED_UNTIL: &str = "spotswap:paused-until";
 /// `true`: members launched from another version of the group's launch template are replaced
 /// gradually through the safe swap (FIXED).
 pub const REPLACE_OUTDATED: &str = "spotswap:replace-outdated";
+/// `bypass`: swap by attach even though attached instances skip launching lifecycle hooks.
+pub const LAUNCH_HOOKS: &str = "spotswap:launch-hooks";
 
 /// On instances we launch: the group they were launched for.
 pub const GROUP: &str = "spotswap:group";
@@ -57,6 +59,10 @@ pub const MAX_RAISED_FROM: &str = "spotswap:max-raised-from";
 /// On groups: the MaxSize we raised it to. MaxSize is restored only while it is still exactly
 /// this: a different value is the owner's (a user, CloudFormation, Terraform), and is kept.
 pub const MAX_RAISED_TO: &str = "spotswap:max-raised-to";
+/// On groups: a mixed-instances group's own `OnDemandPercentageAboveBaseCapacity` while
+/// spotswap holds it at 100 (sheltered: its launches go on-demand), as
+/// `on-demand-percent=<n>`. Restored exactly when the shelter ends.
+pub const DISTRIBUTION_RAISED_FROM: &str = "spotswap:distribution-raised-from";
 /// On groups: no spot launches until this time (RFC 3339).
 pub const SHELTERED_UNTIL: &str = "spotswap:sheltered-until";
 /// On groups, prefix of one tag per pool: `spotswap:cooldown:<type>/<az>` = until (RFC 3339).

@@ -34,6 +34,8 @@ pub fn action_calls(kind: &ActionKind) -> u64 {
         ActionKind::Launch(_) => 2,
         // CreateOrUpdateTags + UpdateAutoScalingGroup.
         ActionKind::RaiseMax { .. } | ActionKind::RestoreMax { .. } => 2,
+        // CreateOrUpdateTags + UpdateAutoScalingGroup, or UpdateAutoScalingGroup + DeleteTags.
+        ActionKind::SetDistribution { .. } => 2,
         // AttachInstances + CreateTags.
         ActionKind::Attach { .. } => 2,
         ActionKind::MarkAttached { .. }
@@ -133,6 +135,8 @@ impl Spotswap {
         }
         let now = world.timestamp();
         match &a.kind {
+            // The simulated groups have no mixed instances policy: the planner never asks.
+            ActionKind::SetDistribution { .. } => Err("SetDistribution on a simulated group".into()),
             ActionKind::Launch(spec) => {
                 if !launches_replacing(world, &a.group, &spec.replaces).is_empty() {
                     return Ok(()); // AlreadyDone

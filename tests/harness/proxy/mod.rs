@@ -24,6 +24,7 @@
 //! - `scenario`: [`Fault`]s, prices, pools without capacity and the seeded RNG.
 //! - `market`: `DescribeSpotPriceHistory`, `CreateFleet` and `RunInstances` rewriting.
 //! - `membership`: `AttachInstances` and `DetachInstances` with AWS's rules.
+//! - `mixed`: `UpdateAutoScalingGroup` keeps the group's `MixedInstancesPolicy`.
 //! - `rates`: EC2's request-rate limits, one token bucket per API class ([`Proxy::set_rates`]).
 //! - `control`: `GET /_counts` and `POST /_reset` for a reader in another process, and the
 //!   load (busy time, calls in flight).
@@ -64,6 +65,7 @@ mod images;
 mod lifecycle;
 mod market;
 mod membership;
+mod mixed;
 mod rates;
 mod scenario;
 mod scheduled;
@@ -129,6 +131,7 @@ impl Proxy {
             membership: tokio::sync::Mutex::new(()),
             life: Mutex::new(lifecycle::Life::default()),
             clock: Mutex::new(Duration::ZERO),
+            mixed_policies: Mutex::new(HashMap::new()),
         });
         let server = tokio::spawn(serve(listener, state.clone()));
         Ok(Proxy { addr, state, server })
@@ -283,6 +286,13 @@ impl Proxy {
     /// counted and charged to its bucket like any other. [`Proxy::set_market_only`] does this too.
     pub fn set_answer_instance_refreshes(&self, on: bool) {
         self.state.scenario().answer_refreshes = on;
+    }
+
+    /// Keeps a group's `MixedInstancesPolicy` through an `UpdateAutoScalingGroup` that does not
+    /// repeat it, as AWS does (moto drops it): see `mixed`. Groups must be created through the
+    /// proxy after this is turned on. Off by default.
+    pub fn set_keep_mixed_policies(&self, on: bool) {
+        self.state.scenario().keep_mixed_policies = on;
     }
 
     /// Honours CreateFleet's `ClientToken` as EC2 does and moto does not (see `tokens`): a
@@ -450,6 +460,9 @@ struct State {
     life: Mutex<lifecycle::Life>,
     /// How far [`Proxy::advance_clock`] has moved the proxy's clock past the wall clock.
     clock: Mutex<Duration>,
+    /// `MixedInstancesPolicy.*` fields by (region, group), for
+    /// [`Proxy::set_keep_mixed_policies`].
+    mixed_policies: Mutex<mixed::Policies>,
 }
 
 impl State {
@@ -472,6 +485,10 @@ impl State {
 
     fn throttles(&self) -> MutexGuard<'_, BTreeMap<String, u64>> {
         self.throttles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mixed_policies(&self) -> MutexGuard<'_, mixed::Policies> {
+        self.mixed_policies.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn status_seen(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
@@ -617,6 +634,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         ("autoscaling", "DetachInstances") => detach_instances(&state, &call, &parts, body).await,
         ("autoscaling", "AttachInstances") => attach_instances(&state, &call, &parts, body).await,
         ("ec2", "RunInstances") => run_instances(&state, &call, &parts, body).await,
+        ("autoscaling", "CreateAutoScalingGroup" | "UpdateAutoScalingGroup") => {
+            mixed::group_write(&state, &call, &parts, body).await
+        }
         _ => forward(&state, &parts, body).await,
     };
     *state.busy().entry(call.key()).or_default() += started.elapsed();

@@ -97,6 +97,8 @@ pub(super) struct Scenario {
     pub(super) control_paths: bool,
     /// [`super::Proxy::set_client_tokens`].
     pub(super) client_tokens: bool,
+    /// [`super::Proxy::set_keep_mixed_policies`].
+    pub(super) keep_mixed_policies: bool,
     /// [`super::Proxy::set_status_checks`], by instance id or `"*"`.
     pub(super) status_checks: HashMap<String, super::StatusChecks>,
     /// [`super::Proxy::set_scheduled_event`]: instance id → (event code, not before).

@@ -100,6 +100,9 @@ fn tag_cases() -> Vec<GroupCase> {
         (SHELTER_PERCENT, "101", "out of range"),
         (SHELTER_PERCENT, "ten", "not a number"),
         (SHELTER_PERCENT, "-1", "negative"),
+        (LAUNCH_HOOKS, "Bypass", "enum in the wrong case"),
+        (LAUNCH_HOOKS, "respect", "not the one value"),
+        (LAUNCH_HOOKS, "", "empty enum"),
     ];
     bad.iter()
         .enumerate()
@@ -175,10 +178,10 @@ fn odd_state_cases() -> Vec<GroupCase> {
             GroupExpect::Wait("AtRiskFloor"),
         ),
         case(
-            "mixed instances policy",
+            "mixed instances policy at 100% on-demand: its own floor keeps it all",
             managed("odd-mixed", 1, 1),
             Shape::MixedInstances,
-            GroupExpect::Skip("MixedInstancesPolicyNotSupported", vec![]),
+            GroupExpect::Wait("AtRiskFloor"),
         ),
         case(
             "launch configuration",

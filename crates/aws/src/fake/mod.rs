@@ -143,6 +143,9 @@ impl Port for FakePort {
                 .map(|g| GroupSnapshot {
                     instance_refresh_in_progress: None,
                     has_terminating_hook: None,
+                    has_launching_hook: None,
+                    has_warm_pool: false,
+                    mixed: None,
                     ..g.clone()
                 })
                 .collect();
@@ -474,6 +477,23 @@ impl Port for FakePort {
             }
             g.max_size = max;
             g.desired = g.desired.min(max);
+            Ok(())
+        })
+    }
+
+    fn update_on_demand_percent<'a>(&'a self, group: &'a str, percent: u32) -> PortFuture<'a, ()> {
+        self.call(op::UPDATE_GROUP, move |s| {
+            let g = s.groups.get_mut(group).ok_or_else(|| {
+                validation(
+                    op::UPDATE_GROUP,
+                    format!("AutoScalingGroup name not found - {group}"),
+                )
+            })?;
+            let m = g
+                .mixed
+                .as_mut()
+                .ok_or_else(|| validation(op::UPDATE_GROUP, "no mixed instances policy"))?;
+            m.on_demand_percent = Some(percent);
             Ok(())
         })
     }

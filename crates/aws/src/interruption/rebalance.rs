@@ -18,7 +18,7 @@ use crate::execute::Executor;
 use crate::report::Recorder;
 use crate::snapshot::{
     describe_any_state, describe_instances, describe_membership, describe_named_groups,
-    describe_tagged_instances, instance_refresh_in_progress, instance_types, spot_prices,
+    describe_tagged_instances, has_launching_hook, instance_refresh_in_progress, instance_types, spot_prices,
     termination_protected,
 };
 use crate::{prices, AdapterError, Aws, Config};
@@ -136,7 +136,7 @@ async fn proactive(
     let azs: BTreeSet<String> = group.availability_zones.iter().cloned().collect();
     let group_tag = [name.as_str()];
     let stack = group.tag(tags::AWS_CFN_STACK_NAME).map(str::to_string);
-    let (mut instances, ours, specs, od, spot, refresh, protected, stack_status) = tokio::try_join!(
+    let (mut instances, ours, specs, od, spot, refresh, protected, stack_status, launch_hook) = tokio::try_join!(
         describe_instances(aws, &members),
         describe_tagged_instances(aws, tags::GROUP, &group_tag),
         instance_types(aws),
@@ -150,7 +150,9 @@ async fn proactive(
                 None => None,
             })
         },
+        async { Ok(has_launching_hook(aws, &name).await) },
     )?;
+    group.has_launching_hook = Some(launch_hook);
     // As the rebalancer's preflight: a stack that does not exist or cannot be read is taken as
     // not updating.
     group.stack_status = match stack_status {

@@ -2,6 +2,7 @@
 
 use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::{InstanceLifecycleType, InstanceStateName};
+use spotswap_core::mixed::{MixedOverride, MixedPolicy};
 use spotswap_core::{
     tags, GroupSnapshot, Instance, InstanceState, LaunchSource, LaunchTemplateRef, Lifecycle, Member,
     MemberState, Timestamp,
@@ -67,6 +68,9 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
         status: g.status().map(str::to_string),
         instance_refresh_in_progress: None,
         has_terminating_hook: None,
+        has_launching_hook: None,
+        has_warm_pool: g.warm_pool_configuration().is_some(),
+        mixed: g.mixed_instances_policy().and_then(mixed_from_sdk),
         suspended_processes: g
             .suspended_processes()
             .iter()
@@ -79,6 +83,48 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
         template_version_now: None,
         stack_status: None,
     }
+}
+
+fn template_from_sdk(
+    lt: &aws_sdk_autoscaling::types::LaunchTemplateSpecification,
+) -> Option<LaunchTemplateRef> {
+    if lt.launch_template_id().is_none() && lt.launch_template_name().is_none() {
+        return None;
+    }
+    Some(LaunchTemplateRef {
+        // An id, when AWS gives both: the name may be reused by another template later.
+        id: lt.launch_template_id().map(str::to_string),
+        name: lt
+            .launch_template_name()
+            .filter(|_| lt.launch_template_id().is_none())
+            .map(str::to_string),
+        version: lt.version().unwrap_or("$Default").to_string(),
+    })
+}
+
+/// A group's MixedInstancesPolicy; `None` without a usable launch template (the group is then
+/// skipped as not read).
+fn mixed_from_sdk(p: &aws_sdk_autoscaling::types::MixedInstancesPolicy) -> Option<MixedPolicy> {
+    let lt = p.launch_template()?;
+    let launch_template = template_from_sdk(lt.launch_template_specification()?)?;
+    let overrides = lt
+        .overrides()
+        .iter()
+        .map(|o| MixedOverride {
+            instance_type: o.instance_type().map(str::to_string),
+            weighted_capacity: o.weighted_capacity().map(str::to_string),
+            launch_template: o.launch_template_specification().and_then(template_from_sdk),
+            instance_requirements: o.instance_requirements().is_some(),
+        })
+        .collect();
+    let dist = p.instances_distribution();
+    let count = |v: Option<i32>| v.map(|n| n.max(0) as u32);
+    Some(MixedPolicy {
+        launch_template,
+        overrides,
+        on_demand_base: count(dist.and_then(|d| d.on_demand_base_capacity())),
+        on_demand_percent: count(dist.and_then(|d| d.on_demand_percentage_above_base_capacity())),
+    })
 }
 
 /// An instance as DescribeInstances shows it, with only the tags a decision reads.

@@ -22,6 +22,7 @@ use crate::AdapterError;
 
 mod cloudformation;
 mod convert;
+mod groups;
 mod specs;
 mod status;
 
@@ -497,16 +498,11 @@ impl Port for SdkPort {
     }
 
     fn update_max_size<'a>(&'a self, group: &'a str, max: u32) -> PortFuture<'a, ()> {
-        Box::pin(async move {
-            self.asg
-                .update_auto_scaling_group()
-                .auto_scaling_group_name(group)
-                .max_size(max.min(i32::MAX as u32) as i32)
-                .send()
-                .await
-                .map_err(err(op::UPDATE_GROUP))?;
-            Ok(())
-        })
+        Box::pin(groups::update_max_size(&self.asg, group, max))
+    }
+
+    fn update_on_demand_percent<'a>(&'a self, group: &'a str, percent: u32) -> PortFuture<'a, ()> {
+        Box::pin(groups::update_on_demand_percent(&self.asg, group, percent))
     }
 
     fn put_group_tags<'a>(&'a self, group: &'a str, kv: &'a [(String, String)]) -> PortFuture<'a, ()> {

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use super::{ignore, screen, BadConfig, EventSnapshot, InstanceId};
 use crate::action::{Action, Reason};
 use crate::model::{Instance, Market};
-use crate::plan::blockers::{group_blocker, swappable_template};
+use crate::plan::blockers::{group_blocker, launch_hook_blocker, stack_updating, swappable_template};
 use crate::plan::due::forced_replacement;
 use crate::plan::Settings;
 use crate::records::GroupRecords;
@@ -93,7 +93,8 @@ impl HealthDetail {
 
 /// The checks that need only the instance's membership and its group: everything [`screen`]
 /// rejects (a bad tag is `InvalidConfig`: this starts a new swap), a group the rebalancer would
-/// skip ([`group_blocker`]), and an instance protected from scale-in (`InstanceProtected`).
+/// skip ([`group_blocker`], [`stack_updating`], [`launch_hook_blocker`]), and an instance
+/// protected from scale-in (`InstanceProtected`).
 /// Neither a pause nor a window holds it: the change happens whatever we do.
 #[allow(clippy::result_large_err)]
 pub fn triage<'a>(
@@ -104,7 +105,10 @@ pub fn triage<'a>(
     let target = screen(id, snap, settings, BadConfig::Ignore)?;
     let group = target.group;
     let noop = |reason| Err(ignore(reason, &group.name, id, Some(&target.membership.pool)));
-    if let Some((reason, _)) = group_blocker(group) {
+    let blocked = group_blocker(group)
+        .or_else(|| stack_updating(group))
+        .or_else(|| launch_hook_blocker(group, &target.policy));
+    if let Some((reason, _)) = blocked {
         return noop(reason);
     }
     if group.member(id).is_some_and(|m| m.protected_from_scale_in) {

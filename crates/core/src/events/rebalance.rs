@@ -14,7 +14,7 @@ use super::{ignore, screen, BadConfig, EventSnapshot, InstanceId, Target};
 use crate::action::{Action, Reason};
 use crate::candidates::{PoolCounts, SearchContext};
 use crate::model::{Instance, Lifecycle, Market, MemberState};
-use crate::plan::blockers::{group_blocker, stack_updating, swappable_template};
+use crate::plan::blockers::{group_blocker, launch_hook_blocker, stack_updating, swappable_template};
 use crate::plan::{launch_for, Settings};
 use crate::policy::OnRebalance;
 use crate::records::GroupRecords;
@@ -34,7 +34,8 @@ pub struct RebalanceDetail {
 /// group (`Sheltered`: a sheltered group starts no spot launch), a group the rebalancer would
 /// skip ([`group_blocker`], the rebalancer's own rule: launch configuration, mixed instances
 /// policy, no template, updating, instance refresh), a CloudFormation stack mid-update once its
-/// status is read (`StackUpdating`, [`stack_updating`]), and an
+/// status is read (`StackUpdating`, [`stack_updating`]), a launching lifecycle hook that an
+/// attach would skip (`LaunchHookWouldNotRun`, once the adapter has read the hooks), and an
 /// instance protected from scale-in (`InstanceProtected`, as the rebalancer leaves those).
 // Both variants are small next to the work done on them; boxing buys nothing here.
 #[allow(clippy::result_large_err)]
@@ -55,6 +56,9 @@ pub fn triage<'a>(
         return noop(Reason::Sheltered);
     }
     if let Some((reason, _)) = group_blocker(group).or_else(|| stack_updating(group)) {
+        return noop(reason);
+    }
+    if let Some((reason, _)) = launch_hook_blocker(group, &target.policy) {
         return noop(reason);
     }
     if group.member(id).is_some_and(|m| m.protected_from_scale_in) {
@@ -129,9 +133,10 @@ pub fn decide_rebalance(
         counts.add(launch.pool());
     }
     let records = GroupRecords::from_tags(&group.tags);
+    let policy = crate::mixed::effective_policy(group, &target.policy);
     let ctx = SearchContext {
         market,
-        policy: &target.policy,
+        policy: &policy,
         records: &records,
         counts: &counts,
         // The swap moves a spot instance, it does not add one.
@@ -352,6 +357,7 @@ mod tests {
             |g| g.launch_source = LaunchSource::Unknown,
             |g| g.status = Some("Delete in progress".into()),
             |g| g.instance_refresh_in_progress = Some(true),
+            |g| g.has_warm_pool = true,
         ];
         for block in blocked {
             // GIVEN a group one blocker keeps from being swapped
@@ -360,7 +366,14 @@ mod tests {
             let group = snap.group.clone().unwrap();
             // WHEN a recommendation arrives, and the rebalancer plans the group
             let actions = decide(&snap, &instances);
-            let plan = plan_group(&group, &instances, &market(), &Policy::default(), NOW);
+            let plan = plan_group(
+                &group,
+                &instances,
+                &market(),
+                &Policy::default(),
+                &Default::default(),
+                NOW,
+            );
             // THEN both pass it over, for the one reason the blocker rule gives
             let reason = group_blocker(&group).expect("blocked").0;
             assert_eq!(reasons(&actions), vec![("ignore", reason)]);
@@ -383,5 +396,21 @@ mod tests {
         assert!(decide(&snap, &instances)
             .iter()
             .any(|a| matches!(a.kind, ActionKind::Launch(_))));
+    }
+
+    #[test]
+    fn a_launching_hook_is_a_no_op_unless_bypassed() {
+        // GIVEN a group with a launching lifecycle hook, read by the adapter
+        let (mut snap, instances) = fleet(&[]);
+        snap.group.as_mut().unwrap().has_launching_hook = Some(true);
+        // THEN a recommendation starts no attach-based swap, for the rebalancer's reason
+        assert_eq!(
+            reasons(&decide(&snap, &instances)),
+            vec![("ignore", Reason::LaunchHookWouldNotRun)]
+        );
+        // AND with spotswap:launch-hooks=bypass it swaps as any group
+        let (mut snap, instances) = fleet(&[(tags::LAUNCH_HOOKS, "bypass")]);
+        snap.group.as_mut().unwrap().has_launching_hook = Some(true);
+        assert_eq!(reasons(&decide(&snap, &instances))[0].0, "launch");
     }
 }

@@ -4,18 +4,22 @@
 
 use crate::action::Reason;
 use crate::model::{GroupSnapshot, LaunchSource, LaunchTemplateRef};
+use crate::policy::{LaunchHooks, Policy};
 
 /// Why a group cannot be swapped now: the reason, and detail for a human (the launch
 /// configuration's name, the group's status).
 pub type Blocker = (Reason, Option<String>);
 
-/// The group's launch template when nothing blocks a swap of it, else the first blocker.
+/// The group's launch template (for a mixed instances policy, the policy's) when nothing
+/// blocks a swap of it, else the first blocker.
 ///
 /// Checked in this order, the first that applies wins: a launch configuration
 /// (`LaunchConfigurationNotSupported`, detail `launch configuration <name>`), a mixed
-/// instances policy (`MixedInstancesPolicyNotSupported`), no launch template
-/// (`NoLaunchTemplate`), a `Status` (`GroupUpdating`, detail the status: the group is being
-/// deleted), an instance refresh in progress (`InstanceRefreshInProgress`).
+/// instances policy spotswap cannot swap yet (`MixedInstancesPolicyNotSupported`: not read,
+/// weighted, attribute-based; [`crate::mixed::MixedPolicy::unsupported`]), no launch template
+/// (`NoLaunchTemplate`), a warm pool (`WarmPoolNotSupported`), a `Status` (`GroupUpdating`,
+/// detail the status: the group is being deleted), an instance refresh in progress
+/// (`InstanceRefreshInProgress`).
 ///
 /// A CloudFormation stack update does not show in the group's `Status`: it is
 /// [`stack_updating`], which holds only new swaps.
@@ -28,9 +32,21 @@ pub fn swappable_template(group: &GroupSnapshot) -> Result<&LaunchTemplateRef, B
                 Some(format!("launch configuration {lc}")),
             ))
         }
-        LaunchSource::MixedInstances => return Err((Reason::MixedInstancesPolicyNotSupported, None)),
+        LaunchSource::MixedInstances => match &group.mixed {
+            Some(m) => match m.unsupported() {
+                None => &m.launch_template,
+                Some(why) => return Err((Reason::MixedInstancesPolicyNotSupported, Some(why))),
+            },
+            None => return Err((Reason::MixedInstancesPolicyNotSupported, None)),
+        },
         LaunchSource::Unknown => return Err((Reason::NoLaunchTemplate, None)),
     };
+    if group.has_warm_pool {
+        return Err((
+            Reason::WarmPoolNotSupported,
+            Some("warm pool: AWS supports warm pools only for groups without spot".to_string()),
+        ));
+    }
     if let Some(status) = &group.status {
         return Err((Reason::GroupUpdating, Some(status.clone())));
     }
@@ -53,6 +69,19 @@ pub fn stack_updating(group: &GroupSnapshot) -> Option<Blocker> {
     }
     let stack = group.tag(crate::tags::AWS_CFN_STACK_NAME).unwrap_or("?");
     Some((Reason::StackUpdating, Some(format!("stack {stack} {status}"))))
+}
+
+/// Why no attach-based swap may start in `group`: a launching lifecycle hook, which AWS does
+/// not run for attached instances, unless the owner tagged `spotswap:launch-hooks=bypass`.
+/// `None` also when the hooks were not read (`has_launching_hook: None`): the rebalancer's
+/// preflight and the rebalance handler read them before any launch.
+pub fn launch_hook_blocker(group: &GroupSnapshot, policy: &Policy) -> Option<Blocker> {
+    (group.has_launching_hook == Some(true) && policy.launch_hooks != LaunchHooks::Bypass).then(|| {
+        (
+            Reason::LaunchHookWouldNotRun,
+            Some("launching lifecycle hook; attached instances skip it (tag spotswap:launch-hooks=bypass to swap anyway)".to_string()),
+        )
+    })
 }
 
 /// A step of a swap that a suspended Auto Scaling process can stop.
@@ -113,6 +142,9 @@ mod tests {
             status: None,
             instance_refresh_in_progress: None,
             has_terminating_hook: None,
+            has_launching_hook: None,
+            has_warm_pool: false,
+            mixed: None,
             suspended_processes: Vec::new(),
             max_instance_lifetime_secs: None,
             template_version_now: None,
@@ -152,6 +184,16 @@ mod tests {
                 (Reason::MixedInstancesPolicyNotSupported, None),
             ),
             (group(LaunchSource::Unknown), (Reason::NoLaunchTemplate, None)),
+            (
+                GroupSnapshot {
+                    has_warm_pool: true,
+                    ..group(template())
+                },
+                (
+                    Reason::WarmPoolNotSupported,
+                    Some("warm pool: AWS supports warm pools only for groups without spot".to_string()),
+                ),
+            ),
             (
                 GroupSnapshot {
                     status: Some("Delete in progress".into()),
@@ -199,6 +241,33 @@ mod tests {
         }
         // Not read (no stack tag, or the preflight did not ask): nothing holds it.
         assert_eq!(stack_updating(&group(template())), None);
+    }
+
+    #[test]
+    fn a_launching_hook_blocks_unless_bypassed() {
+        // GIVEN a template group with a launching lifecycle hook
+        let g = GroupSnapshot {
+            has_launching_hook: Some(true),
+            ..group(template())
+        };
+        // THEN the default policy starts no attach-based swap, naming the way out
+        let (reason, detail) = launch_hook_blocker(&g, &Policy::default()).unwrap();
+        assert_eq!(reason, Reason::LaunchHookWouldNotRun);
+        assert!(detail.unwrap().contains("spotswap:launch-hooks=bypass"));
+        // AND with spotswap:launch-hooks=bypass the owner's acceptance lets it swap
+        let bypass = Policy {
+            launch_hooks: LaunchHooks::Bypass,
+            ..Policy::default()
+        };
+        assert_eq!(launch_hook_blocker(&g, &bypass), None);
+        // AND no hook, or hooks not read, blocks nothing
+        for known in [Some(false), None] {
+            let g = GroupSnapshot {
+                has_launching_hook: known,
+                ..group(template())
+            };
+            assert_eq!(launch_hook_blocker(&g, &Policy::default()), None);
+        }
     }
 
     #[test]

@@ -23,7 +23,17 @@ pub fn launch_for(
     let Some(subnet_id) = original.subnet_id.clone() else {
         return Err(Action::new(ActionKind::Wait, Reason::NoSubnet, &group.name).instance(&original.id));
     };
-    let found: Vec<Candidate> = candidates(original, original.architecture.as_deref(), ctx, avoid);
+    let mut found: Vec<Candidate> = candidates(original, original.architecture.as_deref(), ctx, avoid);
+    // A mixed-instances override may name its own template: one CreateFleet uses one, the
+    // cheapest candidate's, with only the candidates launched from it.
+    let template = match (&group.mixed, found.first()) {
+        (Some(m), Some(c)) => {
+            let chosen = crate::mixed::template_for(m, &c.pool.instance_type);
+            found.retain(|c| crate::mixed::template_for(m, &c.pool.instance_type) == chosen);
+            chosen
+        }
+        _ => template,
+    };
     let Some(cheapest) = found.first().cloned() else {
         return Err(Action::new(ActionKind::Wait, Reason::NoEligiblePool, &group.name)
             .instance(&original.id)
@@ -142,6 +152,10 @@ pub fn on_demand_launch_for(
         return Err(Action::new(ActionKind::Wait, Reason::NoSubnet, &group.name).instance(&original.id));
     };
     let pool = original.pool();
+    let template = match &group.mixed {
+        Some(m) => crate::mixed::template_for(m, &original.instance_type),
+        None => template,
+    };
     let mut spec = LaunchSpec {
         replaces: original.id.clone(),
         subnet_id,

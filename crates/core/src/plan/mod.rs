@@ -19,6 +19,8 @@
 
 pub mod blockers;
 pub mod due;
+mod gate;
+use gate::{start_gate, Hold};
 pub mod index;
 pub mod launch;
 pub mod originals;
@@ -238,6 +240,7 @@ pub fn plan_group(
     instances: &BTreeMap<String, Instance>,
     market: &Market,
     policy: &Policy,
+    scheduled: &BTreeMap<String, ScheduledEvent>,
     now: Timestamp,
 ) -> GroupPlan {
     let index = LaunchIndex::new(instances.values());
@@ -247,7 +250,7 @@ pub fn plan_group(
         index.of(&group.name),
         market,
         policy,
-        &BTreeMap::new(),
+        scheduled,
         now,
     )
 }
@@ -269,6 +272,20 @@ fn plan_group_in(
         Ok(t) => t,
         Err((reason, detail)) => return GroupPlan::skipped(name, reason, detail),
     };
+    // A mixed-instances group: its own types and, unless spotswap's tags say otherwise, its
+    // own distribution as the floor.
+    // Its fallback: launches forced on-demand while sheltered, the owner's value back after.
+    let distribution = match crate::mixed::distribution_step(group, now) {
+        Ok(step) => step,
+        Err(e) => return GroupPlan::skipped(name, Reason::InvalidConfig, Some(e.to_string())),
+    };
+    let effective;
+    let policy = if group.mixed.is_some() {
+        effective = crate::mixed::effective_policy(group, policy);
+        &effective
+    } else {
+        policy
+    };
     let records = GroupRecords::from_tags(&group.tags);
     let mut plan = GroupPlan {
         group: name.to_string(),
@@ -280,6 +297,7 @@ fn plan_group_in(
 
     // --- advance swaps in flight; MaxSize: raise for the attaches, restore when none in flight
     let mut stage = stages::advance_all(group, launches, in_service, now);
+    plan.actions.extend(distribution);
     plan.actions.append(&mut stage.actions);
     plan.actions.extend(stages::max_size_step(
         group,
@@ -288,9 +306,14 @@ fn plan_group_in(
     ));
 
     // --- replacements due whatever the windows say: scheduled events, MaxInstanceLifetime.
-    // Not in a group whose processes a swap needs are suspended (start_gate says so below), and
-    // not with replace-per-cycle 0 (a state-change invocation, or a bad tag value).
-    if policy.replace_per_cycle > 0 && blockers::suspended_for(group, blockers::SwapStep::Start).is_empty() {
+    // Not in a group whose processes a swap needs are suspended, whose stack is mid-update or
+    // whose launching hook an attach would skip (start_gate says so below), and not with
+    // replace-per-cycle 0 (a state-change invocation, or a bad tag value).
+    if policy.replace_per_cycle > 0
+        && blockers::suspended_for(group, blockers::SwapStep::Start).is_empty()
+        && blockers::stack_updating(group).is_none()
+        && blockers::launch_hook_blocker(group, policy).is_none()
+    {
         let inputs = due::DueInputs {
             group,
             template,
@@ -416,72 +439,6 @@ fn plan_group_in(
             .extend(wait.map(|reason| Action::new(ActionKind::Wait, reason, name))),
     }
     plan
-}
-
-/// Why no new swap starts in a group this cycle.
-enum Hold {
-    /// The group is passed over (sheltered); swaps in flight still advanced.
-    Skip(Skip),
-    /// A Wait says why.
-    Wait(Reason),
-    /// Nothing to say: nothing is asked of the group.
-    Quiet,
-}
-
-/// Whether new swaps may start: not in a sheltered group (`Sheltered`), nor one with nothing
-/// desired or `replace-per-cycle=0`, nor with processes a swap needs suspended
-/// (`ProcessesSuspended`), nor while its CloudFormation stack is in progress
-/// (`StackUpdating`), nor while not every desired instance is InService
-/// (`GroupBelowCapacity`).
-fn start_gate(
-    group: &GroupSnapshot,
-    records: &GroupRecords,
-    policy: &Policy,
-    in_service: u32,
-    now: Timestamp,
-) -> Result<(), Hold> {
-    if records.sheltered(now) {
-        return Err(Hold::Skip(Skip {
-            group: group.name.clone(),
-            reason: Reason::Sheltered,
-            detail: records.sheltered_until.map(|t| format!("until {t}")),
-        }));
-    }
-    if group.desired == 0 || policy.replace_per_cycle == 0 {
-        return Err(Hold::Quiet);
-    }
-    if let Some(closed) = policy.window.closed(now) {
-        // Both directions wait: a pause or a closed window means no new swap of any kind.
-        let reason = match closed {
-            crate::window::Closed::Paused(_) => Reason::Paused,
-            crate::window::Closed::OutsideSchedule { .. } => Reason::OutsideSchedule,
-        };
-        return Err(Hold::Skip(Skip {
-            group: group.name.clone(),
-            reason,
-            detail: Some(closed.detail()),
-        }));
-    }
-    let suspended = blockers::suspended_for(group, blockers::SwapStep::Start);
-    if !suspended.is_empty() {
-        // A swap started now could not finish: its attach or its retire would wait.
-        return Err(Hold::Skip(Skip {
-            group: group.name.clone(),
-            reason: Reason::ProcessesSuspended,
-            detail: Some(format!("suspended: {}", suspended.join(", "))),
-        }));
-    }
-    if let Some((reason, detail)) = blockers::stack_updating(group) {
-        return Err(Hold::Skip(Skip {
-            group: group.name.clone(),
-            reason,
-            detail,
-        }));
-    }
-    if in_service < group.desired {
-        return Err(Hold::Wait(Reason::GroupBelowCapacity));
-    }
-    Ok(())
 }
 
 /// What starting a group's swaps reads, besides the originals and the pool counts.

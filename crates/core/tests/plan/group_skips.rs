@@ -301,3 +301,32 @@ fn a_stack_in_progress_starts_no_swap_but_advances_those_in_flight() {
     assert_eq!(plan.skip, None);
     assert_eq!(launches(&plan).len(), 1);
 }
+
+#[test]
+fn a_launching_hook_stops_new_swaps_unless_the_owner_bypasses_it() {
+    // GIVEN a group with a launching lifecycle hook, one ready launch of ours and more
+    //   on-demand above the floor
+    let fleet = swap_at(Stage::Ready)
+        .with_group(|g| g.has_launching_hook = Some(true))
+        .tag(tags::REPLACE_PER_CYCLE, "5");
+    // WHEN the rebalancer plans a cycle
+    let plan = fleet.plan();
+    // THEN the swap in flight still finishes, no new swap starts, and the skip says why
+    assert_eq!(
+        steps(&plan),
+        vec![("attach", Reason::ReplacementReady, Some("i-l1"))]
+    );
+    assert_eq!(skip_reason(&plan), Some(Reason::LaunchHookWouldNotRun));
+
+    // GIVEN the owner tags spotswap:launch-hooks=bypass
+    let plan = fleet.clone().tag(tags::LAUNCH_HOOKS, "bypass").plan();
+    // THEN swaps start again
+    assert_eq!(launched_for(&plan), vec!["i-od2"]);
+    assert_eq!(plan.skip, None);
+
+    // GIVEN a bad value of the tag
+    let plan = fleet.tag(tags::LAUNCH_HOOKS, "yes").plan();
+    // THEN it is a configuration error naming the tag, and no new swap starts
+    assert_eq!(skip_reason(&plan), Some(Reason::InvalidConfig));
+    assert!(launched_for(&plan).is_empty());
+}

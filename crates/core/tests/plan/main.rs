@@ -35,6 +35,7 @@ use spotswap_core::{
 mod choice;
 mod group_skips;
 mod launch_spec;
+mod mixed;
 mod pools;
 mod properties;
 mod review;

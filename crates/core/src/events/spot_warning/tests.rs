@@ -490,7 +490,14 @@ fn the_rebalancer_never_reattaches_a_launch_detached_on_interruption() {
         crate::records::cooldown_key(&l.pool()),
         NOW.plus_minutes(60).to_rfc3339(),
     );
-    let plan = plan_group(&g, &instances, &m, &Policy::default(), NOW.plus_minutes(2));
+    let plan = plan_group(
+        &g,
+        &instances,
+        &m,
+        &Policy::default(),
+        &Default::default(),
+        NOW.plus_minutes(2),
+    );
     // THEN L is neither attached nor steering anything: O gets a fresh swap, elsewhere
     assert!(
         plan.actions

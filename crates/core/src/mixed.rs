@@ -1,0 +1,371 @@
+//! Mixed-instances groups: the group's own `MixedInstancesPolicy` read into spotswap's terms.
+//!
+//! - **Candidates** come from the policy and never from outside it: its `Overrides` instance
+//!   types, narrowed further by spotswap's allowed/denied globs ([`effective_policy`] sets
+//!   [`Policy::group_types`]). A launch uses the launch template of its cheapest candidate's
+//!   override (an override may name its own), with only the candidates of that template
+//!   ([`template_for`]).
+//! - **The floor**: spotswap's `spotswap:on-demand-base` / `spotswap:on-demand-percent` tags on
+//!   the group govern when either is present; otherwise the group's own `InstancesDistribution`
+//!   (`OnDemandBaseCapacity`, default 0, and `OnDemandPercentageAboveBaseCapacity`, default 100,
+//!   AWS's defaults) is the floor. The stack-wide environment defaults never override the
+//!   group's own distribution: it is the more specific setting.
+//! - **The fallback AWS lacks** ([`distribution_step`]): while the group is sheltered (an
+//!   interruption burst: it cannot get spot), its `OnDemandPercentageAboveBaseCapacity` is
+//!   raised to 100, so the group's own launches go on-demand; the owner's value is recorded
+//!   first in `spotswap:distribution-raised-from`. When the shelter ends it is restored
+//!   exactly, and the floor (taken from the recorded value meanwhile) lets the swaps convert
+//!   the extra on-demand back to spot.
+//! - Not yet supported, so such groups keep `MixedInstancesPolicyNotSupported` with a detail:
+//!   weighted capacity (an override with `WeightedCapacity` other than 1) and attribute-based
+//!   groups (`InstanceRequirements`).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, ActionKind, Reason};
+use crate::error::ConfigError;
+use crate::model::{GroupSnapshot, LaunchTemplateRef};
+use crate::policy::Policy;
+use crate::records::GroupRecords;
+use crate::tags;
+use crate::time::Timestamp;
+
+/// What `OnDemandPercentageAboveBaseCapacity` spotswap sets while a group cannot get spot.
+pub const RAISED_PERCENT: u32 = 100;
+
+/// One `Overrides` entry of a mixed instances policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MixedOverride {
+    /// `InstanceType`, when the override names one.
+    pub instance_type: Option<String>,
+    /// `WeightedCapacity`, as AWS writes it (a whole number as text), when set.
+    pub weighted_capacity: Option<String>,
+    /// The override's own `LaunchTemplateSpecification`, when it names one.
+    pub launch_template: Option<LaunchTemplateRef>,
+    /// The override gives `InstanceRequirements` (attribute-based instance type selection).
+    pub instance_requirements: bool,
+}
+
+/// A group's `MixedInstancesPolicy`, as far as decisions care.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MixedPolicy {
+    /// The policy's `LaunchTemplate.LaunchTemplateSpecification`.
+    pub launch_template: LaunchTemplateRef,
+    /// `LaunchTemplate.Overrides`.
+    pub overrides: Vec<MixedOverride>,
+    /// `InstancesDistribution.OnDemandBaseCapacity`; AWS's default is 0.
+    pub on_demand_base: Option<u32>,
+    /// `InstancesDistribution.OnDemandPercentageAboveBaseCapacity`; AWS's default is 100.
+    pub on_demand_percent: Option<u32>,
+}
+
+impl MixedPolicy {
+    /// Why spotswap cannot swap this policy's group yet, for the skip's detail; `None` when it
+    /// can.
+    pub fn unsupported(&self) -> Option<String> {
+        if self.overrides.iter().any(|o| o.instance_requirements) {
+            return Some("mixed instances policy with InstanceRequirements".to_string());
+        }
+        if self
+            .overrides
+            .iter()
+            .any(|o| o.weighted_capacity.as_deref().is_some_and(|w| w.trim() != "1"))
+        {
+            return Some("mixed instances policy with WeightedCapacity".to_string());
+        }
+        if self.types().is_empty() {
+            return Some("mixed instances policy without instance types".to_string());
+        }
+        None
+    }
+
+    /// The instance types the policy may launch.
+    pub fn types(&self) -> BTreeSet<String> {
+        self.overrides
+            .iter()
+            .filter_map(|o| o.instance_type.clone())
+            .collect()
+    }
+}
+
+/// The launch template to launch `instance_type` from: its override's own, else the policy's.
+pub fn template_for<'a>(mixed: &'a MixedPolicy, instance_type: &str) -> &'a LaunchTemplateRef {
+    mixed
+        .overrides
+        .iter()
+        .find(|o| o.instance_type.as_deref() == Some(instance_type))
+        .and_then(|o| o.launch_template.as_ref())
+        .unwrap_or(&mixed.launch_template)
+}
+
+/// `policy` for a group with a mixed instances policy: candidates only of the policy's types,
+/// and the floor from its `InstancesDistribution` unless the group carries spotswap's own
+/// floor tags. For any other group, `policy` unchanged.
+pub fn effective_policy(group: &GroupSnapshot, policy: &Policy) -> Policy {
+    let Some(mixed) = &group.mixed else {
+        return policy.clone();
+    };
+    let mut out = policy.clone();
+    out.group_types = Some(mixed.types());
+    let tagged =
+        group.tags.contains_key(tags::ON_DEMAND_BASE) || group.tags.contains_key(tags::ON_DEMAND_PERCENT);
+    if !tagged {
+        out.on_demand_base = mixed.on_demand_base.unwrap_or(0);
+        // While spotswap holds the distribution raised, the owner's value is the floor.
+        let owners = raised_from(group).ok().flatten();
+        out.on_demand_percent = owners.unwrap_or(mixed.on_demand_percent.unwrap_or(100)).min(100);
+    }
+    out
+}
+
+/// The value of `spotswap:distribution-raised-from` (`on-demand-percent=<0..=100>`), `None`
+/// when absent, or the configuration error naming the tag and the value.
+pub fn raised_from(group: &GroupSnapshot) -> Result<Option<u32>, ConfigError> {
+    let Some(v) = group.tag(tags::DISTRIBUTION_RAISED_FROM) else {
+        return Ok(None);
+    };
+    v.strip_prefix("on-demand-percent=")
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| *n <= 100 && !v.contains('+'))
+        .map(Some)
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                tags::DISTRIBUTION_RAISED_FROM,
+                v,
+                "expected on-demand-percent=<0 to 100>",
+            )
+        })
+}
+
+/// The tag value recording `percent`.
+pub fn raised_from_value(percent: u32) -> String {
+    format!("on-demand-percent={percent}")
+}
+
+/// The fallback step of a mixed-instances group this cycle, if any: raise its distribution
+/// to on-demand while it is sheltered (`DistributionRaised`), restore the owner's value once
+/// it is not (`DistributionRestored`), or drop a record whose value the owner has since
+/// changed (`DistributionChangedByOwner`).
+///
+/// Idempotent across a stop between its two calls: a record without the raise is raised
+/// again (keeping the first record); a restore without the record's removal restores the same
+/// value again and removes it.
+pub fn distribution_step(group: &GroupSnapshot, now: Timestamp) -> Result<Option<Action>, ConfigError> {
+    let Some(mixed) = &group.mixed else {
+        return Ok(None);
+    };
+    let recorded = raised_from(group)?;
+    let current = mixed.on_demand_percent.unwrap_or(100);
+    let name = group.name.as_str();
+    if GroupRecords::from_tags(&group.tags).sheltered(now) {
+        if current >= RAISED_PERCENT {
+            return Ok(None);
+        }
+        let kind = ActionKind::SetDistribution {
+            on_demand_percent: RAISED_PERCENT,
+            record: Some(recorded.unwrap_or(current)),
+        };
+        return Ok(Some(Action::new(kind, Reason::DistributionRaised, name)));
+    }
+    let Some(owners) = recorded else {
+        return Ok(None);
+    };
+    if current == RAISED_PERCENT || current == owners {
+        let kind = ActionKind::SetDistribution {
+            on_demand_percent: owners,
+            record: None,
+        };
+        return Ok(Some(Action::new(kind, Reason::DistributionRestored, name)));
+    }
+    let kind = ActionKind::ClearRecords {
+        keys: vec![tags::DISTRIBUTION_RAISED_FROM.to_string()],
+    };
+    Ok(Some(Action::new(kind, Reason::DistributionChangedByOwner, name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::Fleet;
+
+    fn lt(id: &str) -> LaunchTemplateRef {
+        LaunchTemplateRef {
+            id: Some(id.into()),
+            name: None,
+            version: "$Latest".into(),
+        }
+    }
+
+    fn over(t: &str) -> MixedOverride {
+        MixedOverride {
+            instance_type: Some(t.into()),
+            weighted_capacity: None,
+            launch_template: None,
+            instance_requirements: false,
+        }
+    }
+
+    pub(crate) fn policy(base: Option<u32>, pct: Option<u32>) -> MixedPolicy {
+        MixedPolicy {
+            launch_template: lt("lt-main"),
+            overrides: vec![
+                over("m5.large"),
+                MixedOverride {
+                    launch_template: Some(lt("lt-amd")),
+                    ..over("m5a.large")
+                },
+            ],
+            on_demand_base: base,
+            on_demand_percent: pct,
+        }
+    }
+
+    fn group(mixed: MixedPolicy, tags: &[(&str, &str)]) -> GroupSnapshot {
+        let mut fleet = Fleet::new();
+        for (k, v) in tags {
+            fleet = fleet.tag(k, v);
+        }
+        let mut g = fleet.group;
+        g.mixed = Some(mixed);
+        g
+    }
+
+    #[test]
+    fn the_groups_distribution_is_the_floor_unless_spotswap_tags_say_otherwise() {
+        // GIVEN a policy keeping 1 on-demand and 25% above it, and no spotswap floor tags
+        let g = group(policy(Some(1), Some(25)), &[]);
+        // THEN the distribution is the floor, and only the policy's types are candidates
+        let p = effective_policy(&g, &Policy::default());
+        assert_eq!((p.on_demand_base, p.on_demand_percent), (1, 25));
+        assert!(p.type_allowed("m5a.large") && p.type_allowed("m5.large"));
+        assert!(!p.type_allowed("m6i.large"), "a type outside the policy");
+        // AND AWS's defaults apply to what the distribution leaves out (100% on-demand)
+        let p = effective_policy(&group(policy(None, None), &[]), &Policy::default());
+        assert_eq!((p.on_demand_base, p.on_demand_percent), (0, 100));
+        // AND with either spotswap floor tag, spotswap's floor governs (the tag over defaults)
+        let tagged = group(policy(Some(1), Some(25)), &[(tags::ON_DEMAND_BASE, "0")]);
+        let p = Policy::from_tags(&tagged.tags, &Policy::default()).unwrap();
+        let p = effective_policy(&tagged, &p);
+        assert_eq!((p.on_demand_base, p.on_demand_percent), (0, 0));
+        // AND spotswap's globs still narrow the policy's types
+        let globbed = group(policy(Some(0), Some(0)), &[(tags::DENIED_TYPES, "m5a.*")]);
+        let p = Policy::from_tags(&globbed.tags, &Policy::default()).unwrap();
+        assert!(!effective_policy(&globbed, &p).type_allowed("m5a.large"));
+    }
+
+    fn at(g: &GroupSnapshot, percent: Option<u32>, record: Option<&str>, sheltered: bool) -> GroupSnapshot {
+        let mut g = g.clone();
+        g.mixed.as_mut().unwrap().on_demand_percent = percent;
+        if let Some(r) = record {
+            g.tags.insert(tags::DISTRIBUTION_RAISED_FROM.into(), r.into());
+        }
+        if sheltered {
+            g.tags
+                .insert(tags::SHELTERED_UNTIL.into(), "2099-01-01T00:00:00Z".into());
+        }
+        g
+    }
+
+    fn step(g: &GroupSnapshot) -> Option<(ActionKind, Reason)> {
+        distribution_step(g, crate::testkit::NOW)
+            .unwrap()
+            .map(|a| (a.kind, a.reason))
+    }
+
+    #[test]
+    fn a_sheltered_group_launches_on_demand_and_gets_its_owners_value_back_exactly() {
+        let g = group(policy(Some(1), Some(20)), &[]);
+        // GIVEN a group at rest: nothing to do
+        assert_eq!(step(&at(&g, Some(20), None, false)), None);
+        // WHEN it is sheltered THEN its percent goes to 100, the owner's 20 recorded first
+        let raise = ActionKind::SetDistribution {
+            on_demand_percent: 100,
+            record: Some(20),
+        };
+        assert_eq!(
+            step(&at(&g, Some(20), None, true)),
+            Some((raise.clone(), Reason::DistributionRaised))
+        );
+        // AND a stop after the record alone raises again, keeping the first record
+        assert_eq!(
+            step(&at(&g, Some(20), Some("on-demand-percent=20"), true)),
+            Some((raise, Reason::DistributionRaised))
+        );
+        // AND once raised, nothing more while sheltered, and the floor is the owner's value
+        let raised = at(&g, Some(100), Some("on-demand-percent=20"), true);
+        assert_eq!(step(&raised), None);
+        assert_eq!(
+            effective_policy(&raised, &Policy::default()).on_demand_percent,
+            20
+        );
+        // WHEN the shelter ends THEN exactly 20 comes back and the record goes
+        let restore = ActionKind::SetDistribution {
+            on_demand_percent: 20,
+            record: None,
+        };
+        let over = at(&g, Some(100), Some("on-demand-percent=20"), false);
+        assert_eq!(step(&over), Some((restore.clone(), Reason::DistributionRestored)));
+        // AND a stop after the restore alone restores the same again
+        let half = at(&g, Some(20), Some("on-demand-percent=20"), false);
+        assert_eq!(step(&half), Some((restore, Reason::DistributionRestored)));
+        // AND a value the owner set meanwhile is kept: only the record goes
+        let changed = at(&g, Some(50), Some("on-demand-percent=20"), false);
+        assert!(matches!(
+            step(&changed),
+            Some((
+                ActionKind::ClearRecords { .. },
+                Reason::DistributionChangedByOwner
+            ))
+        ));
+        // AND a group already all on-demand has nothing to raise
+        assert_eq!(step(&at(&g, None, None, true)), None);
+    }
+
+    #[test]
+    fn an_unreadable_record_is_a_configuration_error_naming_it() {
+        let g = group(policy(Some(1), Some(20)), &[]);
+        for bad in [
+            "20",
+            "on-demand-percent=101",
+            "on-demand-percent=-1",
+            "on-demand-percent=",
+            "percent=20",
+            "on-demand-percent=+5",
+        ] {
+            let err =
+                distribution_step(&at(&g, Some(100), Some(bad), false), crate::testkit::NOW).unwrap_err();
+            assert_eq!(err.key(), tags::DISTRIBUTION_RAISED_FROM, "{bad}");
+        }
+        assert_eq!(raised_from_value(20), "on-demand-percent=20");
+    }
+
+    #[test]
+    fn an_override_may_name_its_own_template() {
+        let m = policy(None, None);
+        assert_eq!(template_for(&m, "m5a.large").id.as_deref(), Some("lt-amd"));
+        assert_eq!(template_for(&m, "m5.large").id.as_deref(), Some("lt-main"));
+        assert_eq!(template_for(&m, "c5.large").id.as_deref(), Some("lt-main"));
+    }
+
+    #[test]
+    fn weights_and_attribute_based_policies_are_not_supported_yet() {
+        assert_eq!(policy(None, None).unsupported(), None);
+        let mut m = policy(None, None);
+        m.overrides[0].weighted_capacity = Some("1".into());
+        assert_eq!(m.unsupported(), None, "a weight of 1 is no weight");
+        m.overrides[1].weighted_capacity = Some("2".into());
+        assert!(m.unsupported().unwrap().contains("WeightedCapacity"));
+        let mut m = policy(None, None);
+        m.overrides.push(MixedOverride {
+            instance_type: None,
+            instance_requirements: true,
+            ..over("x")
+        });
+        assert!(m.unsupported().unwrap().contains("InstanceRequirements"));
+        let mut m = policy(None, None);
+        m.overrides.clear();
+        assert!(m.unsupported().is_some());
+    }
+}
