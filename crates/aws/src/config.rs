@@ -1,6 +1,7 @@
 //! Configuration read once at start-up from the environment into a typed [`Config`].
 
 use serde::Serialize;
+use spotswap_core::compat::AutoSpottingCompat;
 use spotswap_core::{policy::Mode, ConfigError, Policy, Settings};
 
 use crate::throttle::ApiRates;
@@ -72,6 +73,7 @@ impl Config {
             c.settings.mode = m.trim().parse::<Mode>()?;
         }
         c.settings.defaults = Policy::from_env(&lookup)?;
+        c.settings.compat = AutoSpottingCompat::from_env(&lookup)?;
         if let Some(v) = lookup("SPOTSWAP_DRY_RUN") {
             c.dry_run = parse_bool("SPOTSWAP_DRY_RUN", &v)?;
         }

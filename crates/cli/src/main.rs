@@ -16,6 +16,7 @@ use spotswap_aws::{
     handle_event, reap, rebalance, AdapterError, Aws, Config, CycleOptions, CycleReport, EventOptions,
 };
 
+mod migrate;
 mod simulate;
 mod table;
 
@@ -84,6 +85,11 @@ enum Command {
     /// Simulate one region over a scenario file with the real core and compare policies
     /// (no AWS). Exit 2 for a bad scenario, policy or format.
     Simulate(simulate::Args),
+    /// Switch from AutoSpotting: per group its configuration, the spotswap tags that express
+    /// it, the floor under each tool and every difference; AutoSpotting's orphans with age,
+    /// type and on-demand cost. `--apply` writes the spotswap tags (CreateOrUpdateTags only);
+    /// without it, zero mutating calls.
+    Migrate(migrate::Args),
 }
 
 // One thread: the work is waiting on AWS, a 128 MB Lambda has a fraction of a vCPU, and one
@@ -130,6 +136,7 @@ async fn main() -> ExitCode {
         }
         Command::Reap { dry_run, output } => run_reap(&aws, &config, dry_run, output).await,
         Command::HandleEvent { file, dry_run } => run_handle_event(&aws, &config, &file, dry_run).await,
+        Command::Migrate(args) => migrate::main(&aws, &config, &args).await,
         Command::Simulate(_) => unreachable!("handled before the AWS set-up"),
     }
 }

@@ -140,7 +140,10 @@ fn rank(original: &Instance, architecture: Option<&str>, ctx: SearchContext<'_>)
         .spot_prices
         .iter()
         .filter(|(pool, _)| pool.az == original.az)
-        .filter(|(pool, _)| ctx.policy.type_allowed(&pool.instance_type))
+        .filter(|(pool, _)| {
+            ctx.policy
+                .may_replace(&original.instance_type, &pool.instance_type)
+        })
         .filter(|(pool, _)| match (od_price, original_spec, arch.as_deref()) {
             (Some(_), Some(orig), Some(arch)) => market
                 .types

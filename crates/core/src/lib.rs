@@ -10,6 +10,8 @@
 //! - [`policy`]: the tag schema parsed into a [`Policy`], and the risk floor.
 //! - [`records`]: cooldown, no-capacity and shelter records kept in group tags.
 //! - [`candidates`]: compatible, diversified, price-ranked spot pools.
+//! - [`compat`]: `SPOTSWAP_COMPAT=autospotting`: AutoSpotting's filter and tags as aliases,
+//!   its floor rule, whether it still acts on a group, and its orphans.
 //! - [`plan`]: the rebalancer's cycle: the Launch → Attach → Retire stage machine.
 //! - [`events`]: the interruption handler's events: parsing, and one decision module per kind.
 //! - [`reap`]: the orphan reaper's pass: strays terminated, MaxSize restored, records cleared;
@@ -29,6 +31,7 @@
 
 pub mod action;
 pub mod candidates;
+pub mod compat;
 mod error;
 pub mod events;
 pub mod fleet;

@@ -107,6 +107,24 @@ impl Serialize for TypeGlobs {
     }
 }
 
+/// How the risk floor is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "rule")]
+pub enum FloorRule {
+    /// spotswap's own (DESIGN.md §3): `base + ceil(above base × percent)`, AWS's rounding.
+    #[default]
+    Aws,
+    /// AutoSpotting's, for a group configured only by its alias tags under
+    /// `SPOTSWAP_COMPAT=autospotting` ([`crate::compat`]): `max(number, round(desired ×
+    /// percent / 100))`, rounding half up, never above desired.
+    AutoSpotting {
+        /// `autospotting_min_on_demand_number`.
+        number: u32,
+        /// `autospotting_min_on_demand_percentage`, 0–100, fractions allowed.
+        percent: f64,
+    },
+}
+
 /// One group's effective configuration: tags over environment defaults over built-in defaults.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Policy {
@@ -128,6 +146,12 @@ pub struct Policy {
     pub cooldown_minutes: u32,
     /// `spotswap:shelter-percent`, 0–100.
     pub shelter_percent: u32,
+    /// The rule the floor is counted by: spotswap's, unless a compatibility mode translated
+    /// another tool's floor ([`crate::compat`]).
+    pub floor_rule: FloorRule,
+    /// Only the original's own instance type may replace it (AutoSpotting's
+    /// `autospotting_allowed_instance_types=current`).
+    pub same_type_only: bool,
 }
 
 impl Default for Policy {
@@ -142,6 +166,8 @@ impl Default for Policy {
             on_rebalance: OnRebalance::Replace,
             cooldown_minutes: 60,
             shelter_percent: 10,
+            floor_rule: FloorRule::Aws,
+            same_type_only: false,
         }
     }
 }
@@ -235,13 +261,24 @@ impl Policy {
 
     /// The risk floor for `desired`: how many instances must stay on-demand.
     pub fn required_on_demand(&self, desired: u32) -> u32 {
-        required_on_demand(desired, self.on_demand_base, self.on_demand_percent)
+        match self.floor_rule {
+            FloorRule::Aws => required_on_demand(desired, self.on_demand_base, self.on_demand_percent),
+            FloorRule::AutoSpotting { number, percent } => {
+                crate::compat::autospotting::floor(desired, number, percent)
+            }
+        }
     }
 
     /// True when `instance_type` passes the allowed and denied globs.
     pub fn type_allowed(&self, instance_type: &str) -> bool {
         (self.allowed_types.is_empty() || self.allowed_types.matches(instance_type))
             && !self.denied_types.matches(instance_type)
+    }
+
+    /// True when `candidate` may replace an instance of type `original`: the globs, and
+    /// [`Policy::same_type_only`].
+    pub fn may_replace(&self, original: &str, candidate: &str) -> bool {
+        self.type_allowed(candidate) && (!self.same_type_only || original == candidate)
     }
 }
 

@@ -22,6 +22,9 @@ pub const ON_REBALANCE: &str = "spotswap:on-rebalance";
 pub const COOLDOWN_MINUTES: &str = "spotswap:cooldown-minutes";
 /// Interruption rate (percent of spot count) that shelters the group.
 pub const SHELTER_PERCENT: &str = "spotswap:shelter-percent";
+/// On groups, set by users under `SPOTSWAP_COMPAT=autospotting`: `true` makes spotswap act on
+/// the group even while AutoSpotting still does (no `AutoSpottingActive` hold).
+pub const IGNORE_AUTOSPOTTING: &str = "spotswap:ignore-autospotting";
 
 /// On instances we launch: the group they were launched for.
 pub const GROUP: &str = "spotswap:group";

@@ -440,6 +440,7 @@ impl Fleet {
             mode: self.mode,
             defaults: Policy::default(),
             max_swaps_in_flight: None,
+            compat: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::{InstanceLifecycleType, InstanceStateName};
+use spotswap_core::compat::autospotting;
 use spotswap_core::{
     tags, GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, LaunchSource, LaunchTemplateRef,
     Lifecycle, Member, MemberState, Timestamp,
@@ -103,14 +104,19 @@ pub(super) fn instance_from_sdk(i: &aws_sdk_ec2::types::Instance) -> Option<Inst
         launch_time: Timestamp::from_unix(i.launch_time().map(|t| t.secs()).unwrap_or(0)),
         status_ok: None,
         termination_protected: None,
-        // Only the tags a decision reads, ours and Auto Scaling's group name: a fleet's cost
-        // allocation tags would otherwise be most of the snapshot's memory at 20,000 instances.
+        // Only the tags a decision reads, ours, Auto Scaling's group name and AutoSpotting's
+        // two launch tags: a fleet's cost allocation tags would otherwise be most of the
+        // snapshot's memory at 20,000 instances.
         tags: i
             .tags()
             .iter()
             .filter(|t| {
-                t.key()
-                    .is_some_and(|k| k.starts_with(tags::PREFIX) || k == tags::AWS_ASG_NAME)
+                t.key().is_some_and(|k| {
+                    k.starts_with(tags::PREFIX)
+                        || k == tags::AWS_ASG_NAME
+                        || k == autospotting::LAUNCHED_BY
+                        || k == autospotting::LAUNCHED_FOR
+                })
             })
             .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
             .collect(),

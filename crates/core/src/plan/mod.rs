@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use crate::action::{Action, ActionKind, Reason, Skip};
 use crate::candidates::{PoolCounts, RankedPools, SearchContext};
+use crate::compat::{activity, AutoSpottingCompat};
 use crate::model::{GroupSnapshot, Instance, LaunchTemplateRef, Lifecycle, Market, Member, RegionSnapshot};
 use crate::policy::{is_managed, Mode, Policy};
 use crate::records::GroupRecords;
@@ -47,6 +48,9 @@ pub struct Settings {
     /// `SPOTSWAP_MAX_SWAPS_IN_FLIGHT`: most swaps in flight in the region at once, counting
     /// those already under way; `None` is no cap.
     pub max_swaps_in_flight: Option<u32>,
+    /// `SPOTSWAP_COMPAT=autospotting`: AutoSpotting's filter and tags read as aliases, and no
+    /// new swap where AutoSpotting still acts ([`crate::compat`]).
+    pub compat: Option<AutoSpottingCompat>,
 }
 
 /// What one invocation of the rebalancer may do.
@@ -117,10 +121,40 @@ pub fn plan_cycle(snapshot: &RegionSnapshot, settings: &Settings) -> Vec<GroupPl
 /// [`plan_cycle`] for an invocation of `scope`, within the region-wide cap on swaps in flight.
 pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scope) -> Vec<GroupPlan> {
     let index = LaunchIndex::new(snapshot.instances.values());
+    let autospotting = settings
+        .compat
+        .as_ref()
+        .map(|c| (c, activity::latest_launches(snapshot.instances.values())));
     let mut plans: Vec<GroupPlan> = snapshot
         .groups
         .iter()
         .map(|group| match policy_for(group, settings) {
+            // AutoSpotting still acts here: no new swap, so the two never fight over an
+            // instance; swaps of ours already in flight still finish or unwind.
+            Ok(Some(policy))
+                if autospotting
+                    .as_ref()
+                    .is_some_and(|(c, latest)| activity::hold(group, latest, c, snapshot.now).is_some()) =>
+            {
+                let hold = autospotting
+                    .as_ref()
+                    .and_then(|(c, latest)| activity::hold(group, latest, c, snapshot.now));
+                let mut plan = plan_group_in(
+                    group,
+                    &snapshot.instances,
+                    index.of(&group.name),
+                    &snapshot.market,
+                    &Policy {
+                        replace_per_cycle: 0,
+                        ..policy
+                    },
+                    snapshot.now,
+                );
+                if plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
+                    plan.skip = hold;
+                }
+                plan
+            }
             Ok(Some(policy)) if scope == Scope::AdvanceOnly => plan_group_in(
                 group,
                 &snapshot.instances,
@@ -201,6 +235,9 @@ fn cap_launches(plans: &mut [GroupPlan], mut allowed: usize) {
 
 /// The group's policy, `None` when it is not managed, or the configuration error.
 pub fn policy_for(group: &GroupSnapshot, settings: &Settings) -> Result<Option<Policy>, crate::ConfigError> {
+    if let Some(compat) = &settings.compat {
+        return crate::compat::policy_for(&group.tags, settings.mode, &settings.defaults, compat);
+    }
     if !is_managed(&group.tags, settings.mode)? {
         return Ok(None);
     }
