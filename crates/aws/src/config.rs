@@ -129,6 +129,24 @@ mod tests {
     }
 
     #[test]
+    fn compatibility_mode_is_read_with_autospottings_filter() {
+        assert_eq!(cfg(&[]).unwrap().settings.compat, None);
+        assert_eq!(cfg(&[("SPOTSWAP_COMPAT", "")]).unwrap().settings.compat, None);
+        let c = cfg(&[
+            ("SPOTSWAP_COMPAT", "autospotting"),
+            ("SPOTSWAP_AUTOSPOTTING_QUIET_MINUTES", "30"),
+        ])
+        .unwrap();
+        let compat = c.settings.compat.unwrap();
+        assert_eq!(compat.quiet_minutes, 30);
+        assert_eq!(compat.filter, [("spot-enabled".to_string(), "true".to_string())]);
+        assert_eq!(
+            cfg(&[("SPOTSWAP_COMPAT", "autospoting")]).unwrap_err().key(),
+            "SPOTSWAP_COMPAT"
+        );
+    }
+
+    #[test]
     fn bad_values_are_errors_not_defaults() {
         assert_eq!(
             cfg(&[("SPOTSWAP_MODE", "sometimes")]).unwrap_err().key(),
