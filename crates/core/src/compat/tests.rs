@@ -77,7 +77,7 @@ fn spotswap_tags_express_a_floor_never_below_autospottings() {
         for number in 0..8u32 {
             for pct in [0.0, 10.0, 12.5, 25.0, 33.3, 50.0, 99.9, 100.0] {
                 let as_floor = floor(desired, number, pct);
-                let ours = crate::policy::required_on_demand(desired, number, (pct as f64).ceil() as u32);
+                let ours = crate::policy::required_on_demand(desired, number, pct.ceil() as u32);
                 assert!(ours >= as_floor, "{desired} {number} {pct}: {ours} < {as_floor}");
             }
         }
@@ -372,7 +372,13 @@ fn the_reaper_never_takes_autospottings_instances_for_ours() {
     let mut instances = fleet.instances.clone();
     instances.retain(|_, i| i.tag(LAUNCHED_BY).is_some());
     // WHEN the reaper plans a pass
-    let plan = crate::plan_reap(&[fleet.group.clone()], &instances, &compat_settings(), NOW, 20);
+    let plan = crate::plan_reap(
+        std::slice::from_ref(&fleet.group),
+        &instances,
+        &compat_settings(),
+        NOW,
+        20,
+    );
     // THEN it terminates nothing
     assert!(plan
         .actions
