@@ -128,80 +128,68 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
     let mut plans: Vec<GroupPlan> = snapshot
         .groups
         .iter()
-        .map(|group| match policy_for(group, settings) {
-            // AutoSpotting still acts here: no new swap, so the two never fight over an
-            // instance; swaps of ours already in flight still finish or unwind.
-            Ok(Some(policy))
-                if autospotting
-                    .as_ref()
-                    .is_some_and(|(c, latest)| activity::hold(group, latest, c, snapshot.now).is_some()) =>
-            {
-                let hold = autospotting
-                    .as_ref()
-                    .and_then(|(c, latest)| activity::hold(group, latest, c, snapshot.now));
-                let mut plan = plan_group_in(
+        .map(|group| {
+            // A group AutoSpotting still acts on is planned like an EC2 state change: swaps of
+            // ours in flight finish or unwind, no new one starts, so the two never fight over
+            // an instance.
+            let held = autospotting
+                .as_ref()
+                .and_then(|(c, latest)| activity::hold(group, latest, c, snapshot.now));
+            match policy_for(group, settings) {
+                Ok(Some(policy)) if scope == Scope::AdvanceOnly || held.is_some() => {
+                    let mut plan = plan_group_in(
+                        group,
+                        &snapshot.instances,
+                        index.of(&group.name),
+                        &snapshot.market,
+                        &Policy {
+                            replace_per_cycle: 0,
+                            ..policy
+                        },
+                        snapshot.now,
+                    );
+                    if held.is_some() && plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
+                        plan.skip = held;
+                    }
+                    plan
+                }
+                Ok(Some(policy)) => plan_group_in(
                     group,
                     &snapshot.instances,
                     index.of(&group.name),
                     &snapshot.market,
-                    &Policy {
+                    &policy,
+                    snapshot.now,
+                ),
+                Ok(None) => GroupPlan::skipped(&group.name, Reason::NotManaged, None),
+                // A bad value stops new swaps, not the safety steps: swaps already in flight still
+                // advance (or unwind) and MaxSize still comes back, so desired and MaxSize never
+                // stay raised because of a typo. A bad `spotswap:enabled` is the exception: whether
+                // the group is ours at all is unknown (and the IAM conditions would refuse us).
+                Err(err) if err.key() != tags::ENABLED => {
+                    let in_flight_only = Policy {
                         replace_per_cycle: 0,
-                        ..policy
-                    },
-                    snapshot.now,
-                );
-                if plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
-                    plan.skip = hold;
+                        ..settings.defaults.clone()
+                    };
+                    let mut plan = plan_group_in(
+                        group,
+                        &snapshot.instances,
+                        index.of(&group.name),
+                        &snapshot.market,
+                        &in_flight_only,
+                        snapshot.now,
+                    );
+                    if plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
+                        plan.skip = Some(Skip {
+                            group: group.name.clone(),
+                            reason: Reason::InvalidConfig,
+                            detail: Some(err.to_string()),
+                        });
+                    }
+                    plan
                 }
-                plan
+                Err(err) => GroupPlan::skipped(&group.name, Reason::InvalidConfig, Some(err.to_string())),
             }
-            Ok(Some(policy)) if scope == Scope::AdvanceOnly => plan_group_in(
-                group,
-                &snapshot.instances,
-                index.of(&group.name),
-                &snapshot.market,
-                &Policy {
-                    replace_per_cycle: 0,
-                    ..policy
-                },
-                snapshot.now,
-            ),
-            Ok(Some(policy)) => plan_group_in(
-                group,
-                &snapshot.instances,
-                index.of(&group.name),
-                &snapshot.market,
-                &policy,
-                snapshot.now,
-            ),
-            Ok(None) => GroupPlan::skipped(&group.name, Reason::NotManaged, None),
-            // A bad value stops new swaps, not the safety steps: swaps already in flight still
-            // advance (or unwind) and MaxSize still comes back, so desired and MaxSize never
-            // stay raised because of a typo. A bad `spotswap:enabled` is the exception: whether
-            // the group is ours at all is unknown (and the IAM conditions would refuse us).
-            Err(err) if err.key() != tags::ENABLED => {
-                let in_flight_only = Policy {
-                    replace_per_cycle: 0,
-                    ..settings.defaults.clone()
-                };
-                let mut plan = plan_group_in(
-                    group,
-                    &snapshot.instances,
-                    index.of(&group.name),
-                    &snapshot.market,
-                    &in_flight_only,
-                    snapshot.now,
-                );
-                if plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
-                    plan.skip = Some(Skip {
-                        group: group.name.clone(),
-                        reason: Reason::InvalidConfig,
-                        detail: Some(err.to_string()),
-                    });
-                }
-                plan
-            }
-            Err(err) => GroupPlan::skipped(&group.name, Reason::InvalidConfig, Some(err.to_string())),
         })
         .collect();
     if let Some(cap) = settings.max_swaps_in_flight {
