@@ -1,3 +1,4 @@
+mod autospotting;
 mod bad_input;
 mod boot_window;
 mod chaos;

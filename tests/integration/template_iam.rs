@@ -381,3 +381,84 @@ fn every_group_record_key_is_granted_by_the_template() {
         }
     }
 }
+
+#[test]
+fn autospotting_grants_exist_only_in_compat_mode_and_orphan_reaping_only_when_enabled() {
+    // GIVEN template.yaml as committed
+    let t = template();
+    let resources = t["Resources"].as_mapping().unwrap();
+    // THEN every grant for AutoSpotting's groups is created only with Compat=autospotting
+    for id in [
+        "AutoSpottingSwapPolicy",
+        "AutoSpottingInterruptionPolicy",
+        "AutoSpottingReapPolicy",
+        "AutoSpottingMigrationPolicy",
+    ] {
+        assert_eq!(
+            resources[id]["Condition"].as_str(),
+            Some("CompatAutoSpotting"),
+            "{id}"
+        );
+    }
+    // AND the termination of AutoSpotting's orphans is only inside an !If on
+    // ReapAutoSpottingOrphansEnabled, scoped by launched-by-autospotting=true
+    let text = TEMPLATE;
+    assert_eq!(
+        text.matches("ec2:ResourceTag/launched-by-autospotting").count(),
+        1
+    );
+    let stmts = t["Resources"]["AutoSpottingMigrationPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    let gated: Vec<&Value> = stmts
+        .iter()
+        .filter(|s| matches!(s, Value::Tagged(tag) if tag.tag == "!If"))
+        .collect();
+    assert_eq!(gated.len(), 1);
+    let Value::Tagged(tag) = gated[0] else {
+        unreachable!()
+    };
+    let args = tag.value.as_sequence().unwrap();
+    assert_eq!(args[0].as_str(), Some("ReapAutoSpottingOrphansEnabled"));
+    assert_eq!(args[1]["Sid"].as_str(), Some("TerminateAutoSpottingOrphans"));
+    assert_eq!(
+        args[1]["Condition"]["StringEquals"]["ec2:ResourceTag/launched-by-autospotting"].as_str(),
+        Some("true")
+    );
+    // AND no other statement of the template terminates on that tag
+    for (id, r) in resources {
+        if id.as_str() != Some("AutoSpottingMigrationPolicy") {
+            assert!(
+                !serde_yaml::to_string(r)
+                    .unwrap()
+                    .contains("launched-by-autospotting"),
+                "{id:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_terminate_on_autospottings_tag_with_any_value_is_reported() {
+    let report = plant(
+        "OrphanReaperRole",
+        "{Effect: Allow, Action: ec2:TerminateInstances, Resource: '*', Condition: {StringLike: {'ec2:ResourceTag/launched-by-autospotting': '*'}}}",
+    );
+    assert_reports(&report, "terminate-untagged");
+}
+
+#[test]
+fn a_function_enrolling_groups_by_autospottings_tag_is_reported_unless_autospotting_manages_them() {
+    // spotswap:enabled written on a group only spotswap's own tag scopes: self-enrolment
+    let report = plant(
+        "RebalancerRole",
+        "{Effect: Allow, Action: autoscaling:CreateOrUpdateTags, Resource: '*', Condition: {StringEquals: {'autoscaling:ResourceTag/spotswap:enabled': 'true'}, 'ForAllValues:StringEquals': {'aws:TagKeys': ['spotswap:enabled']}}}",
+    );
+    assert_reports(&report, "asg-untagged");
+    // a group scoped by a tag that is neither spotswap's nor AutoSpotting's
+    let report = plant(
+        "RebalancerRole",
+        "{Effect: Allow, Action: autoscaling:UpdateAutoScalingGroup, Resource: '*', Condition: {StringEquals: {'autoscaling:ResourceTag/team': 'true'}}}",
+    );
+    assert_reports(&report, "asg-untagged");
+}

@@ -1,6 +1,7 @@
 //! Configuration read once at start-up from the environment into a typed [`Config`].
 
 use serde::Serialize;
+use spotswap_core::compat_mode::AutoSpottingCompat;
 use spotswap_core::{policy::Mode, ConfigError, Policy, Settings};
 
 use crate::throttle::ApiRates;
@@ -72,6 +73,7 @@ impl Config {
             c.settings.mode = m.trim().parse::<Mode>()?;
         }
         c.settings.defaults = Policy::from_env(&lookup)?;
+        c.settings.compat = AutoSpottingCompat::from_env(&lookup)?;
         if let Some(v) = lookup("SPOTSWAP_DRY_RUN") {
             c.dry_run = parse_bool("SPOTSWAP_DRY_RUN", &v)?;
         }
@@ -124,6 +126,24 @@ mod tests {
         assert_eq!(c.orphan_minutes, 30);
         assert_eq!(c.settings.defaults.on_demand_percent, 25);
         assert_eq!(c.event_bus, "default");
+    }
+
+    #[test]
+    fn compatibility_mode_is_read_with_autospottings_filter() {
+        assert_eq!(cfg(&[]).unwrap().settings.compat, None);
+        assert_eq!(cfg(&[("SPOTSWAP_COMPAT", "")]).unwrap().settings.compat, None);
+        let c = cfg(&[
+            ("SPOTSWAP_COMPAT", "autospotting"),
+            ("SPOTSWAP_AUTOSPOTTING_QUIET_MINUTES", "30"),
+        ])
+        .unwrap();
+        let compat = c.settings.compat.unwrap();
+        assert_eq!(compat.quiet_minutes, 30);
+        assert_eq!(compat.filter, [("spot-enabled".to_string(), "true".to_string())]);
+        assert_eq!(
+            cfg(&[("SPOTSWAP_COMPAT", "autospoting")]).unwrap_err().key(),
+            "SPOTSWAP_COMPAT"
+        );
     }
 
     #[test]

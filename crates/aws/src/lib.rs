@@ -20,6 +20,8 @@
 //! - `reaper`: the orphan reaper's pass ([`reap`]).
 //! - [`interruption`]: the interruption handler: spot warnings and rebalance recommendations.
 //! - [`lambda`]: the Lambda handlers behind each thin `main.rs`.
+//! - [`migrate`]: `spotswap migrate --from autospotting`: AutoSpotting's tags in spotswap's
+//!   terms, written with `--apply`; AutoSpotting's orphans listed and, opted in, reaped.
 //! - [`report`]: decision log lines, EMF metrics, our events and the summary.
 //! - `throttle`: client-side token buckets per API class ([`ApiRates`], `SPOTSWAP_API_RATES`).
 //! - [`cache`]: the warm-container cache of specs and prices.
@@ -35,6 +37,7 @@ pub mod fake;
 mod fake_tests;
 pub mod interruption;
 pub mod lambda;
+pub mod migrate;
 pub mod pause;
 pub mod port;
 mod prices;

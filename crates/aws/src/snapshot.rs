@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use spotswap_core::compat_mode::activity::launched_by_autospotting;
 use spotswap_core::events::Membership;
 use spotswap_core::model::ScheduledEvent;
 use spotswap_core::{
@@ -34,8 +35,15 @@ pub async fn take(
     price_file: Option<&str>,
     now: Timestamp,
 ) -> Result<RegionSnapshot, AdapterError> {
+    // Under SPOTSWAP_COMPAT a group may be managed by AutoSpotting's filter tags, which are not
+    // spotswap's: every group is read, as in opt-out mode.
+    let group_mode = if settings.compat.is_some() {
+        Mode::OptOut
+    } else {
+        settings.mode
+    };
     let (mut groups, mut instances, specs, od) = tokio::try_join!(
-        describe_groups(aws, settings.mode),
+        describe_groups(aws, group_mode),
         describe_instances(aws, &[]),
         instance_types(aws),
         async { Ok(prices::on_demand_prices(aws, price_file).await) },
@@ -51,8 +59,13 @@ pub async fn take(
         .iter()
         .flat_map(|g| g.members.iter().map(|m| m.id.as_str()))
         .collect();
+    // AutoSpotting's launches, members or not, are its evidence of activity (`AutoSpottingActive`).
+    let compat = settings.compat.is_some();
     instances.retain(|id, i| {
-        members.contains(id.as_str()) || i.launched_for().is_some() || i.tag(tags::DETACHED_AT).is_some()
+        members.contains(id.as_str())
+            || i.launched_for().is_some()
+            || i.tag(tags::DETACHED_AT).is_some()
+            || (compat && launched_by_autospotting(i))
     });
 
     // Status checks matter only for our launches waiting to be attached.

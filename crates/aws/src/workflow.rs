@@ -58,6 +58,7 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
     let now = opts.now.unwrap_or_else(now);
     let dry_run = opts.dry_run || config.dry_run;
     let snap = snapshot::take(aws, &config.settings, config.price_file.as_deref(), now).await?;
+    crate::migrate::warn_ignored_tags(&snap.groups, &config.settings);
     let mut timings = Timings {
         read_ms: Timings::since(started),
         ..Timings::default()

@@ -16,6 +16,7 @@ use spotswap_aws::{
     handle_event, reap, rebalance, AdapterError, Aws, Config, CycleOptions, CycleReport, EventOptions,
 };
 
+mod migrate;
 mod simulate;
 mod table;
 
@@ -106,6 +107,11 @@ enum Command {
     /// Simulate one region over a scenario file with the real core and compare policies
     /// (no AWS). Exit 2 for a bad scenario, policy or format.
     Simulate(simulate::Args),
+    /// Switch from AutoSpotting: per group its configuration, the spotswap tags that express
+    /// it, the floor under each tool and every difference; AutoSpotting's orphans with age,
+    /// type and on-demand cost. `--apply` writes the spotswap tags (CreateOrUpdateTags only);
+    /// without it, zero mutating calls.
+    Migrate(migrate::Args),
 }
 
 // One thread: the work is waiting on AWS, a 128 MB Lambda has a fraction of a vCPU, and one
@@ -170,6 +176,7 @@ async fn main() -> ExitCode {
         Command::Resume { group, output } => {
             print_pause(spotswap_aws::pause::resume(&aws, &group).await, output)
         }
+        Command::Migrate(args) => migrate::main(&aws, &config, &args).await,
         Command::Simulate(_) => unreachable!("handled before the AWS set-up"),
     }
 }

@@ -239,6 +239,10 @@ impl<'a> Screen<'a> {
         if self.policy.group_types.as_ref().is_some_and(|g| !g.contains(t)) {
             return Err(Rejection::NotInGroupPolicy);
         }
+        if self.policy.same_type_only && t != self.original_type {
+            // AutoSpotting's `autospotting_allowed_instance_types=current`
+            return Err(Rejection::NotInAllowedTypes);
+        }
         let allowed = &self.policy.allowed_types;
         if !allowed.is_empty() && !allowed.matches(t) {
             return Err(Rejection::NotInAllowedTypes);

@@ -33,6 +33,13 @@ impl ConfigError {
         }
     }
 
+    /// What is wrong with the value.
+    pub fn problem(&self) -> &str {
+        match self {
+            Self::InvalidValue { problem, .. } => problem,
+        }
+    }
+
     /// The offending value.
     pub fn value(&self) -> &str {
         match self {

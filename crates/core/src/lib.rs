@@ -11,6 +11,8 @@
 //! - [`records`]: cooldown, no-capacity and shelter records kept in group tags.
 //! - [`candidates`]: diversified, price-ranked spot pools, and why others were turned down.
 //! - [`compat`]: whether a type can replace another: one rule per [`compat::Incompatibility`].
+//! - [`compat_mode`]: `SPOTSWAP_COMPAT=autospotting`: AutoSpotting's filter and tags as
+//!   aliases, its floor rule, whether it still acts on a group, and its orphans.
 //! - [`plan`]: the rebalancer's cycle: the Launch → Attach → Retire stage machine.
 //! - [`events`]: the interruption handler's events: parsing, and one decision module per kind.
 //! - [`reap`]: the orphan reaper's pass: strays terminated, MaxSize restored, records cleared;
@@ -32,6 +34,7 @@
 pub mod action;
 pub mod candidates;
 pub mod compat;
+pub mod compat_mode;
 mod error;
 pub mod events;
 pub mod fleet;

@@ -120,6 +120,24 @@ impl Serialize for TypeGlobs {
     }
 }
 
+/// How the risk floor is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "rule")]
+pub enum FloorRule {
+    /// spotswap's own (DESIGN.md §3): `base + ceil(above base × percent)`, AWS's rounding.
+    #[default]
+    Aws,
+    /// AutoSpotting's, for a group configured only by its alias tags under
+    /// `SPOTSWAP_COMPAT=autospotting` ([`crate::compat_mode`]): `max(number, round(desired ×
+    /// percent / 100))`, rounding half up, never above desired.
+    AutoSpotting {
+        /// `autospotting_min_on_demand_number`.
+        number: u32,
+        /// `autospotting_min_on_demand_percentage`, 0–100, fractions allowed.
+        percent: f64,
+    },
+}
+
 /// One group's effective configuration: tags over environment defaults over built-in defaults.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Policy {
@@ -151,6 +169,12 @@ pub struct Policy {
     /// The instance types the group's own mixed instances policy may launch; `None` for a
     /// group without one. Not a tag: set by [`crate::mixed::effective_policy`].
     pub group_types: Option<std::collections::BTreeSet<String>>,
+    /// The rule the floor is counted by: spotswap's, unless a compatibility mode translated
+    /// another tool's floor ([`crate::compat_mode`]).
+    pub floor_rule: FloorRule,
+    /// Only the original's own instance type may replace it (AutoSpotting's
+    /// `autospotting_allowed_instance_types=current`).
+    pub same_type_only: bool,
 }
 
 impl Default for Policy {
@@ -169,6 +193,8 @@ impl Default for Policy {
             window: Window::default(),
             launch_hooks: LaunchHooks::Respect,
             group_types: None,
+            floor_rule: FloorRule::Aws,
+            same_type_only: false,
         }
     }
 }
@@ -291,7 +317,12 @@ impl Policy {
 
     /// The risk floor for `desired`: how many instances must stay on-demand.
     pub fn required_on_demand(&self, desired: u32) -> u32 {
-        required_on_demand(desired, self.on_demand_base, self.on_demand_percent)
+        match self.floor_rule {
+            FloorRule::Aws => required_on_demand(desired, self.on_demand_base, self.on_demand_percent),
+            FloorRule::AutoSpotting { number, percent } => {
+                crate::compat_mode::autospotting::floor(desired, number, percent)
+            }
+        }
     }
 
     /// True when `instance_type` passes the allowed and denied globs, and is one of the group's
@@ -302,6 +333,12 @@ impl Policy {
             .is_none_or(|t| t.contains(instance_type))
             && (self.allowed_types.is_empty() || self.allowed_types.matches(instance_type))
             && !self.denied_types.matches(instance_type)
+    }
+
+    /// True when `candidate` may replace an instance of type `original`: the globs, and
+    /// [`Policy::same_type_only`].
+    pub fn may_replace(&self, original: &str, candidate: &str) -> bool {
+        self.type_allowed(candidate) && (!self.same_type_only || original == candidate)
     }
 }
 

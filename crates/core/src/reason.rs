@@ -245,6 +245,11 @@ pub enum Reason {
     /// The region already has `SPOTSWAP_MAX_SWAPS_IN_FLIGHT` swaps in flight: this one starts in
     /// a later cycle. Decided in [`crate::plan`] (`plan_cycle_in`).
     MaxSwapsInFlight,
+    /// AutoSpotting still acts on the group (`SPOTSWAP_COMPAT=autospotting`): an instance
+    /// tagged `launched-by-autospotting` was launched for it within the quiet period. No new
+    /// swap starts until AutoSpotting has been quiet that long, or the group carries
+    /// `spotswap:ignore-autospotting=true`. Decided in [`crate::compat_mode::activity`].
+    AutoSpottingActive,
     // -- interruption handling (issue 3) and reaping (issue 4) share this enum
     /// A spot interruption warning: replacement requested.
     ///
@@ -325,7 +330,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 67] = [
+    pub const ALL: [Reason; 68] = [
         Self::OnDemandAboveFloor,
         Self::BelowRiskFloor,
         Self::ScheduledChange,
@@ -375,6 +380,7 @@ impl Reason {
         Self::MutationBudgetExhausted,
         Self::SpotQuotaExceeded,
         Self::MaxSwapsInFlight,
+        Self::AutoSpottingActive,
         Self::SpotInterruptionWarning,
         Self::InterruptionBurst,
         Self::PoolInterrupted,
@@ -449,6 +455,7 @@ impl Reason {
             Self::MutationBudgetExhausted => "MutationBudgetExhausted",
             Self::SpotQuotaExceeded => "SpotQuotaExceeded",
             Self::MaxSwapsInFlight => "MaxSwapsInFlight",
+            Self::AutoSpottingActive => "AutoSpottingActive",
             Self::SpotInterruptionWarning => "SpotInterruptionWarning",
             Self::InterruptionBurst => "InterruptionBurst",
             Self::PoolInterrupted => "PoolInterrupted",

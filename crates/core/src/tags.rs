@@ -32,6 +32,9 @@ pub const PAUSED_UNTIL: &str = "spotswap:paused-until";
 pub const REPLACE_OUTDATED: &str = "spotswap:replace-outdated";
 /// `bypass`: swap by attach even though attached instances skip launching lifecycle hooks.
 pub const LAUNCH_HOOKS: &str = "spotswap:launch-hooks";
+/// On groups, set by users under `SPOTSWAP_COMPAT=autospotting`: `true` makes spotswap act on
+/// the group even while AutoSpotting still does (no `AutoSpottingActive` hold).
+pub const IGNORE_AUTOSPOTTING: &str = "spotswap:ignore-autospotting";
 
 /// On instances we launch: the group they were launched for.
 pub const GROUP: &str = "spotswap:group";

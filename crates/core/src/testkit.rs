@@ -463,6 +463,7 @@ impl Fleet {
             mode: self.mode,
             defaults: Policy::default(),
             max_swaps_in_flight: None,
+            compat: None,
         }
     }
 

@@ -29,6 +29,9 @@ pub(super) const LAUNCH_INPUT_TYPES: &[&str] = &[
 
 /// Instance tags that mark an instance as ours (DESIGN.md §3).
 pub(super) const OUR_INSTANCE_TAGS: &[&str] = &["spotswap:group", "spotswap:detached-at"];
+/// The tag AutoSpotting puts on its launches: `migrate --reap-autospotting-orphans` terminates
+/// only instances carrying it (`true`, exactly).
+pub(super) const AUTOSPOTTING_LAUNCH_TAG: &str = "launched-by-autospotting";
 
 pub(super) struct Checker<'s, 'r> {
     scope: &'s Scope<'s>,
@@ -278,11 +281,18 @@ impl<'s, 'r> Checker<'s, 'r> {
         let any = |target: &str| actions.iter().any(|a| covers(a, target));
         if any("ec2:TerminateInstances") {
             let keys = tag_condition_keys(&["ec2:resourcetag/", "aws:resourcetag/"], OUR_INSTANCE_TAGS);
-            if !requires_tag(&entries, &keys) {
+            let autospotting = tag_condition_keys(
+                &["ec2:resourcetag/", "aws:resourcetag/"],
+                &[AUTOSPOTTING_LAUNCH_TAG],
+            );
+            let autospotting_orphan = entries.iter().any(|(op, key, values)| {
+                autospotting.contains(key) && op == "StringEquals" && values == &["true"]
+            });
+            if !requires_tag(&entries, &keys) && !autospotting_orphan {
                 self.find(
                     at,
                     "terminate-untagged",
-                    "ec2:TerminateInstances must require spotswap:group or spotswap:detached-at",
+                    "ec2:TerminateInstances must require spotswap:group or spotswap:detached-at (or launched-by-autospotting=true)",
                 );
             }
         }

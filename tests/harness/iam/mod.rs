@@ -29,10 +29,13 @@
 //!   request and the same role must allow the `instance` itself only with our
 //!   `aws:RequestTag/spotswap:group` (`launch-untagged`).
 //! - DESIGN.md §10, whatever the resource: `terminate-untagged` (TerminateInstances needs a
-//!   positive condition on `spotswap:group` or `spotswap:detached-at`), `create-tags`
+//!   positive condition on `spotswap:group` or `spotswap:detached-at`, or, for AutoSpotting's
+//!   orphans, `launched-by-autospotting` = `true`), `create-tags`
 //!   (`ec2:CreateAction`, or a tag-present condition plus `aws:TagKeys` limited to `spotswap:`
 //!   keys), `asg-untagged` (Auto Scaling mutations need `spotswap:enabled` = `true`, or, in
-//!   opt-out mode, != `false`; tag writes also limit `aws:TagKeys` and never `spotswap:enabled`),
+//!   opt-out mode, != `false`, or under `Compat=autospotting` the same of AutoSpotting's
+//!   `spot-enabled`; tag writes also limit `aws:TagKeys` and never `spotswap:enabled`, except on
+//!   groups AutoSpotting manages: `spotswap migrate --apply` enrolling them),
 //!   `pass-role` (only to EC2, only named roles), `service-linked-role` (only
 //!   `spot.amazonaws.com`), `iam-mutation` (no other IAM mutation).
 //! - `managed-policy`, `sam-policy-template`: what cannot be read cannot pass.

@@ -129,6 +129,9 @@ pub(super) fn tag_condition_keys(prefixes: &[&str], tags: &[&str]) -> Vec<String
 
 /// `aws:TagKeys` limited (ForAllValues) to `spotswap:` keys, never `spotswap:enabled`.
 pub(super) fn limits_tag_keys(entries: &[(String, String, Vec<String>)]) -> bool {
+    // `spotswap:enabled` may be written only on groups AutoSpotting manages: that is
+    // `spotswap migrate --apply` enrolling them, never a function enrolling groups itself.
+    let autospotting = requires_autospotting_group(entries);
     entries.iter().any(|(op, key, values)| {
         key == "aws:tagkeys"
             && matches!(
@@ -138,16 +141,24 @@ pub(super) fn limits_tag_keys(entries: &[(String, String, Vec<String>)]) -> bool
             && !values.is_empty()
             && values
                 .iter()
-                .all(|v| v.starts_with("spotswap:") && !glob(v, "spotswap:enabled"))
+                .all(|v| v.starts_with("spotswap:") && (autospotting || !glob(v, "spotswap:enabled")))
     })
 }
 
-/// Auto Scaling: only groups that `spotswap:enabled` puts under management.
+/// Auto Scaling under `Compat=autospotting`: only groups AutoSpotting's default filter selects,
+/// `spot-enabled` = `true` (or, in its opt-out mode, != `false`).
+pub(super) fn requires_autospotting_group(entries: &[(String, String, Vec<String>)]) -> bool {
+    requires_group_tag(entries, "spot-enabled")
+}
+
+/// Auto Scaling: only groups that `spotswap:enabled` puts under management, or, under
+/// `Compat=autospotting`, AutoSpotting's `spot-enabled`.
 pub(super) fn requires_managed_group(entries: &[(String, String, Vec<String>)]) -> bool {
-    let keys = tag_condition_keys(
-        &["autoscaling:resourcetag/", "aws:resourcetag/"],
-        &["spotswap:enabled"],
-    );
+    requires_group_tag(entries, "spotswap:enabled") || requires_autospotting_group(entries)
+}
+
+fn requires_group_tag(entries: &[(String, String, Vec<String>)], tag: &str) -> bool {
+    let keys = tag_condition_keys(&["autoscaling:resourcetag/", "aws:resourcetag/"], &[tag]);
     entries.iter().any(|(op, key, values)| {
         keys.contains(key)
             && match op.as_str() {

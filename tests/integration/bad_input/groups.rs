@@ -103,6 +103,13 @@ fn tag_cases() -> Vec<GroupCase> {
         (LAUNCH_HOOKS, "Bypass", "enum in the wrong case"),
         (LAUNCH_HOOKS, "respect", "not the one value"),
         (LAUNCH_HOOKS, "", "empty enum"),
+        (REPLACE_OUTDATED, "yes", "not a boolean"),
+        (REPLACE_OUTDATED, "TRUE", "boolean in the wrong case"),
+        (SCHEDULE, "Mon-Fri 9-5", "hours without minutes, no zone"),
+        (SCHEDULE, "Mon-Fri 08:00-18:00 Mars/Olympus", "unknown time zone"),
+        (SCHEDULE, "Funday 08:00-18:00 UTC", "not a day"),
+        (PAUSED_UNTIL, "tomorrow", "not a time"),
+        (PAUSED_UNTIL, "2026-13-01T00:00:00Z", "no such month"),
     ];
     bad.iter()
         .enumerate()

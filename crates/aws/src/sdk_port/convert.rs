@@ -2,6 +2,7 @@
 
 use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::{InstanceLifecycleType, InstanceStateName};
+use spotswap_core::compat_mode::autospotting;
 use spotswap_core::mixed::{MixedOverride, MixedPolicy};
 use spotswap_core::{
     tags, GroupSnapshot, Instance, InstanceState, LaunchSource, LaunchTemplateRef, Lifecycle, Member,
@@ -155,8 +156,9 @@ pub(super) fn instance_from_sdk(i: &aws_sdk_ec2::types::Instance) -> Option<Inst
         launch_time: Timestamp::from_unix(i.launch_time().map(|t| t.secs()).unwrap_or(0)),
         status_ok: None,
         termination_protected: None,
-        // Only the tags a decision reads, ours and Auto Scaling's group name: a fleet's cost
-        // allocation tags would otherwise be most of the snapshot's memory at 20,000 instances.
+        // Only the tags a decision reads, ours, Auto Scaling's group name and AutoSpotting's
+        // two launch tags: a fleet's cost allocation tags would otherwise be most of the
+        // snapshot's memory at 20,000 instances.
         tags: i
             .tags()
             .iter()
@@ -166,6 +168,8 @@ pub(super) fn instance_from_sdk(i: &aws_sdk_ec2::types::Instance) -> Option<Inst
                         || k == tags::AWS_ASG_NAME
                         || k == tags::AWS_LT_ID
                         || k == tags::AWS_LT_VERSION
+                        || k == autospotting::LAUNCHED_BY
+                        || k == autospotting::LAUNCHED_FOR
                 })
             })
             .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))

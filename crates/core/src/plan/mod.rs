@@ -34,6 +34,7 @@ use serde::Serialize;
 
 use crate::action::{Action, ActionKind, Reason, Skip};
 use crate::candidates::{PoolCounts, RankedPools, SearchContext};
+use crate::compat_mode::{activity, AutoSpottingCompat};
 use crate::model::{
     GroupSnapshot, Instance, LaunchTemplateRef, Lifecycle, Market, Member, RegionSnapshot, ScheduledEvent,
 };
@@ -57,6 +58,9 @@ pub struct Settings {
     /// `SPOTSWAP_MAX_SWAPS_IN_FLIGHT`: most swaps in flight in the region at once, counting
     /// those already under way; `None` is no cap.
     pub max_swaps_in_flight: Option<u32>,
+    /// `SPOTSWAP_COMPAT=autospotting`: AutoSpotting's filter and tags read as aliases, and no
+    /// new swap where AutoSpotting still acts ([`crate::compat`]).
+    pub compat: Option<AutoSpottingCompat>,
 }
 
 /// What one invocation of the rebalancer may do.
@@ -137,60 +141,78 @@ pub fn plan_cycle(snapshot: &RegionSnapshot, settings: &Settings) -> Vec<GroupPl
 /// [`plan_cycle`] for an invocation of `scope`, within the region-wide cap on swaps in flight.
 pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scope) -> Vec<GroupPlan> {
     let index = LaunchIndex::new(snapshot.instances.values());
+    let autospotting = settings
+        .compat
+        .as_ref()
+        .map(|c| (c, activity::latest_launches(snapshot.instances.values())));
     let mut plans: Vec<GroupPlan> = snapshot
         .groups
         .iter()
-        .map(|group| match policy_for(group, settings) {
-            Ok(Some(policy)) if scope == Scope::AdvanceOnly => plan_group_in(
-                group,
-                &snapshot.instances,
-                index.of(&group.name),
-                &snapshot.market,
-                &Policy {
-                    replace_per_cycle: 0,
-                    ..policy
-                },
-                &snapshot.scheduled,
-                snapshot.now,
-            ),
-            Ok(Some(policy)) => plan_group_in(
-                group,
-                &snapshot.instances,
-                index.of(&group.name),
-                &snapshot.market,
-                &policy,
-                &snapshot.scheduled,
-                snapshot.now,
-            ),
-            Ok(None) => GroupPlan::skipped(&group.name, Reason::NotManaged, None),
-            // A bad value stops new swaps, not the safety steps: swaps already in flight still
-            // advance (or unwind) and MaxSize still comes back, so desired and MaxSize never
-            // stay raised because of a typo. A bad `spotswap:enabled` is the exception: whether
-            // the group is ours at all is unknown (and the IAM conditions would refuse us).
-            Err(err) if err.key() != tags::ENABLED => {
-                let in_flight_only = Policy {
-                    replace_per_cycle: 0,
-                    ..settings.defaults.clone()
-                };
-                let mut plan = plan_group_in(
+        .map(|group| {
+            // A group AutoSpotting still acts on is planned like an EC2 state change: swaps of
+            // ours in flight finish or unwind, no new one starts, so the two never fight over
+            // an instance.
+            let held = autospotting
+                .as_ref()
+                .and_then(|(c, latest)| activity::hold(group, latest, c, snapshot.now));
+            match policy_for(group, settings) {
+                Ok(Some(policy)) if scope == Scope::AdvanceOnly || held.is_some() => {
+                    let mut plan = plan_group_in(
+                        group,
+                        &snapshot.instances,
+                        index.of(&group.name),
+                        &snapshot.market,
+                        &Policy {
+                            replace_per_cycle: 0,
+                            ..policy
+                        },
+                        &snapshot.scheduled,
+                        snapshot.now,
+                    );
+                    if held.is_some() && plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
+                        plan.skip = held;
+                    }
+                    plan
+                }
+                Ok(Some(policy)) => plan_group_in(
                     group,
                     &snapshot.instances,
                     index.of(&group.name),
                     &snapshot.market,
-                    &in_flight_only,
+                    &policy,
                     &snapshot.scheduled,
                     snapshot.now,
-                );
-                if plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
-                    plan.skip = Some(Skip {
-                        group: group.name.clone(),
-                        reason: Reason::InvalidConfig,
-                        detail: Some(err.to_string()),
-                    });
+                ),
+                Ok(None) => GroupPlan::skipped(&group.name, Reason::NotManaged, None),
+                // A bad value stops new swaps, not the safety steps: swaps already in flight still
+                // advance (or unwind) and MaxSize still comes back, so desired and MaxSize never
+                // stay raised because of a typo. A bad `spotswap:enabled` is the exception: whether
+                // the group is ours at all is unknown (and the IAM conditions would refuse us).
+                Err(err) if err.key() != tags::ENABLED => {
+                    let in_flight_only = Policy {
+                        replace_per_cycle: 0,
+                        ..settings.defaults.clone()
+                    };
+                    let mut plan = plan_group_in(
+                        group,
+                        &snapshot.instances,
+                        index.of(&group.name),
+                        &snapshot.market,
+                        &in_flight_only,
+                        &snapshot.scheduled,
+                        snapshot.now,
+                    );
+                    if plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
+                        plan.skip = Some(Skip {
+                            group: group.name.clone(),
+                            reason: Reason::InvalidConfig,
+                            detail: Some(err.to_string()),
+                        });
+                    }
+                    plan
                 }
-                plan
+                Err(err) => GroupPlan::skipped(&group.name, Reason::InvalidConfig, Some(err.to_string())),
             }
-            Err(err) => GroupPlan::skipped(&group.name, Reason::InvalidConfig, Some(err.to_string())),
         })
         .collect();
     if let Some(cap) = settings.max_swaps_in_flight {
@@ -228,6 +250,9 @@ pub fn cap_launches(plans: &mut [GroupPlan], mut allowed: usize) {
 
 /// The group's policy, `None` when it is not managed, or the configuration error.
 pub fn policy_for(group: &GroupSnapshot, settings: &Settings) -> Result<Option<Policy>, crate::ConfigError> {
+    if let Some(compat) = &settings.compat {
+        return crate::compat_mode::policy_for(&group.tags, settings.mode, &settings.defaults, compat);
+    }
     if !is_managed(&group.tags, settings.mode)? {
         return Ok(None);
     }
