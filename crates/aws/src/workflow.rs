@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::execute::{Executor, LaunchGuard, MutationBudget};
-use crate::report::{CycleReport, GroupSummary, Recorder, Timings};
+use crate::report::{Correlation, CycleReport, GroupSummary, Recorder, Timings};
 use crate::snapshot::{instance_refresh_in_progress, termination_protected};
 use crate::{snapshot, AdapterError, Aws, Config};
 
@@ -31,6 +31,8 @@ pub struct CycleOptions {
     pub now: Option<Timestamp>,
     /// A scheduled cycle, or an EC2 state change that only advances swaps in flight.
     pub scope: Scope,
+    /// The ids on every decision line; a fresh cycle id when `None`.
+    pub correlation: Option<Correlation>,
 }
 
 /// Time kept back at the end of a Lambda invocation: no new swap starts inside it.
@@ -76,7 +78,7 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
     timings.execute_ms = Timings::since(phase);
     let (plans, outcomes): (Vec<GroupPlan>, Vec<Vec<Outcome>>) = acted.into_iter().unzip();
 
-    let mut recorder = Recorder::default();
+    let mut recorder = Recorder::new(opts.correlation.clone().unwrap_or_default());
     let mut groups = Vec::new();
     for (plan, outcomes) in plans.iter().zip(outcomes) {
         if let Some(s) = &plan.skip {
@@ -115,6 +117,8 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
         skipped = report.skipped.len(),
         mutating_calls = report.mutating_calls(),
         dry_run,
+        cycle_id = %report.correlation.cycle_id,
+        request_id = report.correlation.request_id.as_deref().unwrap_or(""),
         "cycle finished"
     );
     Ok(report)
