@@ -16,6 +16,8 @@
 //!   [`ReapGate`], the one ordering rule while the pass runs.
 //! - [`action`]: actions and skips.
 //! - [`reason`]: every reason code, and where it is decided.
+//! - [`explain`]: `spotswap explain`: decision lines, scaling activities and tags joined into
+//!   the story of an instance or a group.
 //! - [`fleet`]: CreateFleet's answer judged: launched, no capacity (pools to mark), quota,
 //!   failed.
 //! - [`metrics`]: CloudWatch EMF lines.
@@ -32,6 +34,7 @@ pub mod action;
 pub mod candidates;
 mod error;
 pub mod events;
+pub mod explain;
 pub mod fleet;
 pub mod metrics;
 pub mod model;
