@@ -1,6 +1,7 @@
 mod bad_input;
 mod chaos;
 mod crash;
+mod diag;
 mod events_out;
 mod hardening;
 mod interruption;

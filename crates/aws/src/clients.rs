@@ -75,7 +75,10 @@ impl Intercept for CallCounter {
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         if let Some(meta) = cfg.load::<Metadata>() {
             // IAM's spelling: `autoscaling:`, not the SDK's "Auto Scaling".
-            let service = meta.service().to_ascii_lowercase().replace(' ', "");
+            let service = match meta.service().to_ascii_lowercase().replace(' ', "") {
+                s if s == "cloudwatchlogs" => "logs".to_string(),
+                s => s,
+            };
             self.add(format!("{service}:{}", meta.name()));
         }
         Ok(())

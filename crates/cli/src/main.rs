@@ -16,6 +16,8 @@ use spotswap_aws::{
     handle_event, reap, rebalance, AdapterError, Aws, Config, CycleOptions, CycleReport, EventOptions,
 };
 
+mod duration;
+mod explain;
 mod simulate;
 mod table;
 
@@ -33,10 +35,15 @@ struct Cli {
     command: Command,
 }
 
+/// `--output`: every subcommand that prints a result takes it.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum Output {
+    /// Columns for a terminal.
     Table,
+    /// JSON on stdout.
     Json,
+    /// Markdown, for a ticket or a pull request.
+    Markdown,
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,6 +108,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// The story of an instance or a group: its decisions, its group's scaling activities,
+    /// our tags, where it stands now. Reads only.
+    Explain(explain::Args),
     /// Simulate one region over a scenario file with the real core and compare policies
     /// (no AWS). Exit 2 for a bad scenario, policy or format.
     Simulate(simulate::Args),
@@ -116,6 +126,17 @@ async fn main() -> ExitCode {
         return simulate::main(args);
     }
     init_logging();
+    // Bad input is one line and exit 2, before any AWS call.
+    let explain_req = match &cli.command {
+        Command::Explain(args) => match explain::request(args) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("spotswap: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -167,6 +188,10 @@ async fn main() -> ExitCode {
         Command::Resume { group, output } => {
             print_pause(spotswap_aws::pause::resume(&aws, &group).await, output)
         }
+        Command::Explain(args) => match explain_req {
+            Some(req) => explain::main(&aws, &config, &args, req).await,
+            None => ExitCode::from(1),
+        },
         Command::Simulate(_) => unreachable!("handled before the AWS set-up"),
     }
 }
@@ -257,29 +282,14 @@ async fn run_handle_event(aws: &Aws, config: &Config, file: &str, dry_run: bool)
 }
 
 /// `now + DURATION` for `pause --for DURATION`: a positive duration of at most 366 days, in
-/// jiff's friendly format (`2h`, `90m`, `1h30m`, `3 days`).
+/// jiff's friendly format (`2h`, `90m`, `1h30m`, `3 days`), never ending early.
 fn pause_until(duration: &str, now: std::time::SystemTime) -> Result<spotswap_core::Timestamp, String> {
-    let bad = |why: &str| format!("--for {duration:?}: {why}");
-    let d: jiff::SignedDuration = duration
-        .parse()
-        .or_else(|_| {
-            duration.parse::<jiff::Span>().map_err(|_| ()).and_then(|s| {
-                s.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-                    .map_err(|_| ())
-            })
-        })
-        .map_err(|_| bad("expected a duration such as 2h, 90m or 1h30m"))?;
-    if d <= jiff::SignedDuration::ZERO || d > jiff::SignedDuration::from_hours(366 * 24) {
-        return Err(bad("expected more than zero and at most 366 days"));
-    }
+    let secs = duration::parse(duration, "--for")?;
     let now = now
         .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| bad("the clock is before 1970"))?
+        .map_err(|_| format!("--for {duration:?}: the clock is before 1970"))?
         .as_secs() as i64;
-    // Rounded up to the second: a pause never ends early.
-    Ok(spotswap_core::Timestamp::from_unix(
-        now + d.as_secs() + i64::from(d.subsec_nanos() > 0),
-    ))
+    Ok(spotswap_core::Timestamp::from_unix(now + secs))
 }
 
 fn print_pause(result: Result<spotswap_aws::pause::PauseReport, AdapterError>, output: Output) -> ExitCode {
@@ -290,7 +300,7 @@ fn print_pause(result: Result<spotswap_aws::pause::PauseReport, AdapterError>, o
                     Ok(s) => println!("{s}"),
                     Err(e) => eprintln!("spotswap: cannot write JSON: {e}"),
                 },
-                Output::Table => {
+                Output::Table | Output::Markdown => {
                     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
                     println!(
                         "{}: spotswap:paused-until {} -> {}{}",
@@ -314,7 +324,7 @@ fn print_pause(result: Result<spotswap_aws::pause::PauseReport, AdapterError>, o
     }
 }
 
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -325,6 +335,7 @@ fn print_report(report: &CycleReport, output: Output) {
             Err(e) => eprintln!("spotswap: cannot write JSON: {e}"),
         },
         Output::Table => print!("{}", table::render(report)),
+        Output::Markdown => print!("```\n{}```\n", table::render(report)),
     }
 }
 

@@ -20,6 +20,7 @@ use crate::port::{
 use crate::AdapterError;
 
 mod convert;
+mod diag;
 
 use convert::{group_from_sdk, instance_from_sdk, spec_from_sdk};
 
@@ -37,6 +38,7 @@ pub(crate) struct SdkPort {
     asg: aws_sdk_autoscaling::Client,
     events: aws_sdk_eventbridge::Client,
     pricing: aws_sdk_pricing::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl SdkPort {
@@ -63,6 +65,11 @@ impl SdkPort {
             asg: aws_sdk_autoscaling::Client::from_conf(asg),
             events: aws_sdk_eventbridge::Client::from_conf(events),
             pricing: aws_sdk_pricing::Client::from_conf(pricing),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(
+                aws_sdk_cloudwatchlogs::config::Builder::from(conf)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
         }
     }
 }

@@ -367,7 +367,7 @@ fn instance_summary(
     timeline: &[Entry],
     now: Option<&Instance>,
 ) -> String {
-    let mut s = format!("{id}");
+    let mut s = id.to_string();
     if let Some(g) = group {
         s.push_str(&format!(" belongs to group {g}"));
     }
