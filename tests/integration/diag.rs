@@ -252,6 +252,37 @@ async fn explain_reconstructs_a_swap_and_an_interruption_in_order() {
     for r in &reasons {
         assert!(group_reasons.contains(r), "{r}: {g:#}");
     }
+
+    // WHEN the report is asked for the same window
+    let (code, out, err) = cli(&env, &["report", "--log-group", &log_group, "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    // THEN its totals are the decisions' own: the interruptions recorded, no fallback
+    let ours: Vec<serde_json::Value> = decisions(&log.join("\n"))
+        .into_iter()
+        .filter(|l| l["group"] == group)
+        .collect();
+    let recorded = ours
+        .iter()
+        .filter(|l| l["action"] == "record-interruption" && l["outcome"] == "done")
+        .count();
+    assert!(recorded >= 1, "{ours:?}");
+    assert_eq!(r["total"]["interruptions"], recorded, "{r:#}");
+    assert_eq!(r["total"]["fallbacks"], 0, "{r:#}");
+    let web = r["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["group"] == group)
+        .unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(web["interruptions"], recorded);
+    let top: u64 = web["top_reasons"]
+        .as_array()
+        .expect("top")
+        .iter()
+        .map(|p| p[1].as_u64().unwrap_or(0))
+        .sum();
+    assert!(top as usize <= ours.len() && top > 0, "{web:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,7 +292,8 @@ async fn explain_bad_input_is_one_line_exit_2_and_no_mutation() {
     env.group(&GroupSpec::managed("diag-bad", 1)).await;
     let proxy = Proxy::start(&env.endpoint).await.expect("proxy");
     let url = proxy.url();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
+        (&["report", "--since", "yesterday"], "--since \"yesterday\""),
         (
             &["explain", "i-0000000000000beef"],
             "instance i-0000000000000beef",

@@ -135,3 +135,52 @@ pub async fn log_lines(aws: &Aws, log_group: &str, since: Timestamp) -> Result<V
     .await?;
     Ok(out)
 }
+
+/// The window and the decision lines of `spotswap report`.
+#[derive(Debug, Clone)]
+pub struct ReportRequest {
+    /// Log groups to read with FilterLogEvents.
+    pub log_groups: Vec<String>,
+    /// Local files of JSON log lines: `(name, content)`.
+    pub log_files: Vec<(String, String)>,
+    /// The window's start.
+    pub since: Timestamp,
+    /// Its end: now.
+    pub now: Timestamp,
+}
+
+/// `spotswap report`: read the region as a cycle does (no mutation), take each managed group's
+/// census from the planner, and count the window's decision lines.
+pub async fn report(
+    aws: &Aws,
+    config: &Config,
+    req: &ReportRequest,
+) -> Result<spotswap_core::explain::report::Report, AdapterError> {
+    let mut lines = Vec::new();
+    for (name, content) in &req.log_files {
+        lines.extend(content.lines().filter_map(|l| LogLine::parse(l, None, name)));
+    }
+    for g in &req.log_groups {
+        lines.extend(log_lines(aws, g, req.since).await?);
+    }
+    let snap = crate::snapshot::take(aws, &config.settings, config.price_file.as_deref(), req.now).await?;
+    let plans = spotswap_core::plan_cycle_in(&snap, &config.settings, spotswap_core::Scope::Full);
+    let census: Vec<(String, spotswap_core::Census)> = plans
+        .iter()
+        .filter(|p| {
+            p.skip
+                .as_ref()
+                .is_none_or(|s| s.reason == spotswap_core::Reason::Sheltered)
+        })
+        .map(|p| (p.group.clone(), p.census))
+        .collect();
+    let ours: Vec<spotswap_core::Instance> = snap
+        .instances
+        .values()
+        .filter(|i| i.launched_for().is_some())
+        .cloned()
+        .collect();
+    Ok(spotswap_core::explain::report::build(
+        &census, &ours, &lines, req.since, req.now,
+    ))
+}

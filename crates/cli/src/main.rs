@@ -18,6 +18,7 @@ use spotswap_aws::{
 
 mod duration;
 mod explain;
+mod report;
 mod simulate;
 mod table;
 
@@ -111,6 +112,9 @@ enum Command {
     /// The story of an instance or a group: its decisions, its group's scaling activities,
     /// our tags, where it stands now. Reads only.
     Explain(explain::Args),
+    /// Savings, interruptions, fallbacks and shelters per managed group and in total, over a
+    /// window. Reads only.
+    Report(report::Args),
     /// Simulate one region over a scenario file with the real core and compare policies
     /// (no AWS). Exit 2 for a bad scenario, policy or format.
     Simulate(simulate::Args),
@@ -127,15 +131,17 @@ async fn main() -> ExitCode {
     }
     init_logging();
     // Bad input is one line and exit 2, before any AWS call.
-    let explain_req = match &cli.command {
-        Command::Explain(args) => match explain::request(args) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                eprintln!("spotswap: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        _ => None,
+    let checked = match &cli.command {
+        Command::Explain(args) => explain::request(args).map(|r| (Some(r), None)),
+        Command::Report(args) => report::request(args).map(|r| (None, Some(r))),
+        _ => Ok((None, None)),
+    };
+    let (explain_req, report_req) = match checked {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("spotswap: {e}");
+            return ExitCode::from(2);
+        }
     };
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -190,6 +196,10 @@ async fn main() -> ExitCode {
         }
         Command::Explain(args) => match explain_req {
             Some(req) => explain::main(&aws, &config, &args, req).await,
+            None => ExitCode::from(1),
+        },
+        Command::Report(args) => match report_req {
+            Some(req) => report::main(&aws, &config, &args, req).await,
             None => ExitCode::from(1),
         },
         Command::Simulate(_) => unreachable!("handled before the AWS set-up"),

@@ -4,6 +4,7 @@
 //!
 //! - `mod.rs` (here): the sources, parsing a decision line, and joining them into a timeline.
 //! - [`render`]: the table and the ticket-ready markdown.
+//! - [`report`]: `spotswap report`: savings, interruptions, fallbacks and reasons per group.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use serde_json::Value;
 use crate::{tags, GroupSnapshot, Instance, Lifecycle, Settings, Timestamp};
 
 pub mod render;
+pub mod report;
 
 /// One of our decision log lines (`"message": "decision"` or `"group skipped"`), parsed from a
 /// JSON line as the CLI writes it (flat fields) or as Lambda's JSON log format does (fields
