@@ -318,3 +318,61 @@ async fn explain_bad_input_is_one_line_exit_2_and_no_mutation() {
     // and not one mutating call was made
     assert_eq!(proxy.mutating_calls(), 0, "{:?}", proxy.calls());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_ends_the_cli_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    // GIVEN a group whose plan prints a table, and a stdout already closed (`| head` done)
+    let env = Env::new().await;
+    env.group(&GroupSpec::managed("diag-pipe", 2)).await;
+    for args in [&["plan"][..], &["explain", "diag-pipe"][..], &["report"][..]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        // WHEN the CLI writes its result
+        let out = Command::new(workspace_bin("spotswap"))
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &env.endpoint)
+            .env("AWS_REGION", env.region())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("SPOTSWAP_PRICE_FILE", sample_price_file())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run spotswap");
+        // THEN it ends as `cat` would, by SIGPIPE, with nothing on stderr
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), Some(13), "{args:?}: {:?} {err}", out.status);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    }
+}
+
+#[test]
+fn every_subcommand_has_help_with_an_example() {
+    for sub in [
+        "rebalance",
+        "plan",
+        "reap",
+        "handle-event",
+        "pause",
+        "resume",
+        "explain",
+        "report",
+        "simulate",
+    ] {
+        let out = Command::new(workspace_bin("spotswap"))
+            .args([sub, "--help"])
+            .output()
+            .expect("run spotswap");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{sub}");
+        assert!(
+            help.contains("Example:") && help.contains(&format!("spotswap {sub}")),
+            "{sub}: {help}"
+        );
+        assert!(
+            help.contains("--profile") && help.contains("--region"),
+            "{sub}: {help}"
+        );
+    }
+}

@@ -100,7 +100,16 @@ impl Aws {
     /// Load the standard AWS configuration (environment, profile, `AWS_ENDPOINT_URL`, …),
     /// with an optional region override.
     pub async fn from_env(region: Option<String>) -> Self {
+        Self::from_env_profile(region, None).await
+    }
+
+    /// [`Aws::from_env`] with a named profile of the shared config and credentials files
+    /// (`--profile`), as the AWS CLI's `--profile` does.
+    pub async fn from_env_profile(region: Option<String>, profile: Option<String>) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(p) = profile {
+            loader = loader.profile_name(p);
+        }
         if let Some(r) = region {
             loader = loader.region(Region::new(r));
         }

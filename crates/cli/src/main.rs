@@ -2,10 +2,18 @@
 //! laptop, so decisions can be seen and explained before anything changes.
 //!
 //! Region, endpoint and credentials come from the standard AWS environment (`AWS_REGION`,
-//! `AWS_ENDPOINT_URL`, profiles, …); `--region` overrides the region.
+//! `AWS_ENDPOINT_URL`, `AWS_PROFILE`, …); `--region` and `--profile` override them, as the AWS
+//! CLI's do. Every subcommand that prints a result takes `--output table|json|markdown`. No
+//! colour is ever written, so `--no-color`/`NO_COLOR` have nothing to turn off.
 //!
-//! Exit codes: 0 the command ran (groups skipped for bad tags included); 1 the cycle could not
-//! run (AWS unreachable, bad environment); 2 bad input.
+//! Exit codes, the same for every subcommand (README, "Exit codes"):
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | the command ran (groups skipped for bad tags and ignored events included) |
+//! | 1 | it could not run: AWS unreachable or refusing, a bad environment variable |
+//! | 2 | bad input: an argument, a file, an event, an unknown instance or group |
+//! | 141 | stdout was closed early (`spotswap plan \| head`): killed quietly by SIGPIPE |
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -32,6 +40,9 @@ struct Cli {
     /// AWS region (default: the standard AWS environment).
     #[arg(long, global = true)]
     region: Option<String>,
+    /// A named profile of the shared AWS config and credentials files (default: `AWS_PROFILE`).
+    #[arg(long, global = true)]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,6 +61,7 @@ enum Output {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one rebalancer cycle (the same workflow the Lambda runs).
+    #[command(after_help = "Example:\n  spotswap rebalance --dry-run --output json")]
     Rebalance {
         /// Decide and print, change nothing.
         #[arg(long)]
@@ -63,6 +75,7 @@ enum Command {
         output: Output,
     },
     /// What the next cycle would do: `rebalance --dry-run`. Makes zero mutating calls.
+    #[command(after_help = "Example:\n  spotswap plan --region eu-west-1 | head")]
     Plan {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Table)]
@@ -71,6 +84,7 @@ enum Command {
     /// One orphan-reaper pass (the same workflow the Lambda runs): terminate our instances
     /// outside every group past SPOTSWAP_ORPHAN_MINUTES and detached ones still alive, restore
     /// MaxSize, clear expired records.
+    #[command(after_help = "Example:\n  spotswap reap --dry-run")]
     Reap {
         /// Decide and print, change nothing.
         #[arg(long)]
@@ -82,15 +96,22 @@ enum Command {
     /// Handle one EventBridge event (a spot interruption warning or a rebalance recommendation)
     /// with the interruption handler's code. Prints the report as JSON. Exit 0 when the event
     /// was handled or deliberately ignored, 2 when it is not a valid event.
+    #[command(
+        after_help = "Example:\n  spotswap handle-event events/interruption-spot-warning.json --dry-run --output table"
+    )]
     HandleEvent {
         /// The event's JSON file, or `-` for standard input.
         file: String,
         /// Decide and print, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Json)]
+        output: Output,
     },
     /// Pause new swaps in one group: write `spotswap:paused-until=<now + DURATION>` on it, and
     /// nothing else. Swaps in flight finish; interruptions are still handled.
+    #[command(after_help = "Example:\n  spotswap pause web --for 2h")]
     Pause {
         /// The Auto Scaling group.
         group: String,
@@ -102,6 +123,7 @@ enum Command {
         output: Output,
     },
     /// End a group's pause: delete its `spotswap:paused-until` tag, and nothing else.
+    #[command(after_help = "Example:\n  spotswap resume web")]
     Resume {
         /// The Auto Scaling group.
         group: String,
@@ -125,6 +147,7 @@ enum Command {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     spotswap_aws::tune_allocator();
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     if let Command::Simulate(args) = &cli.command {
         return simulate::main(args);
@@ -150,7 +173,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let aws = Aws::from_env(cli.region.clone())
+    let aws = Aws::from_env_profile(cli.region.clone(), cli.profile.clone())
         .await
         .with_api_rates(config.api_rates);
     match cli.command {
@@ -176,7 +199,11 @@ async fn main() -> ExitCode {
             run_cycle(&aws, &config, opts, output).await
         }
         Command::Reap { dry_run, output } => run_reap(&aws, &config, dry_run, output).await,
-        Command::HandleEvent { file, dry_run } => run_handle_event(&aws, &config, &file, dry_run).await,
+        Command::HandleEvent {
+            file,
+            dry_run,
+            output,
+        } => run_handle_event(&aws, &config, &file, dry_run, output).await,
         Command::Pause {
             group,
             duration,
@@ -251,7 +278,7 @@ async fn run_reap(aws: &Aws, config: &Config, dry_run: bool, output: Output) -> 
     }
 }
 
-async fn run_handle_event(aws: &Aws, config: &Config, file: &str, dry_run: bool) -> ExitCode {
+async fn run_handle_event(aws: &Aws, config: &Config, file: &str, dry_run: bool, output: Output) -> ExitCode {
     let raw = if file == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
@@ -271,9 +298,13 @@ async fn run_handle_event(aws: &Aws, config: &Config, file: &str, dry_run: bool)
     };
     match handle_event(aws, config, &raw, opts).await {
         Ok(report) => {
-            match serde_json::to_string_pretty(&report) {
-                Ok(s) => println!("{s}"),
-                Err(e) => eprintln!("spotswap: cannot write JSON: {e}"),
+            match output {
+                Output::Json => match serde_json::to_string_pretty(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => eprintln!("spotswap: cannot write JSON: {e}"),
+                },
+                Output::Table => print!("{}", table::event(&report)),
+                Output::Markdown => print!("```\n{}```\n", table::event(&report)),
             }
             ExitCode::SUCCESS
         }
@@ -346,6 +377,16 @@ fn print_report(report: &CycleReport, output: Output) {
         },
         Output::Table => print!("{}", table::render(report)),
         Output::Markdown => print!("```\n{}```\n", table::render(report)),
+    }
+}
+
+/// A closed stdout (`spotswap plan | head`) ends the process quietly, as it does `cat`, instead
+/// of `println!` panicking with "Broken pipe": Rust ignores SIGPIPE by default; this puts the
+/// default back.
+fn quiet_on_closed_stdout() {
+    // SAFETY: setting a signal's disposition to the default, first thing, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
