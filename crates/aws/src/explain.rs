@@ -30,14 +30,14 @@ pub struct ExplainRequest {
 /// Fetch and explain. An unknown instance or a group that does not exist is
 /// [`AdapterError::Invalid`] naming it.
 pub async fn explain(aws: &Aws, config: &Config, req: &ExplainRequest) -> Result<Explanation, AdapterError> {
-    let mut src = Sources::default();
-    for (name, content) in &req.log_files {
-        src.lines
-            .extend(content.lines().filter_map(|l| LogLine::parse(l, None, name)));
+    let mut src = Sources {
+        lines: all_lines(aws, &req.log_files, &req.log_groups, req.since).await?,
+        ..Sources::default()
+    };
+    for (name, _) in &req.log_files {
         src.log_args.extend(["--log-file".to_string(), name.clone()]);
     }
     for g in &req.log_groups {
-        src.lines.extend(log_lines(aws, g, req.since).await?);
         src.log_args.extend(["--log-group".to_string(), g.clone()]);
     }
     let is_instance = req.subject.starts_with("i-");
@@ -118,6 +118,23 @@ async fn activities(aws: &Aws, group: &str) -> Result<Vec<spotswap_core::explain
     Ok(out)
 }
 
+/// The decision lines of the files, then of the log groups since `since`.
+async fn all_lines(
+    aws: &Aws,
+    files: &[(String, String)],
+    groups: &[String],
+    since: Timestamp,
+) -> Result<Vec<LogLine>, AdapterError> {
+    let mut lines = Vec::new();
+    for (name, content) in files {
+        lines.extend(content.lines().filter_map(|l| LogLine::parse(l, None, name)));
+    }
+    for g in groups {
+        lines.extend(log_lines(aws, g, since).await?);
+    }
+    Ok(lines)
+}
+
 /// Every decision line of `log_group` since `since` (FilterLogEvents, every page; the lines
 /// are matched to the subject in the core, so no filter pattern is sent).
 pub async fn log_lines(aws: &Aws, log_group: &str, since: Timestamp) -> Result<Vec<LogLine>, AdapterError> {
@@ -156,13 +173,7 @@ pub async fn report(
     config: &Config,
     req: &ReportRequest,
 ) -> Result<spotswap_core::explain::report::Report, AdapterError> {
-    let mut lines = Vec::new();
-    for (name, content) in &req.log_files {
-        lines.extend(content.lines().filter_map(|l| LogLine::parse(l, None, name)));
-    }
-    for g in &req.log_groups {
-        lines.extend(log_lines(aws, g, req.since).await?);
-    }
+    let lines = all_lines(aws, &req.log_files, &req.log_groups, req.since).await?;
     let snap = crate::snapshot::take(aws, &config.settings, config.price_file.as_deref(), req.now).await?;
     let plans = spotswap_core::plan_cycle_in(&snap, &config.settings, spotswap_core::Scope::Full);
     let census: Vec<(String, spotswap_core::Census)> = plans

@@ -39,11 +39,7 @@ pub(crate) struct Args {
 pub(crate) fn request(args: &Args) -> Result<ExplainRequest, String> {
     let now = spotswap_aws::workflow::now();
     let since = duration::ago(&args.since, "--since", now)?;
-    let mut log_files = Vec::new();
-    for path in &args.log_file {
-        let content = std::fs::read_to_string(path).map_err(|e| format!("--log-file {path}: {e}"))?;
-        log_files.push((path.clone(), content));
-    }
+    let log_files = read_log_files(&args.log_file)?;
     if args.subject.trim().is_empty() {
         return Err("explain: expected an instance id or a group name".into());
     }
@@ -56,24 +52,44 @@ pub(crate) fn request(args: &Args) -> Result<ExplainRequest, String> {
     })
 }
 
+/// `--log-file` paths read: `(path, content)`; an unreadable one is bad input naming it.
+pub(crate) fn read_log_files(paths: &[String]) -> Result<Vec<(String, String)>, String> {
+    paths
+        .iter()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .map(|content| (path.clone(), content))
+                .map_err(|e| format!("--log-file {path}: {e}"))
+        })
+        .collect()
+}
+
+/// Print `value` as `output` asks; exit 1 only when JSON cannot be written.
+pub(crate) fn print_as<T: serde::Serialize>(
+    output: Output,
+    value: &T,
+    table: impl Fn(&T) -> String,
+    markdown: impl Fn(&T) -> String,
+) -> ExitCode {
+    let text = match output {
+        Output::Json => match serde_json::to_string_pretty(value) {
+            Ok(s) => s + "\n",
+            Err(e) => {
+                eprintln!("spotswap: cannot write JSON: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        Output::Table => table(value),
+        Output::Markdown => markdown(value),
+    };
+    print!("{text}");
+    ExitCode::SUCCESS
+}
+
 /// Run `spotswap explain`.
 pub(crate) async fn main(aws: &Aws, config: &Config, args: &Args, req: ExplainRequest) -> ExitCode {
     match explain(aws, config, &req).await {
-        Ok(e) => {
-            let text = match args.output {
-                Output::Json => match serde_json::to_string_pretty(&e) {
-                    Ok(s) => s + "\n",
-                    Err(err) => {
-                        eprintln!("spotswap: cannot write JSON: {err}");
-                        return ExitCode::from(1);
-                    }
-                },
-                Output::Table => render::table(&e),
-                Output::Markdown => render::markdown(&e),
-            };
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(e) => print_as(args.output, &e, render::table, render::markdown),
         Err(AdapterError::Invalid(e)) => {
             eprintln!("spotswap: {e}");
             ExitCode::from(2)

@@ -35,11 +35,7 @@ pub(crate) struct Args {
 pub(crate) fn request(args: &Args) -> Result<ReportRequest, String> {
     let now = spotswap_aws::workflow::now();
     let since = duration::ago(&args.since, "--since", now)?;
-    let mut log_files = Vec::new();
-    for path in &args.log_file {
-        let content = std::fs::read_to_string(path).map_err(|e| format!("--log-file {path}: {e}"))?;
-        log_files.push((path.clone(), content));
-    }
+    let log_files = crate::explain::read_log_files(&args.log_file)?;
     Ok(ReportRequest {
         log_groups: args.log_group.clone(),
         log_files,
@@ -51,21 +47,7 @@ pub(crate) fn request(args: &Args) -> Result<ReportRequest, String> {
 /// Run `spotswap report`.
 pub(crate) async fn main(aws: &Aws, config: &Config, args: &Args, req: ReportRequest) -> ExitCode {
     match report(aws, config, &req).await {
-        Ok(r) => {
-            let text = match args.output {
-                Output::Json => match serde_json::to_string_pretty(&r) {
-                    Ok(s) => s + "\n",
-                    Err(e) => {
-                        eprintln!("spotswap: cannot write JSON: {e}");
-                        return ExitCode::from(1);
-                    }
-                },
-                Output::Table => table(&r),
-                Output::Markdown => markdown(&r),
-            };
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(r) => crate::explain::print_as(args.output, &r, table, markdown),
         Err(e) => {
             eprintln!(
                 "spotswap: report could not read AWS: {}",
