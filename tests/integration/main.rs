@@ -4,6 +4,7 @@ mod boot_window;
 mod chaos;
 mod compat;
 mod crash;
+mod diag;
 mod events_out;
 mod group_kinds;
 mod hardening;

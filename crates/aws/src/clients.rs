@@ -75,7 +75,10 @@ impl Intercept for CallCounter {
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         if let Some(meta) = cfg.load::<Metadata>() {
             // IAM's spelling: `autoscaling:`, not the SDK's "Auto Scaling".
-            let service = meta.service().to_ascii_lowercase().replace(' ', "");
+            let service = match meta.service().to_ascii_lowercase().replace(' ', "") {
+                s if s == "cloudwatchlogs" => "logs".to_string(),
+                s => s,
+            };
             self.add(format!("{service}:{}", meta.name()));
         }
         Ok(())
@@ -97,7 +100,16 @@ impl Aws {
     /// Load the standard AWS configuration (environment, profile, `AWS_ENDPOINT_URL`, …),
     /// with an optional region override.
     pub async fn from_env(region: Option<String>) -> Self {
+        Self::from_env_profile(region, None).await
+    }
+
+    /// [`Aws::from_env`] with a named profile of the shared config and credentials files
+    /// (`--profile`), as the AWS CLI's `--profile` does.
+    pub async fn from_env_profile(region: Option<String>, profile: Option<String>) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(p) = profile {
+            loader = loader.profile_name(p);
+        }
         if let Some(r) = region {
             loader = loader.region(Region::new(r));
         }

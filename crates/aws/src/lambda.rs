@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use spotswap_core::ActionKind;
 use tracing::info;
 
+use crate::report::Correlation;
 use crate::{rebalance, AdapterError, Aws, Config, CycleOptions};
 
 /// What each function's `main` does: at cold start, tune the allocator, initialise tracing
@@ -79,9 +80,12 @@ pub async fn rebalancer(
     let (aws, config) = (&aws, &*config);
     aws.reset_api_calls();
     let deadline = deadline(&event.context);
+    let correlation = Correlation::for_event(event.payload.id.as_deref(), Some(&event.context.request_id));
     info!(
         detail_type = %event.payload.detail_type,
         id = ?event.payload.id,
+        cycle_id = %correlation.cycle_id,
+        request_id = %event.context.request_id,
         remaining_ms = deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64),
         "invoked"
     );
@@ -95,6 +99,7 @@ pub async fn rebalancer(
     let opts = CycleOptions {
         deadline,
         scope,
+        correlation: Some(correlation),
         ..CycleOptions::default()
     };
     let report = rebalance(aws, config, opts).await?;
@@ -121,7 +126,10 @@ pub async fn interruption_handler(
         aws,
         config,
         event.payload,
-        crate::interruption::EventOptions::default(),
+        crate::interruption::EventOptions {
+            request_id: Some(event.context.request_id.clone()),
+            ..crate::interruption::EventOptions::default()
+        },
     )
     .await?;
     report.print_emf(millis_now());
@@ -136,8 +144,19 @@ pub async fn orphan_reaper(
 ) -> Result<Value, AdapterError> {
     let (aws, config) = (&aws, &*config);
     aws.reset_api_calls();
-    info!(detail_type = %event.payload.detail_type, id = ?event.payload.id, "invoked");
-    let report = crate::reap(aws, config, CycleOptions::default()).await?;
+    let correlation = Correlation::for_event(event.payload.id.as_deref(), Some(&event.context.request_id));
+    info!(
+        detail_type = %event.payload.detail_type,
+        id = ?event.payload.id,
+        cycle_id = %correlation.cycle_id,
+        request_id = %event.context.request_id,
+        "invoked"
+    );
+    let opts = CycleOptions {
+        correlation: Some(correlation),
+        ..CycleOptions::default()
+    };
+    let report = crate::reap(aws, config, opts).await?;
     report.print_emf(millis_now());
     Ok(json!({
         "actions": report.actions.len(),

@@ -18,6 +18,7 @@
 //! - `execute`: the idempotent [`Executor`] and its [`MutationBudget`].
 //! - [`workflow`]: the rebalancer's cycle.
 //! - `reaper`: the orphan reaper's pass ([`reap`]).
+//! - [`explain`]: the sources of `spotswap explain`, fetched (read-only).
 //! - [`interruption`]: the interruption handler: spot warnings and rebalance recommendations.
 //! - [`lambda`]: the Lambda handlers behind each thin `main.rs`.
 //! - [`migrate`]: `spotswap migrate --from autospotting`: AutoSpotting's tags in spotswap's
@@ -31,6 +32,7 @@ mod clients;
 mod config;
 mod error;
 mod execute;
+pub mod explain;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 #[cfg(test)]

@@ -167,12 +167,44 @@ pub(crate) mod op {
     pub(crate) const TERMINATE: &str = "ec2:TerminateInstances";
     pub(crate) const PUT_EVENTS: &str = "events:PutEvents";
     pub(crate) const DESCRIBE_STACKS: &str = "cloudformation:DescribeStacks";
+    pub(crate) const DESCRIBE_ACTIVITIES: &str = "autoscaling:DescribeScalingActivities";
+    pub(crate) const FILTER_LOG_EVENTS: &str = "logs:FilterLogEvents";
+}
+
+/// One log event of FilterLogEvents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEvent {
+    /// When CloudWatch stamped it, epoch milliseconds.
+    pub timestamp_ms: Option<i64>,
+    /// The line.
+    pub message: String,
+    /// Its log stream.
+    pub stream: String,
+}
+
+/// The reads only `spotswap explain` and `spotswap report` make (the operator's credentials;
+/// no function is granted them). A supertrait of [`Port`], so its implementations live beside
+/// the diagnostics code.
+pub trait DiagnosticReads {
+    /// One page of DescribeScalingActivities of `group`, newest first.
+    fn scaling_activities<'a>(
+        &'a self,
+        group: &'a str,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<spotswap_core::explain::Activity>>;
+    /// One page of FilterLogEvents of `log_group` from `start_ms` on.
+    fn log_events<'a>(
+        &'a self,
+        log_group: &'a str,
+        start_ms: i64,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<LogEvent>>;
 }
 
 /// The calls spotswap makes, in plain data. Object-safe: held as `Arc<dyn Port>` by
 /// [`crate::Aws`]. Errors are [`AdapterError::Aws`] named by the operation, with the service's
 /// code.
-pub trait Port: Send + Sync + std::fmt::Debug {
+pub trait Port: DiagnosticReads + Send + Sync + std::fmt::Debug {
     // --- reads
     /// One page of DescribeAutoScalingGroups (at most 100 groups).
     fn describe_groups<'a>(

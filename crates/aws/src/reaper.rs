@@ -36,7 +36,7 @@ pub async fn reap(aws: &Aws, config: &Config, opts: CycleOptions) -> Result<Cycl
     );
 
     let executor = Executor::new(aws, now, dry_run, opts.budget.clone());
-    let mut recorder = Recorder::default();
+    let mut recorder = Recorder::new(opts.correlation.clone().unwrap_or_default());
     for s in &plan.skipped {
         recorder.skip(s);
     }
@@ -60,6 +60,8 @@ pub async fn reap(aws: &Aws, config: &Config, opts: CycleOptions) -> Result<Cycl
         skipped = report.skipped.len(),
         mutating_calls = report.mutating_calls(),
         dry_run,
+        cycle_id = %report.correlation.cycle_id,
+        request_id = report.correlation.request_id.as_deref().unwrap_or(""),
         "reaper pass finished"
     );
     Ok(report)

@@ -84,8 +84,8 @@ impl ActionReport {
         self.kind.is_mutating() && self.outcome.succeeded()
     }
 
-    /// The one JSON log line of this decision.
-    pub fn log(&self) {
+    /// The one JSON log line of this decision, with the invocation's correlation ids.
+    pub fn log(&self, ids: &Correlation) {
         let instance = self.instance.as_deref().unwrap_or("");
         let pool = self.pool.as_ref().map(ToString::to_string).unwrap_or_default();
         let candidates = join(self.candidates());
@@ -110,6 +110,8 @@ impl ActionReport {
                     error_code,
                     error_kind,
                     candidates = %candidates,
+                    cycle_id = %ids.cycle_id,
+                    request_id = ids.request_id.as_deref().unwrap_or(""),
                     "decision"
                 )
             };
@@ -162,13 +164,64 @@ impl Serialize for ActionReport {
     }
 }
 
-/// Log a group passed over: one line with the reason.
-pub fn log_skip(s: &Skip) {
+/// Log a group passed over: one line with the reason and the invocation's correlation ids.
+pub fn log_skip(s: &Skip, ids: &Correlation) {
     let detail = s.detail.as_deref().unwrap_or("");
+    let (cycle_id, request_id) = (ids.cycle_id.as_str(), ids.request_id.as_deref().unwrap_or(""));
     if s.reason == Reason::InvalidConfig {
-        error!(action = "skip", reason = s.reason.code(), group = %s.group, detail, "group skipped");
+        error!(action = "skip", reason = s.reason.code(), group = %s.group, detail, cycle_id, request_id, "group skipped");
     } else {
-        info!(action = "skip", reason = s.reason.code(), group = %s.group, detail, "group skipped");
+        info!(action = "skip", reason = s.reason.code(), group = %s.group, detail, cycle_id, request_id, "group skipped");
+    }
+}
+
+/// Which invocation a decision belongs to: every decision line carries these, so the lines of
+/// one cycle or one event can be joined (`spotswap explain` does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Correlation {
+    /// The EventBridge event's `id` for an event or a scheduled invocation; otherwise an id
+    /// made for the cycle (`c-<unix ms, hex>-<random, hex>`).
+    pub cycle_id: String,
+    /// The Lambda invocation's request id (`None` outside Lambda).
+    pub request_id: Option<String>,
+}
+
+impl Correlation {
+    /// A fresh id for a cycle that has no event of its own (the CLI's runs).
+    pub fn new_cycle() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        // std's per-process random hash keys: unique enough to tell cycles apart, no new crate.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Self {
+            cycle_id: format!("c-{ms:x}-{random:016x}"),
+            request_id: None,
+        }
+    }
+
+    /// The ids of an event (its `id`; a fresh cycle id when it has none) and, in Lambda, the
+    /// invocation's request id.
+    pub fn for_event(event_id: Option<&str>, request_id: Option<&str>) -> Self {
+        let mut c = match event_id.filter(|id| !id.is_empty()) {
+            Some(id) => Self {
+                cycle_id: id.to_string(),
+                request_id: None,
+            },
+            None => Self::new_cycle(),
+        };
+        c.request_id = request_id.filter(|r| !r.is_empty()).map(str::to_string);
+        c
+    }
+}
+
+impl Default for Correlation {
+    fn default() -> Self {
+        Self::new_cycle()
     }
 }
 
@@ -180,15 +233,25 @@ pub struct Recorder {
     pub actions: Vec<ActionReport>,
     /// Groups passed over.
     pub skipped: Vec<Skip>,
+    /// The invocation's ids, on every line this recorder logs.
+    pub correlation: Correlation,
     metrics: BTreeMap<String, GroupMetrics>,
     notes: Vec<Notification>,
 }
 
 impl Recorder {
+    /// A recorder whose lines carry `correlation`.
+    pub fn new(correlation: Correlation) -> Self {
+        Self {
+            correlation,
+            ..Self::default()
+        }
+    }
+
     /// Record one action and its outcome.
     pub fn record(&mut self, action: &Action, outcome: Outcome) -> &ActionReport {
         let r = ActionReport::new(action, outcome);
-        r.log();
+        r.log(&self.correlation);
         self.metrics
             .entry(r.group.clone())
             .or_insert_with(|| GroupMetrics::new(&r.group))
@@ -202,7 +265,7 @@ impl Recorder {
 
     /// Record a group passed over.
     pub fn skip(&mut self, s: &Skip) {
-        log_skip(s);
+        log_skip(s, &self.correlation);
         self.skipped.push(s.clone());
     }
 
@@ -259,6 +322,9 @@ pub struct GroupSummary {
 /// Everything one invocation did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CycleReport {
+    /// The invocation's ids, as on its decision lines.
+    #[serde(flatten)]
+    pub correlation: Correlation,
     /// Dry run: nothing was changed.
     pub dry_run: bool,
     /// Every decision, in order.
@@ -311,6 +377,7 @@ impl CycleReport {
     pub fn from_recorder(recorder: Recorder, dry_run: bool) -> Self {
         Self {
             dry_run,
+            correlation: recorder.correlation.clone(),
             metrics: recorder.metrics(),
             actions: recorder.actions,
             skipped: recorder.skipped,

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::execute::{Executor, LaunchGuard, MutationBudget};
-use crate::report::{CycleReport, GroupSummary, Recorder, Timings};
+use crate::report::{Correlation, CycleReport, GroupSummary, Recorder, Timings};
 use crate::snapshot::{
     has_launching_hook, instance_refresh_in_progress, stack_status, termination_protected,
 };
@@ -37,6 +37,8 @@ pub struct CycleOptions {
     /// Explain each new swap's candidate search in the report ([`CycleReport::rejections`]):
     /// `spotswap plan`. Costs no AWS call; off by default, as the Lambda needs none of it.
     pub explain: bool,
+    /// The ids on every decision line; a fresh cycle id when `None`.
+    pub correlation: Option<Correlation>,
 }
 
 /// Time kept back at the end of a Lambda invocation: no new swap starts inside it.
@@ -88,7 +90,7 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
         Vec::new()
     };
 
-    let mut recorder = Recorder::default();
+    let mut recorder = Recorder::new(opts.correlation.clone().unwrap_or_default());
     let mut groups = Vec::new();
     for (plan, outcomes) in plans.iter().zip(outcomes) {
         if let Some(s) = &plan.skip {
@@ -128,6 +130,8 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
         skipped = report.skipped.len(),
         mutating_calls = report.mutating_calls(),
         dry_run,
+        cycle_id = %report.correlation.cycle_id,
+        request_id = report.correlation.request_id.as_deref().unwrap_or(""),
         "cycle finished"
     );
     Ok(report)

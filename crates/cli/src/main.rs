@@ -2,10 +2,18 @@
 //! laptop, so decisions can be seen and explained before anything changes.
 //!
 //! Region, endpoint and credentials come from the standard AWS environment (`AWS_REGION`,
-//! `AWS_ENDPOINT_URL`, profiles, …); `--region` overrides the region.
+//! `AWS_ENDPOINT_URL`, `AWS_PROFILE`, …); `--region` and `--profile` override them, as the AWS
+//! CLI's do. Every subcommand that prints a result takes `--output table|json|markdown`. No
+//! colour is ever written, so `--no-color`/`NO_COLOR` have nothing to turn off.
 //!
-//! Exit codes: 0 the command ran (groups skipped for bad tags included); 1 the cycle could not
-//! run (AWS unreachable, bad environment); 2 bad input.
+//! Exit codes, the same for every subcommand (README, "Exit codes"):
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | the command ran (groups skipped for bad tags and ignored events included) |
+//! | 1 | it could not run: AWS unreachable or refusing, a bad environment variable |
+//! | 2 | bad input: an argument, a file, an event, an unknown instance or group |
+//! | 141 | stdout was closed early (`spotswap plan \| head`): killed quietly by SIGPIPE |
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -16,7 +24,10 @@ use spotswap_aws::{
     handle_event, reap, rebalance, AdapterError, Aws, Config, CycleOptions, CycleReport, EventOptions,
 };
 
+mod duration;
+mod explain;
 mod migrate;
+mod report;
 mod simulate;
 mod table;
 
@@ -30,19 +41,28 @@ struct Cli {
     /// AWS region (default: the standard AWS environment).
     #[arg(long, global = true)]
     region: Option<String>,
+    /// A named profile of the shared AWS config and credentials files (default: `AWS_PROFILE`).
+    #[arg(long, global = true)]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
+/// `--output`: every subcommand that prints a result takes it.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum Output {
+    /// Columns for a terminal.
     Table,
+    /// JSON on stdout.
     Json,
+    /// Markdown, for a ticket or a pull request.
+    Markdown,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one rebalancer cycle (the same workflow the Lambda runs).
+    #[command(after_help = "Example:\n  spotswap rebalance --dry-run --output json")]
     Rebalance {
         /// Decide and print, change nothing.
         #[arg(long)]
@@ -58,6 +78,7 @@ enum Command {
     /// What the next cycle would do: `rebalance --dry-run`, with, for each swap it would
     /// start, every candidate type turned down and why (`rejections` in JSON). Makes zero
     /// mutating calls.
+    #[command(after_help = "Example:\n  spotswap plan --region eu-west-1 | head")]
     Plan {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Table)]
@@ -66,6 +87,7 @@ enum Command {
     /// One orphan-reaper pass (the same workflow the Lambda runs): terminate our instances
     /// outside every group past SPOTSWAP_ORPHAN_MINUTES and detached ones still alive, restore
     /// MaxSize, clear expired records.
+    #[command(after_help = "Example:\n  spotswap reap --dry-run")]
     Reap {
         /// Decide and print, change nothing.
         #[arg(long)]
@@ -77,15 +99,22 @@ enum Command {
     /// Handle one EventBridge event (a spot interruption warning or a rebalance recommendation)
     /// with the interruption handler's code. Prints the report as JSON. Exit 0 when the event
     /// was handled or deliberately ignored, 2 when it is not a valid event.
+    #[command(
+        after_help = "Example:\n  spotswap handle-event events/interruption-spot-warning.json --dry-run --output table"
+    )]
     HandleEvent {
         /// The event's JSON file, or `-` for standard input.
         file: String,
         /// Decide and print, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Json)]
+        output: Output,
     },
     /// Pause new swaps in one group: write `spotswap:paused-until=<now + DURATION>` on it, and
     /// nothing else. Swaps in flight finish; interruptions are still handled.
+    #[command(after_help = "Example:\n  spotswap pause web --for 2h")]
     Pause {
         /// The Auto Scaling group.
         group: String,
@@ -97,6 +126,7 @@ enum Command {
         output: Output,
     },
     /// End a group's pause: delete its `spotswap:paused-until` tag, and nothing else.
+    #[command(after_help = "Example:\n  spotswap resume web")]
     Resume {
         /// The Auto Scaling group.
         group: String,
@@ -104,6 +134,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// The story of an instance or a group: its decisions, its group's scaling activities,
+    /// our tags, where it stands now. Reads only.
+    Explain(explain::Args),
+    /// Savings, interruptions, fallbacks and shelters per managed group and in total, over a
+    /// window. Reads only.
+    Report(report::Args),
     /// Simulate one region over a scenario file with the real core and compare policies
     /// (no AWS). Exit 2 for a bad scenario, policy or format.
     Simulate(simulate::Args),
@@ -119,11 +155,25 @@ enum Command {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     spotswap_aws::tune_allocator();
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     if let Command::Simulate(args) = &cli.command {
         return simulate::main(args);
     }
     init_logging();
+    // Bad input is one line and exit 2, before any AWS call.
+    let checked = match &cli.command {
+        Command::Explain(args) => explain::request(args).map(|r| (Some(r), None)),
+        Command::Report(args) => report::request(args).map(|r| (None, Some(r))),
+        _ => Ok((None, None)),
+    };
+    let (explain_req, report_req) = match checked {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("spotswap: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -131,7 +181,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let aws = Aws::from_env(cli.region.clone())
+    let aws = Aws::from_env_profile(cli.region.clone(), cli.profile.clone())
         .await
         .with_api_rates(config.api_rates);
     match cli.command {
@@ -158,7 +208,11 @@ async fn main() -> ExitCode {
             run_cycle(&aws, &config, opts, output).await
         }
         Command::Reap { dry_run, output } => run_reap(&aws, &config, dry_run, output).await,
-        Command::HandleEvent { file, dry_run } => run_handle_event(&aws, &config, &file, dry_run).await,
+        Command::HandleEvent {
+            file,
+            dry_run,
+            output,
+        } => run_handle_event(&aws, &config, &file, dry_run, output).await,
         Command::Pause {
             group,
             duration,
@@ -177,6 +231,14 @@ async fn main() -> ExitCode {
             print_pause(spotswap_aws::pause::resume(&aws, &group).await, output)
         }
         Command::Migrate(args) => migrate::main(&aws, &config, &args).await,
+        Command::Explain(args) => match explain_req {
+            Some(req) => explain::main(&aws, &config, &args, req).await,
+            None => ExitCode::from(1),
+        },
+        Command::Report(args) => match report_req {
+            Some(req) => report::main(&aws, &config, &args, req).await,
+            None => ExitCode::from(1),
+        },
         Command::Simulate(_) => unreachable!("handled before the AWS set-up"),
     }
 }
@@ -226,7 +288,7 @@ async fn run_reap(aws: &Aws, config: &Config, dry_run: bool, output: Output) -> 
     }
 }
 
-async fn run_handle_event(aws: &Aws, config: &Config, file: &str, dry_run: bool) -> ExitCode {
+async fn run_handle_event(aws: &Aws, config: &Config, file: &str, dry_run: bool, output: Output) -> ExitCode {
     let raw = if file == "-" {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
@@ -246,9 +308,13 @@ async fn run_handle_event(aws: &Aws, config: &Config, file: &str, dry_run: bool)
     };
     match handle_event(aws, config, &raw, opts).await {
         Ok(report) => {
-            match serde_json::to_string_pretty(&report) {
-                Ok(s) => println!("{s}"),
-                Err(e) => eprintln!("spotswap: cannot write JSON: {e}"),
+            match output {
+                Output::Json => match serde_json::to_string_pretty(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => eprintln!("spotswap: cannot write JSON: {e}"),
+                },
+                Output::Table => print!("{}", table::event(&report)),
+                Output::Markdown => print!("```\n{}```\n", table::event(&report)),
             }
             ExitCode::SUCCESS
         }
@@ -267,29 +333,14 @@ async fn run_handle_event(aws: &Aws, config: &Config, file: &str, dry_run: bool)
 }
 
 /// `now + DURATION` for `pause --for DURATION`: a positive duration of at most 366 days, in
-/// jiff's friendly format (`2h`, `90m`, `1h30m`, `3 days`).
+/// jiff's friendly format (`2h`, `90m`, `1h30m`, `3 days`), never ending early.
 fn pause_until(duration: &str, now: std::time::SystemTime) -> Result<spotswap_core::Timestamp, String> {
-    let bad = |why: &str| format!("--for {duration:?}: {why}");
-    let d: jiff::SignedDuration = duration
-        .parse()
-        .or_else(|_| {
-            duration.parse::<jiff::Span>().map_err(|_| ()).and_then(|s| {
-                s.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-                    .map_err(|_| ())
-            })
-        })
-        .map_err(|_| bad("expected a duration such as 2h, 90m or 1h30m"))?;
-    if d <= jiff::SignedDuration::ZERO || d > jiff::SignedDuration::from_hours(366 * 24) {
-        return Err(bad("expected more than zero and at most 366 days"));
-    }
+    let secs = duration::parse(duration, "--for")?;
     let now = now
         .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| bad("the clock is before 1970"))?
+        .map_err(|_| format!("--for {duration:?}: the clock is before 1970"))?
         .as_secs() as i64;
-    // Rounded up to the second: a pause never ends early.
-    Ok(spotswap_core::Timestamp::from_unix(
-        now + d.as_secs() + i64::from(d.subsec_nanos() > 0),
-    ))
+    Ok(spotswap_core::Timestamp::from_unix(now + secs))
 }
 
 fn print_pause(result: Result<spotswap_aws::pause::PauseReport, AdapterError>, output: Output) -> ExitCode {
@@ -300,7 +351,7 @@ fn print_pause(result: Result<spotswap_aws::pause::PauseReport, AdapterError>, o
                     Ok(s) => println!("{s}"),
                     Err(e) => eprintln!("spotswap: cannot write JSON: {e}"),
                 },
-                Output::Table => {
+                Output::Table | Output::Markdown => {
                     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
                     println!(
                         "{}: spotswap:paused-until {} -> {}{}",
@@ -324,7 +375,7 @@ fn print_pause(result: Result<spotswap_aws::pause::PauseReport, AdapterError>, o
     }
 }
 
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -335,6 +386,17 @@ fn print_report(report: &CycleReport, output: Output) {
             Err(e) => eprintln!("spotswap: cannot write JSON: {e}"),
         },
         Output::Table => print!("{}", table::render(report)),
+        Output::Markdown => print!("```\n{}```\n", table::render(report)),
+    }
+}
+
+/// A closed stdout (`spotswap plan | head`) ends the process quietly, as it does `cat`, instead
+/// of `println!` panicking with "Broken pipe": Rust ignores SIGPIPE by default; this puts the
+/// default back.
+fn quiet_on_closed_stdout() {
+    // SAFETY: setting a signal's disposition to the default, first thing, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

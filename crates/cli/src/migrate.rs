@@ -29,6 +29,7 @@ pub(crate) enum Format {
 
 /// `spotswap migrate` arguments.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Example:\n  spotswap migrate --from autospotting --output markdown")]
 pub(crate) struct Args {
     /// The tool whose tags to translate.
     #[arg(long, value_enum)]

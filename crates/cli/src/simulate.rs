@@ -9,6 +9,9 @@ use spotswap_sim::{run, Format, PolicyName, Scenario};
 
 /// `spotswap simulate` arguments.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example:\n  spotswap simulate --scenario sim/scenarios/calm-week.yaml --output markdown"
+)]
 pub(crate) struct Args {
     /// The scenario file (JSON or YAML).
     #[arg(long, value_name = "FILE")]

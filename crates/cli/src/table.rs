@@ -127,3 +127,29 @@ pub(crate) fn render(r: &CycleReport) -> String {
     );
     out
 }
+
+/// `handle-event --output table`: the event, then one line per decision.
+pub(crate) fn event(r: &spotswap_aws::EventReport) -> String {
+    let mut out = format!(
+        "{} {} (event {}){}\n",
+        r.detail_type,
+        r.instance.as_deref().unwrap_or("-"),
+        r.correlation.cycle_id,
+        if r.dry_run { ", dry run" } else { "" }
+    );
+    for d in &r.decisions {
+        let _ = writeln!(
+            out,
+            "  {:<20} {:<28} {:<20} {:<24} {}",
+            d.kind.name(),
+            d.reason.code(),
+            d.instance.as_deref().unwrap_or("-"),
+            d.pool
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_else(|| "-".into()),
+            outcome(&d.outcome)
+        );
+    }
+    out
+}

@@ -19,6 +19,8 @@
 //!   [`ReapGate`], the one ordering rule while the pass runs.
 //! - [`action`]: actions and skips.
 //! - [`reason`]: every reason code, and where it is decided.
+//! - [`explain`]: `spotswap explain`: decision lines, scaling activities and tags joined into
+//!   the story of an instance or a group.
 //! - [`fleet`]: CreateFleet's answer judged: launched, no capacity (pools to mark), quota,
 //!   failed.
 //! - [`metrics`]: CloudWatch EMF lines.
@@ -37,6 +39,7 @@ pub mod compat;
 pub mod compat_mode;
 mod error;
 pub mod events;
+pub mod explain;
 pub mod fleet;
 pub mod metrics;
 pub mod mixed;

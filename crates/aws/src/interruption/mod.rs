@@ -14,7 +14,7 @@ use spotswap_core::{Action, ActionKind, Outcome, Reason, Skip, Timestamp};
 use tracing::info;
 
 use crate::execute::{Executor, MutationBudget};
-use crate::report::{ActionReport, Recorder};
+use crate::report::{ActionReport, Correlation, Recorder};
 use crate::workflow::now as wall_clock;
 use crate::{AdapterError, Aws, Config};
 
@@ -39,6 +39,8 @@ pub struct EventOptions {
     pub budget: Option<MutationBudget>,
     /// The time to act at; now when `None`.
     pub now: Option<Timestamp>,
+    /// The Lambda invocation's request id, on every decision line with the event's id.
+    pub request_id: Option<String>,
 }
 
 /// What one event did.
@@ -48,6 +50,9 @@ pub struct EventReport {
     pub detail_type: String,
     /// The event's `id`.
     pub event_id: Option<String>,
+    /// The ids on its decision lines: the event's id (or a fresh one) and the request id.
+    #[serde(flatten)]
+    pub correlation: Correlation,
     /// The instance the event is about.
     pub instance: Option<String>,
     /// Dry run: nothing was changed.
@@ -72,6 +77,7 @@ impl EventReport {
         Self {
             detail_type: parsed.detail_type().to_string(),
             event_id: parsed.id().map(str::to_string),
+            correlation: Correlation::for_event(parsed.id(), None),
             instance: parsed.instance_id().map(str::to_string),
             dry_run,
             decisions: Vec::new(),
@@ -110,6 +116,8 @@ impl EventReport {
         json!({
             "detail_type": self.detail_type,
             "event_id": self.event_id,
+            "cycle_id": self.correlation.cycle_id,
+            "request_id": self.correlation.request_id,
             "instance": self.instance,
             "dry_run": self.dry_run,
             "decisions": self.decisions.iter().map(|d| {
@@ -170,7 +178,11 @@ pub async fn handle_parsed(
     );
     let log_start = aws.api_call_log().len();
     let executor = Executor::new(aws, now, dry_run, opts.budget.clone());
-    let mut rec = Recorder::default();
+    let mut rec = Recorder::new(Correlation::for_event(
+        report.event_id.as_deref(),
+        opts.request_id.as_deref(),
+    ));
+    report.correlation = rec.correlation.clone();
     let result = match parsed {
         ParsedEvent::SpotWarning(event) => {
             spot_warning::handle(aws, config, &executor, &event, &mut rec).await

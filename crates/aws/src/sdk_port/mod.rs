@@ -22,6 +22,7 @@ use crate::AdapterError;
 
 mod cloudformation;
 mod convert;
+mod diag;
 mod groups;
 mod specs;
 mod status;
@@ -44,6 +45,7 @@ pub(crate) struct SdkPort {
     events: aws_sdk_eventbridge::Client,
     pricing: aws_sdk_pricing::Client,
     cloudformation: aws_sdk_cloudformation::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl SdkPort {
@@ -71,6 +73,11 @@ impl SdkPort {
             events: aws_sdk_eventbridge::Client::from_conf(events),
             pricing: aws_sdk_pricing::Client::from_conf(pricing),
             cloudformation: cloudformation::client(conf, calls),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(
+                aws_sdk_cloudwatchlogs::config::Builder::from(conf)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
         }
     }
 }

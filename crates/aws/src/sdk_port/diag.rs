@@ -1,0 +1,77 @@
+//! The diagnostics reads on the SDK clients: DescribeScalingActivities and FilterLogEvents.
+
+use spotswap_core::explain::Activity;
+use spotswap_core::Timestamp;
+
+use super::{err, SdkPort};
+use crate::port::{op, DiagnosticReads, LogEvent, Page, PortFuture};
+
+impl DiagnosticReads for SdkPort {
+    fn scaling_activities<'a>(
+        &'a self,
+        group: &'a str,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<Activity>> {
+        Box::pin(async move {
+            let resp = self
+                .asg
+                .describe_scaling_activities()
+                .auto_scaling_group_name(group)
+                .max_records(100)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(err(op::DESCRIBE_ACTIVITIES))?;
+            let items = resp
+                .activities()
+                .iter()
+                .map(|a| Activity {
+                    group: a.auto_scaling_group_name().unwrap_or(group).to_string(),
+                    description: a.description().unwrap_or("").to_string(),
+                    cause: a.cause().unwrap_or("").to_string(),
+                    status: a
+                        .status_code()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    start: a.start_time().map(|t| Timestamp::from_unix(t.secs())),
+                })
+                .collect();
+            Ok(Page {
+                items,
+                next: resp.next_token().map(str::to_string),
+            })
+        })
+    }
+
+    fn log_events<'a>(
+        &'a self,
+        log_group: &'a str,
+        start_ms: i64,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<LogEvent>> {
+        Box::pin(async move {
+            let resp = self
+                .logs
+                .filter_log_events()
+                .log_group_name(log_group)
+                .start_time(start_ms)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(err(op::FILTER_LOG_EVENTS))?;
+            let items = resp
+                .events()
+                .iter()
+                .map(|e| LogEvent {
+                    timestamp_ms: e.timestamp(),
+                    message: e.message().unwrap_or("").to_string(),
+                    stream: e.log_stream_name().unwrap_or("").to_string(),
+                })
+                .collect();
+            Ok(Page {
+                items,
+                next: resp.next_token().map(str::to_string),
+            })
+        })
+    }
+}
