@@ -81,8 +81,13 @@ fn event_for(name: &str, instance: &str) -> String {
 /// `spotswap:replace-outdated=true`.
 async fn rebalancer(env: &Env, seen: &mut Observed) {
     // replace-outdated: the template's version today is read (DescribeLaunchTemplateVersions)
+    // and a CloudFormation stack tag: the stack's status is read before a launch (DescribeStacks)
     let group = env
-        .group(&GroupSpec::managed("iam-rebalancer", 1).tag("spotswap:replace-outdated", "true"))
+        .group(
+            &GroupSpec::managed("iam-rebalancer", 1)
+                .tag("spotswap:replace-outdated", "true")
+                .tag("aws:cloudformation:stack-name", "iam-stack"),
+        )
         .await;
     let container = MarketCache::default();
     let aws = env.aws_in(&container);

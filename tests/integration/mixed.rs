@@ -13,7 +13,7 @@ use spotswap_tests::fleet::{sample_price_file, Env};
 use spotswap_tests::proxy::Proxy;
 
 /// The policy's instance types.
-const POLICY_TYPES: [&str; 2] = ["m5.large", "m5a.large"];
+const POLICY_TYPES: [&str; 2] = ["m5.large", "m5d.large"];
 
 fn config() -> Config {
     Config {
@@ -128,7 +128,7 @@ async fn mixed_groups_converge_within_their_policy_and_stay_put() {
     let env = Env::at(&proxy.url()).await;
     for (_, az) in env.subnets().await {
         proxy.set_spot_price("m6i.large", &az, 0.010);
-        proxy.set_spot_price("m5a.large", &az, 0.030);
+        proxy.set_spot_price("m5d.large", &az, 0.030);
         proxy.set_spot_price("m5.large", &az, 0.035);
     }
     mixed_group(&env, "mip-dist", 3, 1, &[]).await;
@@ -240,7 +240,7 @@ async fn a_sheltered_mixed_group_launches_on_demand_and_gets_its_distribution_ba
     proxy.set_answer_instance_refreshes(true);
     let env = Env::at(&proxy.url()).await;
     for (_, az) in env.subnets().await {
-        proxy.set_spot_price("m5a.large", &az, 0.030);
+        proxy.set_spot_price("m5d.large", &az, 0.030);
     }
     let name = "mip-shelter";
     mixed_group(&env, name, 2, 0, &[]).await;

@@ -107,7 +107,9 @@ async fn activities(aws: &Aws, group: &str) -> Result<Vec<spotswap_core::explain
     let mut out = Vec::new();
     let mut token = None;
     for _ in 0..ACTIVITY_PAGES {
-        aws.limiter.acquire(op::DESCRIBE_ACTIVITIES).await;
+        aws.limiter
+            .acquire(crate::port::cli_op::DESCRIBE_ACTIVITIES)
+            .await;
         let page = aws.port().scaling_activities(group, token).await?;
         out.extend(page.items);
         match page.next {
@@ -140,7 +142,7 @@ async fn all_lines(
 pub async fn log_lines(aws: &Aws, log_group: &str, since: Timestamp) -> Result<Vec<LogLine>, AdapterError> {
     let mut out = Vec::new();
     aws.each_page(
-        op::FILTER_LOG_EVENTS,
+        crate::port::cli_op::FILTER_LOG_EVENTS,
         |t| aws.port().log_events(log_group, since.unix() * 1000, t),
         |e| {
             let source = format!("{log_group}/{}", e.stream);

@@ -578,7 +578,7 @@ impl crate::port::DiagnosticReads for FakePort {
         _group: &'a str,
         _token: Option<String>,
     ) -> PortFuture<'a, Page<spotswap_core::explain::Activity>> {
-        self.call(op::DESCRIBE_ACTIVITIES, |_| {
+        self.call(crate::port::cli_op::DESCRIBE_ACTIVITIES, |_| {
             Ok(Page {
                 items: Vec::new(),
                 next: None,
@@ -592,7 +592,7 @@ impl crate::port::DiagnosticReads for FakePort {
         _start_ms: i64,
         _token: Option<String>,
     ) -> PortFuture<'a, Page<crate::port::LogEvent>> {
-        self.call(op::FILTER_LOG_EVENTS, |_| {
+        self.call(crate::port::cli_op::FILTER_LOG_EVENTS, |_| {
             Ok(Page {
                 items: Vec::new(),
                 next: None,

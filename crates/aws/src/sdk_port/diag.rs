@@ -4,7 +4,7 @@ use spotswap_core::explain::Activity;
 use spotswap_core::Timestamp;
 
 use super::{err, SdkPort};
-use crate::port::{op, DiagnosticReads, LogEvent, Page, PortFuture};
+use crate::port::{DiagnosticReads, LogEvent, Page, PortFuture};
 
 impl DiagnosticReads for SdkPort {
     fn scaling_activities<'a>(
@@ -21,7 +21,7 @@ impl DiagnosticReads for SdkPort {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(err(op::DESCRIBE_ACTIVITIES))?;
+                .map_err(err(crate::port::cli_op::DESCRIBE_ACTIVITIES))?;
             let items = resp
                 .activities()
                 .iter()
@@ -58,7 +58,7 @@ impl DiagnosticReads for SdkPort {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(err(op::FILTER_LOG_EVENTS))?;
+                .map_err(err(crate::port::cli_op::FILTER_LOG_EVENTS))?;
             let items = resp
                 .events()
                 .iter()
