@@ -38,6 +38,7 @@ use crate::port::{
 };
 use crate::AdapterError;
 
+mod diag;
 mod region;
 
 pub use region::FakeRegion;
@@ -567,36 +568,6 @@ impl Port for FakePort {
         self.call(op::PUT_EVENTS, move |s| {
             s.events.extend(entries.iter().cloned());
             Ok(0)
-        })
-    }
-}
-
-/// The fake region keeps no scaling activities and no logs: both reads answer empty pages.
-impl crate::port::DiagnosticReads for FakePort {
-    fn scaling_activities<'a>(
-        &'a self,
-        _group: &'a str,
-        _token: Option<String>,
-    ) -> PortFuture<'a, Page<spotswap_core::explain::Activity>> {
-        self.call(crate::port::cli_op::DESCRIBE_ACTIVITIES, |_| {
-            Ok(Page {
-                items: Vec::new(),
-                next: None,
-            })
-        })
-    }
-
-    fn log_events<'a>(
-        &'a self,
-        _log_group: &'a str,
-        _start_ms: i64,
-        _token: Option<String>,
-    ) -> PortFuture<'a, Page<crate::port::LogEvent>> {
-        self.call(crate::port::cli_op::FILTER_LOG_EVENTS, |_| {
-            Ok(Page {
-                items: Vec::new(),
-                next: None,
-            })
         })
     }
 }

@@ -1,0 +1,34 @@
+//! The CLI-only diagnostic reads of the fake region.
+
+use super::FakePort;
+use crate::port::{Page, PortFuture};
+
+/// The fake region keeps no scaling activities and no logs: both reads answer empty pages.
+impl crate::port::DiagnosticReads for FakePort {
+    fn scaling_activities<'a>(
+        &'a self,
+        _group: &'a str,
+        _token: Option<String>,
+    ) -> PortFuture<'a, Page<spotswap_core::explain::Activity>> {
+        self.call(crate::port::cli_op::DESCRIBE_ACTIVITIES, |_| {
+            Ok(Page {
+                items: Vec::new(),
+                next: None,
+            })
+        })
+    }
+
+    fn log_events<'a>(
+        &'a self,
+        _log_group: &'a str,
+        _start_ms: i64,
+        _token: Option<String>,
+    ) -> PortFuture<'a, Page<crate::port::LogEvent>> {
+        self.call(crate::port::cli_op::FILTER_LOG_EVENTS, |_| {
+            Ok(Page {
+                items: Vec::new(),
+                next: None,
+            })
+        })
+    }
+}
