@@ -141,21 +141,11 @@ pub fn decide_scheduled(
     let Ok(template) = swappable_template(group) else {
         return vec![ignore(Reason::NoLaunchTemplate, &group.name, id, Some(pool))];
     };
-    let Some(original) = instances.get(id).filter(|i| i.is_alive()) else {
-        return vec![ignore(Reason::AlreadyHandled, &group.name, id, Some(pool))];
+    // Spot or on-demand alike: the change takes either.
+    let original = match super::proactive_original(group, id, pool, instances, |_| None) {
+        Ok(i) => i,
+        Err(noop) => return vec![noop],
     };
-    if original.termination_protected == Some(true) {
-        return vec![ignore(Reason::InstanceProtected, &group.name, id, Some(pool))];
-    }
-    let ours = |i: &&Instance| i.is_launch_for(&group.name) && i.is_alive();
-    if let Some(launch) = instances.values().filter(ours).find(|i| i.replaces() == Some(id)) {
-        return vec![ignore(
-            Reason::AlreadyHandled,
-            &group.name,
-            id,
-            Some(&launch.pool()),
-        )];
-    }
 
     let records = GroupRecords::from_tags(&group.tags);
     let forced = forced_replacement(

@@ -19,6 +19,7 @@ pub mod health;
 pub mod rebalance;
 pub mod spot_warning;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -308,6 +309,41 @@ pub fn screen<'a>(
             Err(ignore(Reason::NotInService, &group.name, instance, pool))
         }
     }
+}
+
+/// The original a proactive swap (a rebalance recommendation, an AWS Health scheduled change)
+/// replaces, or the no-op saying why not, checked in this order: gone (`AlreadyHandled`),
+/// refused by `refuse` (the event kind's own rule: `NotSpot` for a rebalance recommendation),
+/// termination-protected (`InstanceProtected`: the Retire stage could not end it), or already
+/// replaced by a live launch of ours (`AlreadyHandled`: a duplicate or concurrent delivery).
+///
+/// Alive, detached or not, as this check has always been: `is_live_launch_for` would also drop
+/// a detached launch, letting a fresh swap start for an instance whose replacement was
+/// interrupted.
+// Both variants are small next to the work done on them, as for `screen`.
+#[allow(clippy::result_large_err)]
+pub(crate) fn proactive_original<'i>(
+    group: &GroupSnapshot,
+    id: &str,
+    pool: &Pool,
+    instances: &'i BTreeMap<String, Instance>,
+    refuse: impl Fn(&Instance) -> Option<Reason>,
+) -> Result<&'i Instance, Action> {
+    let noop = |reason, pool: &Pool| ignore(reason, &group.name, id, Some(pool));
+    let Some(original) = instances.get(id).filter(|i| i.is_alive()) else {
+        return Err(noop(Reason::AlreadyHandled, pool));
+    };
+    if let Some(reason) = refuse(original) {
+        return Err(noop(reason, pool));
+    }
+    if original.termination_protected == Some(true) {
+        return Err(noop(Reason::InstanceProtected, pool));
+    }
+    let ours = |i: &&Instance| i.is_launch_for(&group.name) && i.is_alive();
+    if let Some(launch) = instances.values().filter(ours).find(|i| i.replaces() == Some(id)) {
+        return Err(noop(Reason::AlreadyHandled, &launch.pool()));
+    }
+    Ok(original)
 }
 
 /// What a group's bad tag value means for an event.

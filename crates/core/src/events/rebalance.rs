@@ -93,27 +93,12 @@ pub fn decide_rebalance(
     let Ok(template) = swappable_template(group) else {
         unreachable!("triage passes only groups nothing blocks");
     };
-    let Some(original) = instances.get(id).filter(|i| i.is_alive()) else {
-        return vec![ignore(Reason::AlreadyHandled, &group.name, id, Some(pool))];
+    let not_spot = |i: &Instance| (i.lifecycle != Lifecycle::Spot).then_some(Reason::NotSpot);
+    let original = match super::proactive_original(group, id, pool, instances, not_spot) {
+        Ok(i) => i,
+        Err(noop) => return vec![noop],
     };
-    if original.lifecycle != Lifecycle::Spot {
-        return vec![ignore(Reason::NotSpot, &group.name, id, Some(pool))];
-    }
-    if original.termination_protected == Some(true) {
-        return vec![ignore(Reason::InstanceProtected, &group.name, id, Some(pool))];
-    }
-    // Alive, detached or not, as this check has always been: `is_live_launch_for` would also
-    // drop a detached launch, letting a fresh swap start for an instance whose replacement was
-    // interrupted. That is a change of behaviour, not of structure, so it is not made here.
     let ours = |i: &&Instance| i.is_launch_for(&group.name) && i.is_alive();
-    if let Some(launch) = instances.values().filter(ours).find(|i| i.replaces() == Some(id)) {
-        return vec![ignore(
-            Reason::AlreadyHandled,
-            &group.name,
-            id,
-            Some(&launch.pool()),
-        )];
-    }
 
     let mut counts = PoolCounts::default();
     for m in group
