@@ -12,8 +12,8 @@ all: test
 venv: $(STAMP)
 $(STAMP): requirements-dev.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --no-cache-dir --upgrade pip
+	$(VENV)/bin/pip install --quiet --no-cache-dir -r requirements-dev.txt
 	touch $@
 
 build-debug:
