@@ -192,7 +192,8 @@ async fn migrate_without_apply_changes_nothing_and_apply_twice_changes_nothing_t
             (autospotting::MIN_ON_DEMAND_NUMBER, "1"),
             (autospotting::MIN_ON_DEMAND_PERCENTAGE, "12.5"),
             (autospotting::DISALLOWED_INSTANCE_TYPES, "t2.* t3.*"),
-            ("autospotting_cron_schedule", "9-18 * * * 1-5"),
+            ("autospotting_cron_schedule", "9-18 1-5"),
+            ("autospotting_cron_timezone", "Europe/Dublin"),
         ],
     ))
     .await;
@@ -253,11 +254,13 @@ async fn migrate_without_apply_changes_nothing_and_apply_twice_changes_nothing_t
     assert_eq!(web["floor_autospotting"], 1, "max(1, round(0.5)) = 1");
     assert_eq!(web["floor_spotswap"], 2, "1 + ceil(13% of 3) = 2");
     assert!(!web["differences"].as_array().unwrap().is_empty());
-    assert!(web["ignored"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|i| i["tag"] == "autospotting_cron_schedule"));
+    // AutoSpotting's hours 9-18 are inside from 09:00 to 18:00 (an hour counts when the next
+    // one matches too), in its zone
+    assert_eq!(
+        web["spotswap"]["spotswap:schedule"],
+        "Mon-Fri 09:00-18:00 Europe/Dublin"
+    );
+    assert!(web["ignored"].as_array().unwrap().is_empty(), "{web:#}");
     let bad = groups.iter().find(|g| g["group"] == "mig-bad").unwrap();
     assert!(bad["error"]
         .as_str()
@@ -286,6 +289,7 @@ async fn migrate_without_apply_changes_nothing_and_apply_twice_changes_nothing_t
     let web = env.group_state("mig-web").await;
     assert_eq!(web.tags["spotswap:enabled"], "true");
     assert_eq!(web.tags["spotswap:on-demand-percent"], "13");
+    assert_eq!(web.tags["spotswap:schedule"], "Mon-Fri 09:00-18:00 Europe/Dublin");
     assert_eq!(env.group_state("mig-bad").await.tags, before.0[1].tags);
     let own = env.group_state("mig-own").await;
     assert_eq!(

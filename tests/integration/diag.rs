@@ -97,6 +97,12 @@ async fn to_log_group(env: &Env, name: &str, lines: &[String]) {
         .send()
         .await
         .expect("log group");
+    to_existing_log_group(env, name, lines).await;
+}
+
+/// Write `lines` to the log group `name`, which exists.
+async fn to_existing_log_group(env: &Env, name: &str, lines: &[String]) {
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&env.conf);
     logs.create_log_stream()
         .log_group_name(name)
         .log_stream_name("cli")
@@ -286,13 +292,76 @@ async fn explain_reconstructs_a_swap_and_an_interruption_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_and_report_find_the_functions_log_groups_from_the_stack() {
+    // GIVEN a swap, and a spotswap stack whose rebalancer log group holds its decision lines
+    // (the template's log groups, /aws/lambda/<stack>/<function>)
+    let env = Env::new().await;
+    let group = "diag-stack";
+    let (_original, replacement, log) = seed(&env, group).await;
+    let stack = format!("spotswap-{}", env.region());
+    let body = serde_json::json!({
+        "Resources": {
+            "RebalancerLogGroup": {"Type": "AWS::Logs::LogGroup",
+                "Properties": {"LogGroupName": format!("/aws/lambda/{stack}/rebalancer")}},
+            "OrphanReaperLogGroup": {"Type": "AWS::Logs::LogGroup",
+                "Properties": {"LogGroupName": format!("/aws/lambda/{stack}/orphan-reaper")}}
+        }
+    });
+    aws_sdk_cloudformation::Client::new(&env.conf)
+        .create_stack()
+        .stack_name(&stack)
+        .template_body(body.to_string())
+        .send()
+        .await
+        .expect("create stack");
+    to_existing_log_group(&env, &format!("/aws/lambda/{stack}/rebalancer"), &log).await;
+
+    // WHEN explain is asked about the replacement with only --stack
+    let (code, out, err) = cli(
+        &env,
+        &["explain", &replacement, "--stack", &stack, "--output", "json"],
+    );
+    // THEN the stack's log groups were read: the swap's decisions are in the timeline
+    assert_eq!(code, 0, "{err}");
+    let e: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let reasons = reasons_of(&e, "decision");
+    assert_eq!(reasons[..2], ["OnDemandAboveFloor", "ReplacementReady"], "{e:#}");
+    // and the ticket's commands reproduce it the same way
+    let (code, md, err) = cli(
+        &env,
+        &["explain", &replacement, "--stack", &stack, "--output", "markdown"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        md.contains(&format!("spotswap explain {replacement} --stack {stack}")),
+        "{md}"
+    );
+    // and report counts the same decisions from the stack
+    let (code, out, err) = cli(&env, &["report", "--stack", &stack, "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let counted: u64 = r["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["group"] == group)
+        .unwrap_or_else(|| panic!("{r:#}"))["top_reasons"]
+        .as_array()
+        .expect("top")
+        .iter()
+        .map(|p| p[1].as_u64().unwrap_or(0))
+        .sum();
+    assert!(counted > 0, "{r:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_bad_input_is_one_line_exit_2_and_no_mutation() {
     // GIVEN a region with one managed group, seen through the counting proxy
     let env = Env::new().await;
     env.group(&GroupSpec::managed("diag-bad", 1)).await;
     let proxy = Proxy::start(&env.endpoint).await.expect("proxy");
     let url = proxy.url();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["report", "--since", "yesterday"], "--since \"yesterday\""),
         (
             &["explain", "i-0000000000000beef"],
@@ -304,6 +373,11 @@ async fn explain_bad_input_is_one_line_exit_2_and_no_mutation() {
             &["explain", "diag-bad", "--log-file", "/nonexistent/x.log"],
             "--log-file /nonexistent/x.log",
         ),
+        (
+            &["explain", "diag-bad", "--stack", "no-such-stack"],
+            "stack no-such-stack",
+        ),
+        (&["report", "--stack", "no-such-stack"], "stack no-such-stack"),
     ];
     for (args, needle) in cases {
         // WHEN explain is given bad input

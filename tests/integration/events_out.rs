@@ -1,8 +1,9 @@
 //! Our own events reach EventBridge: a rule with an SQS target (moto delivers to SQS) receives
 //! the workflow's own `Spotswap Swap Completed` when a swap runs to completion, and every
 //! event, batched 10 to a PutEvents call; a missing bus never fails the caller and delivers
-//! nothing.
+//! nothing. The events as delivered are a source of `spotswap explain`.
 
+use spotswap_aws::explain::{explain, ExplainRequest};
 use spotswap_aws::report::{publish, Notification, FALLBACK, SWAP_COMPLETED};
 use spotswap_aws::{rebalance, Config, CycleOptions};
 use spotswap_tests::fleet::{sample_price_file, Env, GroupSpec};
@@ -125,6 +126,31 @@ async fn a_swap_run_to_completion_announces_itself_on_the_bus() {
     assert!(
         instances.contains(&original.as_str()) && instances.contains(&replacement.as_str()),
         "{detail}"
+    );
+    // and it carries the cycle's id, so it joins that cycle's decision lines
+    let cycle_id = detail["cycle_id"].as_str().unwrap_or_default();
+    assert!(cycle_id.starts_with("c-"), "{detail}");
+
+    // WHEN the events, as delivered, are handed to `explain` (an archive the user wrote)
+    let archive: Vec<String> = got.iter().map(|e| e.to_string()).collect();
+    let now = spotswap_aws::workflow::now();
+    let req = ExplainRequest {
+        subject: replacement.clone(),
+        log_groups: Vec::new(),
+        stacks: Vec::new(),
+        log_files: vec![("events.jsonl".into(), archive.join("\n"))],
+        since: now.plus_secs(-3600),
+        now,
+    };
+    let e = explain(&env.aws(), &config, &req).await.expect("explain");
+    // THEN the completed swap is in the replacement's timeline as an event, with its cycle id
+    let v = serde_json::to_value(&e).expect("JSON");
+    let entries = v["timeline"].as_array().expect("timeline");
+    assert!(
+        entries.iter().any(|t| t["source"] == "event"
+            && t["what"].as_str().is_some_and(|w| w.contains(SWAP_COMPLETED))
+            && t["cycle_id"] == cycle_id),
+        "{v:#}"
     );
 }
 

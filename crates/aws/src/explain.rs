@@ -19,6 +19,8 @@ pub struct ExplainRequest {
     pub subject: String,
     /// Log groups to read with FilterLogEvents.
     pub log_groups: Vec<String>,
+    /// CloudFormation stacks of spotswap whose log groups are read too (ListStackResources).
+    pub stacks: Vec<String>,
     /// Local files of JSON log lines: `(name, content)`.
     pub log_files: Vec<(String, String)>,
     /// Read log events from this time on.
@@ -31,7 +33,7 @@ pub struct ExplainRequest {
 /// [`AdapterError::Invalid`] naming it.
 pub async fn explain(aws: &Aws, config: &Config, req: &ExplainRequest) -> Result<Explanation, AdapterError> {
     let mut src = Sources {
-        lines: all_lines(aws, &req.log_files, &req.log_groups, req.since).await?,
+        lines: all_lines(aws, &req.log_files, &req.log_groups, &req.stacks, req.since).await?,
         ..Sources::default()
     };
     for (name, _) in &req.log_files {
@@ -39,6 +41,9 @@ pub async fn explain(aws: &Aws, config: &Config, req: &ExplainRequest) -> Result
     }
     for g in &req.log_groups {
         src.log_args.extend(["--log-group".to_string(), g.clone()]);
+    }
+    for st in &req.stacks {
+        src.log_args.extend(["--stack".to_string(), st.clone()]);
     }
     let is_instance = req.subject.starts_with("i-");
     let group_name = if is_instance {
@@ -120,21 +125,53 @@ async fn activities(aws: &Aws, group: &str) -> Result<Vec<spotswap_core::explain
     Ok(out)
 }
 
-/// The decision lines of the files, then of the log groups since `since`.
+/// The decision lines of the files, then of the log groups (named, and the stacks') since
+/// `since`. A stack that does not exist is [`AdapterError::Invalid`] naming it.
 async fn all_lines(
     aws: &Aws,
     files: &[(String, String)],
     groups: &[String],
+    stacks: &[String],
     since: Timestamp,
 ) -> Result<Vec<LogLine>, AdapterError> {
     let mut lines = Vec::new();
     for (name, content) in files {
         lines.extend(content.lines().filter_map(|l| LogLine::parse(l, None, name)));
     }
-    for g in groups {
+    let mut all: Vec<String> = groups.to_vec();
+    for stack in stacks {
+        for g in stack_log_groups(aws, stack).await? {
+            if !all.contains(&g) {
+                all.push(g);
+            }
+        }
+    }
+    for g in &all {
         lines.extend(log_lines(aws, g, since).await?);
     }
     Ok(lines)
+}
+
+/// The log groups of spotswap's stack `stack`: its `AWS::Logs::LogGroup` resources, one per
+/// function (ListStackResources, every page).
+pub async fn stack_log_groups(aws: &Aws, stack: &str) -> Result<Vec<String>, AdapterError> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        aws.limiter
+            .acquire(crate::port::cli_op::LIST_STACK_RESOURCES)
+            .await;
+        let Some(page) = aws.port().stack_log_groups(stack, token).await? else {
+            return Err(AdapterError::Invalid(format!(
+                "stack {stack}: no such CloudFormation stack"
+            )));
+        };
+        out.extend(page.items);
+        match page.next {
+            Some(n) if !n.is_empty() => token = Some(n),
+            _ => return Ok(out),
+        }
+    }
 }
 
 /// Every decision line of `log_group` since `since` (FilterLogEvents, every page; the lines
@@ -160,6 +197,8 @@ pub async fn log_lines(aws: &Aws, log_group: &str, since: Timestamp) -> Result<V
 pub struct ReportRequest {
     /// Log groups to read with FilterLogEvents.
     pub log_groups: Vec<String>,
+    /// CloudFormation stacks of spotswap whose log groups are read too (ListStackResources).
+    pub stacks: Vec<String>,
     /// Local files of JSON log lines: `(name, content)`.
     pub log_files: Vec<(String, String)>,
     /// The window's start.
@@ -175,7 +214,7 @@ pub async fn report(
     config: &Config,
     req: &ReportRequest,
 ) -> Result<spotswap_core::explain::report::Report, AdapterError> {
-    let lines = all_lines(aws, &req.log_files, &req.log_groups, req.since).await?;
+    let lines = all_lines(aws, &req.log_files, &req.log_groups, &req.stacks, req.since).await?;
     let snap = crate::snapshot::take(aws, &config.settings, config.price_file.as_deref(), req.now).await?;
     let plans = spotswap_core::plan_cycle_in(&snap, &config.settings, spotswap_core::Scope::Full);
     let census: Vec<(String, spotswap_core::Census)> = plans

@@ -174,6 +174,7 @@ pub(crate) mod op {
 pub(crate) mod cli_op {
     pub(crate) const DESCRIBE_ACTIVITIES: &str = "autoscaling:DescribeScalingActivities";
     pub(crate) const FILTER_LOG_EVENTS: &str = "logs:FilterLogEvents";
+    pub(crate) const LIST_STACK_RESOURCES: &str = "cloudformation:ListStackResources";
 }
 
 /// One log event of FilterLogEvents.
@@ -204,6 +205,13 @@ pub trait DiagnosticReads {
         start_ms: i64,
         token: Option<String>,
     ) -> PortFuture<'a, Page<LogEvent>>;
+    /// One page of ListStackResources of `stack`: the physical ids of its `AWS::Logs::LogGroup`
+    /// resources (where its functions log). `None` when the stack does not exist.
+    fn stack_log_groups<'a>(
+        &'a self,
+        stack: &'a str,
+        token: Option<String>,
+    ) -> PortFuture<'a, Option<Page<String>>>;
 }
 
 /// The calls spotswap makes, in plain data. Object-safe: held as `Arc<dyn Port>` by

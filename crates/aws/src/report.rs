@@ -256,7 +256,10 @@ impl Recorder {
             .entry(r.group.clone())
             .or_insert_with(|| GroupMetrics::new(&r.group))
             .count(&r.action(), &r.outcome);
-        if let Some(n) = Notification::for_report(&r) {
+        if let Some(mut n) = Notification::for_report(&r) {
+            // The invocation's ids, so an event joins its decision lines in `spotswap explain`.
+            n.detail["cycle_id"] = json!(self.correlation.cycle_id);
+            n.detail["request_id"] = json!(self.correlation.request_id);
             self.notes.push(n);
         }
         self.actions.push(r);

@@ -14,9 +14,7 @@ use crate::{duration, one_line, Output};
 
 /// `spotswap explain` arguments.
 #[derive(clap::Args, Debug)]
-#[command(
-    after_help = "Example:\n  spotswap explain i-0abc123 --log-group /aws/lambda/spotswap-rebalancer --output markdown"
-)]
+#[command(after_help = "Example:\n  spotswap explain i-0abc123 --stack spotswap --output markdown")]
 pub(crate) struct Args {
     /// An instance id (`i-…`) or an Auto Scaling group name.
     subject: String,
@@ -27,6 +25,10 @@ pub(crate) struct Args {
     /// `/aws/lambda/<name>`); repeatable.
     #[arg(long, value_name = "NAME")]
     log_group: Vec<String>,
+    /// spotswap's CloudFormation stack (`sam deploy --stack-name`): read its functions' log
+    /// groups, found with ListStackResources; repeatable (one per region's stack).
+    #[arg(long, value_name = "STACK")]
+    stack: Vec<String>,
     /// How far back to read the log groups: `24h`, `90m`, `7 days`.
     #[arg(long, default_value = "24h", value_name = "DURATION")]
     since: String,
@@ -46,6 +48,7 @@ pub(crate) fn request(args: &Args) -> Result<ExplainRequest, String> {
     Ok(ExplainRequest {
         subject: args.subject.clone(),
         log_groups: args.log_group.clone(),
+        stacks: args.stack.clone(),
         log_files,
         since,
         now,

@@ -13,9 +13,7 @@ use crate::{duration, one_line, Output};
 
 /// `spotswap report` arguments.
 #[derive(clap::Args, Debug)]
-#[command(
-    after_help = "Example:\n  spotswap report --since 7d --log-group /aws/lambda/spotswap-rebalancer \\\n    --log-group /aws/lambda/spotswap-interruption-handler --output markdown"
-)]
+#[command(after_help = "Example:\n  spotswap report --since 7d --stack spotswap --output markdown")]
 pub(crate) struct Args {
     /// The window: `24h`, `90m`, `7 days`.
     #[arg(long, default_value = "24h", value_name = "DURATION")]
@@ -26,6 +24,10 @@ pub(crate) struct Args {
     /// A CloudWatch Logs log group to read with FilterLogEvents; repeatable.
     #[arg(long, value_name = "NAME")]
     log_group: Vec<String>,
+    /// spotswap's CloudFormation stack: read its functions' log groups (ListStackResources);
+    /// repeatable.
+    #[arg(long, value_name = "STACK")]
+    stack: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Markdown)]
     output: Output,
@@ -38,6 +40,7 @@ pub(crate) fn request(args: &Args) -> Result<ReportRequest, String> {
     let log_files = crate::explain::read_log_files(&args.log_file)?;
     Ok(ReportRequest {
         log_groups: args.log_group.clone(),
+        stacks: args.stack.clone(),
         log_files,
         since,
         now,
@@ -48,6 +51,10 @@ pub(crate) fn request(args: &Args) -> Result<ReportRequest, String> {
 pub(crate) async fn main(aws: &Aws, config: &Config, args: &Args, req: ReportRequest) -> ExitCode {
     match report(aws, config, &req).await {
         Ok(r) => crate::explain::print_as(args.output, &r, table, markdown),
+        Err(spotswap_aws::AdapterError::Invalid(e)) => {
+            eprintln!("spotswap: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!(
                 "spotswap: report could not read AWS: {}",

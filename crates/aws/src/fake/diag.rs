@@ -3,7 +3,8 @@
 use super::FakePort;
 use crate::port::{Page, PortFuture};
 
-/// The fake region keeps no scaling activities and no logs: both reads answer empty pages.
+/// The fake region keeps no scaling activities, no logs and no stack resources: the reads answer
+/// empty pages.
 impl crate::port::DiagnosticReads for FakePort {
     fn scaling_activities<'a>(
         &'a self,
@@ -29,6 +30,19 @@ impl crate::port::DiagnosticReads for FakePort {
                 items: Vec::new(),
                 next: None,
             })
+        })
+    }
+
+    fn stack_log_groups<'a>(
+        &'a self,
+        stack: &'a str,
+        _token: Option<String>,
+    ) -> PortFuture<'a, Option<Page<String>>> {
+        self.call(crate::port::cli_op::LIST_STACK_RESOURCES, move |s| {
+            Ok(s.stacks.contains_key(stack).then(|| Page {
+                items: Vec::new(),
+                next: None,
+            }))
         })
     }
 }

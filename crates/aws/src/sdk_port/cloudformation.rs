@@ -1,5 +1,6 @@
 //! DescribeStacks: whether a group's CloudFormation stack is mid-operation
-//! (`StackUpdating`). The only CloudFormation call spotswap makes.
+//! (`StackUpdating`). The only CloudFormation call the functions make (the CLI also lists a
+//! stack's log groups, in `diag`).
 
 use aws_config::SdkConfig;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -30,12 +31,12 @@ pub(super) async fn stack_status(
             .first()
             .and_then(|s| s.stack_status())
             .map(|s| s.as_str().to_string())),
-        Err(e)
-            if e.code() == Some("ValidationError")
-                && e.message().is_some_and(|m| m.contains("does not exist")) =>
-        {
-            Ok(None)
-        }
+        Err(e) if no_such_stack(&e) => Ok(None),
         Err(e) => Err(AdapterError::aws(op::DESCRIBE_STACKS, e)),
     }
+}
+
+/// AWS's answer for a stack that does not exist: a `ValidationError` saying so.
+pub(super) fn no_such_stack(e: &impl ProvideErrorMetadata) -> bool {
+    e.code() == Some("ValidationError") && e.message().is_some_and(|m| m.contains("does not exist"))
 }

@@ -1,4 +1,5 @@
-//! The diagnostics reads on the SDK clients: DescribeScalingActivities and FilterLogEvents.
+//! The diagnostics reads on the SDK clients: DescribeScalingActivities, FilterLogEvents and
+//! ListStackResources.
 
 use spotswap_core::explain::Activity;
 use spotswap_core::Timestamp;
@@ -72,6 +73,37 @@ impl DiagnosticReads for SdkPort {
                 items,
                 next: resp.next_token().map(str::to_string),
             })
+        })
+    }
+
+    fn stack_log_groups<'a>(
+        &'a self,
+        stack: &'a str,
+        token: Option<String>,
+    ) -> PortFuture<'a, Option<Page<String>>> {
+        Box::pin(async move {
+            let resp = match self
+                .cloudformation
+                .list_stack_resources()
+                .stack_name(stack)
+                .set_next_token(token)
+                .send()
+                .await
+            {
+                Ok(r) => r,
+                Err(e) if super::cloudformation::no_such_stack(&e) => return Ok(None),
+                Err(e) => return Err(err(crate::port::cli_op::LIST_STACK_RESOURCES)(e)),
+            };
+            let items = resp
+                .stack_resource_summaries()
+                .iter()
+                .filter(|r| r.resource_type() == Some("AWS::Logs::LogGroup"))
+                .filter_map(|r| r.physical_resource_id().map(str::to_string))
+                .collect();
+            Ok(Some(Page {
+                items,
+                next: resp.next_token().map(str::to_string),
+            }))
         })
     }
 }

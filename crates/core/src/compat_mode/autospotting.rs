@@ -19,6 +19,8 @@ use crate::error::ConfigError;
 use crate::policy::{FloorRule, Mode, TypeGlobs};
 use crate::tags;
 
+use super::cron::{self, CronWindow};
+
 /// AutoSpotting's default opt-in tag (`FILTER_BY_TAGS` in opt-in mode).
 pub const SPOT_ENABLED: &str = "spot-enabled";
 /// On-demand instances kept, as a number.
@@ -29,13 +31,8 @@ pub const MIN_ON_DEMAND_PERCENTAGE: &str = "autospotting_min_on_demand_percentag
 pub const ALLOWED_INSTANCE_TYPES: &str = "autospotting_allowed_instance_types";
 /// Disallowed instance types: globs, separated by spaces or commas.
 pub const DISALLOWED_INSTANCE_TYPES: &str = "autospotting_disallowed_instance_types";
-/// AutoSpotting's schedule tags: they map to a schedule window, which spotswap does not have
-/// yet (the operations issue has not landed).
-pub const CRON_TAGS: [&str; 3] = [
-    "autospotting_cron_schedule",
-    "autospotting_cron_timezone",
-    "autospotting_cron_schedule_state",
-];
+/// AutoSpotting's schedule tags: they map to a `spotswap:schedule` window ([`super::cron`]).
+pub const CRON_TAGS: [&str; 3] = [cron::CRON_SCHEDULE, cron::CRON_TIMEZONE, cron::CRON_STATE];
 /// On instances AutoSpotting launched: `true`.
 pub const LAUNCHED_BY: &str = "launched-by-autospotting";
 /// On instances AutoSpotting launched: the group it launched them for.
@@ -72,10 +69,6 @@ pub const IGNORED_TAGS: [(&str, &str); 7] = [
         "spotswap launches from the group's own launch template unchanged and patches no user data",
     ),
 ];
-
-/// Why a `autospotting_cron_*` tag is not applied.
-pub const CRON_WHY: &str =
-    "not yet supported: spotswap has no schedule window yet, so swaps are not limited to AutoSpotting's schedule";
 
 /// Why a disallowed list next to an allowed list is not applied.
 pub const DISALLOWED_WITH_ALLOWED_WHY: &str =
@@ -368,13 +361,31 @@ pub fn translate(group_tags: &BTreeMap<String, String>) -> Result<Translation, C
             ));
         }
     }
-    for key in CRON_TAGS {
-        if let Some(v) = group_tags.get(key) {
-            t.ignored.push(IgnoredTag {
-                tag: key.into(),
-                value: v.clone(),
-                why: CRON_WHY,
-            });
+    if CRON_TAGS.iter().any(|k| group_tags.contains_key(*k)) {
+        let get = |k: &str| group_tags.get(k).map(String::as_str);
+        let window = cron::translate(
+            get(cron::CRON_SCHEDULE),
+            get(cron::CRON_TIMEZONE),
+            get(cron::CRON_STATE),
+        )?;
+        let found = CRON_TAGS
+            .iter()
+            .filter_map(|k| group_tags.get(*k).map(|v| format!("{k}={v}")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        match window {
+            CronWindow::Always => t.differences.push(format!(
+                "{found}: AutoSpotting acts at every hour under it, so spotswap needs no spotswap:schedule"
+            )),
+            CronWindow::Schedule(s) => {
+                t.differences.push(format!(
+                    "{found}: AutoSpotting acts in an hour only when that hour and the next both match, so `9-18` is 09:00-18:00; spotswap:schedule={s}"
+                ));
+                t.differences.push(
+                    "outside the window spotswap still finishes the swaps in flight and handles interruptions; it only starts no new swap".into(),
+                );
+                t.spotswap_tags.insert(tags::SCHEDULE.into(), s);
+            }
         }
     }
     for (key, why) in IGNORED_TAGS {

@@ -9,11 +9,13 @@
 //! # Layout
 //!
 //! - [`autospotting`]: AutoSpotting's opt-in filter and `autospotting_*` tags, translated.
+//! - [`cron`]: AutoSpotting's `autospotting_cron_*` schedule, as a `spotswap:schedule` window.
 //! - [`activity`]: whether AutoSpotting still acts on a group (`AutoSpottingActive`), and its
 //!   orphans.
 
 pub mod activity;
 pub mod autospotting;
+pub mod cron;
 
 use std::collections::BTreeMap;
 

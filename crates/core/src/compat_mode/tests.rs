@@ -145,16 +145,54 @@ fn malformed_alias_values_name_the_alias_and_the_value() {
 }
 
 #[test]
-fn knobs_with_no_meaning_here_and_cron_tags_are_reported_one_each() {
-    let mut pairs: Vec<(&str, &str)> = IGNORED_TAGS.iter().map(|(k, _)| (*k, "x")).collect();
-    pairs.extend(CRON_TAGS.iter().map(|k| (*k, "* 9-17 * * 1-5")));
+fn knobs_with_no_meaning_here_are_reported_one_each() {
+    let pairs: Vec<(&str, &str)> = IGNORED_TAGS.iter().map(|(k, _)| (*k, "x")).collect();
     let t = translate(&tags(&pairs)).unwrap();
-    assert_eq!(t.ignored.len(), IGNORED_TAGS.len() + CRON_TAGS.len());
-    for k in CRON_TAGS {
-        let i = t.ignored.iter().find(|i| i.tag == k).unwrap();
-        assert!(i.why.contains("not yet supported"));
-    }
+    assert_eq!(t.ignored.len(), IGNORED_TAGS.len());
     assert!(t.spotswap_tags.is_empty() && t.floor.is_none());
+}
+
+#[test]
+fn cron_tags_become_a_schedule_window_and_spotswaps_own_schedule_wins() {
+    let group = tags(&[
+        (SPOT_ENABLED, "true"),
+        (CRON_TAGS[0], "9-18 1-5"),
+        (CRON_TAGS[1], "Europe/Dublin"),
+        (CRON_TAGS[2], "off"),
+    ]);
+    let t = translate(&group).unwrap();
+    assert!(t.ignored.is_empty());
+    let s = &t.spotswap_tags["spotswap:schedule"];
+    assert!(s.contains("Sat,Sun 00:00-24:00 Europe/Dublin"), "{s}");
+    assert!(t.differences.iter().any(|d| d.contains(s.as_str())));
+    let p = policy_for(
+        &group,
+        Mode::OptIn,
+        &Policy::default(),
+        &AutoSpottingCompat::default(),
+    )
+    .unwrap()
+    .unwrap();
+    // Thursday 10:00 in Dublin (UTC+1 in June) is inside AutoSpotting's hours: with state off,
+    // no new swaps.
+    let thursday_ten = crate::time::Timestamp::parse_rfc3339("2026-06-04T09:00:00Z").unwrap();
+    assert!(p.window.closed(thursday_ten).is_some());
+    assert!(p.window.closed(thursday_ten.plus_secs(10 * 3600)).is_none());
+    let mut own = group.clone();
+    own.insert("spotswap:schedule".into(), "Mon-Sun 00:00-24:00 UTC".into());
+    let p = policy_for(
+        &own,
+        Mode::OptIn,
+        &Policy::default(),
+        &AutoSpottingCompat::default(),
+    )
+    .unwrap()
+    .unwrap();
+    assert!(p.window.closed(thursday_ten).is_none());
+    let mut bad = group;
+    bad.insert(CRON_TAGS[0].into(), "9-18 8".into());
+    let err = translate(&bad).unwrap_err();
+    assert_eq!(err.key(), CRON_TAGS[0]);
 }
 
 #[test]

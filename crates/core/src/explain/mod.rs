@@ -16,14 +16,20 @@ use crate::{tags, GroupSnapshot, Instance, Lifecycle, Settings, Timestamp};
 pub mod render;
 pub mod report;
 
+/// The `source` of our EventBridge events.
+pub const EVENT_SOURCE: &str = "spotswap";
+/// [`LogLine::message`] of one of our EventBridge events.
+pub const EVENT_MESSAGE: &str = "event";
+
 /// One of our decision log lines (`"message": "decision"` or `"group skipped"`), parsed from a
 /// JSON line as the CLI writes it (flat fields) or as Lambda's JSON log format does (fields
-/// under `fields`).
+/// under `fields`); or one of our EventBridge events where the user routed them
+/// (`"message": "event"`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogLine {
     /// When: the line's own `timestamp`, else the log event's (CloudWatch's), in milliseconds.
     pub at_ms: Option<i64>,
-    /// `decision` or `group skipped`.
+    /// `decision`, `group skipped` or `event`.
     pub message: String,
     /// `launch`, `retire`, `detach`, `skip`, …
     pub action: String,
@@ -55,6 +61,9 @@ impl LogLine {
     /// subscriber writes no time: CloudWatch stamps each event).
     pub fn parse(line: &str, event_ms: Option<i64>, source: &str) -> Option<Self> {
         let v: Value = serde_json::from_str(line.trim()).ok()?;
+        if v.get("source").and_then(Value::as_str) == Some(EVENT_SOURCE) {
+            return Self::event(&v, event_ms, source, line);
+        }
         let fields = match v.get("fields") {
             Some(f @ Value::Object(_)) => f,
             _ => &v,
@@ -88,6 +97,47 @@ impl LogLine {
             source: source.to_string(),
             raw: line.trim().to_string(),
         })
+    }
+
+    /// One of our EventBridge events (`source` `spotswap`), as EventBridge delivers it to the
+    /// targets a user routed it to (a CloudWatch Logs group, an archive written to a file):
+    /// `message` `event`, the detail-type as the action, the instances as the detail.
+    fn event(v: &Value, event_ms: Option<i64>, source: &str, line: &str) -> Option<Self> {
+        let action = v.get("detail-type")?.as_str()?.to_string();
+        let detail = v.get("detail")?;
+        let s = |k: &str| detail.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let list = |k: &str| -> Vec<String> {
+            detail
+                .get(k)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default()
+        };
+        let instances = list("instances");
+        Some(Self {
+            at_ms: v
+                .get("time")
+                .and_then(Value::as_str)
+                .and_then(parse_ms)
+                .or(event_ms),
+            message: EVENT_MESSAGE.to_string(),
+            action,
+            reason: s("reason"),
+            group: s("group"),
+            instance: instances.first().cloned().unwrap_or_default(),
+            pool: list("pools").join(","),
+            outcome: String::new(),
+            detail: instances.join(","),
+            cycle_id: s("cycle_id"),
+            request_id: s("request_id"),
+            source: source.to_string(),
+            raw: line.trim().to_string(),
+        })
+    }
+
+    /// True for one of our EventBridge events rather than a decision line.
+    pub fn is_event(&self) -> bool {
+        self.message == EVENT_MESSAGE
     }
 
     /// True when the line names `id` as the instance acted on or in its detail (a launch's
@@ -137,6 +187,8 @@ pub enum Source {
     ScalingActivity,
     /// One of our tags, read now.
     Tag,
+    /// One of our EventBridge events, where the user routed them.
+    Event,
 }
 
 impl Source {
@@ -146,6 +198,7 @@ impl Source {
             Self::Decision => "decision",
             Self::ScalingActivity => "scaling-activity",
             Self::Tag => "tag",
+            Self::Event => "event",
         }
     }
 }
@@ -190,7 +243,11 @@ impl Entry {
         }
         Self {
             at_ms: l.at_ms,
-            source: Source::Decision,
+            source: if l.is_event() {
+                Source::Event
+            } else {
+                Source::Decision
+            },
             instance: l.instance.clone(),
             what,
             reason: l.reason.clone(),

@@ -75,9 +75,10 @@ pub fn build(
 ) -> Report {
     let hours = (until.secs_since(since).max(1) as f64) / 3600.0;
     let since_ms = since.unix() * 1000;
+    // Decisions only: our EventBridge events repeat decisions already counted.
     let in_window: Vec<&LogLine> = lines
         .iter()
-        .filter(|l| l.at_ms.is_none_or(|t| t >= since_ms))
+        .filter(|l| !l.is_event() && l.at_ms.is_none_or(|t| t >= since_ms))
         .collect();
     let mut groups: Vec<GroupReport> = census
         .iter()

@@ -191,3 +191,46 @@ fn a_group_shows_floor_records_launches_and_why_not_managed() {
     // a group that does not exist has no story
     assert!(explain_group("nope", &src, &bad.settings(), Timestamp::from_unix(0)).is_none());
 }
+
+#[test]
+fn our_eventbridge_events_join_the_timeline_as_events_and_report_does_not_count_them_twice() {
+    // GIVEN the swap's decisions and its `Spotswap Swap Completed` event as EventBridge
+    // delivers it to a target
+    let event = serde_json::json!({
+        "version": "0", "id": "e-1", "detail-type": "Spotswap Swap Completed",
+        "source": "spotswap", "account": "123456789012", "time": "2026-12-01T13:05:01Z",
+        "region": "us-east-1", "resources": [],
+        "detail": {"group": "web", "instances": ["i-old", "i-new"], "pools": ["m5.large/us-east-1a"],
+                   "reason": "ReplacementInService", "cycle_id": "c-2", "request_id": null}
+    })
+    .to_string();
+    let l = LogLine::parse(&event, None, "archive").expect("our event");
+    assert!(l.is_event() && l.mentions("i-new") && l.mentions("i-old"));
+    assert_eq!((l.group.as_str(), l.cycle_id.as_str()), ("web", "c-2"));
+    assert_eq!(l.at_ms, parse_ms("2026-12-01T13:05:01Z"));
+    // another source's event is not ours
+    let other = event.replace(r#""source":"spotswap""#, r#""source":"aws.ec2""#);
+    assert!(LogLine::parse(&other, None, "archive").is_none());
+    let mut src = sources();
+    src.lines.push(l.clone());
+    // THEN the replacement's story shows it as an event, after the retire it announces
+    let e = explain_instance("i-new", &src).unwrap();
+    let at = e
+        .timeline
+        .iter()
+        .position(|t| t.source == Source::Event)
+        .expect("event entry");
+    assert!(
+        e.timeline[at].what.contains("Spotswap Swap Completed"),
+        "{:?}",
+        e.timeline[at]
+    );
+    assert_eq!(e.timeline[at].cycle_id, "c-2");
+    // and the report counts the decisions only
+    let census = [("web".to_string(), crate::Census::default())];
+    let since = Timestamp::parse_rfc3339("2026-12-01T12:00:00Z").unwrap();
+    let until = Timestamp::parse_rfc3339("2026-12-01T15:00:00Z").unwrap();
+    let without = report::build(&census, &[], &sources().lines, since, until);
+    let with = report::build(&census, &[], &src.lines, since, until);
+    assert_eq!(with.groups[0].top_reasons, without.groups[0].top_reasons);
+}
