@@ -152,6 +152,18 @@ fn knobs_with_no_meaning_here_are_reported_one_each() {
     assert!(t.spotswap_tags.is_empty() && t.floor.is_none());
 }
 
+/// The policy of a group AutoSpotting's default filter selects.
+fn managed_policy(group: &BTreeMap<String, String>) -> Policy {
+    policy_for(
+        group,
+        Mode::OptIn,
+        &Policy::default(),
+        &AutoSpottingCompat::default(),
+    )
+    .unwrap()
+    .expect("managed")
+}
+
 #[test]
 fn cron_tags_become_a_schedule_window_and_spotswaps_own_schedule_wins() {
     let group = tags(&[
@@ -165,14 +177,7 @@ fn cron_tags_become_a_schedule_window_and_spotswaps_own_schedule_wins() {
     let s = &t.spotswap_tags["spotswap:schedule"];
     assert!(s.contains("Sat,Sun 00:00-24:00 Europe/Dublin"), "{s}");
     assert!(t.differences.iter().any(|d| d.contains(s.as_str())));
-    let p = policy_for(
-        &group,
-        Mode::OptIn,
-        &Policy::default(),
-        &AutoSpottingCompat::default(),
-    )
-    .unwrap()
-    .unwrap();
+    let p = managed_policy(&group);
     // Thursday 10:00 in Dublin (UTC+1 in June) is inside AutoSpotting's hours: with state off,
     // no new swaps.
     let thursday_ten = crate::time::Timestamp::parse_rfc3339("2026-06-04T09:00:00Z").unwrap();
@@ -180,14 +185,7 @@ fn cron_tags_become_a_schedule_window_and_spotswaps_own_schedule_wins() {
     assert!(p.window.closed(thursday_ten.plus_secs(10 * 3600)).is_none());
     let mut own = group.clone();
     own.insert("spotswap:schedule".into(), "Mon-Sun 00:00-24:00 UTC".into());
-    let p = policy_for(
-        &own,
-        Mode::OptIn,
-        &Policy::default(),
-        &AutoSpottingCompat::default(),
-    )
-    .unwrap()
-    .unwrap();
+    let p = managed_policy(&own);
     assert!(p.window.closed(thursday_ten).is_none());
     let mut bad = group;
     bad.insert(CRON_TAGS[0].into(), "9-18 8".into());
