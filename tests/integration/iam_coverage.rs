@@ -6,7 +6,8 @@
 //!   Lambda handler runs) is driven on moto through the paths that reach its calls (a swap to
 //!   completion with a MaxSize raise and an event published; spot warnings with and without a
 //!   terminating hook and a rebalance recommendation; a reaper pass over an orphan, a detached
-//!   instance and a raised MaxSize), each in a cold container of its own (a cache shared with
+//!   instance, a raised MaxSize and a template of an unused launch configuration; a
+//!   launch-configuration group's swap), each in a cold container of its own (a cache shared with
 //!   other tests would hide the calls that fill it), and the adapter's own call counter (an SDK interceptor:
 //!   every call the function sent, failed ones included) names the operations. Each must be
 //!   granted to the function's role.
@@ -89,6 +90,10 @@ async fn rebalancer(env: &Env, seen: &mut Observed) {
                 .tag("aws:cloudformation:stack-name", "iam-stack"),
         )
         .await;
+    // a launch-configuration group: its configuration and our templates are read
+    // (DescribeLaunchConfigurations, DescribeLaunchTemplates), its template made
+    // (CreateLaunchTemplate, tagged at creation)
+    super::launch_configuration::lc_group(env, "iam-lc", 1).await;
     let container = MarketCache::default();
     let aws = env.aws_in(&container);
     let _ = rebalance(&aws, &config(false), CycleOptions::default()).await;
@@ -104,6 +109,7 @@ async fn rebalancer(env: &Env, seen: &mut Observed) {
         }
     }
     assert_eq!(env.mix(&group).await, (0, 1), "the swap completed");
+    assert_eq!(env.mix("iam-lc").await, (0, 1), "the LC group's swap completed");
 }
 
 /// The interruption handler: a warning for a converged spot member (detach), one in a group
@@ -145,6 +151,29 @@ async fn orphan_reaper(env: &Env, seen: &mut Observed) {
         .await;
     plant(env, &launch_tags(&group, "i-0000gone", 30)).await;
     plant(env, &detached_tags(&group, 15)).await;
+    // a template made from a launch configuration no group uses: deleted (DeleteLaunchTemplate)
+    env.ec2
+        .create_launch_template()
+        .launch_template_name("spotswap-lc-iam-gone")
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id("ami-12c6146b")
+                .build(),
+        )
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::LaunchTemplate)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key(tags::FROM_LAUNCH_CONFIGURATION)
+                        .value("iam-gone-lc")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("plant a template");
     let aws = env.aws_in(&MarketCache::default());
     let opts = CycleOptions {
         now: Some(now().plus_minutes(31)),

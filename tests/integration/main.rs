@@ -11,6 +11,7 @@ mod hardening;
 mod health;
 mod iam_coverage;
 mod interruption;
+mod launch_configuration;
 mod mixed;
 mod operations;
 mod proxy;

@@ -264,6 +264,17 @@ fn create_tags_outside_launch_needs_our_keys() {
 }
 
 #[test]
+fn launch_templates_are_created_and_deleted_only_with_our_tag() {
+    for (statement, rule) in [
+        ("{Effect: Allow, Action: ec2:DeleteLaunchTemplate, Resource: '*', Condition: {'Null': {'ec2:ResourceTag/Team': 'false'}}}", "template-untagged"),
+        ("{Effect: Allow, Action: ec2:CreateLaunchTemplate, Resource: '*', Condition: {'Null': {'aws:RequestTag/Team': 'false'}}}", "template-untagged"),
+        ("{Effect: Allow, Action: ec2:CreateTags, Resource: '*', Condition: {StringEquals: {'ec2:CreateAction': CreateLaunchTemplate}}}", "create-tags"),
+    ] {
+        assert_reports(&plant("OrphanReaperRole", statement), rule);
+    }
+}
+
+#[test]
 fn not_action_and_roles_shared_or_missing_are_reported() {
     assert_reports(
         &plant(

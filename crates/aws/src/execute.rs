@@ -328,6 +328,17 @@ impl Executor {
                 }
                 Ok(Outcome::Done(None))
             }
+            ActionKind::CreateTemplate {
+                template_name,
+                config,
+            } => {
+                self.spend()?;
+                crate::launch_config::create(&self.aws, template_name, config).await
+            }
+            ActionKind::DeleteTemplate { template_id, .. } => {
+                self.spend()?;
+                crate::launch_config::delete(&self.aws, template_id).await
+            }
             ActionKind::RestoreMax { to } => {
                 self.update_max(group, *to).await?;
                 self.delete_group_tags(

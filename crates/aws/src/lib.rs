@@ -18,6 +18,8 @@
 //! - `execute`: the idempotent [`Executor`] and its [`MutationBudget`].
 //! - [`workflow`]: the rebalancer's cycle.
 //! - `reaper`: the orphan reaper's pass ([`reap`]).
+//! - `launch_config`: launch-configuration groups: their configurations and templates read,
+//!   the template created before a launch, deleted by the reaper.
 //! - [`explain`]: the sources of `spotswap explain`, fetched (read-only).
 //! - [`interruption`]: the interruption handler: spot warnings and rebalance recommendations.
 //! - [`lambda`]: the Lambda handlers behind each thin `main.rs`.
@@ -39,6 +41,7 @@ pub mod fake;
 mod fake_tests;
 pub mod interruption;
 pub mod lambda;
+mod launch_config;
 pub mod migrate;
 pub mod pause;
 pub mod port;

@@ -167,6 +167,10 @@ pub(crate) mod op {
     pub(crate) const TERMINATE: &str = "ec2:TerminateInstances";
     pub(crate) const PUT_EVENTS: &str = "events:PutEvents";
     pub(crate) const DESCRIBE_STACKS: &str = "cloudformation:DescribeStacks";
+    pub(crate) const DESCRIBE_LAUNCH_CONFIGS: &str = "autoscaling:DescribeLaunchConfigurations";
+    pub(crate) const DESCRIBE_TEMPLATES: &str = "ec2:DescribeLaunchTemplates";
+    pub(crate) const CREATE_TEMPLATE: &str = "ec2:CreateLaunchTemplate";
+    pub(crate) const DELETE_TEMPLATE: &str = "ec2:DeleteLaunchTemplate";
 }
 
 /// The operations only the CLI's `explain` and `report` send, with the operator's credentials:
@@ -214,10 +218,45 @@ pub trait DiagnosticReads {
     ) -> PortFuture<'a, Option<Page<String>>>;
 }
 
+/// What CreateLaunchTemplate answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateCreated {
+    /// Created: its `lt-…` id.
+    Created(String),
+    /// A template of that name exists already (`InvalidLaunchTemplateName.AlreadyExistsException`).
+    AlreadyExists,
+}
+
+/// The calls for launch-configuration groups ([`spotswap_core::launch_config`]). A supertrait
+/// of [`Port`], so its implementations live beside the rest of that code.
+pub trait LaunchConfigCalls {
+    /// One page of DescribeLaunchConfigurations of at most 50 `names`.
+    fn launch_configurations<'a>(
+        &'a self,
+        names: &'a [String],
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<spotswap_core::launch_config::LaunchConfig>>;
+    /// One page of DescribeLaunchTemplates of the templates tagged
+    /// `spotswap:from-launch-configuration`.
+    fn lc_templates(
+        &self,
+        token: Option<String>,
+    ) -> PortFuture<'_, Page<spotswap_core::launch_config::LcTemplate>>;
+    /// CreateLaunchTemplate `name` holding what `config` boots, tagged
+    /// `spotswap:from-launch-configuration=<config name>` at creation.
+    fn create_template<'a>(
+        &'a self,
+        name: &'a str,
+        config: &'a spotswap_core::launch_config::LaunchConfig,
+    ) -> PortFuture<'a, TemplateCreated>;
+    /// DeleteLaunchTemplate by id.
+    fn delete_template<'a>(&'a self, id: &'a str) -> PortFuture<'a, ()>;
+}
+
 /// The calls spotswap makes, in plain data. Object-safe: held as `Arc<dyn Port>` by
 /// [`crate::Aws`]. Errors are [`AdapterError::Aws`] named by the operation, with the service's
 /// code.
-pub trait Port: DiagnosticReads + Send + Sync + std::fmt::Debug {
+pub trait Port: DiagnosticReads + LaunchConfigCalls + Send + Sync + std::fmt::Debug {
     // --- reads
     /// One page of DescribeAutoScalingGroups (at most 100 groups).
     fn describe_groups<'a>(

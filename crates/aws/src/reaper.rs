@@ -15,19 +15,32 @@ use crate::{AdapterError, Aws, Config, CycleOptions};
 /// decides and reports without a single mutating call, `opts.budget` caps mutating calls.
 ///
 /// Reads: two DescribeInstances filtered by `tag-key` (ours and detached ones), then every
-/// group, since membership in any group, managed or not, protects an instance.
+/// group, since membership in any group, managed or not, protects an instance, and,
+/// with the instances, the templates made from launch configurations (DescribeLaunchTemplates
+/// by `tag-key`).
 pub async fn reap(aws: &Aws, config: &Config, opts: CycleOptions) -> Result<CycleReport, AdapterError> {
     let now = opts.now.unwrap_or_else(wall_clock);
     let dry_run = opts.dry_run || config.dry_run;
     // Instances first, groups second: a launch the rebalancer attaches between the two reads
     // shows up as a member, never as an orphan.
-    let (mut instances, detached) = tokio::try_join!(
+    // Templates made from launch configurations before the groups too: one a cycle makes for
+    // a group that took up its configuration meanwhile is not seen, so never deleted.
+    let (mut instances, detached, templates) = tokio::try_join!(
         describe_tagged_instances(aws, tags::GROUP, &[]),
         describe_tagged_instances(aws, tags::DETACHED_AT, &[]),
+        async { Ok(crate::launch_config::templates(aws).await) },
     )?;
     instances.extend(detached);
     let groups = describe_groups(aws, Mode::OptOut).await?;
-    let plan = plan_reap(&groups, &instances, &config.settings, now, config.orphan_minutes);
+    let mut plan = plan_reap(&groups, &instances, &config.settings, now, config.orphan_minutes);
+    match templates {
+        Ok(templates) => plan
+            .actions
+            .extend(spotswap_core::launch_config::reap_templates(&groups, &templates)),
+        Err(e) => {
+            tracing::warn!(reason = "LaunchTemplatesUnknown", error = %e, "templates from launch configurations unknown; none deleted this pass")
+        }
+    }
     info!(
         groups = groups.len(),
         tagged_instances = instances.len(),

@@ -49,6 +49,7 @@ pub async fn take(
         async { Ok(prices::on_demand_prices(aws, price_file).await) },
     )?;
     resolve_template_versions(aws, settings, &mut groups).await;
+    crate::launch_config::resolve(aws, &mut groups).await;
     // Spot prices only where managed groups run: a fraction of the region's pools.
     let azs: BTreeSet<String> = groups
         .iter()

@@ -92,6 +92,23 @@ pub enum ActionKind {
         /// The owner's value to record first; `None` restores and removes the record.
         record: Option<u32>,
     },
+    /// CreateLaunchTemplate from a group's launch configuration, tagged
+    /// `spotswap:from-launch-configuration`; one that already exists under the name is taken
+    /// as made (a concurrent cycle's), once its tag says so.
+    CreateTemplate {
+        /// The template's name ([`crate::launch_config::template_name`]).
+        template_name: String,
+        /// What it holds. Not printed: user data may carry secrets.
+        #[serde(skip_serializing)]
+        config: Box<crate::launch_config::LaunchConfig>,
+    },
+    /// DeleteLaunchTemplate of a template made from a launch configuration no group uses.
+    DeleteTemplate {
+        /// `lt-…`.
+        template_id: String,
+        /// The configuration it was made from.
+        launch_configuration: String,
+    },
     /// Restore MaxSize and remove `spotswap:max-raised-from`.
     RestoreMax {
         /// The original MaxSize.
@@ -170,6 +187,8 @@ impl ActionKind {
             Self::Retire { .. } => "retire",
             Self::TerminateLaunch { .. } => "terminate-launch",
             Self::RestoreMax { .. } => "restore-max",
+            Self::CreateTemplate { .. } => "create-template",
+            Self::DeleteTemplate { .. } => "delete-template",
             Self::SetDistribution { .. } => "set-distribution",
             Self::Terminate { .. } => "terminate",
             Self::ClearRecords { .. } => "clear-records",

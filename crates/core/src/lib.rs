@@ -23,6 +23,8 @@
 //!   the story of an instance or a group.
 //! - [`fleet`]: CreateFleet's answer judged: launched, no capacity (pools to mark), quota,
 //!   failed.
+//! - [`launch_config`]: launch-configuration groups: the launch template made from the
+//!   configuration, and when the reaper deletes it.
 //! - [`metrics`]: CloudWatch EMF lines.
 //! - [`outcome`]: what happened to an action: done, fallback, not attempted (a reason), failed
 //!   (the AWS error code and its kind).
@@ -41,6 +43,7 @@ mod error;
 pub mod events;
 pub mod explain;
 pub mod fleet;
+pub mod launch_config;
 pub mod metrics;
 pub mod mixed;
 pub mod model;

@@ -215,7 +215,8 @@ pub struct LaunchTemplateRef {
 pub enum LaunchSource {
     /// A launch template: supported.
     Template(LaunchTemplateRef),
-    /// A launch configuration: not supported (they cannot launch spot by fleet).
+    /// A launch configuration, by name: launched from the template spotswap makes from it
+    /// ([`GroupSnapshot::from_launch_config`], [`crate::launch_config`]).
     LaunchConfiguration(String),
     /// A mixed instances policy: the policy itself is [`GroupSnapshot::mixed`].
     MixedInstances,
@@ -281,6 +282,10 @@ pub struct GroupSnapshot {
     /// when the stack could not be read (it does not exist, or access was denied).
     #[serde(default)]
     pub stack_status: Option<String>,
+    /// For a launch-configuration group: the configuration and the template made from it.
+    /// `None` when not read.
+    #[serde(default)]
+    pub from_launch_config: Option<crate::launch_config::FromLaunchConfig>,
 }
 
 impl GroupSnapshot {

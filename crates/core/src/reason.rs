@@ -140,10 +140,23 @@ pub enum Reason {
     /// Decided in [`crate::plan`] ([`crate::plan::policy_for`]), [`crate::events::screen`] and
     /// [`crate::reap`].
     NotManaged,
-    /// The group uses a launch configuration.
+    /// The group's launch configuration was not read, or has a setting a launch template
+    /// cannot express (EC2-Classic ClassicLink, `PlacementTenancy` `host`, a `SpotPrice`): the
+    /// detail names the configuration and the field.
     ///
-    /// Decided in [`crate::plan::blockers`].
+    /// Decided in [`crate::launch_config`] (through [`crate::plan::blockers`]).
     LaunchConfigurationNotSupported,
+    /// A launch-configuration group's first launch needs the template made from its
+    /// configuration: it is created first (CreateLaunchTemplate, tagged
+    /// `spotswap:from-launch-configuration`).
+    ///
+    /// Decided in [`crate::launch_config`].
+    TemplateFromLaunchConfiguration,
+    /// No group uses the launch configuration a template of ours was made from: the reaper
+    /// deletes the template.
+    ///
+    /// Decided in [`crate::launch_config`] ([`crate::launch_config::reap_templates`]).
+    LaunchConfigurationUnused,
     /// The group uses a mixed instances policy.
     ///
     /// Decided in [`crate::plan::blockers`].
@@ -330,7 +343,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 68] = [
+    pub const ALL: [Reason; 70] = [
         Self::OnDemandAboveFloor,
         Self::BelowRiskFloor,
         Self::ScheduledChange,
@@ -360,6 +373,8 @@ impl Reason {
         Self::InvalidConfig,
         Self::NotManaged,
         Self::LaunchConfigurationNotSupported,
+        Self::TemplateFromLaunchConfiguration,
+        Self::LaunchConfigurationUnused,
         Self::MixedInstancesPolicyNotSupported,
         Self::NoLaunchTemplate,
         Self::WarmPoolNotSupported,
@@ -435,6 +450,8 @@ impl Reason {
             Self::InvalidConfig => "InvalidConfig",
             Self::NotManaged => "NotManaged",
             Self::LaunchConfigurationNotSupported => "LaunchConfigurationNotSupported",
+            Self::TemplateFromLaunchConfiguration => "TemplateFromLaunchConfiguration",
+            Self::LaunchConfigurationUnused => "LaunchConfigurationUnused",
             Self::MixedInstancesPolicyNotSupported => "MixedInstancesPolicyNotSupported",
             Self::NoLaunchTemplate => "NoLaunchTemplate",
             Self::WarmPoolNotSupported => "WarmPoolNotSupported",

@@ -57,6 +57,10 @@ pub const DETACHED_AT: &str = "spotswap:detached-at";
 /// On instances we detach on interruption: the group they left.
 pub const DETACHED_FROM: &str = "spotswap:detached-from";
 
+/// On launch templates spotswap makes from a launch configuration: the configuration's name
+/// (FIXED).
+pub const FROM_LAUNCH_CONFIGURATION: &str = "spotswap:from-launch-configuration";
+
 /// On groups: the MaxSize before we raised it for an attach.
 pub const MAX_RAISED_FROM: &str = "spotswap:max-raised-from";
 /// On groups: the MaxSize we raised it to. MaxSize is restored only while it is still exactly

@@ -47,7 +47,9 @@ pub fn action_calls(kind: &ActionKind) -> u64 {
         | ActionKind::Detach { .. }
         | ActionKind::TerminateInGroup { .. }
         | ActionKind::TagDetached { .. }
-        | ActionKind::RecordInterruption { .. } => 1,
+        | ActionKind::RecordInterruption { .. }
+        | ActionKind::CreateTemplate { .. }
+        | ActionKind::DeleteTemplate { .. } => 1,
         ActionKind::Wait | ActionKind::Ignore => 0,
     }
 }
@@ -273,6 +275,8 @@ impl Spotswap {
                 ));
                 Ok(())
             }
+            // The simulated region has no launch configurations.
+            ActionKind::CreateTemplate { .. } | ActionKind::DeleteTemplate { .. } => Ok(()),
             ActionKind::Wait | ActionKind::Ignore => Ok(()),
         }
     }

@@ -303,6 +303,10 @@ impl<'s, 'r> Checker<'s, 'r> {
                     && !values.is_empty()
                     && values.iter().all(|v| v == "CreateFleet" || v == "RunInstances")
             });
+            // A template made from a launch configuration, tagged as it is created, our key only.
+            let at_template_creation = entries.iter().any(|(op, key, values)| {
+                key == "ec2:createaction" && op == "StringEquals" && values == &["CreateLaunchTemplate"]
+            }) && limits_tag_keys(&entries);
             let member_keys = tag_condition_keys(
                 &["ec2:resourcetag/", "aws:resourcetag/"],
                 &["spotswap:group", "aws:autoscaling:groupname"],
@@ -313,9 +317,32 @@ impl<'s, 'r> Checker<'s, 'r> {
             let on_interrupted_spot = entries.iter().any(|(op, key, values)| {
                 key == "ec2:instancemarkettype" && op == "StringEquals" && values.iter().all(|v| v == "spot")
             }) && limits_tag_keys(&entries);
-            if !at_launch && !on_members && !on_interrupted_spot {
+            if !at_launch && !at_template_creation && !on_members && !on_interrupted_spot {
                 self.find(at, "create-tags", "ec2:CreateTags must be at launch (ec2:CreateAction) or spotswap: keys on our, group or spot instances");
             }
+        }
+        // Launch templates: created only with our tag, deleted only when they carry it.
+        let from_lc = ["spotswap:from-launch-configuration"];
+        if any("ec2:CreateLaunchTemplate")
+            && !requires_tag(&entries, &tag_condition_keys(&["aws:requesttag/"], &from_lc))
+        {
+            self.find(
+                at,
+                "template-untagged",
+                "ec2:CreateLaunchTemplate must require aws:RequestTag/spotswap:from-launch-configuration",
+            );
+        }
+        if any("ec2:DeleteLaunchTemplate")
+            && !requires_tag(
+                &entries,
+                &tag_condition_keys(&["ec2:resourcetag/", "aws:resourcetag/"], &from_lc),
+            )
+        {
+            self.find(
+                at,
+                "template-untagged",
+                "ec2:DeleteLaunchTemplate must require ec2:ResourceTag/spotswap:from-launch-configuration",
+            );
         }
         let launches = ["ec2:RunInstances", "ec2:CreateFleet"].iter().any(|t| any(t));
         let on_instances = resources.iter().any(|r| {

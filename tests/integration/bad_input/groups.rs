@@ -29,8 +29,16 @@ enum Shape {
     TerminationProtected,
     /// A mixed instances policy instead of a launch template.
     MixedInstances,
-    /// A launch configuration instead of a launch template.
-    LaunchConfiguration,
+    /// A launch configuration, with a setting a template cannot express.
+    LaunchConfiguration(LcOdd),
+}
+
+/// A launch configuration setting a launch template cannot express (moto keeps these two; it
+/// drops `PlacementTenancy`, so `host` tenancy is proven in the core's tests).
+#[derive(Debug, Clone, Copy)]
+enum LcOdd {
+    ClassicLink,
+    SpotPrice,
 }
 
 /// What the cycle must report for the group.
@@ -191,12 +199,21 @@ fn odd_state_cases() -> Vec<GroupCase> {
             GroupExpect::Wait("AtRiskFloor"),
         ),
         case(
-            "launch configuration",
+            "launch configuration with ClassicLink, which a launch template cannot express",
             managed("odd-launch-config", 1, 1),
-            Shape::LaunchConfiguration,
+            Shape::LaunchConfiguration(LcOdd::ClassicLink),
             GroupExpect::Skip(
                 "LaunchConfigurationNotSupported",
-                vec!["odd-launch-config-lc".into()],
+                vec!["odd-launch-config-lc".into(), "ClassicLinkVPCId".into()],
+            ),
+        ),
+        case(
+            "launch configuration that launches spot itself",
+            managed("odd-lc-spot", 1, 1),
+            Shape::LaunchConfiguration(LcOdd::SpotPrice),
+            GroupExpect::Skip(
+                "LaunchConfigurationNotSupported",
+                vec!["odd-lc-spot-lc".into(), "SpotPrice".into()],
             ),
         ),
         case(
@@ -277,16 +294,19 @@ impl GroupCase {
                     .await
                     .expect("create mixed instances group");
             }
-            Shape::LaunchConfiguration => {
+            Shape::LaunchConfiguration(odd) => {
                 let lc = format!("{}-lc", spec.name);
-                env.asg
+                let req = env
+                    .asg
                     .create_launch_configuration()
                     .launch_configuration_name(&lc)
                     .image_id(AMI)
-                    .instance_type(&spec.instance_type)
-                    .send()
-                    .await
-                    .expect("create launch configuration");
+                    .instance_type(&spec.instance_type);
+                let req = match odd {
+                    LcOdd::ClassicLink => req.classic_link_vpc_id("vpc-0classic"),
+                    LcOdd::SpotPrice => req.spot_price("0.05"),
+                };
+                req.send().await.expect("create launch configuration");
                 env.asg
                     .create_auto_scaling_group()
                     .auto_scaling_group_name(&spec.name)

@@ -39,6 +39,7 @@ use crate::port::{
 use crate::AdapterError;
 
 mod diag;
+mod launch_config;
 mod region;
 
 pub use region::FakeRegion;

@@ -42,6 +42,10 @@ pub struct FakeRegion {
     pub fleet_tokens: BTreeMap<String, String>,
     /// Instances CreateFleet launched so far (their ids count up).
     pub launched: u64,
+    /// Launch configurations by name.
+    pub launch_configs: BTreeMap<String, spotswap_core::launch_config::LaunchConfig>,
+    /// Launch templates by name: their id and `spotswap:from-launch-configuration` value.
+    pub templates: BTreeMap<String, (String, Option<String>)>,
 }
 
 impl Default for FakeRegion {
@@ -67,6 +71,8 @@ impl Default for FakeRegion {
             events: Vec::new(),
             fleet_tokens: BTreeMap::new(),
             launched: 0,
+            launch_configs: BTreeMap::new(),
+            templates: BTreeMap::new(),
         }
     }
 }

@@ -13,7 +13,7 @@ use spotswap_core::events::{
 use spotswap_core::{tags, Market};
 use tracing::warn;
 
-use super::{report_noop, run_one};
+use super::report_noop;
 use crate::execute::Executor;
 use crate::report::Recorder;
 use crate::snapshot::{
@@ -107,10 +107,13 @@ async fn proactive(
             replaced_by: Vec::new(),
         },
         Some(m) => {
-            let group = describe_named_groups(aws, std::slice::from_ref(&m.group))
+            let mut group = describe_named_groups(aws, std::slice::from_ref(&m.group))
                 .await?
                 .into_iter()
                 .next();
+            if let Some(g) = group.as_mut() {
+                crate::launch_config::resolve(aws, std::slice::from_mut(g)).await;
+            }
             EventSnapshot {
                 membership: Some(m),
                 ec2: None,
@@ -188,12 +191,14 @@ async fn proactive(
         }
         Proactive::Scheduled => decide_scheduled(id, &snap, &instances, &market, &config.settings, now),
     };
+    // One stop for the whole list: a launch never follows its template's failed creation.
+    let mut stop = None;
     for action in &actions {
         if !action.kind.is_mutating() {
             report_noop(rec, action, &snap, config);
             continue;
         }
-        let outcome = run_one(executor, action).await;
+        let outcome = executor.run_one(action, &mut stop).await;
         rec.record(&executor.as_launched(action, &outcome), outcome);
     }
     Ok(())

@@ -24,6 +24,7 @@ mod cloudformation;
 mod convert;
 mod diag;
 mod groups;
+mod launch_config;
 mod specs;
 mod status;
 

@@ -160,7 +160,11 @@ pub fn decide_scheduled(
         Reason::ScheduledChange,
     );
     match forced {
-        Ok(launch) => vec![launch],
+        Ok(launch) => {
+            let mut actions = vec![launch];
+            crate::launch_config::ensure_template(group, &mut actions);
+            actions
+        }
         Err(wait) => vec![wait],
     }
 }

@@ -137,7 +137,11 @@ pub fn decide_rebalance(
         Some(&original.pool()),
         Reason::RebalanceRecommendation,
     ) {
-        Ok(launch) => vec![launch],
+        Ok(launch) => {
+            let mut actions = vec![launch];
+            crate::launch_config::ensure_template(group, &mut actions);
+            actions
+        }
         Err(wait) => vec![wait],
     }
 }

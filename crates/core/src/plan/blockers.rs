@@ -13,8 +13,10 @@ pub type Blocker = (Reason, Option<String>);
 /// The group's launch template (for a mixed instances policy, the policy's) when nothing
 /// blocks a swap of it, else the first blocker.
 ///
-/// Checked in this order, the first that applies wins: a launch configuration
-/// (`LaunchConfigurationNotSupported`, detail `launch configuration <name>`), a mixed
+/// Checked in this order, the first that applies wins: a launch configuration that was not
+/// read or that a template cannot express (`LaunchConfigurationNotSupported`, the detail names
+/// the configuration and the field; otherwise the template made from it,
+/// [`crate::launch_config::template_for`]), a mixed
 /// instances policy spotswap cannot swap yet (`MixedInstancesPolicyNotSupported`: not read,
 /// weighted, attribute-based; [`crate::mixed::MixedPolicy::unsupported`]), no launch template
 /// (`NoLaunchTemplate`), a warm pool (`WarmPoolNotSupported`), a `Status` (`GroupUpdating`,
@@ -26,12 +28,7 @@ pub type Blocker = (Reason, Option<String>);
 pub fn swappable_template(group: &GroupSnapshot) -> Result<&LaunchTemplateRef, Blocker> {
     let template = match &group.launch_source {
         LaunchSource::Template(t) => t,
-        LaunchSource::LaunchConfiguration(lc) => {
-            return Err((
-                Reason::LaunchConfigurationNotSupported,
-                Some(format!("launch configuration {lc}")),
-            ))
-        }
+        LaunchSource::LaunchConfiguration(lc) => crate::launch_config::template_for(group, lc)?,
         LaunchSource::MixedInstances => match &group.mixed {
             Some(m) => match m.unsupported() {
                 None => &m.launch_template,
@@ -149,6 +146,7 @@ mod tests {
             max_instance_lifetime_secs: None,
             template_version_now: None,
             stack_status: None,
+            from_launch_config: None,
         }
     }
 
@@ -176,7 +174,7 @@ mod tests {
                 group(LaunchSource::LaunchConfiguration("old-lc".into())),
                 (
                     Reason::LaunchConfigurationNotSupported,
-                    Some("launch configuration old-lc".to_string()),
+                    Some("launch configuration old-lc: not read".to_string()),
                 ),
             ),
             (

@@ -90,7 +90,7 @@ pub fn client_token(spec: &LaunchSpec) -> String {
 }
 
 /// 64-bit FNV-1a: small, stable across builds and platforms (std's hasher is neither).
-struct Fnv(u64);
+pub(crate) struct Fnv(pub(crate) u64);
 
 impl Default for Fnv {
     fn default() -> Self {
@@ -106,7 +106,7 @@ impl Fnv {
         }
     }
 
-    fn field(&mut self, s: &str) {
+    pub(crate) fn field(&mut self, s: &str) {
         self.bytes(&(s.len() as u64).to_le_bytes());
         self.bytes(s.as_bytes());
     }

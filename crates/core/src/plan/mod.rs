@@ -280,10 +280,25 @@ pub fn plan_group(
     )
 }
 
-/// [`plan_group`] with the group's launches already indexed: the group's blockers, then its
-/// swaps in flight advanced one stage, MaxSize around their attaches, and new swaps started.
-#[allow(clippy::too_many_arguments)]
+/// [`plan_group`] with the group's launches already indexed: [`plan_group_steps`], and for a
+/// launch-configuration group the creation of its template before the first launch needs it.
 fn plan_group_in(
+    group: &GroupSnapshot,
+    instances: &BTreeMap<String, Instance>,
+    launches: &Launches<'_>,
+    market: &Market,
+    policy: &Policy,
+    scheduled: &BTreeMap<String, ScheduledEvent>,
+    now: Timestamp,
+) -> GroupPlan {
+    let mut plan = plan_group_steps(group, instances, launches, market, policy, scheduled, now);
+    crate::launch_config::ensure_template(group, &mut plan.actions);
+    plan
+}
+
+/// The group's blockers, then its swaps in flight advanced one stage, MaxSize around their
+/// attaches, and new swaps started.
+fn plan_group_steps(
     group: &GroupSnapshot,
     instances: &BTreeMap<String, Instance>,
     launches: &Launches<'_>,
@@ -397,7 +412,7 @@ fn plan_group_in(
             .into_iter()
             .filter(|(m, _)| !acted.contains(&m.id))
             .collect();
-        plan.actions.extend(restore_floor(
+        plan.actions.extend(originals::restore_floor(
             group,
             template,
             market,
@@ -556,34 +571,4 @@ fn census(
         }
     }
     c
-}
-
-/// On-demand launches replacing spot members until the floor is met, at most `n`: of the AZ
-/// holding the most spot first, then the oldest; each a Launch with `BelowRiskFloor`. A Wait
-/// with the same reason when no spot member may be replaced (protected, unhealthy, in flight).
-#[allow(clippy::too_many_arguments)]
-fn restore_floor(
-    group: &GroupSnapshot,
-    template: &LaunchTemplateRef,
-    market: &Market,
-    serving: &[(&Member, &Instance)],
-    replacing: &std::collections::BTreeSet<&str>,
-    launches: &Launches<'_>,
-    n: u32,
-    now: Timestamp,
-) -> Vec<Action> {
-    let spot: Vec<&Instance> =
-        originals::replaceable(&group.name, serving, replacing, launches, Lifecycle::Spot);
-    if spot.is_empty() {
-        return vec![Action::new(ActionKind::Wait, Reason::BelowRiskFloor, &group.name)];
-    }
-    spot.into_iter()
-        .take(n as usize)
-        .map(|i| {
-            let od = market.on_demand_price(&i.instance_type);
-            match launch::on_demand_launch_for(group, template, i, od, now) {
-                Ok(a) | Err(a) => a,
-            }
-        })
-        .collect()
 }

@@ -4,8 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::index::Launches;
-use crate::action::Reason;
-use crate::model::{GroupSnapshot, Instance, InstanceState, Lifecycle, Member, MemberState};
+use crate::action::{Action, ActionKind, Reason};
+use crate::model::{
+    GroupSnapshot, Instance, InstanceState, LaunchTemplateRef, Lifecycle, Market, Member, MemberState,
+};
+use crate::time::Timestamp;
 
 /// The group's serving members (InService or Pending) that EC2 shows, with their instances.
 pub(crate) fn serving<'g, 'i>(
@@ -132,4 +135,33 @@ pub(crate) fn replaceable<'i>(
             .then(a.id.cmp(&b.id))
     });
     out
+}
+
+/// On-demand launches replacing spot members until the floor is met, at most `n`: of the AZ
+/// holding the most spot first, then the oldest; each a Launch with `BelowRiskFloor`. A Wait
+/// with the same reason when no spot member may be replaced (protected, unhealthy, in flight).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn restore_floor(
+    group: &GroupSnapshot,
+    template: &LaunchTemplateRef,
+    market: &Market,
+    serving: &[(&Member, &Instance)],
+    replacing: &BTreeSet<&str>,
+    launches: &Launches<'_>,
+    n: u32,
+    now: Timestamp,
+) -> Vec<Action> {
+    let spot: Vec<&Instance> = replaceable(&group.name, serving, replacing, launches, Lifecycle::Spot);
+    if spot.is_empty() {
+        return vec![Action::new(ActionKind::Wait, Reason::BelowRiskFloor, &group.name)];
+    }
+    spot.into_iter()
+        .take(n as usize)
+        .map(|i| {
+            let od = market.on_demand_price(&i.instance_type);
+            match super::launch::on_demand_launch_for(group, template, i, od, now) {
+                Ok(a) | Err(a) => a,
+            }
+        })
+        .collect()
 }
