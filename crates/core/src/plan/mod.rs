@@ -318,7 +318,8 @@ fn plan_group_in(
         skip: None,
         census: census(group, instances, market, policy),
     };
-    let in_service = group.in_service().count() as u32;
+    // In capacity units: one per instance, or its weight in a weighted group.
+    let in_service = group.in_service_units(instances);
 
     // --- advance swaps in flight; MaxSize: raise for the attaches, restore when none in flight
     let mut stage = stages::advance_all(group, launches, in_service, now);
@@ -327,6 +328,7 @@ fn plan_group_in(
     plan.actions.extend(stages::max_size_step(
         group,
         stage.attaches,
+        stage.attach_units,
         stage.replacing.is_empty(),
     ));
 
@@ -373,7 +375,8 @@ fn plan_group_in(
     // the desired capacity the group settles at: an attached swap raised desired by one until
     // its retire gives it back.
     let settled_floor = policy.required_on_demand(group.desired.saturating_sub(stage.attached));
-    let deficit = originals::floor_deficit(&serving, &stage.replacing, stage.od_arriving, settled_floor);
+    let deficit =
+        originals::floor_deficit(group, &serving, &stage.replacing, stage.od_arriving, settled_floor);
     if deficit > 0 && !stage.replacing.is_empty() {
         // One direction at a time: the swaps in flight settle first.
         plan.actions
@@ -404,7 +407,8 @@ fn plan_group_in(
             &serving,
             &stage.replacing,
             launches,
-            deficit.min(policy.replace_per_cycle),
+            deficit,
+            policy.replace_per_cycle,
             now,
         ));
         return plan;
@@ -440,7 +444,7 @@ fn plan_group_in(
         return plan;
     }
     match originals::choose_originals(
-        &group.name,
+        group,
         &serving,
         &stage.replacing,
         launches,
@@ -489,9 +493,18 @@ fn start_swaps(
     let target_spot = (counts.total() + 1).max(inputs.group.desired - inputs.floor);
     let ranked = RankedPools::default();
     let mut started = 0;
+    let mut units_left = chosen.units_above_floor;
+    let mut too_heavy = false;
     for original in chosen.eligible {
         if started == chosen.to_start {
             break;
+        }
+        // A weighted original heavier than the on-demand units above the floor stays: its
+        // swap would take the group's on-demand below the floor.
+        let units = inputs.group.units_of(original);
+        if units > units_left {
+            too_heavy = true;
+            continue;
         }
         let ctx = SearchContext {
             market: inputs.market,
@@ -516,9 +529,14 @@ fn start_swaps(
                 }
                 actions.push(action);
                 started += 1;
+                units_left -= units;
             }
             Err(wait) => actions.push(wait),
         }
+    }
+    if started == 0 && too_heavy {
+        // Every on-demand original weighs more than the units above the floor: at the floor.
+        actions.push(Action::new(ActionKind::Wait, Reason::AtRiskFloor, &inputs.group.name));
     }
     actions
 }
@@ -558,9 +576,12 @@ fn census(
     c
 }
 
-/// On-demand launches replacing spot members until the floor is met, at most `n`: of the AZ
-/// holding the most spot first, then the oldest; each a Launch with `BelowRiskFloor`. A Wait
-/// with the same reason when no spot member may be replaced (protected, unhealthy, in flight).
+/// On-demand launches replacing spot members until the `deficit` (in units) is met, at most
+/// `n` of them: of the AZ holding the most spot first, then the oldest; each a Launch with
+/// `BelowRiskFloor` of the member's own type, so of its own weight. A weighted group may end a
+/// few units above its floor (a member of weight 4 covers a deficit of 1), never below it.
+/// A Wait with the same reason when no spot member may be replaced (protected, unhealthy, in
+/// flight).
 #[allow(clippy::too_many_arguments)]
 fn restore_floor(
     group: &GroupSnapshot,
@@ -569,6 +590,7 @@ fn restore_floor(
     serving: &[(&Member, &Instance)],
     replacing: &std::collections::BTreeSet<&str>,
     launches: &Launches<'_>,
+    deficit: u32,
     n: u32,
     now: Timestamp,
 ) -> Vec<Action> {
@@ -577,7 +599,13 @@ fn restore_floor(
     if spot.is_empty() {
         return vec![Action::new(ActionKind::Wait, Reason::BelowRiskFloor, &group.name)];
     }
+    let mut covered = 0;
     spot.into_iter()
+        .take_while(|i| {
+            let more = covered < deficit;
+            covered += group.units_of(i);
+            more
+        })
         .take(n as usize)
         .map(|i| {
             let od = market.on_demand_price(&i.instance_type);

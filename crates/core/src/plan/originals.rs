@@ -27,6 +27,9 @@ pub(crate) struct Originals<'i> {
     pub eligible: Vec<&'i Instance>,
     /// How many swaps may start: the on-demand above the floor, at most `replace-per-cycle`.
     pub to_start: u32,
+    /// The on-demand units above the floor: a swap of an original of more units must not
+    /// start ([`GroupSnapshot::units`]; without weights, the same as the count).
+    pub units_above_floor: u32,
 }
 
 /// The originals to replace this cycle, or, when none may be, the reason of the Wait saying
@@ -39,13 +42,14 @@ pub(crate) struct Originals<'i> {
 /// candidate protected, `InstanceProtected`, or the group would look stuck with nothing in the
 /// log.
 pub(crate) fn choose_originals<'i>(
-    group: &str,
+    snapshot: &GroupSnapshot,
     serving: &[(&Member, &'i Instance)],
     in_flight: &BTreeSet<&str>,
     launches: &Launches<'_>,
     floor: u32,
     replace_per_cycle: u32,
 ) -> Result<Originals<'i>, Option<Reason>> {
+    let group = snapshot.name.as_str();
     let on_demand: Vec<&(&Member, &Instance)> = serving
         .iter()
         .filter(|(m, i)| m.state == MemberState::InService && i.lifecycle == Lifecycle::OnDemand)
@@ -54,7 +58,12 @@ pub(crate) fn choose_originals<'i>(
         .iter()
         .filter(|(m, _)| in_flight.contains(m.id.as_str()))
         .count() as u32;
-    let od_staying = on_demand.len() as u32 - od_in_flight;
+    // Counted in capacity units: the floor is.
+    let od_staying: u32 = on_demand
+        .iter()
+        .filter(|(m, _)| !in_flight.contains(m.id.as_str()))
+        .map(|(_, i)| snapshot.units_of(i))
+        .sum();
     let available = od_staying.saturating_sub(floor);
     if available == 0 {
         return Err((od_in_flight == 0 && !on_demand.is_empty()).then_some(Reason::AtRiskFloor));
@@ -70,12 +79,18 @@ pub(crate) fn choose_originals<'i>(
         });
         return Err(protected.then_some(Reason::InstanceProtected));
     }
-    Ok(Originals { eligible, to_start })
+    Ok(Originals {
+        eligible,
+        to_start,
+        units_above_floor: available,
+    })
 }
 
-/// How many on-demand instances the group lacks for its floor: InService on-demand members not
-/// being replaced, plus on-demand launches on their way (`od_arriving`), against `floor`.
+/// How many on-demand units the group lacks for its floor: InService on-demand members not
+/// being replaced, plus on-demand launches on their way (`od_arriving`, in units), against
+/// `floor` (without weights, instances).
 pub(crate) fn floor_deficit(
+    group: &GroupSnapshot,
     serving: &[(&Member, &Instance)],
     replacing: &BTreeSet<&str>,
     od_arriving: u32,
@@ -88,7 +103,8 @@ pub(crate) fn floor_deficit(
                 && i.lifecycle == Lifecycle::OnDemand
                 && !replacing.contains(m.id.as_str())
         })
-        .count() as u32;
+        .map(|(_, i)| group.units_of(i))
+        .sum::<u32>();
     floor.saturating_sub(staying + od_arriving)
 }
 
