@@ -364,9 +364,17 @@ async fn a_weighted_mixed_group_is_swapped_unit_for_unit_and_never_below_its_des
         proxy.set_spot_price("m5.large", &az, 0.035);
     }
     let name = "mip-weighted";
-    let weights = [("m5.large", Some(2)), ("m5d.large", Some(2)), ("m6i.large", Some(1))];
+    let weights = [
+        ("m5.large", Some(2)),
+        ("m5d.large", Some(2)),
+        ("m6i.large", Some(1)),
+    ];
     mixed_group_of(&env, name, 6, 2, &[], &weights).await;
-    assert_eq!(env.group_state(name).await.in_service().len(), 3, "3 instances of 2 units");
+    assert_eq!(
+        env.group_state(name).await.in_service().len(),
+        3,
+        "3 instances of 2 units"
+    );
     assert_eq!(in_service_units(&env, name, &weights).await, 6);
 
     // WHEN the rebalancer runs until the group is converged
@@ -378,7 +386,10 @@ async fn a_weighted_mixed_group_is_swapped_unit_for_unit_and_never_below_its_des
             assert!(!matches!(a.outcome, Outcome::Failed(_)), "{a:?}");
         }
         // THEN invariant 1 in units: never below the 6 units desired when the swaps began
-        assert!(in_service_units(&env, name, &weights).await >= 6, "below desired units");
+        assert!(
+            in_service_units(&env, name, &weights).await >= 6,
+            "below desired units"
+        );
         let s = env.group_state(name).await;
         if env.mix(name).await == (1, 2) && s.desired == 6 && s.max == 6 {
             break;

@@ -106,7 +106,8 @@ pub(super) async fn attach_instances(state: &State, call: &Call, parts: &Parts, 
     // A weighted group counts what is attached in units (weights.rs).
     let weights = weights::weights(state, &call.region, &group);
     let adding = match &weights {
-        Some(w) => match weights::instance_types(state, parts.headers.get(header::AUTHORIZATION), &ids).await {
+        Some(w) => match weights::instance_types(state, parts.headers.get(header::AUTHORIZATION), &ids).await
+        {
             Ok(types) => weights::units(w, &types) as usize,
             Err(e) => return bad_gateway(e),
         },

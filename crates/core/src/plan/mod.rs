@@ -375,8 +375,13 @@ fn plan_group_in(
     // the desired capacity the group settles at: an attached swap raised desired by one until
     // its retire gives it back.
     let settled_floor = policy.required_on_demand(group.desired.saturating_sub(stage.attached));
-    let deficit =
-        originals::floor_deficit(group, &serving, &stage.replacing, stage.od_arriving, settled_floor);
+    let deficit = originals::floor_deficit(
+        group,
+        &serving,
+        &stage.replacing,
+        stage.od_arriving,
+        settled_floor,
+    );
     if deficit > 0 && !stage.replacing.is_empty() {
         // One direction at a time: the swaps in flight settle first.
         plan.actions
@@ -400,7 +405,7 @@ fn plan_group_in(
             .into_iter()
             .filter(|(m, _)| !acted.contains(&m.id))
             .collect();
-        plan.actions.extend(restore_floor(
+        plan.actions.extend(originals::restore_floor(
             group,
             template,
             market,
@@ -536,7 +541,11 @@ fn start_swaps(
     }
     if started == 0 && too_heavy {
         // Every on-demand original weighs more than the units above the floor: at the floor.
-        actions.push(Action::new(ActionKind::Wait, Reason::AtRiskFloor, &inputs.group.name));
+        actions.push(Action::new(
+            ActionKind::Wait,
+            Reason::AtRiskFloor,
+            &inputs.group.name,
+        ));
     }
     actions
 }
@@ -574,44 +583,4 @@ fn census(
         }
     }
     c
-}
-
-/// On-demand launches replacing spot members until the `deficit` (in units) is met, at most
-/// `n` of them: of the AZ holding the most spot first, then the oldest; each a Launch with
-/// `BelowRiskFloor` of the member's own type, so of its own weight. A weighted group may end a
-/// few units above its floor (a member of weight 4 covers a deficit of 1), never below it.
-/// A Wait with the same reason when no spot member may be replaced (protected, unhealthy, in
-/// flight).
-#[allow(clippy::too_many_arguments)]
-fn restore_floor(
-    group: &GroupSnapshot,
-    template: &LaunchTemplateRef,
-    market: &Market,
-    serving: &[(&Member, &Instance)],
-    replacing: &std::collections::BTreeSet<&str>,
-    launches: &Launches<'_>,
-    deficit: u32,
-    n: u32,
-    now: Timestamp,
-) -> Vec<Action> {
-    let spot: Vec<&Instance> =
-        originals::replaceable(&group.name, serving, replacing, launches, Lifecycle::Spot);
-    if spot.is_empty() {
-        return vec![Action::new(ActionKind::Wait, Reason::BelowRiskFloor, &group.name)];
-    }
-    let mut covered = 0;
-    spot.into_iter()
-        .take_while(|i| {
-            let more = covered < deficit;
-            covered += group.units_of(i);
-            more
-        })
-        .take(n as usize)
-        .map(|i| {
-            let od = market.on_demand_price(&i.instance_type);
-            match launch::on_demand_launch_for(group, template, i, od, now) {
-                Ok(a) | Err(a) => a,
-            }
-        })
-        .collect()
 }

@@ -249,7 +249,11 @@ mod tests {
                 on_demand_percent: None,
             });
         });
-        let od = f.instances.remove("i-od1").unwrap().tagged(tags::AWS_LT_ID, "lt-own");
+        let od = f
+            .instances
+            .remove("i-od1")
+            .unwrap()
+            .tagged(tags::AWS_LT_ID, "lt-own");
         f.instances.insert("i-od1".into(), od);
         let s1 = f.instances.get_mut("i-s1").unwrap();
         s1.instance_type = "m5a.large".into();

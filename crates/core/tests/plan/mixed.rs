@@ -171,7 +171,10 @@ fn a_weighted_group_counts_its_floor_in_units_and_swaps_only_for_equal_weight() 
     for spec in launches(&plan) {
         let types = candidate_types(spec);
         assert!(!types.is_empty());
-        assert!(types.iter().all(|t| ["m5.large", "m5a.large"].contains(t)), "{types:?}");
+        assert!(
+            types.iter().all(|t| ["m5.large", "m5a.large"].contains(t)),
+            "{types:?}"
+        );
     }
 }
 
@@ -193,10 +196,11 @@ fn a_weighted_original_heavier_than_the_units_above_the_floor_stays() {
 fn a_weighted_swap_is_retired_once_the_group_holds_its_desired_units() {
     // GIVEN a weighted group of 6 units whose swap of i-od00 has attached an m5a.large of
     //   weight 2 (desired 8 units while it serves beside its original), past its grace period
-    let attached = weighted_fleet(2)
-        .desired(8)
-        .max(8)
-        .launch("i-l1", "i-od00", Stage::Attached { secs_ago: 3600 });
+    let attached =
+        weighted_fleet(2)
+            .desired(8)
+            .max(8)
+            .launch("i-l1", "i-od00", Stage::Attached { secs_ago: 3600 });
     // THEN the original is retired: 8 units serve for 8 desired, although only 4 instances do
     let plan = attached.clone().plan();
     assert!(
@@ -207,21 +211,27 @@ fn a_weighted_swap_is_retired_once_the_group_holds_its_desired_units() {
         steps(&plan)
     );
     // AND with another original not InService (6 units serve for 8), the retire waits
-    let short = attached.edit_member("i-od01", |m| m.state = MemberState::Pending).plan();
+    let short = attached
+        .edit_member("i-od01", |m| m.state = MemberState::Pending)
+        .plan();
     assert!(
-        short.actions.iter().any(|a| a.reason == Reason::GroupBelowCapacity),
+        short
+            .actions
+            .iter()
+            .any(|a| a.reason == Reason::GroupBelowCapacity),
         "{:?}",
         steps(&short)
     );
-    assert!(!short.actions.iter().any(|a| matches!(a.kind, ActionKind::Retire { .. })));
+    assert!(!short
+        .actions
+        .iter()
+        .any(|a| matches!(a.kind, ActionKind::Retire { .. })));
 }
 
 #[test]
 fn a_weighted_attach_raises_max_size_by_the_launchs_units() {
     // GIVEN a weighted group at MaxSize (6 units) with a launch of weight 2 ready to attach
-    let plan = weighted_fleet(2)
-        .launch("i-l1", "i-od00", Stage::Ready)
-        .plan();
+    let plan = weighted_fleet(2).launch("i-l1", "i-od00", Stage::Ready).plan();
     // THEN MaxSize is raised by the 2 units the attach adds, not by one instance
     assert!(
         plan.actions
