@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::index::Launches;
 use crate::action::{Action, ActionKind, Reason};
-use crate::model::{GroupSnapshot, Instance, InstanceState, LaunchTemplateRef, Lifecycle, Market, Member, MemberState};
+use crate::model::{
+    GroupSnapshot, Instance, InstanceState, LaunchTemplateRef, Lifecycle, Market, Member, MemberState,
+};
 use crate::time::Timestamp;
 
 /// The group's serving members (InService or Pending) that EC2 shows, with their instances.
@@ -169,8 +171,7 @@ pub(crate) fn restore_floor(
     n: u32,
     now: Timestamp,
 ) -> Vec<Action> {
-    let spot: Vec<&Instance> =
-        replaceable(&group.name, serving, replacing, launches, Lifecycle::Spot);
+    let spot: Vec<&Instance> = replaceable(&group.name, serving, replacing, launches, Lifecycle::Spot);
     if spot.is_empty() {
         return vec![Action::new(ActionKind::Wait, Reason::BelowRiskFloor, &group.name)];
     }
