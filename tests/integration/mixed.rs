@@ -33,11 +33,30 @@ async fn cycle_at(env: &Env, now: Timestamp) -> CycleReport {
 /// A managed group of `desired` (= MaxSize, so every attach needs a raise) whose policy
 /// allows [`POLICY_TYPES`] and keeps `base` on-demand, none above it; in one subnet.
 async fn mixed_group(env: &Env, name: &str, desired: i32, base: i32, tags: &[(&str, &str)]) {
+    let types: Vec<(&str, Option<u32>)> = POLICY_TYPES.iter().map(|t| (*t, None)).collect();
+    mixed_group_of(env, name, desired, base, tags, &types).await;
+}
+
+/// [`mixed_group`] whose policy's overrides are `types`, each with its `WeightedCapacity`
+/// when given (desired, MaxSize and `base` are then in units); the template launches m5.large.
+async fn mixed_group_of(
+    env: &Env,
+    name: &str,
+    desired: i32,
+    base: i32,
+    tags: &[(&str, &str)],
+    types: &[(&str, Option<u32>)],
+) {
     let lt = env.launch_template(&format!("{name}-lt"), "m5.large").await;
     let subnet = env.subnets().await.remove(0).0;
     let mut overrides = Vec::new();
-    for t in POLICY_TYPES {
-        overrides.push(LaunchTemplateOverrides::builder().instance_type(t).build());
+    for (t, weight) in types {
+        overrides.push(
+            LaunchTemplateOverrides::builder()
+                .instance_type(*t)
+                .set_weighted_capacity(weight.map(|w| w.to_string()))
+                .build(),
+        );
     }
     let group_tags = [("spotswap:enabled", "true")]
         .iter()
@@ -307,5 +326,95 @@ async fn a_sheltered_mixed_group_launches_on_demand_and_gets_its_distribution_ba
         assert_eq!(done_with(&r, spotswap_core::Reason::DistributionRaised), 0);
         assert!(env.group_state(name).await.in_service().len() >= 2, "invariant 1");
         step += 1;
+    }
+}
+
+/// The units of a group's InService members: each type's weight in `weights`, else 1.
+async fn in_service_units(env: &Env, name: &str, weights: &[(&str, Option<u32>)]) -> u32 {
+    let live = env.live_instances().await;
+    env.group_state(name)
+        .await
+        .in_service()
+        .iter()
+        .map(|id| {
+            let t = live.get(id).map(|i| i.instance_type.as_str()).unwrap_or_default();
+            weights
+                .iter()
+                .find(|(w, _)| *w == t)
+                .and_then(|(_, w)| *w)
+                .unwrap_or(1)
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weighted_mixed_group_is_swapped_unit_for_unit_and_never_below_its_desired_units() {
+    // GIVEN a proxy that keeps mixed instances policies and counts a weighted group's desired
+    //   capacity in units as AWS does (moto counts instances in an attach and a decrement),
+    //   and a weighted group of 6 units at MaxSize keeping 2 units on-demand: m5.large and
+    //   m5d.large weigh 2, m6i.large weighs 1 and is the cheapest pool. moto launches 3
+    //   on-demand m5.large (6 units)
+    let proxy = Proxy::from_env().await.expect("proxy");
+    proxy.set_keep_mixed_policies(true);
+    proxy.set_answer_instance_refreshes(true);
+    let env = Env::at(&proxy.url()).await;
+    for (_, az) in env.subnets().await {
+        proxy.set_spot_price("m6i.large", &az, 0.005);
+        proxy.set_spot_price("m5d.large", &az, 0.030);
+        proxy.set_spot_price("m5.large", &az, 0.035);
+    }
+    let name = "mip-weighted";
+    let weights = [
+        ("m5.large", Some(2)),
+        ("m5d.large", Some(2)),
+        ("m6i.large", Some(1)),
+    ];
+    mixed_group_of(&env, name, 6, 2, &[], &weights).await;
+    assert_eq!(
+        env.group_state(name).await.in_service().len(),
+        3,
+        "3 instances of 2 units"
+    );
+    assert_eq!(in_service_units(&env, name, &weights).await, 6);
+
+    // WHEN the rebalancer runs until the group is converged
+    let start = spotswap_aws::workflow::now();
+    let mut step = 0;
+    loop {
+        let report = cycle_at(&env, start.plus_secs(60 * step)).await;
+        for a in &report.actions {
+            assert!(!matches!(a.outcome, Outcome::Failed(_)), "{a:?}");
+        }
+        // THEN invariant 1 in units: never below the 6 units desired when the swaps began
+        assert!(
+            in_service_units(&env, name, &weights).await >= 6,
+            "below desired units"
+        );
+        let s = env.group_state(name).await;
+        if env.mix(name).await == (1, 2) && s.desired == 6 && s.max == 6 {
+            break;
+        }
+        step += 1;
+        assert!(step < 16, "not converged: {:?}", report.actions);
+    }
+
+    // AND the floor of 2 units is one on-demand instance; every spot replacement weighs what
+    //   its original weighed (never the cheaper, lighter m6i.large)
+    let live = env.live_instances().await;
+    for id in env.group_state(name).await.in_service() {
+        let t = live[&id].instance_type.as_str();
+        assert!(["m5.large", "m5d.large"].contains(&t), "{t}");
+    }
+    assert_eq!(in_service_units(&env, name, &weights).await, 6);
+    assert!(!env
+        .group_state(name)
+        .await
+        .tags
+        .contains_key("spotswap:max-raised-from"));
+
+    // AND the end state is stable: 10 further cycles make no mutating call
+    for more in 1..=10 {
+        let report = cycle_at(&env, start.plus_secs(60 * (step + more))).await;
+        assert_eq!(report.mutating_calls(), 0, "{:?}", report.actions);
     }
 }

@@ -16,9 +16,12 @@
 //!   first in `spotswap:distribution-raised-from`. When the shelter ends it is restored
 //!   exactly, and the floor (taken from the recorded value meanwhile) lets the swaps convert
 //!   the extra on-demand back to spot.
+//! - **Weighted capacity** (`WeightedCapacity` on the overrides): desired, MaxSize, the floor
+//!   and invariant 1 are counted in capacity units. [`crate::GroupSnapshot::units`] is the one
+//!   rule for an instance's units; a replacement weighs what its original weighs.
 //! - Not yet supported, so such groups keep `MixedInstancesPolicyNotSupported` with a detail:
-//!   weighted capacity (an override with `WeightedCapacity` other than 1) and attribute-based
-//!   groups (`InstanceRequirements`).
+//!   attribute-based groups (`InstanceRequirements`), and a `WeightedCapacity` that is not a
+//!   whole number from 1 to 999 (AWS accepts no other).
 
 use std::collections::BTreeSet;
 
@@ -48,6 +51,16 @@ pub struct MixedOverride {
     pub instance_requirements: bool,
 }
 
+impl MixedOverride {
+    /// `WeightedCapacity` as a number of units, when it is one AWS accepts (1 to 999).
+    pub fn weight(&self) -> Option<u32> {
+        self.weighted_capacity
+            .as_deref()
+            .and_then(|w| w.trim().parse::<u32>().ok())
+            .filter(|w| (1..=999).contains(w))
+    }
+}
+
 /// A group's `MixedInstancesPolicy`, as far as decisions care.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MixedPolicy {
@@ -68,17 +81,36 @@ impl MixedPolicy {
         if self.overrides.iter().any(|o| o.instance_requirements) {
             return Some("mixed instances policy with InstanceRequirements".to_string());
         }
-        if self
+        if let Some(o) = self
             .overrides
             .iter()
-            .any(|o| o.weighted_capacity.as_deref().is_some_and(|w| w.trim() != "1"))
+            .find(|o| o.weighted_capacity.is_some() && o.weight().is_none())
         {
-            return Some("mixed instances policy with WeightedCapacity".to_string());
+            return Some(format!(
+                "mixed instances policy with WeightedCapacity {:?} for {}: expected a whole number from 1 to 999",
+                o.weighted_capacity.as_deref().unwrap_or_default(),
+                o.instance_type.as_deref().unwrap_or("an override")
+            ));
         }
         if self.types().is_empty() {
             return Some("mixed instances policy without instance types".to_string());
         }
         None
+    }
+
+    /// The `WeightedCapacity` of the override of `instance_type`, when the policy names the
+    /// type with a weight.
+    pub fn weight_of(&self, instance_type: &str) -> Option<u32> {
+        self.overrides
+            .iter()
+            .find(|o| o.instance_type.as_deref() == Some(instance_type))
+            .and_then(MixedOverride::weight)
+    }
+
+    /// True when an override carries a weight other than 1: desired, the floor and invariant 1
+    /// count capacity units, not instances.
+    pub fn weighted(&self) -> bool {
+        self.overrides.iter().any(|o| o.weight().is_some_and(|w| w != 1))
     }
 
     /// The instance types the policy may launch.
@@ -350,13 +382,22 @@ mod tests {
     }
 
     #[test]
-    fn weights_and_attribute_based_policies_are_not_supported_yet() {
+    fn weights_are_read_per_type_and_only_attribute_based_or_bad_ones_are_not_supported() {
         assert_eq!(policy(None, None).unsupported(), None);
         let mut m = policy(None, None);
         m.overrides[0].weighted_capacity = Some("1".into());
-        assert_eq!(m.unsupported(), None, "a weight of 1 is no weight");
-        m.overrides[1].weighted_capacity = Some("2".into());
-        assert!(m.unsupported().unwrap().contains("WeightedCapacity"));
+        assert_eq!(m.unsupported(), None);
+        assert!(!m.weighted(), "a weight of 1 is no weight");
+        m.overrides[1].weighted_capacity = Some(" 2 ".into());
+        assert_eq!(m.unsupported(), None, "weights are supported");
+        assert!(m.weighted());
+        assert_eq!(m.weight_of("m5.large"), Some(1));
+        assert_eq!(m.weight_of("m5a.large"), Some(2));
+        assert_eq!(m.weight_of("c5.large"), None, "not in the policy");
+        for bad in ["0", "1000", "-1", "two", ""] {
+            m.overrides[1].weighted_capacity = Some(bad.into());
+            assert!(m.unsupported().unwrap().contains("WeightedCapacity"), "{bad:?}");
+        }
         let mut m = policy(None, None);
         m.overrides.push(MixedOverride {
             instance_type: None,

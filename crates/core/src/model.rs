@@ -196,6 +196,11 @@ pub struct Member {
     pub healthy: bool,
     /// Protected from scale-in.
     pub protected_from_scale_in: bool,
+    /// `WeightedCapacity` as the group lists it for this instance (a weighted mixed-instances
+    /// group), when reported: the units it counts toward desired capacity. AWS keeps an
+    /// instance's weight even after its type leaves the policy's overrides.
+    #[serde(default)]
+    pub weight: Option<u32>,
 }
 
 /// The group's launch template and version, used as-is for replacements.
@@ -302,6 +307,38 @@ impl GroupSnapshot {
     /// Members that are InService.
     pub fn in_service(&self) -> impl Iterator<Item = &Member> {
         self.members.iter().filter(|m| m.state == MemberState::InService)
+    }
+
+    /// The capacity units instance `id` of type `instance_type` counts toward desired capacity
+    /// (and the floor): the one rule for every count against desired. The weight the group
+    /// lists for its member when it lists one, else the `WeightedCapacity` of the policy's
+    /// override of that type, else 1. A group without weights counts every instance as 1.
+    pub fn units(&self, id: &str, instance_type: &str) -> u32 {
+        self.member(id)
+            .and_then(|m| m.weight)
+            .or_else(|| self.mixed.as_ref().and_then(|m| m.weight_of(instance_type)))
+            .unwrap_or(1)
+    }
+
+    /// [`GroupSnapshot::units`] of `inst`.
+    pub fn units_of(&self, inst: &Instance) -> u32 {
+        self.units(&inst.id, &inst.instance_type)
+    }
+
+    /// The units of the InService members: what invariant 1 holds against desired. A member
+    /// whose instance the snapshot lacks counts by its listed weight, else 1.
+    pub fn in_service_units(&self, instances: &BTreeMap<String, Instance>) -> u32 {
+        self.in_service()
+            .map(|m| match instances.get(&m.id) {
+                Some(i) => self.units_of(i),
+                None => m.weight.unwrap_or(1),
+            })
+            .sum()
+    }
+
+    /// True when the group's policy gives its types weights other than 1.
+    pub fn weighted(&self) -> bool {
+        self.mixed.as_ref().is_some_and(|m| m.weighted())
     }
 }
 

@@ -151,6 +151,7 @@ pub fn member(id: &str) -> Member {
         state: MemberState::InService,
         healthy: true,
         protected_from_scale_in: false,
+        weight: None,
     }
 }
 

@@ -72,6 +72,7 @@ pub fn group_view(world: &World, g: usize) -> GroupSnapshot {
                 },
                 healthy: true,
                 protected_from_scale_in: false,
+                weight: None,
             })
             .collect(),
         status: None,

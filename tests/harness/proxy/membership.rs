@@ -8,7 +8,7 @@ use super::call::{percent_encode, Call};
 use super::errors;
 use super::lifecycle;
 use super::upstream::{ask_upstream, bad_gateway, forward, tag_text};
-use super::{Reply, State};
+use super::{weights, Reply, State};
 
 /// One instance of an Auto Scaling membership call (`InstanceIds.member.N`) and where moto's
 /// DescribeAutoScalingInstances places it: `(group, lifecycle state)`, `None` in no group.
@@ -102,12 +102,23 @@ pub(super) async fn attach_instances(state: &State, call: &Call, parts: &Parts, 
         Err(e) => return bad_gateway(e),
     };
     let number = |tag: &str| tag_text(&xml, tag).and_then(|v| v.parse::<usize>().ok());
+    let ids: Vec<String> = placements.iter().map(|(id, _)| id.clone()).collect();
+    // A weighted group counts what is attached in units (weights.rs).
+    let weights = weights::weights(state, &call.region, &group);
+    let adding = match &weights {
+        Some(w) => match weights::instance_types(state, parts.headers.get(header::AUTHORIZATION), &ids).await
+        {
+            Ok(types) => weights::units(w, &types) as usize,
+            Err(e) => return bad_gateway(e),
+        },
+        None => placements.len(),
+    };
     if let (Some(min), Some(max), Some(moto_desired)) =
         (number("MinSize"), number("MaxSize"), number("DesiredCapacity"))
     {
         // Replacements owed while `Launch` is suspended count, as they do in AWS's desired.
         let desired = moto_desired + state.life().owed(&call.region, &group) as usize;
-        if desired + placements.len() > max {
+        if desired + adding > max {
             return errors::validation(
                 state,
                 &format!(
@@ -116,6 +127,17 @@ pub(super) async fn attach_instances(state: &State, call: &Call, parts: &Parts, 
                     placements.len()
                 ),
             );
+        }
+        if weights.is_some() {
+            let reply = forward(state, parts, body).await;
+            if reply.status() == hyper::StatusCode::OK {
+                let to = (moto_desired + adding) as u32;
+                let auth = parts.headers.get(header::AUTHORIZATION);
+                if let Err(e) = weights::set_desired(state, auth, &call.region, &group, to).await {
+                    return bad_gateway(e);
+                }
+            }
+            return reply;
         }
     }
     forward(state, parts, body).await

@@ -25,6 +25,8 @@
 //! - `market`: `DescribeSpotPriceHistory`, `CreateFleet` and `RunInstances` rewriting.
 //! - `membership`: `AttachInstances` and `DetachInstances` with AWS's rules.
 //! - `mixed`: `UpdateAutoScalingGroup` keeps the group's `MixedInstancesPolicy`.
+//! - `weights`: a weighted mixed-instances group's desired capacity in units through
+//!   AttachInstances and a retire's decrement.
 //! - `rates`: EC2's request-rate limits, one token bucket per API class ([`Proxy::set_rates`]).
 //! - `control`: `GET /_counts` and `POST /_reset` for a reader in another process, and the
 //!   load (busy time, calls in flight).
@@ -73,6 +75,7 @@ mod stacks;
 mod status;
 mod tokens;
 mod upstream;
+mod weights;
 mod xml;
 
 pub use images::ImageFacts;
@@ -633,6 +636,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         ("ec2", "CreateFleet") => idempotent_create_fleet(&state, &call, &parts, body).await,
         ("autoscaling", "DetachInstances") => detach_instances(&state, &call, &parts, body).await,
         ("autoscaling", "AttachInstances") => attach_instances(&state, &call, &parts, body).await,
+        ("autoscaling", "TerminateInstanceInAutoScalingGroup") => {
+            weights::terminate(&state, &call, &parts, body).await
+        }
         ("ec2", "RunInstances") => run_instances(&state, &call, &parts, body).await,
         ("autoscaling", "CreateAutoScalingGroup" | "UpdateAutoScalingGroup") => {
             mixed::group_write(&state, &call, &parts, body).await

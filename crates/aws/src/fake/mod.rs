@@ -419,6 +419,7 @@ impl Port for FakePort {
                 state: MemberState::InService,
                 healthy: true,
                 protected_from_scale_in: false,
+                weight: None,
             }));
             Ok(())
         })

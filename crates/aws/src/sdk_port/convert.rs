@@ -43,6 +43,7 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
                 state: MemberState::from_api(i.lifecycle_state().map(|s| s.as_str()).unwrap_or("")),
                 healthy: i.health_status() == Some("Healthy"),
                 protected_from_scale_in: i.protected_from_scale_in().unwrap_or(false),
+                weight: i.weighted_capacity().and_then(|w| w.trim().parse().ok()),
             })
         })
         .collect();

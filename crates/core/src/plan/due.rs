@@ -67,10 +67,12 @@ pub fn forced_replacement(
             .filter_map(|m| instances.get(&m.id))
             .filter(move |i| i.lifecycle == lc)
     };
-    let on_demand = serving(Lifecycle::OnDemand).count() as u32;
+    // In capacity units, as the floor is: a spot replacement of an on-demand original takes
+    // its units off the on-demand count.
+    let on_demand: u32 = serving(Lifecycle::OnDemand).map(|i| group.units_of(i)).sum();
     let floor = policy.required_on_demand(group.desired);
-    let needs_on_demand =
-        records.sheltered(now) || (original.lifecycle == Lifecycle::OnDemand && on_demand <= floor);
+    let needs_on_demand = records.sheltered(now)
+        || (original.lifecycle == Lifecycle::OnDemand && on_demand < floor + group.units_of(original));
     let od_price = market.on_demand_price(&original.instance_type);
     let on_demand_launch = || {
         on_demand_launch_for(group, template, original, od_price, now).map(|mut a| {

@@ -24,6 +24,14 @@ pub fn launch_for(
         return Err(Action::new(ActionKind::Wait, Reason::NoSubnet, &group.name).instance(&original.id));
     };
     let mut found: Vec<Candidate> = candidates(original, original.architecture.as_deref(), ctx, avoid);
+    // In a weighted group a replacement counts what its original counts: a lighter one would
+    // leave the group below its desired units, a heavier one would raise desired by the
+    // difference at the attach (more capacity than its owner asked for, which Auto Scaling's
+    // own scale-in would then take back).
+    if let Some(m) = group.mixed.as_ref().filter(|m| m.weighted()) {
+        let units = group.units_of(original);
+        found.retain(|c| m.weight_of(&c.pool.instance_type).unwrap_or(1) == units);
+    }
     // A mixed-instances override may name its own template: one CreateFleet uses one, the
     // cheapest candidate's, with only the candidates launched from it.
     let template = match (&group.mixed, found.first()) {

@@ -333,7 +333,8 @@ fn plan_group_steps(
         skip: None,
         census: census(group, instances, market, policy),
     };
-    let in_service = group.in_service().count() as u32;
+    // In capacity units: one per instance, or its weight in a weighted group.
+    let in_service = group.in_service_units(instances);
 
     // --- advance swaps in flight; MaxSize: raise for the attaches, restore when none in flight
     let mut stage = stages::advance_all(group, launches, in_service, now);
@@ -342,6 +343,7 @@ fn plan_group_steps(
     plan.actions.extend(stages::max_size_step(
         group,
         stage.attaches,
+        stage.attach_units,
         stage.replacing.is_empty(),
     ));
 
@@ -388,7 +390,13 @@ fn plan_group_steps(
     // the desired capacity the group settles at: an attached swap raised desired by one until
     // its retire gives it back.
     let settled_floor = policy.required_on_demand(group.desired.saturating_sub(stage.attached));
-    let deficit = originals::floor_deficit(&serving, &stage.replacing, stage.od_arriving, settled_floor);
+    let deficit = originals::floor_deficit(
+        group,
+        &serving,
+        &stage.replacing,
+        stage.od_arriving,
+        settled_floor,
+    );
     if deficit > 0 && !stage.replacing.is_empty() {
         // One direction at a time: the swaps in flight settle first.
         plan.actions
@@ -419,7 +427,8 @@ fn plan_group_steps(
             &serving,
             &stage.replacing,
             launches,
-            deficit.min(policy.replace_per_cycle),
+            deficit,
+            policy.replace_per_cycle,
             now,
         ));
         return plan;
@@ -455,7 +464,7 @@ fn plan_group_steps(
         return plan;
     }
     match originals::choose_originals(
-        &group.name,
+        group,
         &serving,
         &stage.replacing,
         launches,
@@ -504,9 +513,18 @@ fn start_swaps(
     let target_spot = (counts.total() + 1).max(inputs.group.desired - inputs.floor);
     let ranked = RankedPools::default();
     let mut started = 0;
+    let mut units_left = chosen.units_above_floor;
+    let mut too_heavy = false;
     for original in chosen.eligible {
         if started == chosen.to_start {
             break;
+        }
+        // A weighted original heavier than the on-demand units above the floor stays: its
+        // swap would take the group's on-demand below the floor.
+        let units = inputs.group.units_of(original);
+        if units > units_left {
+            too_heavy = true;
+            continue;
         }
         let ctx = SearchContext {
             market: inputs.market,
@@ -531,9 +549,18 @@ fn start_swaps(
                 }
                 actions.push(action);
                 started += 1;
+                units_left -= units;
             }
             Err(wait) => actions.push(wait),
         }
+    }
+    if started == 0 && too_heavy {
+        // Every on-demand original weighs more than the units above the floor: at the floor.
+        actions.push(Action::new(
+            ActionKind::Wait,
+            Reason::AtRiskFloor,
+            &inputs.group.name,
+        ));
     }
     actions
 }

@@ -30,6 +30,9 @@ pub(crate) struct Originals<'i> {
     pub eligible: Vec<&'i Instance>,
     /// How many swaps may start: the on-demand above the floor, at most `replace-per-cycle`.
     pub to_start: u32,
+    /// The on-demand units above the floor: a swap of an original of more units must not
+    /// start ([`GroupSnapshot::units`]; without weights, the same as the count).
+    pub units_above_floor: u32,
 }
 
 /// The originals to replace this cycle, or, when none may be, the reason of the Wait saying
@@ -42,13 +45,14 @@ pub(crate) struct Originals<'i> {
 /// candidate protected, `InstanceProtected`, or the group would look stuck with nothing in the
 /// log.
 pub(crate) fn choose_originals<'i>(
-    group: &str,
+    snapshot: &GroupSnapshot,
     serving: &[(&Member, &'i Instance)],
     in_flight: &BTreeSet<&str>,
     launches: &Launches<'_>,
     floor: u32,
     replace_per_cycle: u32,
 ) -> Result<Originals<'i>, Option<Reason>> {
+    let group = snapshot.name.as_str();
     let on_demand: Vec<&(&Member, &Instance)> = serving
         .iter()
         .filter(|(m, i)| m.state == MemberState::InService && i.lifecycle == Lifecycle::OnDemand)
@@ -57,7 +61,12 @@ pub(crate) fn choose_originals<'i>(
         .iter()
         .filter(|(m, _)| in_flight.contains(m.id.as_str()))
         .count() as u32;
-    let od_staying = on_demand.len() as u32 - od_in_flight;
+    // Counted in capacity units: the floor is.
+    let od_staying: u32 = on_demand
+        .iter()
+        .filter(|(m, _)| !in_flight.contains(m.id.as_str()))
+        .map(|(_, i)| snapshot.units_of(i))
+        .sum();
     let available = od_staying.saturating_sub(floor);
     if available == 0 {
         return Err((od_in_flight == 0 && !on_demand.is_empty()).then_some(Reason::AtRiskFloor));
@@ -73,12 +82,18 @@ pub(crate) fn choose_originals<'i>(
         });
         return Err(protected.then_some(Reason::InstanceProtected));
     }
-    Ok(Originals { eligible, to_start })
+    Ok(Originals {
+        eligible,
+        to_start,
+        units_above_floor: available,
+    })
 }
 
-/// How many on-demand instances the group lacks for its floor: InService on-demand members not
-/// being replaced, plus on-demand launches on their way (`od_arriving`), against `floor`.
+/// How many on-demand units the group lacks for its floor: InService on-demand members not
+/// being replaced, plus on-demand launches on their way (`od_arriving`, in units), against
+/// `floor` (without weights, instances).
 pub(crate) fn floor_deficit(
+    group: &GroupSnapshot,
     serving: &[(&Member, &Instance)],
     replacing: &BTreeSet<&str>,
     od_arriving: u32,
@@ -91,7 +106,8 @@ pub(crate) fn floor_deficit(
                 && i.lifecycle == Lifecycle::OnDemand
                 && !replacing.contains(m.id.as_str())
         })
-        .count() as u32;
+        .map(|(_, i)| group.units_of(i))
+        .sum::<u32>();
     floor.saturating_sub(staying + od_arriving)
 }
 
@@ -137,9 +153,12 @@ pub(crate) fn replaceable<'i>(
     out
 }
 
-/// On-demand launches replacing spot members until the floor is met, at most `n`: of the AZ
-/// holding the most spot first, then the oldest; each a Launch with `BelowRiskFloor`. A Wait
-/// with the same reason when no spot member may be replaced (protected, unhealthy, in flight).
+/// On-demand launches replacing spot members until the `deficit` (in units) is met, at most
+/// `n` of them: of the AZ holding the most spot first, then the oldest; each a Launch with
+/// `BelowRiskFloor` of the member's own type, so of its own weight. A weighted group may end a
+/// few units above its floor (a member of weight 4 covers a deficit of 1), never below it.
+/// A Wait with the same reason when no spot member may be replaced (protected, unhealthy, in
+/// flight).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn restore_floor(
     group: &GroupSnapshot,
@@ -148,6 +167,7 @@ pub(crate) fn restore_floor(
     serving: &[(&Member, &Instance)],
     replacing: &BTreeSet<&str>,
     launches: &Launches<'_>,
+    deficit: u32,
     n: u32,
     now: Timestamp,
 ) -> Vec<Action> {
@@ -155,7 +175,13 @@ pub(crate) fn restore_floor(
     if spot.is_empty() {
         return vec![Action::new(ActionKind::Wait, Reason::BelowRiskFloor, &group.name)];
     }
+    let mut covered = 0;
     spot.into_iter()
+        .take_while(|i| {
+            let more = covered < deficit;
+            covered += group.units_of(i);
+            more
+        })
         .take(n as usize)
         .map(|i| {
             let od = market.on_demand_price(&i.instance_type);

@@ -32,6 +32,19 @@ pub fn is_outdated(inst: &Instance, template: &LaunchTemplateRef, version_now: &
     other_template || version != version_now
 }
 
+/// The template `inst` is judged against: in a mixed-instances group the template of its
+/// type's override when the override names one, else the group's. `None` when that is an
+/// override's own template: only the version the group's template launches today is read, so
+/// a member of another template cannot be judged (and must not be taken for outdated merely
+/// for coming from its override's template).
+fn judged_against<'a>(r: &Rollout<'a>, inst: &Instance) -> Option<&'a LaunchTemplateRef> {
+    let Some(mixed) = &r.group.mixed else {
+        return Some(r.template);
+    };
+    let own = crate::mixed::template_for(mixed, &inst.instance_type);
+    (own == r.template).then_some(r.template)
+}
+
 /// What [`outdated_launches`] reads.
 pub(crate) struct Rollout<'a> {
     pub(crate) group: &'a GroupSnapshot,
@@ -69,18 +82,21 @@ pub(crate) fn outdated_launches<'a>(
                 && i.state == InstanceState::Running
                 && !replacing.contains(m.id.as_str())
                 && !r.launches.contains_key(m.id.as_str())
-                && is_outdated(i, r.template, now_version)
+                && judged_against(r, i).is_some_and(|t| is_outdated(i, t, now_version))
         })
         .collect();
     outdated.sort_by(|a, b| a.1.launch_time.cmp(&b.1.launch_time).then(a.1.id.cmp(&b.1.id)));
-    let mut on_demand = serving
+    // In capacity units, as the floor is.
+    let mut on_demand: u32 = serving
         .iter()
         .filter(|(m, i)| m.state == MemberState::InService && i.lifecycle == Lifecycle::OnDemand)
-        .count() as u32;
+        .map(|(_, i)| r.group.units_of(i))
+        .sum();
     let mut counts = r.counts.clone();
     let mut out = Vec::new();
     for (m, inst) in outdated.into_iter().take(budget as usize) {
-        let action = if inst.lifecycle == Lifecycle::OnDemand && on_demand <= r.floor {
+        let units = r.group.units_of(inst);
+        let action = if inst.lifecycle == Lifecycle::OnDemand && on_demand < r.floor + units {
             let od_price = r.market.on_demand_price(&inst.instance_type);
             on_demand_launch_for(r.group, r.template, inst, od_price, r.now).map(|mut a| {
                 a.reason = Reason::OutdatedTemplate;
@@ -103,12 +119,12 @@ pub(crate) fn outdated_launches<'a>(
                 if let Some(p) = a
                     .pool
                     .clone()
-                    .filter(|_| inst.lifecycle == Lifecycle::Spot || on_demand > r.floor)
+                    .filter(|_| inst.lifecycle == Lifecycle::Spot || on_demand >= r.floor + units)
                 {
                     counts.add(p);
                 }
                 if inst.lifecycle == Lifecycle::OnDemand {
-                    on_demand = on_demand.saturating_sub(1);
+                    on_demand = on_demand.saturating_sub(units);
                 }
                 replacing.insert(m.id.as_str());
                 out.push(a);
@@ -204,5 +220,46 @@ mod tests {
         // a bad value is InvalidConfig
         let bad = rollout().tag(tags::REPLACE_OUTDATED, "yes").plan();
         assert_eq!(bad.skip.map(|s| s.reason), Some(Reason::InvalidConfig));
+    }
+
+    #[test]
+    fn a_mixed_member_from_its_overrides_own_template_is_not_taken_for_outdated() {
+        use crate::mixed::{MixedOverride, MixedPolicy};
+        // GIVEN a mixed-instances group whose m5.large override launches from its own template
+        //   lt-own, an on-demand m5.large launched from lt-own, and a spot m5a.large of the
+        //   policy's template at an old version
+        let f = rollout().tag(tags::REPLACE_PER_CYCLE, "5");
+        let main = crate::testkit::template();
+        let own = crate::LaunchTemplateRef {
+            id: Some("lt-own".into()),
+            ..main.clone()
+        };
+        let over = |t: &str, lt: Option<&crate::LaunchTemplateRef>| MixedOverride {
+            instance_type: Some(t.into()),
+            weighted_capacity: None,
+            launch_template: lt.cloned(),
+            instance_requirements: false,
+        };
+        let mut f = f.with_group(|g| {
+            g.launch_source = crate::LaunchSource::MixedInstances;
+            g.mixed = Some(MixedPolicy {
+                launch_template: main.clone(),
+                overrides: vec![over("m5.large", Some(&own)), over("m5a.large", None)],
+                on_demand_base: None,
+                on_demand_percent: None,
+            });
+        });
+        let od = f
+            .instances
+            .remove("i-od1")
+            .unwrap()
+            .tagged(tags::AWS_LT_ID, "lt-own");
+        f.instances.insert("i-od1".into(), od);
+        let s1 = f.instances.get_mut("i-s1").unwrap();
+        s1.instance_type = "m5a.large".into();
+        // THEN only the member of the policy's template at an old version is rolled: the one
+        //   from its override's template is not judged against the policy's
+        let got: Vec<String> = launched(&f.plan()).into_iter().map(|l| l.0).collect();
+        assert_eq!(got, vec!["i-s1".to_string()]);
     }
 }

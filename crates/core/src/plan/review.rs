@@ -53,7 +53,7 @@ pub fn review_group(
     }
     let index = LaunchIndex::new(instances.values());
     let launches = index.of(&group.name);
-    let in_service = group.in_service().count() as u32;
+    let in_service = group.in_service_units(instances);
     let mut counts: PoolCounts = stages::advance_all(group, launches, in_service, now).counts;
     for (_, inst) in originals::serving(group, instances) {
         if inst.lifecycle == Lifecycle::Spot {

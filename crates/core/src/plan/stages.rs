@@ -27,6 +27,8 @@ pub(crate) enum SwapState {
 /// of at least our launches (the reaper's snapshot holds only those; the originals are read
 /// from the group's members).
 pub fn swaps_in_flight(group: &GroupSnapshot, launches: &Launches<'_>, now: Timestamp) -> BTreeSet<String> {
+    // Whether a swap is in flight does not depend on the group's capacity (that only decides
+    // between a retire and a wait), so the count needs no instances here.
     let in_service = group.in_service().count() as u32;
     launches
         .iter()
@@ -261,10 +263,13 @@ pub(crate) struct Advanced<'a> {
     /// counted for the diversification cap.
     pub counts: PoolCounts,
     /// On-demand launches of swaps in flight (restoring the floor) not yet InService in the
-    /// group: on-demand capacity on its way.
+    /// group: on-demand capacity on its way, in units ([`GroupSnapshot::units`]).
     pub od_arriving: u32,
-    /// Swaps in flight whose launch is attached: each raised desired by one until its retire.
+    /// Swaps in flight whose launch is attached: each raised desired by its launch's units
+    /// (one, without weights) until its retire.
     pub attached: u32,
+    /// The units of this cycle's attaches: what MaxSize must make room for.
+    pub attach_units: u32,
 }
 
 /// Advance each swap of `group` one stage ([`advance_swap`]).
@@ -277,8 +282,10 @@ pub(crate) fn advance_all<'a>(
     let mut out = Advanced::default();
     for (replaces, ls) in launches {
         let (actions, state, kept) = advance_swap(group, replaces, ls, in_service, now);
+        let units = kept.map_or(1, |k| group.units_of(k));
         for a in actions.into_iter().map(|a| held_by_suspension(group, a)) {
             if matches!(a.kind, ActionKind::Attach { .. }) {
+                out.attach_units += units;
                 out.attaches.push(a);
             } else {
                 out.actions.push(a);
@@ -291,7 +298,7 @@ pub(crate) fn advance_all<'a>(
                     .member(&k.id)
                     .is_some_and(|m| m.state != MemberState::Leaving)
             }) {
-                out.attached += 1;
+                out.attached += units;
             }
             match kept {
                 Some(k) if k.lifecycle == crate::model::Lifecycle::OnDemand => {
@@ -299,7 +306,7 @@ pub(crate) fn advance_all<'a>(
                         .member(&k.id)
                         .is_some_and(|m| m.state == MemberState::InService);
                     if !in_service {
-                        out.od_arriving += 1;
+                        out.od_arriving += units;
                     }
                 }
                 // an unattached spot launch will land in its pool: count it for the cap
@@ -332,14 +339,18 @@ fn held_by_suspension(group: &GroupSnapshot, a: Action) -> Action {
 /// MaxSize around this cycle's attaches: raised first when they would not fit (recording the
 /// original MaxSize, or keeping the one already recorded), then the attaches; with no attach
 /// and no swap in flight, restored ([`max_restore`]).
+///
+/// `attach_units` is what the attaches add to desired: one each without weights, each
+/// launch's units in a weighted group (MaxSize is in the same units as desired).
 pub(crate) fn max_size_step(
     group: &GroupSnapshot,
     attaches: Vec<Action>,
+    attach_units: u32,
     nothing_in_flight: bool,
 ) -> Vec<Action> {
     let mut out = Vec::new();
     if !attaches.is_empty() {
-        let needed = group.desired + attaches.len() as u32;
+        let needed = group.desired + attach_units;
         if needed > group.max_size {
             // Raised again: keep the recorded original, unless the owner has set MaxSize since
             // (then theirs is the one to come back to).

@@ -102,11 +102,15 @@ fn the_same_template_is_used_when_the_cheapest_override_has_none() {
 }
 
 #[test]
-fn weighted_and_attribute_based_policies_are_skipped_with_a_detail() {
+fn attribute_based_policies_and_bad_weights_are_skipped_with_a_detail() {
     for (change, want) in [
         (
-            (|m: &mut MixedPolicy| m.overrides[0].weighted_capacity = Some("2".into()))
+            (|m: &mut MixedPolicy| m.overrides[0].weighted_capacity = Some("0".into()))
                 as fn(&mut MixedPolicy),
+            "WeightedCapacity",
+        ),
+        (
+            |m: &mut MixedPolicy| m.overrides[0].weighted_capacity = Some("two".into()),
             "WeightedCapacity",
         ),
         (
@@ -114,7 +118,7 @@ fn weighted_and_attribute_based_policies_are_skipped_with_a_detail() {
             "InstanceRequirements",
         ),
     ] {
-        // GIVEN a policy spotswap does not swap yet, with a launch of ours ready to attach
+        // GIVEN a policy spotswap does not swap, with a launch of ours ready to attach
         let fleet = mixed_fleet(Some(0), Some(0))
             .with_group(|g| change(g.mixed.as_mut().unwrap()))
             .launch("i-l1", "i-od00", Stage::Ready);
@@ -124,4 +128,129 @@ fn weighted_and_attribute_based_policies_are_skipped_with_a_detail() {
         assert!(plan.skip.unwrap().detail.unwrap().contains(want));
         assert!(plan.actions.is_empty());
     }
+}
+
+// --- weighted capacity: desired, the floor and invariant 1 in units -------------------------
+
+fn weighted(t: &str, w: u32) -> MixedOverride {
+    MixedOverride {
+        weighted_capacity: Some(w.to_string()),
+        ..over(t, None)
+    }
+}
+
+/// Three on-demand m5.large of weight 2 (6 units, desired 6) in a group whose policy also
+/// allows m5a.large (2 units) and m6i.large (1 unit, and the cheapest spot pool), keeping
+/// `base` units on-demand and none above it.
+fn weighted_fleet(base: u32) -> Fleet {
+    let mut fleet = mixed_fleet(Some(base), Some(0))
+        .desired(6)
+        .max(6)
+        .with_group(|g| {
+            g.mixed.as_mut().unwrap().overrides = vec![
+                weighted("m5.large", 2),
+                weighted("m5a.large", 2),
+                weighted("m6i.large", 1),
+            ];
+        });
+    for az in AZS {
+        fleet.market.spot_prices.insert(Pool::new("m6i.large", az), 0.001);
+    }
+    fleet
+}
+
+#[test]
+fn a_weighted_group_counts_its_floor_in_units_and_swaps_only_for_equal_weight() {
+    // GIVEN a weighted group of 6 units keeping 2 units on-demand
+    let plan = weighted_fleet(2).plan();
+    // THEN the floor is 2 units, one instance: two of the three originals are swapped
+    assert_eq!(plan.census.floor, 2);
+    assert_eq!(launched_for(&plan).len(), 2, "{:?}", steps(&plan));
+    // AND each replacement weighs what its original weighs: the lighter m6i.large, although
+    //   the cheapest pool, is never a candidate (it would leave the group a unit short)
+    for spec in launches(&plan) {
+        let types = candidate_types(spec);
+        assert!(!types.is_empty());
+        assert!(
+            types.iter().all(|t| ["m5.large", "m5a.large"].contains(t)),
+            "{types:?}"
+        );
+    }
+}
+
+#[test]
+fn a_weighted_original_heavier_than_the_units_above_the_floor_stays() {
+    // GIVEN the same group keeping 3 units on-demand: 3 of its 6 units are above the floor,
+    //   and each original weighs 2
+    let plan = weighted_fleet(3).plan();
+    // THEN only one swap starts: a second would leave 2 units on-demand, below the floor of 3
+    assert_eq!(plan.census.floor, 3);
+    assert_eq!(launched_for(&plan).len(), 1, "{:?}", steps(&plan));
+    // AND at 5 units kept, none starts, and the log says why
+    let plan = weighted_fleet(5).plan();
+    assert!(launched_for(&plan).is_empty());
+    assert_eq!(steps(&plan), vec![("wait", Reason::AtRiskFloor, None)]);
+}
+
+#[test]
+fn a_weighted_swap_is_retired_once_the_group_holds_its_desired_units() {
+    // GIVEN a weighted group of 6 units whose swap of i-od00 has attached an m5a.large of
+    //   weight 2 (desired 8 units while it serves beside its original), past its grace period
+    let attached =
+        weighted_fleet(2)
+            .desired(8)
+            .max(8)
+            .launch("i-l1", "i-od00", Stage::Attached { secs_ago: 3600 });
+    // THEN the original is retired: 8 units serve for 8 desired, although only 4 instances do
+    let plan = attached.clone().plan();
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(&a.kind, ActionKind::Retire { instance, .. } if instance == "i-od00")),
+        "{:?}",
+        steps(&plan)
+    );
+    // AND with another original not InService (6 units serve for 8), the retire waits
+    let short = attached
+        .edit_member("i-od01", |m| m.state = MemberState::Pending)
+        .plan();
+    assert!(
+        short
+            .actions
+            .iter()
+            .any(|a| a.reason == Reason::GroupBelowCapacity),
+        "{:?}",
+        steps(&short)
+    );
+    assert!(!short
+        .actions
+        .iter()
+        .any(|a| matches!(a.kind, ActionKind::Retire { .. })));
+}
+
+#[test]
+fn a_weighted_attach_raises_max_size_by_the_launchs_units() {
+    // GIVEN a weighted group at MaxSize (6 units) with a launch of weight 2 ready to attach
+    let plan = weighted_fleet(2).launch("i-l1", "i-od00", Stage::Ready).plan();
+    // THEN MaxSize is raised by the 2 units the attach adds, not by one instance
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::RaiseMax { from: 6, to: 8 })),
+        "{:?}",
+        kinds(&plan)
+    );
+}
+
+#[test]
+fn the_group_listed_weight_of_a_member_wins_over_its_types() {
+    // GIVEN the weighted group, where Auto Scaling lists i-od00 at 1 unit (a weight it kept
+    //   from an earlier policy) and the owner keeps 4 units on-demand (desired 5)
+    let plan = weighted_fleet(4)
+        .desired(5)
+        .edit_member("i-od00", |m| m.weight = Some(1))
+        .plan();
+    // THEN the 1 unit above the floor lets only i-od00 be swapped, for a 1-unit type
+    assert_eq!(launched_for(&plan), vec!["i-od00"], "{:?}", steps(&plan));
+    assert_eq!(candidate_types(launches(&plan)[0]), vec!["m6i.large"]);
 }

@@ -356,6 +356,7 @@ fn apply(mut fleet: Fleet, plan: &GroupPlan) -> Fleet {
                     state: MemberState::Pending,
                     healthy: true,
                     protected_from_scale_in: false,
+                    weight: None,
                 });
                 fleet
                     .instances

@@ -90,6 +90,41 @@ fn without_a_hook_the_instance_is_detached_keeping_desired() {
 }
 
 #[test]
+fn a_mixed_instances_member_gets_its_replacement_first_too_weighted_or_not() {
+    use crate::mixed::{MixedOverride, MixedPolicy};
+    for weight in [None, Some("2")] {
+        // GIVEN an InService spot member of a managed mixed-instances group (weighted, or not)
+        let mut g = managed();
+        g.launch_source = crate::model::LaunchSource::MixedInstances;
+        g.mixed = Some(MixedPolicy {
+            launch_template: crate::testkit::template(),
+            overrides: vec![MixedOverride {
+                instance_type: Some("m5.large".into()),
+                weighted_capacity: weight.map(str::to_string),
+                launch_template: None,
+                instance_requirements: false,
+            }],
+            on_demand_base: Some(0),
+            on_demand_percent: Some(0),
+        });
+        let snap = snapshot(MemberState::InService, "InService", g);
+        // WHEN the warning arrives
+        let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+        // THEN the replacement is requested first, as for any group: detached keeping desired,
+        //   so the group launches its replacement by its own policy (its units, when weighted)
+        assert_eq!(
+            actions[0].kind,
+            ActionKind::Detach {
+                instance: ID.into(),
+                decrement: false
+            },
+            "{weight:?}"
+        );
+        assert_eq!(actions[0].reason, Reason::SpotInterruptionWarning);
+    }
+}
+
+#[test]
 fn with_a_terminating_hook_the_group_terminates_it_so_the_hook_drains_it() {
     let mut g = managed();
     g.has_terminating_hook = Some(true);
@@ -480,6 +515,7 @@ fn the_rebalancer_never_reattaches_a_launch_detached_on_interruption() {
         state: MemberState::InService,
         healthy: true,
         protected_from_scale_in: false,
+        weight: None,
     }];
     g.desired = 1;
     let instances: BTreeMap<String, Instance> = [(o.id.clone(), o.clone()), (l.id.clone(), l.clone())].into();
