@@ -281,6 +281,10 @@ pub struct GroupSnapshot {
     /// when the stack could not be read (it does not exist, or access was denied).
     #[serde(default)]
     pub stack_status: Option<String>,
+    /// The Elastic IPs and data volumes of a stateful group (`spotswap:carry-eip`,
+    /// `spotswap:carry-volumes`), read only for such groups; `None` when not read.
+    #[serde(default)]
+    pub carried: Option<crate::carry::Carried>,
 }
 
 impl GroupSnapshot {

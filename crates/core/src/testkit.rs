@@ -234,6 +234,7 @@ impl Fleet {
                 max_instance_lifetime_secs: None,
                 template_version_now: None,
                 stack_status: None,
+                carried: None,
             },
             instances: BTreeMap::new(),
             market: market(),

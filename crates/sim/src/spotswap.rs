@@ -47,8 +47,11 @@ pub fn action_calls(kind: &ActionKind) -> u64 {
         | ActionKind::Detach { .. }
         | ActionKind::TerminateInGroup { .. }
         | ActionKind::TagDetached { .. }
-        | ActionKind::RecordInterruption { .. } => 1,
-        ActionKind::Wait | ActionKind::Ignore => 0,
+        | ActionKind::RecordInterruption { .. }
+        | ActionKind::TagCarried { .. } => 1,
+        // the re-read (DescribeAddresses or DescribeVolumes) + the move
+        ActionKind::AssociateAddress { .. } | ActionKind::AttachVolume { .. } | ActionKind::DetachVolume { .. } => 2,
+        ActionKind::Wait | ActionKind::Ignore | ActionKind::Stranded { .. } => 0,
     }
 }
 
@@ -273,7 +276,9 @@ impl Spotswap {
                 ));
                 Ok(())
             }
-            ActionKind::Wait | ActionKind::Ignore => Ok(()),
+            ActionKind::Wait | ActionKind::Ignore | ActionKind::Stranded { .. } => Ok(()),
+            // The simulated groups carry no Elastic IP and no volume: the planner never asks.
+            _ => Err(format!("{} on a simulated group", a.kind.name())),
         }
     }
 

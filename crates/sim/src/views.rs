@@ -84,6 +84,7 @@ pub fn group_view(world: &World, g: usize) -> GroupSnapshot {
         max_instance_lifetime_secs: None,
         template_version_now: None,
         stack_status: None,
+        carried: None,
     }
 }
 

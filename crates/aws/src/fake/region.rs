@@ -42,6 +42,10 @@ pub struct FakeRegion {
     pub fleet_tokens: BTreeMap<String, String>,
     /// Instances CreateFleet launched so far (their ids count up).
     pub launched: u64,
+    /// Elastic IPs.
+    pub addresses: Vec<spotswap_core::carry::Address>,
+    /// EBS volumes with the tags the test gave them (key, value).
+    pub volumes: Vec<(spotswap_core::carry::Volume, Vec<(String, String)>)>,
 }
 
 impl Default for FakeRegion {
@@ -67,6 +71,8 @@ impl Default for FakeRegion {
             events: Vec::new(),
             fleet_tokens: BTreeMap::new(),
             launched: 0,
+            addresses: Vec::new(),
+            volumes: Vec::new(),
         }
     }
 }

@@ -83,6 +83,7 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
             .filter(|s| *s > 0),
         template_version_now: None,
         stack_status: None,
+        carried: None,
     }
 }
 

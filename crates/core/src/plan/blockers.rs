@@ -149,6 +149,7 @@ mod tests {
             max_instance_lifetime_secs: None,
             template_version_now: None,
             stack_status: None,
+            carried: None,
         }
     }
 
