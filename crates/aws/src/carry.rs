@@ -80,7 +80,7 @@ pub(crate) async fn read_carried(
                 .filter(|_| policy.eip)
                 .filter(|a| {
                     a.group_record.as_deref() == Some(group.name.as_str())
-                        || a.instance.as_deref().is_some_and(ours)
+                        || a.instance.as_deref().is_some_and(&ours)
                 })
                 .cloned()
                 .collect(),
