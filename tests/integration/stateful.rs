@@ -20,8 +20,8 @@ use spotswap_aws::{reap, rebalance, Config, CycleOptions, CycleReport, MutationB
 use spotswap_core::{tags, ActionKind, Reason};
 use spotswap_tests::fleet::{sample_price_file, Env, GroupSpec};
 
-const KEY: &str = "data-volume";
-const DEVICE: &str = "/dev/sdf";
+pub(crate) const KEY: &str = "data-volume";
+pub(crate) const DEVICE: &str = "/dev/sdf";
 
 fn config() -> Config {
     Config {
@@ -56,7 +56,7 @@ async fn azs(env: &Env) -> BTreeMap<String, String> {
 }
 
 /// An Elastic IP, associated with `instance` when given; its allocation id.
-async fn eip(env: &Env, instance: Option<&str>) -> String {
+pub(crate) async fn eip(env: &Env, instance: Option<&str>) -> String {
     let alloc = env
         .ec2
         .allocate_address()
@@ -80,7 +80,7 @@ async fn eip(env: &Env, instance: Option<&str>) -> String {
 }
 
 /// A data volume of `group` in `az`, attached to `instance` at [`DEVICE`] when given.
-async fn volume(env: &Env, group: &str, az: &str, instance: Option<&str>, extra: &[(&str, &str)]) -> String {
+pub(crate) async fn volume(env: &Env, group: &str, az: &str, instance: Option<&str>, extra: &[(&str, &str)]) -> String {
     let mut tags_ = vec![aws_sdk_ec2::types::Tag::builder().key(KEY).value(group).build()];
     for (k, v) in extra {
         tags_.push(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build());
@@ -153,21 +153,39 @@ async fn volume_on(env: &Env, id: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A stateful group of one on-demand instance holding an Elastic IP and a data volume:
-/// (group, original, allocation id, volume id).
-async fn stateful_group(env: &Env, name: &str) -> (String, String, String, String) {
+/// A stateful group of `desired` members in one subnet: (group, InService members, their AZ).
+pub(crate) async fn carry_group(env: &Env, name: &str, desired: i32) -> (String, Vec<String>, String) {
     let group = env
         .group(
             &GroupSpec {
                 subnets: 1,
-                ..GroupSpec::managed(name, 1)
+                ..GroupSpec::managed(name, desired)
             }
             .tag(tags::CARRY_EIP, "true")
             .tag(tags::CARRY_VOLUMES, KEY),
         )
         .await;
-    let original = env.group_state(&group).await.in_service()[0].clone();
-    let az = azs(env).await[&original].clone();
+    let members = env.group_state(&group).await.in_service();
+    let az = azs(env).await[&members[0]].clone();
+    (group, members, az)
+}
+
+/// Record `alloc` as the group's (`spotswap:carry-eip-group`), as spotswap would have.
+pub(crate) async fn record_address(env: &Env, alloc: &str, group: &str) {
+    env.ec2
+        .create_tags()
+        .resources(alloc)
+        .tags(aws_sdk_ec2::types::Tag::builder().key(tags::CARRY_EIP_GROUP).value(group).build())
+        .send()
+        .await
+        .expect("tag address");
+}
+
+/// A stateful group of one on-demand instance holding an Elastic IP and a data volume:
+/// (group, original, allocation id, volume id).
+async fn stateful_group(env: &Env, name: &str) -> (String, String, String, String) {
+    let (group, members, az) = carry_group(env, name, 1).await;
+    let original = members[0].clone();
     let alloc = eip(env, Some(&original)).await;
     let vol = volume(env, &group, &az, Some(&original), &[]).await;
     (group, original, alloc, vol)
@@ -238,31 +256,15 @@ async fn one_reaper_pass_attaches_free_volumes_or_says_they_are_stranded() {
     // address recorded for the group, a free volume with its device recorded in the member's
     // AZ, one in another AZ, and one never seen attached (no device)
     let env = Env::new().await;
-    let group = env
-        .group(
-            &GroupSpec {
-                subnets: 1,
-                ..GroupSpec::managed("stateful-reap", 1)
-            }
-            .tag(tags::CARRY_EIP, "true")
-            .tag(tags::CARRY_VOLUMES, KEY),
-        )
-        .await;
-    let member = env.group_state(&group).await.in_service()[0].clone();
-    let az = azs(&env).await[&member].clone();
+    let (group, members, az) = carry_group(&env, "stateful-reap", 1).await;
+    let member = members[0].clone();
     let other_az = if az.ends_with('a') {
         az.replace_suffix('b')
     } else {
         az.replace_suffix('a')
     };
     let alloc = eip(&env, None).await;
-    env.ec2
-        .create_tags()
-        .resources(&alloc)
-        .tags(aws_sdk_ec2::types::Tag::builder().key(tags::CARRY_EIP_GROUP).value(&group).build())
-        .send()
-        .await
-        .expect("tag address");
+    record_address(&env, &alloc, &group).await;
     let free = volume(&env, &group, &az, None, &[(tags::CARRY_DEVICE, DEVICE)]).await;
     let elsewhere = volume(&env, &group, &other_az, None, &[(tags::CARRY_DEVICE, DEVICE)]).await;
     let unrecorded = volume(&env, &group, &az, None, &[]).await;
@@ -324,39 +326,25 @@ impl AzSuffix for String {
 async fn three_concurrent_passes_move_each_resource_once() {
     // GIVEN a free recorded address and a free recorded volume of a stateful group
     let env = Env::new().await;
-    let group = env
-        .group(
-            &GroupSpec {
-                subnets: 1,
-                ..GroupSpec::managed("stateful-3x", 2)
-            }
-            .tag(tags::CARRY_EIP, "true")
-            .tag(tags::CARRY_VOLUMES, KEY),
-        )
-        .await;
-    let members = env.group_state(&group).await.in_service();
-    let az = azs(&env).await[&members[0]].clone();
+    let (group, members, az) = carry_group(&env, "stateful-3x", 2).await;
     let alloc = eip(&env, None).await;
-    env.ec2
-        .create_tags()
-        .resources(&alloc)
-        .tags(aws_sdk_ec2::types::Tag::builder().key(tags::CARRY_EIP_GROUP).value(&group).build())
-        .send()
-        .await
-        .expect("tag address");
+    record_address(&env, &alloc, &group).await;
     let vol = volume(&env, &group, &az, None, &[(tags::CARRY_DEVICE, DEVICE)]).await;
 
     // WHEN three reaper passes run at once (3× delivery), then three cycles at once
+    let cfg = config();
+    let (x, y, z) = (env.aws(), env.aws(), env.aws());
     let (a, b, c) = tokio::join!(
-        reap(&env.aws(), &config(), CycleOptions::default()),
-        reap(&env.aws(), &config(), CycleOptions::default()),
-        reap(&env.aws(), &config(), CycleOptions::default()),
+        reap(&x, &cfg, CycleOptions::default()),
+        reap(&y, &cfg, CycleOptions::default()),
+        reap(&z, &cfg, CycleOptions::default()),
     );
     let passes = [a.expect("pass"), b.expect("pass"), c.expect("pass")];
+    let (x, y, z) = (env.aws(), env.aws(), env.aws());
     let (d, e, f) = tokio::join!(
-        rebalance(&env.aws(), &config(), CycleOptions::default()),
-        rebalance(&env.aws(), &config(), CycleOptions::default()),
-        rebalance(&env.aws(), &config(), CycleOptions::default()),
+        rebalance(&x, &cfg, CycleOptions::default()),
+        rebalance(&y, &cfg, CycleOptions::default()),
+        rebalance(&z, &cfg, CycleOptions::default()),
     );
     let cycles = [d.expect("cycle"), e.expect("cycle"), f.expect("cycle")];
 

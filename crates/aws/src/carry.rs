@@ -120,7 +120,8 @@ pub(crate) async fn read_carried(
     if let Ok(found) = describe_instances(aws, &holders).await {
         instances.extend(found);
     }
-    for id in holders.iter().filter(|id| !instances.contains_key(*id)) {
+    let missing: Vec<&String> = holders.iter().filter(|id| !instances.contains_key(*id)).collect();
+    for id in missing {
         if let Ok(Some(i)) = aws
             .paced(op::DESCRIBE_INSTANCES, aws.port().instance_any_state(id))
             .await

@@ -68,9 +68,6 @@ pub async fn take(
             || (compat && launched_by_autospotting(i))
     });
 
-    // Stateful groups: their Elastic IPs and data volumes, and the instances holding them.
-    crate::carry::read_carried(aws, settings, &mut groups, &mut instances).await;
-
     // Status checks matter only for our launches waiting to be attached.
     let waiting: Vec<String> = instances
         .values()
@@ -98,6 +95,9 @@ pub async fn take(
             BTreeMap::new()
         }
     };
+    // Stateful groups: their Elastic IPs and data volumes, and the instances holding them.
+    crate::carry::read_carried(aws, settings, &mut groups, &mut instances).await;
+
     info!(
         groups = groups.len(),
         instances = instances.len(),
