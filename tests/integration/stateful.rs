@@ -355,16 +355,30 @@ async fn three_concurrent_passes_move_each_resource_once() {
     assert!(members.contains(&on[0].0));
     let eip_on = address_on(&env, &alloc).await.expect("associated");
     assert!(members.contains(&eip_on));
-    let done = |kind: fn(&ActionKind) -> bool| {
-        passes
-            .iter()
-            .chain(cycles.iter())
-            .flat_map(|r| r.actions.iter())
-            .filter(|a| kind(&a.kind) && matches!(a.outcome, Outcome::Done(_)))
-            .count()
-    };
-    assert!(done(|k| matches!(k, ActionKind::AttachVolume { .. })) <= 1);
-    assert!(done(|k| matches!(k, ActionKind::AssociateAddress { .. })) <= 1);
+    // Every attach and association made went to where the resource is now: no resource went
+    // to a second instance. (AWS refuses a second AttachVolume of an in-use volume; moto
+    // accepts it, so a race may count two attaches to the same instance here: docs/design.md
+    // §11.)
+    let made: Vec<(&str, &str)> = passes
+        .iter()
+        .chain(cycles.iter())
+        .flat_map(|r| r.actions.iter())
+        .filter(|a| matches!(a.outcome, Outcome::Done(_)))
+        .filter_map(|a| match &a.kind {
+            ActionKind::AttachVolume { volume, instance, .. } => Some((volume.as_str(), instance.as_str())),
+            ActionKind::AssociateAddress {
+                allocation_id,
+                instance,
+                ..
+            } => Some((allocation_id.as_str(), instance.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert!(!made.is_empty(), "nothing was moved");
+    for (resource, to) in &made {
+        let now_on = if *resource == vol { on[0].0.clone() } else { eip_on.clone() };
+        assert_eq!(*to, now_on, "{resource} was moved to {to}, and is on {now_on}: {made:?}");
+    }
     for r in passes.iter().chain(cycles.iter()) {
         print_decisions("run", r);
         assert!(
