@@ -160,8 +160,22 @@ async fn stateful_reaper(env: &Env, seen: &mut Observed) {
     let (group, members, az) = super::stateful::carry_group(env, "iam-stateful", 2).await;
     let alloc = super::stateful::eip(env, None).await;
     super::stateful::record_address(env, &alloc, &group).await;
-    super::stateful::volume(env, &group, &az, None, &[(tags::CARRY_DEVICE, super::stateful::DEVICE)]).await;
-    super::stateful::volume(env, &group, &az, Some(&members[1]), &[(tags::CARRY_DEVICE, "/dev/sdg")]).await;
+    super::stateful::volume(
+        env,
+        &group,
+        &az,
+        None,
+        &[(tags::CARRY_DEVICE, super::stateful::DEVICE)],
+    )
+    .await;
+    super::stateful::volume(
+        env,
+        &group,
+        &az,
+        Some(&members[1]),
+        &[(tags::CARRY_DEVICE, "/dev/sdg")],
+    )
+    .await;
     env.ec2
         .stop_instances()
         .instance_ids(&members[1])

@@ -42,7 +42,12 @@ fn print_decisions(what: &str, r: &CycleReport) {
 
 /// The AZ of each live instance.
 async fn azs(env: &Env) -> BTreeMap<String, String> {
-    let resp = env.ec2.describe_instances().send().await.expect("describe instances");
+    let resp = env
+        .ec2
+        .describe_instances()
+        .send()
+        .await
+        .expect("describe instances");
     resp.reservations()
         .iter()
         .flat_map(|r| r.instances())
@@ -80,7 +85,13 @@ pub(crate) async fn eip(env: &Env, instance: Option<&str>) -> String {
 }
 
 /// A data volume of `group` in `az`, attached to `instance` at [`DEVICE`] when given.
-pub(crate) async fn volume(env: &Env, group: &str, az: &str, instance: Option<&str>, extra: &[(&str, &str)]) -> String {
+pub(crate) async fn volume(
+    env: &Env,
+    group: &str,
+    az: &str,
+    instance: Option<&str>,
+    extra: &[(&str, &str)],
+) -> String {
     let mut tags_ = vec![aws_sdk_ec2::types::Tag::builder().key(KEY).value(group).build()];
     for (k, v) in extra {
         tags_.push(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build());
@@ -175,7 +186,12 @@ pub(crate) async fn record_address(env: &Env, alloc: &str, group: &str) {
     env.ec2
         .create_tags()
         .resources(alloc)
-        .tags(aws_sdk_ec2::types::Tag::builder().key(tags::CARRY_EIP_GROUP).value(group).build())
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(tags::CARRY_EIP_GROUP)
+                .value(group)
+                .build(),
+        )
         .send()
         .await
         .expect("tag address");
@@ -209,7 +225,11 @@ async fn assert_carry_safe(env: &Env, group: &str, original: &str, alloc: &str, 
     assert!(eip_on.is_some(), "{when}: {alloc} is unassociated");
     if !g.members.contains_key(original) {
         // retired: the address was on the replacement before
-        assert_ne!(eip_on.as_deref(), Some(original), "{when}: address left on the retired original");
+        assert_ne!(
+            eip_on.as_deref(),
+            Some(original),
+            "{when}: address left on the retired original"
+        );
     }
 }
 
@@ -242,10 +262,20 @@ async fn a_swap_moves_the_eip_before_the_retire_and_the_volume_after_it() {
     assert!(!g.members.contains_key(&original), "the original is retired");
     assert_eq!(env.mix(&group).await, (0, 1));
     let replacement = g.in_service()[0].clone();
-    assert_eq!(address_on(&env, &alloc).await.as_deref(), Some(replacement.as_str()));
-    assert_eq!(volume_on(&env, &vol).await, vec![(replacement, DEVICE.to_string())]);
+    assert_eq!(
+        address_on(&env, &alloc).await.as_deref(),
+        Some(replacement.as_str())
+    );
+    assert_eq!(
+        volume_on(&env, &vol).await,
+        vec![(replacement, DEVICE.to_string())]
+    );
     // AND the retire waited for the address (the gate held at least once), each move once
-    for r in [Reason::WaitingForCarry, Reason::AddressCarried, Reason::VolumeCarried] {
+    for r in [
+        Reason::WaitingForCarry,
+        Reason::AddressCarried,
+        Reason::VolumeCarried,
+    ] {
         assert!(reasons.contains(&r), "{r} missing from {reasons:?}");
     }
 }
@@ -288,7 +318,10 @@ async fn one_reaper_pass_attaches_free_volumes_or_says_they_are_stranded() {
     print_decisions("reaper", &pass);
 
     // THEN the free volume is on the member at its device, the address too
-    assert_eq!(volume_on(&env, &free).await, vec![(member.clone(), DEVICE.to_string())]);
+    assert_eq!(
+        volume_on(&env, &free).await,
+        vec![(member.clone(), DEVICE.to_string())]
+    );
     assert_eq!(address_on(&env, &alloc).await.as_deref(), Some(member.as_str()));
     // AND the other two stay where they are, each reported VolumeStranded
     for v in [&elsewhere, &unrecorded] {
@@ -376,8 +409,15 @@ async fn three_concurrent_passes_move_each_resource_once() {
         .collect();
     assert!(!made.is_empty(), "nothing was moved");
     for (resource, to) in &made {
-        let now_on = if *resource == vol { on[0].0.clone() } else { eip_on.clone() };
-        assert_eq!(*to, now_on, "{resource} was moved to {to}, and is on {now_on}: {made:?}");
+        let now_on = if *resource == vol {
+            on[0].0.clone()
+        } else {
+            eip_on.clone()
+        };
+        assert_eq!(
+            *to, now_on,
+            "{resource} was moved to {to}, and is on {now_on}: {made:?}"
+        );
     }
     for r in passes.iter().chain(cycles.iter()) {
         print_decisions("run", r);
@@ -407,7 +447,10 @@ async fn a_crash_after_any_mutating_call_of_a_stateful_swap_recovers() {
         }
         calls
     };
-    assert!(total >= 9, "a stateful swap makes the swap's calls and the carry's: {total}");
+    assert!(
+        total >= 9,
+        "a stateful swap makes the swap's calls and the carry's: {total}"
+    );
     // WHEN a process stops after mutating call k, for every k, and fresh ones recover
     for k in 0..total {
         let env = Env::new().await;
@@ -425,8 +468,7 @@ async fn a_crash_after_any_mutating_call_of_a_stateful_swap_recovers() {
             .await
             .expect("cycle");
             assert_carry_safe(&env, &group, &original, &alloc, &vol, &format!("crash {k}")).await;
-            if r
-                .actions
+            if r.actions
                 .iter()
                 .any(|a| a.outcome == Outcome::NotAttempted(Reason::MutationBudgetExhausted))
             {
@@ -439,13 +481,29 @@ async fn a_crash_after_any_mutating_call_of_a_stateful_swap_recovers() {
             ..CycleOptions::default()
         };
         reap(&env.aws(), &config(), opts).await.expect("pass");
-        assert_carry_safe(&env, &group, &original, &alloc, &vol, &format!("crash {k}, reaper")).await;
+        assert_carry_safe(
+            &env,
+            &group,
+            &original,
+            &alloc,
+            &vol,
+            &format!("crash {k}, reaper"),
+        )
+        .await;
         let mut quiet = false;
         for n in 0..12 {
             let r = rebalance(&env.aws(), &config(), CycleOptions::default())
                 .await
                 .expect("cycle");
-            assert_carry_safe(&env, &group, &original, &alloc, &vol, &format!("crash {k}, cycle {n}")).await;
+            assert_carry_safe(
+                &env,
+                &group,
+                &original,
+                &alloc,
+                &vol,
+                &format!("crash {k}, cycle {n}"),
+            )
+            .await;
             if r.mutating_calls() == 0 {
                 quiet = true;
                 break;
@@ -456,7 +514,11 @@ async fn a_crash_after_any_mutating_call_of_a_stateful_swap_recovers() {
         let g = env.group_state(&group).await;
         let serving = g.in_service();
         assert_eq!(serving.len(), 1, "crash {k}: {g:?}");
-        assert_eq!(address_on(&env, &alloc).await.as_ref(), Some(&serving[0]), "crash {k}");
+        assert_eq!(
+            address_on(&env, &alloc).await.as_ref(),
+            Some(&serving[0]),
+            "crash {k}"
+        );
         assert_eq!(
             volume_on(&env, &vol).await,
             vec![(serving[0].clone(), DEVICE.to_string())],

@@ -72,7 +72,10 @@ pub(crate) async fn read_carried(
         let Some(all) = &addresses else { continue };
         let members: BTreeSet<&str> = group.members.iter().map(|m| m.id.as_str()).collect();
         let ours = |id: &str| {
-            members.contains(id) || instances.get(id).is_some_and(|i| i.launched_for() == Some(&group.name))
+            members.contains(id)
+                || instances
+                    .get(id)
+                    .is_some_and(|i| i.launched_for() == Some(&group.name))
         };
         let mut carried = Carried {
             addresses: all
@@ -105,10 +108,11 @@ pub(crate) async fn read_carried(
         .iter()
         .filter_map(|g| g.carried.as_ref())
         .flat_map(|c| {
-            c.addresses
-                .iter()
-                .filter_map(|a| a.instance.clone())
-                .chain(c.volumes.iter().filter_map(|v| v.attachment.as_ref().map(|a| a.instance.clone())))
+            c.addresses.iter().filter_map(|a| a.instance.clone()).chain(
+                c.volumes
+                    .iter()
+                    .filter_map(|v| v.attachment.as_ref().map(|a| a.instance.clone())),
+            )
         })
         .filter(|id| !instances.contains_key(id))
         .collect::<BTreeSet<_>>()
@@ -196,7 +200,9 @@ async fn associate(
         return Ok(Outcome::AlreadyDone(format!("{allocation_id} is released")));
     };
     match a.instance.as_deref() {
-        Some(i) if i == instance => return Ok(Outcome::AlreadyDone(format!("{allocation_id} is on {instance}"))),
+        Some(i) if i == instance => {
+            return Ok(Outcome::AlreadyDone(format!("{allocation_id} is on {instance}")))
+        }
         // another run moved it (or its owner did): it is not ours to move again
         now if now != from => {
             return Ok(Outcome::AlreadyDone(format!(
@@ -237,7 +243,12 @@ async fn detach(ex: &Executor, volume_id: &str, instance: &str) -> Result<Outcom
     }
 }
 
-async fn attach(ex: &Executor, volume_id: &str, instance: &str, device: &str) -> Result<Outcome, AdapterError> {
+async fn attach(
+    ex: &Executor,
+    volume_id: &str,
+    instance: &str,
+    device: &str,
+) -> Result<Outcome, AdapterError> {
     let aws = ex.aws();
     let Some(v) = volume(aws, volume_id).await? else {
         return Ok(Outcome::AlreadyDone(format!("{volume_id} is gone")));

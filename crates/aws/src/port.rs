@@ -243,7 +243,8 @@ pub trait CarryCalls {
     /// AssociateAddress with AllowReassociation.
     fn associate_address<'a>(&'a self, allocation_id: &'a str, instance: &'a str) -> PortFuture<'a, ()>;
     /// AttachVolume.
-    fn attach_volume<'a>(&'a self, volume: &'a str, instance: &'a str, device: &'a str) -> PortFuture<'a, ()>;
+    fn attach_volume<'a>(&'a self, volume: &'a str, instance: &'a str, device: &'a str)
+        -> PortFuture<'a, ()>;
     /// DetachVolume from `instance` (never forced).
     fn detach_volume<'a>(&'a self, volume: &'a str, instance: &'a str) -> PortFuture<'a, ()>;
     /// CreateTags on an address or a volume.

@@ -194,9 +194,7 @@ fn receiver(group: &GroupSnapshot, instances: &BTreeMap<String, Instance>, id: &
 /// True when `id` no longer serves the group: not a member (detached, gone), leaving, stopped,
 /// gone, or detached on interruption. Unknown to the snapshot is gone.
 fn departed(group: &GroupSnapshot, instances: &BTreeMap<String, Instance>, id: &str) -> bool {
-    let member = group
-        .member(id)
-        .is_some_and(|m| m.state != MemberState::Leaving);
+    let member = group.member(id).is_some_and(|m| m.state != MemberState::Leaving);
     match instances.get(id) {
         None => true,
         Some(i) => !member || i.state != InstanceState::Running || i.is_detached(),
@@ -211,7 +209,9 @@ fn related(group: &GroupSnapshot, instances: &BTreeMap<String, Instance>, id: &s
     let name = Some(group.name.as_str());
     group.member(id).is_some()
         || instances.get(id).is_some_and(|i| {
-            i.tag(tags::AWS_ASG_NAME) == name || i.tag(tags::DETACHED_FROM) == name || i.launched_for() == name
+            i.tag(tags::AWS_ASG_NAME) == name
+                || i.tag(tags::DETACHED_FROM) == name
+                || i.launched_for() == name
         })
 }
 
@@ -241,7 +241,11 @@ pub fn plan_carry(
     out
 }
 
-fn plan_addresses(group: &GroupSnapshot, instances: &BTreeMap<String, Instance>, carried: &Carried) -> Vec<Action> {
+fn plan_addresses(
+    group: &GroupSnapshot,
+    instances: &BTreeMap<String, Instance>,
+    carried: &Carried,
+) -> Vec<Action> {
     let name = group.name.as_str();
     let mut out = Vec::new();
     let mut addresses: Vec<&Address> = carried
@@ -280,7 +284,9 @@ fn plan_addresses(group: &GroupSnapshot, instances: &BTreeMap<String, Instance>,
             Some(holder) => {
                 // It still serves: it moves only for a swap whose replacement is InService
                 // and healthy (the original's retire waits for it).
-                let Some(r) = replacement_of(group, instances, holder) else { continue };
+                let Some(r) = replacement_of(group, instances, holder) else {
+                    continue;
+                };
                 let ready = group
                     .member(&r.id)
                     .is_some_and(|m| m.state == MemberState::InService && m.healthy);
@@ -334,7 +340,11 @@ fn first_without(
         .map(str::to_string)
 }
 
-fn plan_volumes(group: &GroupSnapshot, instances: &BTreeMap<String, Instance>, carried: &Carried) -> Vec<Action> {
+fn plan_volumes(
+    group: &GroupSnapshot,
+    instances: &BTreeMap<String, Instance>,
+    carried: &Carried,
+) -> Vec<Action> {
     let name = group.name.as_str();
     let mut out = Vec::new();
     let mut volumes: Vec<&Volume> = carried.volumes.iter().collect();

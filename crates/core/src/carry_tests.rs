@@ -15,7 +15,11 @@ fn vol(id: &str, az: &str, on: Option<&str>, device: &str) -> Volume {
     Volume {
         id: id.into(),
         az: az.into(),
-        state: if on.is_some() { VolumeState::InUse } else { VolumeState::Available },
+        state: if on.is_some() {
+            VolumeState::InUse
+        } else {
+            VolumeState::Available
+        },
         attachment: on.map(|i| VolumeAttachment {
             instance: i.into(),
             device: device.into(),
@@ -46,7 +50,9 @@ fn moves(actions: &[Action]) -> Vec<&ActionKind> {
         .filter(|k| {
             matches!(
                 k,
-                ActionKind::AssociateAddress { .. } | ActionKind::AttachVolume { .. } | ActionKind::DetachVolume { .. }
+                ActionKind::AssociateAddress { .. }
+                    | ActionKind::AttachVolume { .. }
+                    | ActionKind::DetachVolume { .. }
             )
         })
         .collect()
@@ -324,12 +330,15 @@ fn bad_carry_values_are_config_errors_and_hold_the_retire() {
         let skip = plan.skip.expect("skipped");
         assert_eq!(skip.reason, Reason::InvalidConfig);
         let detail = skip.detail.unwrap();
-        assert!(detail.contains(key) && detail.contains(&format!("{value:?}")), "{detail}");
         assert!(
-            !plan
-                .actions
-                .iter()
-                .any(|a| matches!(a.kind, ActionKind::Retire { .. } | ActionKind::AssociateAddress { .. })),
+            detail.contains(key) && detail.contains(&format!("{value:?}")),
+            "{detail}"
+        );
+        assert!(
+            !plan.actions.iter().any(|a| matches!(
+                a.kind,
+                ActionKind::Retire { .. } | ActionKind::AssociateAddress { .. }
+            )),
             "{key}={value}: {:?}",
             plan.actions
         );

@@ -275,7 +275,9 @@ impl Policy {
                     _ => return Err(ConfigError::invalid(display_key, value, "expected true or false")),
                 }
             }
-            tags::CARRY_VOLUMES => self.carry_volumes = Some(crate::carry::volume_tag_key(display_key, value)?),
+            tags::CARRY_VOLUMES => {
+                self.carry_volumes = Some(crate::carry::volume_tag_key(display_key, value)?)
+            }
             tags::ON_REBALANCE => {
                 self.on_rebalance = match value.trim() {
                     "replace" => OnRebalance::Replace,

@@ -50,7 +50,9 @@ pub fn action_calls(kind: &ActionKind) -> u64 {
         | ActionKind::RecordInterruption { .. }
         | ActionKind::TagCarried { .. } => 1,
         // the re-read (DescribeAddresses or DescribeVolumes) + the move
-        ActionKind::AssociateAddress { .. } | ActionKind::AttachVolume { .. } | ActionKind::DetachVolume { .. } => 2,
+        ActionKind::AssociateAddress { .. }
+        | ActionKind::AttachVolume { .. }
+        | ActionKind::DetachVolume { .. } => 2,
         ActionKind::Wait | ActionKind::Ignore | ActionKind::Stranded { .. } => 0,
     }
 }

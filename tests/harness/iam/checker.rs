@@ -316,9 +316,9 @@ impl<'s, 'r> Checker<'s, 'r> {
             // Stateful groups' records: only the two carry keys, only on volumes and Elastic IPs
             // (neither can be scoped by a tag the record has not written yet).
             let carry_records = !resources.is_empty()
-                && resources.iter().all(|r| {
-                    parse_arn(r).is_some_and(|a| a.rtype == "volume" || a.rtype == "elastic-ip")
-                })
+                && resources
+                    .iter()
+                    .all(|r| parse_arn(r).is_some_and(|a| a.rtype == "volume" || a.rtype == "elastic-ip"))
                 && entries.iter().any(|(op, key, values)| {
                     key == "aws:tagkeys"
                         && op == "ForAllValues:StringEquals"

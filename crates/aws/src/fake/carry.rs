@@ -8,7 +8,10 @@ use super::{aws_error, FakePort};
 use crate::port::{op, CarryCalls, Page, PortFuture, VolumeQuery};
 
 impl CarryCalls for FakePort {
-    fn describe_addresses<'a>(&'a self, ids: &'a [String]) -> PortFuture<'a, Vec<spotswap_core::carry::Address>> {
+    fn describe_addresses<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> PortFuture<'a, Vec<spotswap_core::carry::Address>> {
         self.call(op::DESCRIBE_ADDRESSES, move |s| {
             Ok(s.addresses
                 .iter()
@@ -28,7 +31,9 @@ impl CarryCalls for FakePort {
                 .volumes
                 .iter()
                 .filter(|(v, t)| match q {
-                    VolumeQuery::Tagged { key, values } => t.iter().any(|(k, val)| k == key && values.contains(val)),
+                    VolumeQuery::Tagged { key, values } => {
+                        t.iter().any(|(k, val)| k == key && values.contains(val))
+                    }
                     VolumeQuery::Ids(ids) => ids.contains(&v.id),
                 })
                 .map(|(v, _)| v.clone())
@@ -40,19 +45,34 @@ impl CarryCalls for FakePort {
     fn associate_address<'a>(&'a self, allocation_id: &'a str, instance: &'a str) -> PortFuture<'a, ()> {
         self.call(op::ASSOCIATE_ADDRESS, move |s| {
             if !s.instances.contains_key(instance) {
-                return Err(aws_error(op::ASSOCIATE_ADDRESS, "InvalidInstanceID.NotFound", instance));
+                return Err(aws_error(
+                    op::ASSOCIATE_ADDRESS,
+                    "InvalidInstanceID.NotFound",
+                    instance,
+                ));
             }
             let a = s
                 .addresses
                 .iter_mut()
                 .find(|a| a.allocation_id == allocation_id)
-                .ok_or_else(|| aws_error(op::ASSOCIATE_ADDRESS, "InvalidAllocationID.NotFound", allocation_id))?;
+                .ok_or_else(|| {
+                    aws_error(
+                        op::ASSOCIATE_ADDRESS,
+                        "InvalidAllocationID.NotFound",
+                        allocation_id,
+                    )
+                })?;
             a.instance = Some(instance.to_string());
             Ok(())
         })
     }
 
-    fn attach_volume<'a>(&'a self, volume: &'a str, instance: &'a str, device: &'a str) -> PortFuture<'a, ()> {
+    fn attach_volume<'a>(
+        &'a self,
+        volume: &'a str,
+        instance: &'a str,
+        device: &'a str,
+    ) -> PortFuture<'a, ()> {
         self.call(op::ATTACH_VOLUME, move |s| {
             let az = s.instances.get(instance).map(|i| i.az.clone());
             let (v, _) = s

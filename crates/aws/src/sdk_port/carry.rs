@@ -9,7 +9,10 @@ use super::{err, SdkPort};
 use crate::port::{op, CarryCalls, Page, PortFuture, VolumeQuery};
 
 fn tag_value<'a>(tags_: &'a [Tag], key: &str) -> Option<&'a str> {
-    tags_.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+    tags_
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
 }
 
 impl CarryCalls for SdkPort {
@@ -38,7 +41,11 @@ impl CarryCalls for SdkPort {
         })
     }
 
-    fn describe_volumes<'a>(&'a self, q: &'a VolumeQuery, token: Option<String>) -> PortFuture<'a, Page<Volume>> {
+    fn describe_volumes<'a>(
+        &'a self,
+        q: &'a VolumeQuery,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<Volume>> {
         Box::pin(async move {
             let req = self.ec2.describe_volumes().set_next_token(token);
             let req = match q {
@@ -76,9 +83,9 @@ impl CarryCalls for SdkPort {
                                 instance: a.instance_id()?.to_string(),
                                 device: a.device().unwrap_or_default().to_string(),
                                 state: match a.state() {
-                                    Some(VolumeAttachmentState::Attached | VolumeAttachmentState::Attaching) => {
-                                        AttachState::Attached
-                                    }
+                                    Some(
+                                        VolumeAttachmentState::Attached | VolumeAttachmentState::Attaching,
+                                    ) => AttachState::Attached,
                                     _ => AttachState::Detaching,
                                 },
                             })
@@ -107,7 +114,12 @@ impl CarryCalls for SdkPort {
         })
     }
 
-    fn attach_volume<'a>(&'a self, volume: &'a str, instance: &'a str, device: &'a str) -> PortFuture<'a, ()> {
+    fn attach_volume<'a>(
+        &'a self,
+        volume: &'a str,
+        instance: &'a str,
+        device: &'a str,
+    ) -> PortFuture<'a, ()> {
         Box::pin(async move {
             self.ec2
                 .attach_volume()
