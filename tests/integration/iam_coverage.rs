@@ -183,6 +183,41 @@ async fn orphan_reaper(env: &Env, seen: &mut Observed) {
     seen.add("OrphanReaperFunction", &aws);
 }
 
+/// Stateful groups, in a reaper pass: a free Elastic IP recorded for the group (associated), a
+/// free volume with its device recorded (attached), and a volume on a stopped member (detached).
+async fn stateful_reaper(env: &Env, seen: &mut Observed) {
+    let (group, members, az) = super::stateful::carry_group(env, "iam-stateful", 2).await;
+    let alloc = super::stateful::eip(env, None).await;
+    super::stateful::record_address(env, &alloc, &group).await;
+    super::stateful::volume(
+        env,
+        &group,
+        &az,
+        None,
+        &[(tags::CARRY_DEVICE, super::stateful::DEVICE)],
+    )
+    .await;
+    super::stateful::volume(
+        env,
+        &group,
+        &az,
+        Some(&members[1]),
+        &[(tags::CARRY_DEVICE, "/dev/sdg")],
+    )
+    .await;
+    env.ec2
+        .stop_instances()
+        .instance_ids(&members[1])
+        .send()
+        .await
+        .expect("stop");
+    let aws = env.aws_in(&MarketCache::default());
+    reap(&aws, &config(true), CycleOptions::default())
+        .await
+        .expect("reaper pass");
+    seen.add("OrphanReaperFunction", &aws);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_each_function_calls_is_granted_to_its_role() {
     // GIVEN each function's workflow driven through the paths that reach its calls (through a
@@ -194,6 +229,7 @@ async fn every_operation_each_function_calls_is_granted_to_its_role() {
     rebalancer(&env, &mut seen).await;
     interruption_handler(&env, &mut seen).await;
     orphan_reaper(&env, &mut seen).await;
+    stateful_reaper(&env, &mut seen).await;
 
     // WHEN the template's grants are read per function
     let t: serde_yaml::Value = serde_yaml::from_str(TEMPLATE).expect("template.yaml parses");

@@ -18,4 +18,5 @@ mod proxy;
 mod reaper;
 mod rebalancer;
 mod stack_updating;
+mod stateful;
 mod template_iam;

@@ -199,6 +199,11 @@ impl Executor {
         self
     }
 
+    /// Spend one mutating call of the budget (before each mutating call).
+    pub(crate) fn spend_one(&self) -> Result<(), AdapterError> {
+        self.spend()
+    }
+
     fn spend(&self) -> Result<(), AdapterError> {
         match &self.budget {
             Some(b) => b.spend(),
@@ -258,6 +263,9 @@ impl Executor {
 
     async fn apply(&self, a: &Action) -> Result<Outcome, AdapterError> {
         let group = a.group.as_str();
+        if let Some(done) = crate::carry::apply(self, &a.kind).await {
+            return done;
+        }
         match &a.kind {
             ActionKind::Launch(spec) => self.launch(group, spec).await,
             ActionKind::RaiseMax { from, to } => {
@@ -416,7 +424,12 @@ impl Executor {
                 self.delete_group_tags(group, keys).await?;
                 Ok(Outcome::Done(None))
             }
-            ActionKind::Ignore | ActionKind::Wait => Ok(Outcome::Done(None)),
+            ActionKind::Ignore | ActionKind::Wait | ActionKind::Stranded { .. } => Ok(Outcome::Done(None)),
+            // made by crate::carry::apply above
+            ActionKind::AssociateAddress { .. }
+            | ActionKind::DetachVolume { .. }
+            | ActionKind::AttachVolume { .. }
+            | ActionKind::TagCarried { .. } => Ok(Outcome::Done(None)),
         }
     }
 

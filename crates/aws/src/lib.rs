@@ -28,8 +28,10 @@
 //! - [`report`]: decision log lines, EMF metrics, our events and the summary.
 //! - `throttle`: client-side token buckets per API class ([`ApiRates`], `SPOTSWAP_API_RATES`).
 //! - [`cache`]: the warm-container cache of specs and prices.
+//! - `carry`: stateful groups: their Elastic IPs and data volumes read, and the moves made.
 
 pub mod cache;
+mod carry;
 mod clients;
 mod config;
 mod error;

@@ -171,6 +171,11 @@ pub(crate) mod op {
     pub(crate) const DESCRIBE_TEMPLATES: &str = "ec2:DescribeLaunchTemplates";
     pub(crate) const CREATE_TEMPLATE: &str = "ec2:CreateLaunchTemplate";
     pub(crate) const DELETE_TEMPLATE: &str = "ec2:DeleteLaunchTemplate";
+    pub(crate) const DESCRIBE_ADDRESSES: &str = "ec2:DescribeAddresses";
+    pub(crate) const DESCRIBE_VOLUMES: &str = "ec2:DescribeVolumes";
+    pub(crate) const ASSOCIATE_ADDRESS: &str = "ec2:AssociateAddress";
+    pub(crate) const ATTACH_VOLUME: &str = "ec2:AttachVolume";
+    pub(crate) const DETACH_VOLUME: &str = "ec2:DetachVolume";
 }
 
 /// The operations only the CLI's `explain` and `report` send, with the operator's credentials:
@@ -253,10 +258,50 @@ pub trait LaunchConfigCalls {
     fn delete_template<'a>(&'a self, id: &'a str) -> PortFuture<'a, ()>;
 }
 
+/// Which volumes a DescribeVolumes asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeQuery {
+    /// Volumes with tag `key` = one of `values` (at most 200).
+    Tagged {
+        /// The carry tag key.
+        key: String,
+        /// Group names.
+        values: Vec<String>,
+    },
+    /// The named volumes (a missing one is simply absent from the answer).
+    Ids(Vec<String>),
+}
+
+/// The calls of stateful groups ([`spotswap_core::carry`]): Elastic IPs and data volumes. A
+/// supertrait of [`Port`], so its implementations live beside the carry code.
+pub trait CarryCalls {
+    /// DescribeAddresses: every address of the region (EC2 does not paginate it), or the named
+    /// allocation ids.
+    fn describe_addresses<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> PortFuture<'a, Vec<spotswap_core::carry::Address>>;
+    /// One page of DescribeVolumes.
+    fn describe_volumes<'a>(
+        &'a self,
+        q: &'a VolumeQuery,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<spotswap_core::carry::Volume>>;
+    /// AssociateAddress with AllowReassociation.
+    fn associate_address<'a>(&'a self, allocation_id: &'a str, instance: &'a str) -> PortFuture<'a, ()>;
+    /// AttachVolume.
+    fn attach_volume<'a>(&'a self, volume: &'a str, instance: &'a str, device: &'a str)
+        -> PortFuture<'a, ()>;
+    /// DetachVolume from `instance` (never forced).
+    fn detach_volume<'a>(&'a self, volume: &'a str, instance: &'a str) -> PortFuture<'a, ()>;
+    /// CreateTags on an address or a volume.
+    fn tag_resource<'a>(&'a self, id: &'a str, key: &'a str, value: &'a str) -> PortFuture<'a, ()>;
+}
+
 /// The calls spotswap makes, in plain data. Object-safe: held as `Arc<dyn Port>` by
 /// [`crate::Aws`]. Errors are [`AdapterError::Aws`] named by the operation, with the service's
 /// code.
-pub trait Port: DiagnosticReads + LaunchConfigCalls + Send + Sync + std::fmt::Debug {
+pub trait Port: DiagnosticReads + LaunchConfigCalls + CarryCalls + Send + Sync + std::fmt::Debug {
     // --- reads
     /// One page of DescribeAutoScalingGroups (at most 100 groups).
     fn describe_groups<'a>(

@@ -7,7 +7,7 @@ use tracing::info;
 
 use crate::execute::Executor;
 use crate::report::{CycleReport, Recorder};
-use crate::snapshot::{describe_groups, describe_tagged_instances};
+use crate::snapshot::{describe_groups, describe_instances, describe_tagged_instances};
 use crate::workflow::now as wall_clock;
 use crate::{AdapterError, Aws, Config, CycleOptions};
 
@@ -31,7 +31,7 @@ pub async fn reap(aws: &Aws, config: &Config, opts: CycleOptions) -> Result<Cycl
         async { Ok(crate::launch_config::templates(aws).await) },
     )?;
     instances.extend(detached);
-    let groups = describe_groups(aws, Mode::OptOut).await?;
+    let mut groups = describe_groups(aws, Mode::OptOut).await?;
     let mut plan = plan_reap(&groups, &instances, &config.settings, now, config.orphan_minutes);
     match templates {
         Ok(templates) => plan
@@ -41,6 +41,8 @@ pub async fn reap(aws: &Aws, config: &Config, opts: CycleOptions) -> Result<Cycl
             tracing::warn!(reason = "LaunchTemplatesUnknown", error = %e, "templates from launch configurations unknown; none deleted this pass")
         }
     }
+    plan.actions
+        .extend(carry_moves(aws, config, &mut groups, &instances).await);
     info!(
         groups = groups.len(),
         tagged_instances = instances.len(),
@@ -78,4 +80,46 @@ pub async fn reap(aws: &Aws, config: &Config, opts: CycleOptions) -> Result<Cycl
         "reaper pass finished"
     );
     Ok(report)
+}
+
+/// The carry moves of every stateful group ([`spotswap_core::carry`]): after one pass, no
+/// carried volume is left detached while its group has an instance in its AZ that lacks it
+/// (it is attached, or `VolumeStranded` says why not), and no Elastic IP of the group is free
+/// while an instance of the group has none. The members' instances are read for it.
+async fn carry_moves(
+    aws: &Aws,
+    config: &Config,
+    groups: &mut [spotswap_core::GroupSnapshot],
+    ours: &std::collections::BTreeMap<String, spotswap_core::Instance>,
+) -> Vec<spotswap_core::Action> {
+    let stateful: Vec<usize> = (0..groups.len())
+        .filter(|&i| crate::carry::carry_policy(&groups[i], &config.settings).is_some())
+        .collect();
+    if stateful.is_empty() {
+        return Vec::new();
+    }
+    let ids: Vec<String> = stateful
+        .iter()
+        .flat_map(|&i| groups[i].members.iter().map(|m| m.id.clone()))
+        .filter(|id| !ours.contains_key(id))
+        .collect();
+    let mut instances = ours.clone();
+    for chunk in ids.chunks(crate::snapshot::FILTER_VALUES) {
+        match describe_instances(aws, chunk).await {
+            Ok(found) => instances.extend(found),
+            Err(e) => {
+                tracing::warn!(reason = "CarryUnknown", error = %e, "members of stateful groups unreadable; no carry move this pass");
+                return Vec::new();
+            }
+        }
+    }
+    crate::carry::read_carried(aws, &config.settings, groups, &mut instances).await;
+    let mut out = Vec::new();
+    for &i in &stateful {
+        let g = &groups[i];
+        if let (Some(policy), Some(carried)) = (crate::carry::carry_policy(g, &config.settings), &g.carried) {
+            out.extend(spotswap_core::carry::plan_carry(g, &policy, &instances, carried));
+        }
+    }
+    out
 }

@@ -96,6 +96,9 @@ pub async fn take(
             BTreeMap::new()
         }
     };
+    // Stateful groups: their Elastic IPs and data volumes, and the instances holding them.
+    crate::carry::read_carried(aws, settings, &mut groups, &mut instances).await;
+
     info!(
         groups = groups.len(),
         instances = instances.len(),

@@ -169,6 +169,50 @@ pub enum ActionKind {
         /// End of the shelter, when the group is (or stays) sheltered.
         sheltered_until: Option<Timestamp>,
     },
+    /// AssociateAddress with AllowReassociation: an Elastic IP of a `carry-eip` group moves.
+    AssociateAddress {
+        /// `eipalloc-…`.
+        allocation_id: String,
+        /// The instance it moves to.
+        instance: String,
+        /// The instance it was seen on; `None` when free. The adapter re-reads the address
+        /// and moves it only while it is still there.
+        from: Option<String>,
+    },
+    /// DetachVolume: a carried volume leaves an instance that stopped, is going, or is past
+    /// its terminating hook.
+    DetachVolume {
+        /// `vol-…`.
+        volume: String,
+        /// The instance it leaves.
+        instance: String,
+    },
+    /// AttachVolume: a detached carried volume goes to an instance of its group in its AZ.
+    AttachVolume {
+        /// `vol-…`.
+        volume: String,
+        /// The instance.
+        instance: String,
+        /// Device name, as recorded on the volume.
+        device: String,
+    },
+    /// CreateTags on an Elastic IP or a volume: a carry record (`spotswap:carry-eip-group`,
+    /// `spotswap:carry-device`).
+    TagCarried {
+        /// `eipalloc-…` or `vol-…`.
+        resource: String,
+        /// The record's key.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+    /// A carried volume nobody can take (`VolumeStranded`): logged, nothing is called.
+    Stranded {
+        /// `vol-…`.
+        volume: String,
+        /// Why it stays where it is.
+        why: String,
+    },
     /// Nothing to do for this event, ever; the reason says why (a duplicate, an unmanaged
     /// group, …).
     Ignore,
@@ -197,6 +241,11 @@ impl ActionKind {
             Self::TerminateInGroup { .. } => "terminate-in-group",
             Self::TagDetached { .. } => "tag-detached",
             Self::RecordInterruption { .. } => "record-interruption",
+            Self::AssociateAddress { .. } => "associate-address",
+            Self::DetachVolume { .. } => "detach-volume",
+            Self::AttachVolume { .. } => "attach-volume",
+            Self::TagCarried { .. } => "tag-carried",
+            Self::Stranded { .. } => "stranded",
             Self::Ignore => "ignore",
             Self::Wait => "wait",
         }
@@ -204,7 +253,7 @@ impl ActionKind {
 
     /// True when executing it changes something in AWS.
     pub fn is_mutating(&self) -> bool {
-        !matches!(self, Self::Wait | Self::Ignore)
+        !matches!(self, Self::Wait | Self::Ignore | Self::Stranded { .. })
     }
 }
 

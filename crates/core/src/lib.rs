@@ -10,6 +10,8 @@
 //! - [`policy`]: the tag schema parsed into a [`Policy`], and the risk floor.
 //! - [`records`]: cooldown, no-capacity and shelter records kept in group tags.
 //! - [`candidates`]: diversified, price-ranked spot pools, and why others were turned down.
+//! - [`carry`]: stateful groups: Elastic IPs and data volumes moved to the replacement, and
+//!   the retire gate that waits for them.
 //! - [`compat`]: whether a type can replace another: one rule per [`compat::Incompatibility`].
 //! - [`compat_mode`]: `SPOTSWAP_COMPAT=autospotting`: AutoSpotting's filter and tags as
 //!   aliases, its floor rule, whether it still acts on a group, and its orphans.
@@ -37,6 +39,7 @@
 
 pub mod action;
 pub mod candidates;
+pub mod carry;
 pub mod compat;
 pub mod compat_mode;
 mod error;

@@ -291,6 +291,10 @@ pub struct GroupSnapshot {
     /// `None` when not read.
     #[serde(default)]
     pub from_launch_config: Option<crate::launch_config::FromLaunchConfig>,
+    /// The Elastic IPs and data volumes of a stateful group (`spotswap:carry-eip`,
+    /// `spotswap:carry-volumes`), read only for such groups; `None` when not read.
+    #[serde(default)]
+    pub carried: Option<crate::carry::Carried>,
 }
 
 impl GroupSnapshot {

@@ -175,6 +175,11 @@ pub struct Policy {
     /// Only the original's own instance type may replace it (AutoSpotting's
     /// `autospotting_allowed_instance_types=current`).
     pub same_type_only: bool,
+    /// `spotswap:carry-eip`: Elastic IPs follow the replacement ([`crate::carry`]).
+    pub carry_eip: bool,
+    /// `spotswap:carry-volumes`: the tag key of the group's data volumes, which follow the
+    /// replacement ([`crate::carry`]).
+    pub carry_volumes: Option<String>,
 }
 
 impl Default for Policy {
@@ -195,12 +200,14 @@ impl Default for Policy {
             group_types: None,
             floor_rule: FloorRule::Aws,
             same_type_only: false,
+            carry_eip: false,
+            carry_volumes: None,
         }
     }
 }
 
 /// The tags of the schema that carry settings, in the order they are checked.
-pub const SETTING_TAGS: [&str; 11] = [
+pub const SETTING_TAGS: [&str; 13] = [
     tags::ON_DEMAND_BASE,
     tags::ON_DEMAND_PERCENT,
     tags::ALLOWED_TYPES,
@@ -212,6 +219,8 @@ pub const SETTING_TAGS: [&str; 11] = [
     tags::SHELTER_PERCENT,
     tags::REPLACE_OUTDATED,
     tags::LAUNCH_HOOKS,
+    tags::CARRY_EIP,
+    tags::CARRY_VOLUMES,
 ];
 
 /// `SPOTSWAP_PAUSED=true` (FIXED): no new swaps in any group of the stack.
@@ -221,6 +230,14 @@ pub const PAUSED_ENV: &str = "SPOTSWAP_PAUSED";
 /// becomes `SPOTSWAP_ON_DEMAND_BASE`.
 pub fn env_name(tag: &str) -> String {
     tag.replace([':', '-'], "_").to_ascii_uppercase()
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::invalid(key, value, "expected true or false")),
+    }
 }
 
 fn number(key: &str, value: &str, min: u32, max: u32) -> Result<u32, ConfigError> {
@@ -249,12 +266,17 @@ impl Policy {
             tags::REPLACE_PER_CYCLE => self.replace_per_cycle = number(display_key, value, 0, 1000)?,
             tags::COOLDOWN_MINUTES => self.cooldown_minutes = number(display_key, value, 0, 10_080)?,
             tags::SHELTER_PERCENT => self.shelter_percent = number(display_key, value, 0, 100)?,
-            tags::REPLACE_OUTDATED => {
-                self.replace_outdated = match value.trim() {
+            tags::REPLACE_OUTDATED => self.replace_outdated = boolean(display_key, value)?,
+            // Exactly `true`/`false`: a resource moved on a guess is a resource moved twice.
+            tags::CARRY_EIP => {
+                self.carry_eip = match value {
                     "true" => true,
                     "false" => false,
                     _ => return Err(ConfigError::invalid(display_key, value, "expected true or false")),
                 }
+            }
+            tags::CARRY_VOLUMES => {
+                self.carry_volumes = Some(crate::carry::volume_tag_key(display_key, value)?)
             }
             tags::ON_REBALANCE => {
                 self.on_rebalance = match value.trim() {

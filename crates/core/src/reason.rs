@@ -263,6 +263,39 @@ pub enum Reason {
     /// swap starts until AutoSpotting has been quiet that long, or the group carries
     /// `spotswap:ignore-autospotting=true`. Decided in [`crate::compat_mode::activity`].
     AutoSpottingActive,
+    // -- stateful groups (issue 21): Elastic IPs and data volumes carried to replacements
+    /// A carried resource's record written: `spotswap:carry-eip-group` on an Elastic IP first
+    /// seen on an instance of a `spotswap:carry-eip=true` group, or `spotswap:carry-device` on
+    /// a carried volume (the device name it must come back at once detached).
+    ///
+    /// Decided in [`crate::carry`].
+    CarryRecorded,
+    /// An Elastic IP of the group moved (AssociateAddress, AllowReassociation) to an instance
+    /// of the group that has none: a swap's InService replacement before the original is
+    /// retired, or a running member once its holder is leaving or the address is free.
+    ///
+    /// Decided in [`crate::carry`].
+    AddressCarried,
+    /// A carried volume detached from an instance that is stopping, stopped, shutting down,
+    /// terminated, or retired past its terminating lifecycle hook (`Terminating:Proceed`).
+    ///
+    /// Decided in [`crate::carry`].
+    VolumeReleased,
+    /// A detached carried volume attached to an instance of its group in its AZ that lacks a
+    /// carried volume at its device name.
+    ///
+    /// Decided in [`crate::carry`].
+    VolumeCarried,
+    /// (FIXED) A carried volume is detached and no instance of its group can take it: none in
+    /// its AZ lacks it, or its device name was never recorded.
+    ///
+    /// Decided in [`crate::carry`].
+    VolumeStranded,
+    /// The retire of a swap's original waits for its Elastic IP to move to the replacement
+    /// (or, with the carry tags unreadable, for them to be fixed): a stage gate.
+    ///
+    /// Decided in [`crate::carry::gate_retires`].
+    WaitingForCarry,
     // -- interruption handling (issue 3) and reaping (issue 4) share this enum
     /// A spot interruption warning: replacement requested.
     ///
@@ -343,7 +376,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 70] = [
+    pub const ALL: [Reason; 76] = [
         Self::OnDemandAboveFloor,
         Self::BelowRiskFloor,
         Self::ScheduledChange,
@@ -396,6 +429,12 @@ impl Reason {
         Self::SpotQuotaExceeded,
         Self::MaxSwapsInFlight,
         Self::AutoSpottingActive,
+        Self::CarryRecorded,
+        Self::AddressCarried,
+        Self::VolumeReleased,
+        Self::VolumeCarried,
+        Self::VolumeStranded,
+        Self::WaitingForCarry,
         Self::SpotInterruptionWarning,
         Self::InterruptionBurst,
         Self::PoolInterrupted,
@@ -473,6 +512,12 @@ impl Reason {
             Self::SpotQuotaExceeded => "SpotQuotaExceeded",
             Self::MaxSwapsInFlight => "MaxSwapsInFlight",
             Self::AutoSpottingActive => "AutoSpottingActive",
+            Self::CarryRecorded => "CarryRecorded",
+            Self::AddressCarried => "AddressCarried",
+            Self::VolumeReleased => "VolumeReleased",
+            Self::VolumeCarried => "VolumeCarried",
+            Self::VolumeStranded => "VolumeStranded",
+            Self::WaitingForCarry => "WaitingForCarry",
             Self::SpotInterruptionWarning => "SpotInterruptionWarning",
             Self::InterruptionBurst => "InterruptionBurst",
             Self::PoolInterrupted => "PoolInterrupted",

@@ -32,6 +32,17 @@ pub const PAUSED_UNTIL: &str = "spotswap:paused-until";
 pub const REPLACE_OUTDATED: &str = "spotswap:replace-outdated";
 /// `bypass`: swap by attach even though attached instances skip launching lifecycle hooks.
 pub const LAUNCH_HOOKS: &str = "spotswap:launch-hooks";
+/// `true`: each Elastic IP of an instance the group loses moves to its replacement (FIXED).
+pub const CARRY_EIP: &str = "spotswap:carry-eip";
+/// A tag key on the group's data volumes (value: the group's name); those volumes move to the
+/// replacement at the same device name (FIXED).
+pub const CARRY_VOLUMES: &str = "spotswap:carry-volumes";
+/// On Elastic IPs, written by spotswap: the `carry-eip` group the address was first seen
+/// serving. A free address with this record is associated again with an instance of the group.
+pub const CARRY_EIP_GROUP: &str = "spotswap:carry-eip-group";
+/// On carried volumes, written by spotswap while attached: the device name (`/dev/sdf`) the
+/// volume is attached at again once detached (DescribeVolumes forgets it on detach).
+pub const CARRY_DEVICE: &str = "spotswap:carry-device";
 /// On groups, set by users under `SPOTSWAP_COMPAT=autospotting`: `true` makes spotswap act on
 /// the group even while AutoSpotting still does (no `AutoSpottingActive` hold).
 pub const IGNORE_AUTOSPOTTING: &str = "spotswap:ignore-autospotting";

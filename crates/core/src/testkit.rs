@@ -236,6 +236,7 @@ impl Fleet {
                 template_version_now: None,
                 stack_status: None,
                 from_launch_config: None,
+                carried: None,
             },
             instances: BTreeMap::new(),
             market: market(),

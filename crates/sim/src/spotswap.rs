@@ -49,8 +49,13 @@ pub fn action_calls(kind: &ActionKind) -> u64 {
         | ActionKind::TagDetached { .. }
         | ActionKind::RecordInterruption { .. }
         | ActionKind::CreateTemplate { .. }
-        | ActionKind::DeleteTemplate { .. } => 1,
-        ActionKind::Wait | ActionKind::Ignore => 0,
+        | ActionKind::DeleteTemplate { .. }
+        | ActionKind::TagCarried { .. } => 1,
+        // the re-read (DescribeAddresses or DescribeVolumes) + the move
+        ActionKind::AssociateAddress { .. }
+        | ActionKind::AttachVolume { .. }
+        | ActionKind::DetachVolume { .. } => 2,
+        ActionKind::Wait | ActionKind::Ignore | ActionKind::Stranded { .. } => 0,
     }
 }
 
@@ -277,7 +282,9 @@ impl Spotswap {
             }
             // The simulated region has no launch configurations.
             ActionKind::CreateTemplate { .. } | ActionKind::DeleteTemplate { .. } => Ok(()),
-            ActionKind::Wait | ActionKind::Ignore => Ok(()),
+            ActionKind::Wait | ActionKind::Ignore | ActionKind::Stranded { .. } => Ok(()),
+            // The simulated groups carry no Elastic IP and no volume: the planner never asks.
+            _ => Err(format!("{} on a simulated group", a.kind.name())),
         }
     }
 

@@ -86,6 +86,7 @@ pub fn group_view(world: &World, g: usize) -> GroupSnapshot {
         template_version_now: None,
         stack_status: None,
         from_launch_config: None,
+        carried: None,
     }
 }
 

@@ -317,7 +317,21 @@ impl<'s, 'r> Checker<'s, 'r> {
             let on_interrupted_spot = entries.iter().any(|(op, key, values)| {
                 key == "ec2:instancemarkettype" && op == "StringEquals" && values.iter().all(|v| v == "spot")
             }) && limits_tag_keys(&entries);
-            if !at_launch && !at_template_creation && !on_members && !on_interrupted_spot {
+            // Stateful groups' records: only the two carry keys, only on volumes and Elastic IPs
+            // (neither can be scoped by a tag the record has not written yet).
+            let carry_records = !resources.is_empty()
+                && resources
+                    .iter()
+                    .all(|r| parse_arn(r).is_some_and(|a| a.rtype == "volume" || a.rtype == "elastic-ip"))
+                && entries.iter().any(|(op, key, values)| {
+                    key == "aws:tagkeys"
+                        && op == "ForAllValues:StringEquals"
+                        && !values.is_empty()
+                        && values
+                            .iter()
+                            .all(|v| v == "spotswap:carry-device" || v == "spotswap:carry-eip-group")
+                });
+            if !at_launch && !at_template_creation && !on_members && !on_interrupted_spot && !carry_records {
                 self.find(at, "create-tags", "ec2:CreateTags must be at launch (ec2:CreateAction) or spotswap: keys on our, group or spot instances");
             }
         }

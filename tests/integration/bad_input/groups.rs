@@ -118,6 +118,13 @@ fn tag_cases() -> Vec<GroupCase> {
         (SCHEDULE, "Funday 08:00-18:00 UTC", "not a day"),
         (PAUSED_UNTIL, "tomorrow", "not a time"),
         (PAUSED_UNTIL, "2026-13-01T00:00:00Z", "no such month"),
+        (CARRY_EIP, "yes", "not a boolean"),
+        (CARRY_EIP, "True", "boolean in the wrong case"),
+        (CARRY_EIP, " true", "leading space"),
+        (CARRY_VOLUMES, "", "empty tag key"),
+        (CARRY_VOLUMES, "aws:data", "a key reserved by AWS"),
+        (CARRY_VOLUMES, "spotswap:group", "one of spotswap's own keys"),
+        (CARRY_VOLUMES, " data", "leading space"),
     ];
     bad.iter()
         .enumerate()

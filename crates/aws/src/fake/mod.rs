@@ -38,6 +38,7 @@ use crate::port::{
 };
 use crate::AdapterError;
 
+mod carry;
 mod diag;
 mod launch_config;
 mod region;

@@ -46,6 +46,10 @@ pub struct FakeRegion {
     pub launch_configs: BTreeMap<String, spotswap_core::launch_config::LaunchConfig>,
     /// Launch templates by name: their id and `spotswap:from-launch-configuration` value.
     pub templates: BTreeMap<String, (String, Option<String>)>,
+    /// Elastic IPs.
+    pub addresses: Vec<spotswap_core::carry::Address>,
+    /// EBS volumes with the tags the test gave them (key, value).
+    pub volumes: Vec<(spotswap_core::carry::Volume, Vec<(String, String)>)>,
 }
 
 impl Default for FakeRegion {
@@ -73,6 +77,8 @@ impl Default for FakeRegion {
             launched: 0,
             launch_configs: BTreeMap::new(),
             templates: BTreeMap::new(),
+            addresses: Vec::new(),
+            volumes: Vec::new(),
         }
     }
 }

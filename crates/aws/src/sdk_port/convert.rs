@@ -85,6 +85,7 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
         template_version_now: None,
         stack_status: None,
         from_launch_config: None,
+        carried: None,
     }
 }
 

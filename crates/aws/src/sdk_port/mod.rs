@@ -20,6 +20,7 @@ use crate::port::{
 };
 use crate::AdapterError;
 
+mod carry;
 mod cloudformation;
 mod convert;
 mod diag;

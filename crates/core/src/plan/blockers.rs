@@ -147,6 +147,7 @@ mod tests {
             template_version_now: None,
             stack_status: None,
             from_launch_config: None,
+            carried: None,
         }
     }
 

@@ -155,7 +155,11 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
             let held = autospotting
                 .as_ref()
                 .and_then(|(c, latest)| activity::hold(group, latest, c, snapshot.now));
-            match policy_for(group, settings) {
+            let carry = policy_for(group, settings)
+                .ok()
+                .flatten()
+                .map(|p| crate::carry::CarryPolicy::of(&p));
+            let plan = match policy_for(group, settings) {
                 Ok(Some(policy)) if scope == Scope::AdvanceOnly || held.is_some() => {
                     let mut plan = plan_group_in(
                         group,
@@ -212,7 +216,8 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
                     plan
                 }
                 Err(err) => GroupPlan::skipped(&group.name, Reason::InvalidConfig, Some(err.to_string())),
-            }
+            };
+            crate::carry::with_carry(group, &snapshot.instances, carry.as_ref(), plan)
         })
         .collect();
     if let Some(cap) = settings.max_swaps_in_flight {
