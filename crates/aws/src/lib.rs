@@ -28,6 +28,7 @@
 //! - [`cache`]: the warm-container cache of specs and prices.
 
 pub mod cache;
+mod commitments;
 mod clients;
 mod config;
 mod error;

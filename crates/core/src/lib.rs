@@ -9,6 +9,8 @@
 //! - [`model`]: snapshots of groups, instances and the market.
 //! - [`policy`]: the tag schema parsed into a [`Policy`], and the risk floor.
 //! - [`records`]: cooldown, no-capacity and shelter records kept in group tags.
+//! - [`commitments`]: Reserved Instances and Savings Plans: EC2's billing order, and what a
+//!   plan does to their coverage.
 //! - [`candidates`]: diversified, price-ranked spot pools, and why others were turned down.
 //! - [`compat`]: whether a type can replace another: one rule per [`compat::Incompatibility`].
 //! - [`compat_mode`]: `SPOTSWAP_COMPAT=autospotting`: AutoSpotting's filter and tags as
@@ -35,6 +37,7 @@
 
 pub mod action;
 pub mod candidates;
+pub mod commitments;
 pub mod compat;
 pub mod compat_mode;
 mod error;
@@ -61,7 +64,7 @@ pub use action::{Action, ActionKind, Candidate, LaunchSpec, Purchase, Reason, Sk
 pub use error::{ConfigError, EventError};
 pub use fleet::{judge_fleet, FleetError, FleetVerdict};
 pub use model::{
-    AmiBootMode, BootMode, BootModes, GroupSnapshot, ImageNeeds, Instance, InstanceState, InstanceTypeSpec,
+    AmiBootMode, Billing, BootMode, BootModes, GroupSnapshot, ImageNeeds, Instance, InstanceState, InstanceTypeSpec,
     LaunchSource, LaunchTemplateRef, Lifecycle, Market, Member, MemberState, Pool, PriceSource,
     RegionSnapshot, Support,
 };

@@ -32,6 +32,9 @@ pub const PAUSED_UNTIL: &str = "spotswap:paused-until";
 pub const REPLACE_OUTDATED: &str = "spotswap:replace-outdated";
 /// `bypass`: swap by attach even though attached instances skip launching lifecycle hooks.
 pub const LAUNCH_HOOKS: &str = "spotswap:launch-hooks";
+/// `keep` (default) | `fill` | `strict`: how a group treats the account's Reserved Instances
+/// and Savings Plans (FIXED).
+pub const COMMITMENTS: &str = "spotswap:commitments";
 /// On groups, set by users under `SPOTSWAP_COMPAT=autospotting`: `true` makes spotswap act on
 /// the group even while AutoSpotting still does (no `AutoSpottingActive` hold).
 pub const IGNORE_AUTOSPOTTING: &str = "spotswap:ignore-autospotting";
