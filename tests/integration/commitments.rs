@@ -149,7 +149,10 @@ async fn the_proxy_serves_commitments_as_aws_does() {
         Some("UnauthorizedOperation")
     );
     let err = sp.describe_savings_plans().send().await.expect_err("denied");
-    assert!(err.into_service_error().is_access_denied_exception());
+    assert_eq!(
+        aws_sdk_savingsplans::error::ProvideErrorMetadata::code(&err),
+        Some("AccessDeniedException")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,7 +188,7 @@ pub fn cover(
 
     // 2b. regional, size-flexible: the family's units pooled, smallest instances first.
     let mut by_family: BTreeMap<&str, Vec<(&super::ReservedInstances, u64)>> = BTreeMap::new();
-    for r in ris.iter().filter(|r| flexible(r)) {
+    for r in ris.iter().copied().filter(|r| flexible(r)) {
         let units = u64::from(r.count) * norm.units(&r.instance_type).unwrap_or(0);
         by_family
             .entry(family(&r.instance_type))
@@ -233,7 +233,10 @@ pub fn cover(
         .iter()
         .filter(|p| p.start <= now && now < p.end)
         .collect();
-    plans.sort_by_key(|p| (matches!(p.kind, PlanKind::Compute), p.id.as_str()));
+    plans.sort_by(|a, b| {
+        let key = |p: &super::SavingsPlan| matches!(p.kind, PlanKind::Compute);
+        key(a).cmp(&key(b)).then(a.id.cmp(&b.id))
+    });
     let mut plan_uses = Vec::new();
     for p in plans {
         let rates: BTreeMap<(&str, &str, &str), u64> = p

@@ -39,7 +39,7 @@ struct State {
     now: Timestamp,
     /// Coverage of the region as it runs, before any plan.
     before: Coverage,
-    /// Coverage with the cycle's planned removals and additions.
+    /// Coverage with the swaps in flight and the cycle's planned removals and additions.
     current: Coverage,
     removed: BTreeSet<String>,
     added: Vec<Usage>,
@@ -117,18 +117,37 @@ impl Ledger {
                 .chain(commitments.reserved.iter().map(|r| r.instance_type.as_str())),
         );
         let before = cover(commitments, &snapshot.usage, &on_demand, &norm, snapshot.now);
+        // The on-demand originals of swaps to spot in flight are leaving: their units are not
+        // theirs to keep, or a later cycle would swap the instance that inherits them too.
+        let removed: BTreeSet<String> = snapshot
+            .instances
+            .values()
+            .filter(|l| l.lifecycle == Lifecycle::Spot && l.is_alive() && !l.is_detached())
+            .filter_map(|l| Some((l.launched_for()?, l.replaces()?)))
+            .filter(|(_, o)| {
+                snapshot
+                    .instances
+                    .get(*o)
+                    .is_some_and(|o| o.lifecycle == Lifecycle::OnDemand)
+            })
+            .map(|(_, o)| o.to_string())
+            .collect();
+        let mut state = State {
+            commitments: commitments.clone(),
+            usage: snapshot.usage.clone(),
+            on_demand,
+            norm,
+            now: snapshot.now,
+            current: before.clone(),
+            before,
+            removed,
+            added: Vec::new(),
+        };
+        if !state.removed.is_empty() {
+            state.current = state.cover(&state.removed, &state.added);
+        }
         Self {
-            state: Some(State {
-                commitments: commitments.clone(),
-                usage: snapshot.usage.clone(),
-                on_demand,
-                norm,
-                now: snapshot.now,
-                current: before.clone(),
-                before,
-                removed: BTreeSet::new(),
-                added: Vec::new(),
-            }),
+            state: Some(state),
             unknown: false,
         }
     }
