@@ -58,7 +58,7 @@ fn units_another_instance_would_take_over_do_not_hold_a_swap() {
     assert_eq!(launched_for(&plan).len(), 1, "{:?}", plan.actions);
     // AND with the swap in flight, the instance left is held (its original is leaving)
     let original = launched_for(&plan)[0].to_string();
-    let in_flight = fleet.launch("i-l1", &original, Stage::Launched);
+    let in_flight = fleet.launch("i-l1", &original, Stage::Booting);
     let plan = in_flight.plan();
     assert!(launched_for(&plan).is_empty(), "{:?}", plan.actions);
     assert_eq!(waits_of(&plan, Reason::CommitmentCovered).len(), 1, "{:?}", plan.actions);
