@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use spotswap_aws::{rebalance, reap, Config, CycleOptions, CycleReport, Outcome};
+use spotswap_aws::{reap, rebalance, Config, CycleOptions, CycleReport, Outcome};
 use spotswap_core::{ActionKind, Reason};
 use spotswap_tests::fleet::{sample_price_file, Env, GroupSpec};
 use spotswap_tests::proxy::{PlanSpec, Proxy, ReservedSpec};
@@ -30,7 +30,11 @@ async fn azs(env: &Env) -> BTreeMap<String, String> {
     resp.reservations()
         .iter()
         .flat_map(|r| r.instances())
-        .filter(|i| i.state().and_then(|s| s.name()).is_some_and(|n| n.as_str() == "running"))
+        .filter(|i| {
+            i.state()
+                .and_then(|s| s.name())
+                .is_some_and(|n| n.as_str() == "running")
+        })
         .filter_map(|i| {
             Some((
                 i.instance_id()?.to_string(),
@@ -101,14 +105,28 @@ async fn the_proxy_serves_commitments_as_aws_does() {
     let mut retired = ReservedSpec::active("ri-old", "m5.large", None, 2);
     retired.state = "retired".into();
     proxy.set_commitments(
-        vec![ReservedSpec::active("ri-1", "m5.large", Some("us-east-1a"), 3), retired],
-        vec![PlanSpec::active("sp-1", Some("m5"), env.region(), "0.100", &[("m5.large", "0.06")])],
+        vec![
+            ReservedSpec::active("ri-1", "m5.large", Some("us-east-1a"), 3),
+            retired,
+        ],
+        vec![PlanSpec::active(
+            "sp-1",
+            Some("m5"),
+            env.region(),
+            "0.100",
+            &[("m5.large", "0.06")],
+        )],
     );
     // WHEN the SDK asks for the active RIs
     let resp = env
         .ec2
         .describe_reserved_instances()
-        .filters(aws_sdk_ec2::types::Filter::builder().name("state").values("active").build())
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("state")
+                .values("active")
+                .build(),
+        )
         .send()
         .await
         .expect("DescribeReservedInstances");
@@ -119,7 +137,10 @@ async fn the_proxy_serves_commitments_as_aws_does() {
     assert_eq!(ris[0].instance_count(), Some(3));
     assert_eq!(ris[0].availability_zone(), Some("us-east-1a"));
     assert_eq!(ris[0].scope().map(|s| s.as_str()), Some("Availability Zone"));
-    assert_eq!(ris[0].product_description().map(|p| p.as_str()), Some("Linux/UNIX (Amazon VPC)"));
+    assert_eq!(
+        ris[0].product_description().map(|p| p.as_str()),
+        Some("Linux/UNIX (Amazon VPC)")
+    );
     assert!(ris[0].end().is_some());
     // AND the Savings Plans client reads the plan and its rates
     let sp = aws_sdk_savingsplans::Client::new(&env.conf);
@@ -143,7 +164,12 @@ async fn the_proxy_serves_commitments_as_aws_does() {
     assert_eq!(proxy.call_count("savingsplans:DescribeSavingsPlans"), 1);
     // AND denied, each answers AWS's access-denied error
     proxy.set_commitments_denied(true);
-    let err = env.ec2.describe_reserved_instances().send().await.expect_err("denied");
+    let err = env
+        .ec2
+        .describe_reserved_instances()
+        .send()
+        .await
+        .expect_err("denied");
     assert_eq!(
         aws_sdk_ec2::error::ProvideErrorMetadata::code(&err),
         Some("UnauthorizedOperation")
@@ -254,7 +280,13 @@ async fn a_savings_plan_at_eighty_percent_keeps_what_it_covers() {
         .await;
     proxy.set_commitments(
         vec![],
-        vec![PlanSpec::active("sp-80", None, env.region(), "0.100", &[("m5.large", "0.04")])],
+        vec![PlanSpec::active(
+            "sp-80",
+            None,
+            env.region(),
+            "0.100",
+            &[("m5.large", "0.04")],
+        )],
     );
 
     // WHEN a cycle runs
@@ -268,7 +300,10 @@ async fn a_savings_plan_at_eighty_percent_keeps_what_it_covers() {
     // AND the section shows $0.08 of $0.10 used, unchanged by the plan
     let c = report.commitments.as_ref().expect("commitments section");
     let p = &c.savings_plans[0];
-    assert_eq!((p.commitment_per_hour, p.used_now_per_hour, p.used_after_per_hour), (0.1, 0.08, 0.08));
+    assert_eq!(
+        (p.commitment_per_hour, p.used_now_per_hour, p.used_after_per_hour),
+        (0.1, 0.08, 0.08)
+    );
     assert!((c.unused_per_hour() - 0.02).abs() < 1e-9);
 }
 
@@ -303,12 +338,22 @@ async fn fill_converges_back_to_on_demand_with_the_invariants() {
         .flat_map(|r| r.actions.iter())
         .filter(|a| matches!(a.kind, ActionKind::Launch(_)) && matches!(a.outcome, Outcome::Done(Some(_))))
         .collect();
-    assert_eq!(fills.len(), 2, "one on-demand launch per unused m5.large of the RI");
+    assert_eq!(
+        fills.len(),
+        2,
+        "one on-demand launch per unused m5.large of the RI"
+    );
     assert!(fills
         .iter()
         .all(|a| a.reason == Reason::CommitmentUnused && a.commitment.as_deref() == Some("ri-fill")));
     for r in &reports {
-        assert!(r.actions.iter().filter(|a| matches!(a.kind, ActionKind::Launch(_))).count() <= 1);
+        assert!(
+            r.actions
+                .iter()
+                .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
+                .count()
+                <= 1
+        );
     }
     let c = reports.last().unwrap().commitments.as_ref().unwrap();
     assert_eq!(c.families[0].unused_now, 0.0);
@@ -361,7 +406,10 @@ async fn unknown_commitments_let_swaps_proceed_except_in_strict_groups() {
     env.group(&GroupSpec::managed("unk-keep", 1)).await;
     env.group(&GroupSpec::managed("unk-strict", 1).tag("spotswap:commitments", "strict"))
         .await;
-    proxy.set_commitments(vec![ReservedSpec::active("ri-hidden", "m5.large", None, 5)], vec![]);
+    proxy.set_commitments(
+        vec![ReservedSpec::active("ri-hidden", "m5.large", None, 5)],
+        vec![],
+    );
     proxy.set_commitments_denied(true);
 
     // WHEN a cycle runs
@@ -385,7 +433,10 @@ async fn unknown_commitments_let_swaps_proceed_except_in_strict_groups() {
     proxy.set_commitments_denied(false);
     proxy.set_commitments(vec![], vec![]);
     let report = cycle(&env).await;
-    assert!(report.skipped.iter().all(|s| s.reason != Reason::CommitmentsUnknown));
+    assert!(report
+        .skipped
+        .iter()
+        .all(|s| s.reason != Reason::CommitmentsUnknown));
     assert_eq!(
         report
             .actions

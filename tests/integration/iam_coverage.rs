@@ -165,7 +165,13 @@ async fn every_operation_each_function_calls_is_granted_to_its_role() {
     let env = Env::at(&proxy.url()).await;
     proxy.set_commitments(
         vec![],
-        vec![PlanSpec::active("sp-iam", None, env.region(), "0.010", &[("c5.24xlarge", "1.5")])],
+        vec![PlanSpec::active(
+            "sp-iam",
+            None,
+            env.region(),
+            "0.010",
+            &[("c5.24xlarge", "1.5")],
+        )],
     );
     let mut seen = Observed::default();
     rebalancer(&env, &mut seen).await;

@@ -28,8 +28,8 @@
 //! - [`cache`]: the warm-container cache of specs and prices.
 
 pub mod cache;
-mod commitments;
 mod clients;
+mod commitments;
 mod config;
 mod error;
 mod execute;

@@ -408,7 +408,10 @@ impl CycleReport {
     pub fn print_emf(&self, timestamp_ms: i64) {
         print_emf(&self.metrics, timestamp_ms);
         if let Some(c) = self.commitments.as_ref().filter(|c| !c.unknown) {
-            println!("{}", spotswap_core::metrics::commitments_emf_line(c, timestamp_ms));
+            println!(
+                "{}",
+                spotswap_core::metrics::commitments_emf_line(c, timestamp_ms)
+            );
         }
     }
 

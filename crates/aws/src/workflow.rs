@@ -6,8 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spotswap_core::plan::{policy_for, review_group, CandidateReview};
 use spotswap_core::{
-    plan::blockers::stack_updating, plan::cap_launches, plan_cycle_in, tags, ActionKind,
-    GroupPlan, GroupSnapshot, Instance, Outcome, Reason, RegionSnapshot, Scope, Settings, Timestamp,
+    plan::blockers::stack_updating, plan::cap_launches, plan_cycle_in, tags, ActionKind, GroupPlan,
+    GroupSnapshot, Instance, Outcome, Reason, RegionSnapshot, Scope, Settings, Timestamp,
 };
 use tokio::sync::Semaphore;
 use tracing::{info, warn};

@@ -134,7 +134,10 @@ pub(crate) fn render(r: &CycleReport) -> String {
 /// The `commitments` section: RI units per family and Savings Plan dollars, now and after.
 fn commitments(out: &mut String, c: &spotswap_core::commitments::Summary) {
     if c.unknown {
-        let _ = writeln!(out, "commitments  unknown (CommitmentsUnknown): planned as without them");
+        let _ = writeln!(
+            out,
+            "commitments  unknown (CommitmentsUnknown): planned as without them"
+        );
         return;
     }
     for f in &c.families {

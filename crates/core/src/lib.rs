@@ -64,9 +64,9 @@ pub use action::{Action, ActionKind, Candidate, LaunchSpec, Purchase, Reason, Sk
 pub use error::{ConfigError, EventError};
 pub use fleet::{judge_fleet, FleetError, FleetVerdict};
 pub use model::{
-    AmiBootMode, Billing, BootMode, BootModes, GroupSnapshot, ImageNeeds, Instance, InstanceState, InstanceTypeSpec,
-    LaunchSource, LaunchTemplateRef, Lifecycle, Market, Member, MemberState, Pool, PriceSource,
-    RegionSnapshot, Support,
+    AmiBootMode, Billing, BootMode, BootModes, GroupSnapshot, ImageNeeds, Instance, InstanceState,
+    InstanceTypeSpec, LaunchSource, LaunchTemplateRef, Lifecycle, Market, Member, MemberState, Pool,
+    PriceSource, RegionSnapshot, Support,
 };
 pub use outcome::{ErrorKind, Failure, Outcome};
 pub use plan::{plan_cycle, plan_cycle_in, plan_group, Census, GroupPlan, Scope, Settings};

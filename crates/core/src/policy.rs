@@ -303,7 +303,13 @@ impl Policy {
                     "keep" => CommitmentMode::Keep,
                     "fill" => CommitmentMode::Fill,
                     "strict" => CommitmentMode::Strict,
-                    _ => return Err(ConfigError::invalid(display_key, value, "expected keep, fill or strict")),
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            display_key,
+                            value,
+                            "expected keep, fill or strict",
+                        ))
+                    }
                 }
             }
             _ => {}
@@ -431,9 +437,18 @@ mod tests {
     #[test]
     fn commitments_takes_keep_fill_or_strict() {
         // GIVEN no tag, THEN keep
-        assert_eq!(Policy::from_tags(&tags(&[]), &Policy::default()).unwrap().commitments, CommitmentMode::Keep);
+        assert_eq!(
+            Policy::from_tags(&tags(&[]), &Policy::default())
+                .unwrap()
+                .commitments,
+            CommitmentMode::Keep
+        );
         // GIVEN each FIXED value THEN it is read
-        for (v, m) in [("keep", CommitmentMode::Keep), ("fill", CommitmentMode::Fill), ("strict", CommitmentMode::Strict)] {
+        for (v, m) in [
+            ("keep", CommitmentMode::Keep),
+            ("fill", CommitmentMode::Fill),
+            ("strict", CommitmentMode::Strict),
+        ] {
             let p = Policy::from_tags(&tags(&[(tags::COMMITMENTS, v)]), &Policy::default()).unwrap();
             assert_eq!(p.commitments, m);
         }

@@ -80,14 +80,23 @@ pub struct PlanSpec {
 
 impl PlanSpec {
     /// An active plan from 2025 to 2030.
-    pub fn active(id: &str, family: Option<&str>, region: &str, commitment: &str, rates: &[(&str, &str)]) -> Self {
+    pub fn active(
+        id: &str,
+        family: Option<&str>,
+        region: &str,
+        commitment: &str,
+        rates: &[(&str, &str)],
+    ) -> Self {
         Self {
             id: id.into(),
             family: family.map(str::to_string),
             region: region.into(),
             commitment: commitment.into(),
             state: "active".into(),
-            rates: rates.iter().map(|(t, r)| (t.to_string(), r.to_string())).collect(),
+            rates: rates
+                .iter()
+                .map(|(t, r)| (t.to_string(), r.to_string()))
+                .collect(),
         }
     }
 }
@@ -104,7 +113,11 @@ pub(super) struct Book {
 pub(super) fn handles(call: &Call) -> bool {
     matches!(
         (call.service.as_str(), call.operation.as_str()),
-        ("ec2", "DescribeReservedInstances") | ("savingsplans", "DescribeSavingsPlans" | "DescribeSavingsPlanRates")
+        ("ec2", "DescribeReservedInstances")
+            | (
+                "savingsplans",
+                "DescribeSavingsPlans" | "DescribeSavingsPlanRates"
+            )
     )
 }
 
@@ -163,7 +176,10 @@ fn reserved(state: &State, call: &Call, book: &Book) -> Reply {
         .filter(|r| states.as_ref().is_none_or(|s| s.contains(&r.state)))
     {
         let (scope, az) = match &r.az {
-            Some(az) => ("Availability Zone", format!("<availabilityZone>{}</availabilityZone>", xml_escape(az))),
+            Some(az) => (
+                "Availability Zone",
+                format!("<availabilityZone>{}</availabilityZone>", xml_escape(az)),
+            ),
             None => ("Region", String::new()),
         };
         items.push_str(&format!(

@@ -254,7 +254,9 @@ impl Port for FakePort {
     }
 
     fn savings_plans(&self, token: Option<String>) -> PortFuture<'_, Page<crate::port::PlanHeader>> {
-        self.call(op::DESCRIBE_SAVINGS_PLANS, move |s| Ok(page(&s.plan_headers(), token, s.page_size)))
+        self.call(op::DESCRIBE_SAVINGS_PLANS, move |s| {
+            Ok(page(&s.plan_headers(), token, s.page_size))
+        })
     }
 
     fn savings_plan_rates<'a>(
@@ -263,7 +265,9 @@ impl Port for FakePort {
         _region: &'a str,
         token: Option<String>,
     ) -> PortFuture<'a, Page<spotswap_core::commitments::PlanRate>> {
-        self.call(op::DESCRIBE_SAVINGS_PLAN_RATES, move |s| Ok(page(&s.plan_rates(plan), token, s.page_size)))
+        self.call(op::DESCRIBE_SAVINGS_PLAN_RATES, move |s| {
+            Ok(page(&s.plan_rates(plan), token, s.page_size))
+        })
     }
 
     fn termination_protected<'a>(&'a self, id: &'a str) -> PortFuture<'a, bool> {

@@ -82,7 +82,10 @@ pub(super) async fn savings_plans(
         .send()
         .await
         .map_err(err(op::DESCRIBE_SAVINGS_PLANS))?;
-    let stamp = |s: Option<&str>| s.and_then(Timestamp::parse_rfc3339).unwrap_or(Timestamp::from_unix(0));
+    let stamp = |s: Option<&str>| {
+        s.and_then(Timestamp::parse_rfc3339)
+            .unwrap_or(Timestamp::from_unix(0))
+    };
     let items = resp
         .savings_plans()
         .iter()

@@ -285,7 +285,11 @@ pub fn cover(
                 cost
             } else {
                 // The rest of the commitment covers part of the instance's hour.
-                let units = if rate == 0 { s.left } else { remaining * full / rate };
+                let units = if rate == 0 {
+                    s.left
+                } else {
+                    remaining * full / rate
+                };
                 s.left -= units.min(s.left);
                 remaining
             };

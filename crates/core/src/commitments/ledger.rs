@@ -249,7 +249,9 @@ impl Ledger {
     /// each on-demand launch replacing spot adds one, as the planner recorded them.
     pub fn after_plans(mut self, snapshot: &RegionSnapshot, plans: &[GroupPlan]) -> Self {
         for a in plans.iter().flat_map(|p| p.actions.iter()) {
-            let ActionKind::Launch(spec) = &a.kind else { continue };
+            let ActionKind::Launch(spec) = &a.kind else {
+                continue;
+            };
             let Some(original) = snapshot.instances.get(&spec.replaces) else {
                 continue;
             };
@@ -338,7 +340,12 @@ impl Summary {
             .iter()
             .map(|p| PlanDollars {
                 id: p.id.clone(),
-                kind: match commitments.savings_plans.iter().find(|s| s.id == p.id).map(|s| &s.kind) {
+                kind: match commitments
+                    .savings_plans
+                    .iter()
+                    .find(|s| s.id == p.id)
+                    .map(|s| &s.kind)
+                {
                     Some(PlanKind::Ec2Instance { .. }) => "EC2Instance".to_string(),
                     _ => "Compute".to_string(),
                 },

@@ -68,7 +68,11 @@ fn the_factor_table_is_exact_in_quarter_units() {
     assert_eq!(n.units("t3.small"), Some(4));
     assert_eq!(n.units("m5.large"), Some(16));
     assert_eq!(n.units("m5.xlarge"), Some(32));
-    assert_eq!(n.units("m5.16xlarge"), Some(512), "16xlarge = 128 normalized units");
+    assert_eq!(
+        n.units("m5.16xlarge"),
+        Some(512),
+        "16xlarge = 128 normalized units"
+    );
     // metal is the family's largest size the region offers; unknown without one
     assert_eq!(n.units("m5.metal"), Some(768));
     assert_eq!(n.units("c5.metal"), None);
@@ -83,7 +87,13 @@ fn a_zonal_ri_covers_its_type_in_its_az_only() {
         reserved: vec![ri("ri-z", "m5.large", Some("us-east-1a"), 1)],
         ..Default::default()
     };
-    let cov = run(&c, &[usage("i-b", "m5.large", "us-east-1b"), usage("i-a", "m5.large", "us-east-1a")]);
+    let cov = run(
+        &c,
+        &[
+            usage("i-b", "m5.large", "us-east-1b"),
+            usage("i-a", "m5.large", "us-east-1a"),
+        ],
+    );
     // THEN it covers the one in 1a, whole
     assert_eq!(cov.instances.keys().collect::<Vec<_>>(), vec!["i-a"]);
     assert_eq!(cov.instances["i-a"].reserved_units, 16);
@@ -101,7 +111,13 @@ fn a_regional_ri_is_size_flexible_in_any_az() {
         reserved: vec![ri("ri-r", "m5.xlarge", None, 1)],
         ..Default::default()
     };
-    let cov = run(&c, &[usage("i-1", "m5.large", "us-east-1a"), usage("i-2", "m5.large", "us-east-1b")]);
+    let cov = run(
+        &c,
+        &[
+            usage("i-1", "m5.large", "us-east-1a"),
+            usage("i-2", "m5.large", "us-east-1b"),
+        ],
+    );
     // THEN it covers both, wholly, and nothing is left unused
     assert_eq!(cov.instances["i-1"].reserved_units, 16);
     assert_eq!(cov.instances["i-2"].reserved_units, 16);
@@ -226,7 +242,14 @@ fn a_plan_at_eighty_percent_utilisation() {
 }
 
 fn arb_usage() -> impl Strategy<Value = Vec<Usage>> {
-    let types = prop::sample::select(vec!["m5.large", "m5.xlarge", "m5.2xlarge", "m5.small", "c5.large", "c5.xlarge"]);
+    let types = prop::sample::select(vec![
+        "m5.large",
+        "m5.xlarge",
+        "m5.2xlarge",
+        "m5.small",
+        "c5.large",
+        "c5.xlarge",
+    ]);
     let azs = prop::sample::select(vec!["us-east-1a", "us-east-1b"]);
     let plat = prop::sample::select(vec![LINUX_UNIX, "Windows"]);
     prop::collection::vec((types, azs, plat), 0..12).prop_map(|v| {
@@ -241,7 +264,13 @@ fn arb_usage() -> impl Strategy<Value = Vec<Usage>> {
 }
 
 fn arb_commitments() -> impl Strategy<Value = Commitments> {
-    let types = prop::sample::select(vec!["m5.large", "m5.xlarge", "m5.small", "c5.large", "c5.2xlarge"]);
+    let types = prop::sample::select(vec![
+        "m5.large",
+        "m5.xlarge",
+        "m5.small",
+        "c5.large",
+        "c5.2xlarge",
+    ]);
     let az = prop::option::of(prop::sample::select(vec!["us-east-1a", "us-east-1b"]));
     let ris = prop::collection::vec((types, az, 0u32..4, any::<bool>()), 0..5);
     let sps = prop::collection::vec((0u64..300_000, any::<bool>(), 10_000u64..150_000), 0..3);
@@ -263,11 +292,17 @@ fn arb_commitments() -> impl Strategy<Value = Commitments> {
                 } else {
                     PlanKind::Ec2Instance { family: "m5".into() }
                 };
-                let rates: Vec<(&str, u64)> =
-                    ["m5.large", "m5.xlarge", "m5.2xlarge", "m5.small", "c5.large", "c5.xlarge"]
-                        .into_iter()
-                        .map(|t| (t, rate))
-                        .collect();
+                let rates: Vec<(&str, u64)> = [
+                    "m5.large",
+                    "m5.xlarge",
+                    "m5.2xlarge",
+                    "m5.small",
+                    "c5.large",
+                    "c5.xlarge",
+                ]
+                .into_iter()
+                .map(|t| (t, rate))
+                .collect();
                 sp(&format!("sp-{i}"), kind, c, &rates)
             })
             .collect(),

@@ -163,7 +163,9 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
                 .and_then(|(c, latest)| activity::hold(group, latest, c, snapshot.now));
             let policy = policy_for(group, settings);
             // `strict`: while the commitments are unknown, held like an EC2 state change.
-            if matches!(&policy, Ok(Some(p)) if p.commitments == CommitmentMode::Strict) && ledger.is_unknown() {
+            if matches!(&policy, Ok(Some(p)) if p.commitments == CommitmentMode::Strict)
+                && ledger.is_unknown()
+            {
                 held = held.or_else(|| {
                     Some(Skip {
                         group: group.name.clone(),
@@ -289,7 +291,15 @@ pub fn plan_group(
     scheduled: &BTreeMap<String, ScheduledEvent>,
     now: Timestamp,
 ) -> GroupPlan {
-    plan_group_with(group, instances, market, policy, scheduled, now, &mut Ledger::none())
+    plan_group_with(
+        group,
+        instances,
+        market,
+        policy,
+        scheduled,
+        now,
+        &mut Ledger::none(),
+    )
 }
 
 /// [`plan_group`] with the region's commitments: the swaps it starts are recorded in `ledger`.
@@ -435,8 +445,13 @@ fn plan_group_in(
             now,
         };
         let n = deficit.min(policy.replace_per_cycle);
-        plan.actions
-            .extend(toward_on_demand::replace_spot(&toward, n, Reason::BelowRiskFloor, true, |_| Some(None)));
+        plan.actions.extend(toward_on_demand::replace_spot(
+            &toward,
+            n,
+            Reason::BelowRiskFloor,
+            true,
+            |_| Some(None),
+        ));
         return plan;
     }
     // `fill`: spot back to on-demand where a commitment sits unused, one direction at a time.
@@ -504,8 +519,7 @@ fn plan_group_in(
                 floor: plan.census.floor,
                 now,
             };
-            plan.actions
-                .extend(start_swaps(&inputs, chosen, counts, ledger));
+            plan.actions.extend(start_swaps(&inputs, chosen, counts, ledger));
         }
         Err(wait) => plan
             .actions

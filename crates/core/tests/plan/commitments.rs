@@ -42,7 +42,10 @@ fn a_covered_on_demand_instance_is_not_swapped_and_the_next_one_is() {
     // WHEN the rebalancer plans
     let plan = fleet.plan();
     // THEN the one in A waits, naming the RI, and the other two are swapped
-    assert_eq!(waits_of(&plan, Reason::CommitmentCovered), vec![("i-od00", Some("ri-a"))]);
+    assert_eq!(
+        waits_of(&plan, Reason::CommitmentCovered),
+        vec![("i-od00", Some("ri-a"))]
+    );
     let mut swapped = launched_for(&plan);
     swapped.sort();
     assert_eq!(swapped, vec!["i-od01", "i-od02"]);
@@ -61,7 +64,12 @@ fn units_another_instance_would_take_over_do_not_hold_a_swap() {
     let in_flight = fleet.launch("i-l1", &original, Stage::Booting);
     let plan = in_flight.plan();
     assert!(launched_for(&plan).is_empty(), "{:?}", plan.actions);
-    assert_eq!(waits_of(&plan, Reason::CommitmentCovered).len(), 1, "{:?}", plan.actions);
+    assert_eq!(
+        waits_of(&plan, Reason::CommitmentCovered).len(),
+        1,
+        "{:?}",
+        plan.actions
+    );
 }
 
 #[test]
@@ -97,7 +105,9 @@ fn fill_launches_on_demand_for_spot_under_an_unused_ri_within_replace_per_cycle(
     assert_eq!(launches.len(), 1, "{:?}", plan.actions);
     assert_eq!(launches[0].reason, Reason::CommitmentUnused);
     assert_eq!(launches[0].commitment.as_deref(), Some("ri-fill"));
-    let ActionKind::Launch(spec) = &launches[0].kind else { unreachable!() };
+    let ActionKind::Launch(spec) = &launches[0].kind else {
+        unreachable!()
+    };
     assert_eq!(spec.purchase, spotswap_core::Purchase::OnDemand);
     // AND under keep, nothing is launched
     let keep = fleet.tag(spotswap_core::tags::COMMITMENTS, "keep");
