@@ -285,11 +285,7 @@ pub fn cover(
                 cost
             } else {
                 // The rest of the commitment covers part of the instance's hour.
-                let units = if rate == 0 {
-                    s.left
-                } else {
-                    remaining * full / rate
-                };
+                let units = (remaining * full).checked_div(rate).unwrap_or(s.left);
                 s.left -= units.min(s.left);
                 remaining
             };

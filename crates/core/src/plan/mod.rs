@@ -418,53 +418,42 @@ fn plan_group_in(
             .push(Action::new(ActionKind::Wait, Reason::BelowRiskFloor, name));
         return plan;
     }
+    // Toward on-demand: the floor first, then `fill`. Not an instance this plan already
+    // retires or ends (a duplicate launch, say).
+    let acted: std::collections::BTreeSet<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind.is_mutating())
+        .filter_map(|a| match &a.kind {
+            ActionKind::Retire { instance, .. } | ActionKind::TerminateLaunch { instance } => {
+                Some(instance.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let staying: Vec<_> = serving
+        .iter()
+        .copied()
+        .filter(|(m, _)| !acted.contains(m.id.as_str()))
+        .collect();
+    let toward = toward_on_demand::Toward {
+        group,
+        template,
+        market,
+        serving: &staying,
+        replacing: &stage.replacing,
+        launches,
+        now,
+    };
     if deficit > 0 {
-        // Not an instance this plan already retires or ends (a duplicate launch, say).
-        let acted: std::collections::BTreeSet<String> = plan
-            .actions
-            .iter()
-            .filter(|a| a.kind.is_mutating())
-            .filter_map(|a| match &a.kind {
-                ActionKind::Retire { instance, .. } | ActionKind::TerminateLaunch { instance } => {
-                    Some(instance.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        let serving: Vec<_> = serving
-            .into_iter()
-            .filter(|(m, _)| !acted.contains(&m.id))
-            .collect();
-        let toward = toward_on_demand::Toward {
-            group,
-            template,
-            market,
-            serving: &serving,
-            replacing: &stage.replacing,
-            launches,
-            now,
-        };
         let n = deficit.min(policy.replace_per_cycle);
-        plan.actions.extend(toward_on_demand::replace_spot(
-            &toward,
-            n,
-            Reason::BelowRiskFloor,
-            true,
-            |_| Some(None),
-        ));
+        let restore =
+            toward_on_demand::replace_spot(&toward, n, Reason::BelowRiskFloor, true, |_| Some(None));
+        plan.actions.extend(restore);
         return plan;
     }
     // `fill`: spot back to on-demand where a commitment sits unused, one direction at a time.
     if policy.commitments == CommitmentMode::Fill && stage.replacing.is_empty() {
-        let toward = toward_on_demand::Toward {
-            group,
-            template,
-            market,
-            serving: &serving,
-            replacing: &stage.replacing,
-            launches,
-            now,
-        };
         let filled = toward_on_demand::fill(&toward, policy.replace_per_cycle, ledger);
         if !filled.is_empty() {
             plan.actions.extend(filled);
