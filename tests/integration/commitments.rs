@@ -89,7 +89,7 @@ async fn converge(env: &Env, group: &str, desired: usize, unmanaged: Option<&str
     panic!("no convergence in 16 cycles");
 }
 
-fn waits<'a>(report: &'a CycleReport, reason: Reason) -> Vec<&'a spotswap_aws::report::ActionReport> {
+fn waits(report: &CycleReport, reason: Reason) -> Vec<&spotswap_aws::report::ActionReport> {
     report
         .actions
         .iter()
