@@ -24,7 +24,7 @@ use spotswap_core::tags;
 use spotswap_tests::fleet::{sample_price_file, Env, GroupSpec};
 use spotswap_tests::iam::{function_grants, grants_cover};
 use spotswap_tests::lambda::workspace_root;
-use spotswap_tests::proxy::Proxy;
+use spotswap_tests::proxy::{PlanSpec, Proxy};
 
 use super::interruption::{group_with_spot, warning};
 use super::reaper::{detached_tags, launch_tags, plant};
@@ -222,9 +222,21 @@ async fn stateful_reaper(env: &Env, seen: &mut Observed) {
 async fn every_operation_each_function_calls_is_granted_to_its_role() {
     // GIVEN each function's workflow driven through the paths that reach its calls (through a
     // proxy that answers DescribeInstanceRefreshes, which moto lacks, as AWS does)
+    // and serves commitments, which moto lacks: a Savings Plan whose rates are read (for a type
+    // none of the scenarios runs, so it holds no swap)
     let proxy = Proxy::from_env().await.expect("proxy");
     proxy.set_answer_instance_refreshes(true);
     let env = Env::at(&proxy.url()).await;
+    proxy.set_commitments(
+        vec![],
+        vec![PlanSpec::active(
+            "sp-iam",
+            None,
+            env.region(),
+            "0.010",
+            &[("c5.24xlarge", "1.5")],
+        )],
+    );
     let mut seen = Observed::default();
     rebalancer(&env, &mut seen).await;
     interruption_handler(&env, &mut seen).await;

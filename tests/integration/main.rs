@@ -2,6 +2,7 @@ mod autospotting;
 mod bad_input;
 mod boot_window;
 mod chaos;
+mod commitments;
 mod compat;
 mod crash;
 mod diag;

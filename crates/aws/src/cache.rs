@@ -1,4 +1,5 @@
-//! Instance-type specs and on-demand prices, cached per warm container.
+//! Instance-type specs, on-demand prices and the account's commitments, cached per warm
+//! container.
 //!
 //! Specs come live from DescribeInstanceTypes (never compiled in) and change rarely;
 //! on-demand prices change a few times a year. Both are kept for hours, so a warm Lambda pays
@@ -15,6 +16,9 @@ use tokio::sync::Mutex;
 pub(crate) const SPECS_TTL: Duration = Duration::from_secs(6 * 3600);
 /// How long prices from the Price List API are kept.
 pub(crate) const PRICES_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long Reserved Instances and Savings Plans are kept: purchases and expiries are rare, and
+/// the core ignores a commitment past its end whatever the cache holds.
+pub(crate) const COMMITMENTS_TTL: Duration = Duration::from_secs(3600);
 /// How long to wait before asking an unreachable Price List API again.
 pub(crate) const PRICES_RETRY: Duration = Duration::from_secs(15 * 60);
 
@@ -45,15 +49,17 @@ pub(crate) type Slot<T> = Arc<Mutex<Option<Cached<T>>>>;
 pub struct MarketCache {
     pub(crate) specs: Slot<BTreeMap<String, InstanceTypeSpec>>,
     pub(crate) prices: Slot<Prices>,
+    pub(crate) commitments: Slot<spotswap_core::commitments::Commitments>,
 }
 
 impl MarketCache {
-    /// A cache sharing this one's instance-type specs, with on-demand prices of its own (they
-    /// depend on the price file, which may differ).
+    /// A cache sharing this one's instance-type specs, with on-demand prices (they depend on
+    /// the price file, which may differ) and commitments (another account's) of its own.
     pub fn sharing_specs(&self) -> Self {
         Self {
             specs: self.specs.clone(),
             prices: Slot::default(),
+            commitments: Slot::default(),
         }
     }
 }

@@ -33,6 +33,7 @@
 pub mod cache;
 mod carry;
 mod clients;
+mod commitments;
 mod config;
 mod error;
 mod execute;

@@ -176,6 +176,9 @@ pub(crate) mod op {
     pub(crate) const ASSOCIATE_ADDRESS: &str = "ec2:AssociateAddress";
     pub(crate) const ATTACH_VOLUME: &str = "ec2:AttachVolume";
     pub(crate) const DETACH_VOLUME: &str = "ec2:DetachVolume";
+    pub(crate) const DESCRIBE_RESERVED: &str = "ec2:DescribeReservedInstances";
+    pub(crate) const DESCRIBE_SAVINGS_PLANS: &str = "savingsplans:DescribeSavingsPlans";
+    pub(crate) const DESCRIBE_SAVINGS_PLAN_RATES: &str = "savingsplans:DescribeSavingsPlanRates";
 }
 
 /// The operations only the CLI's `explain` and `report` send, with the operator's credentials:
@@ -184,6 +187,23 @@ pub(crate) mod cli_op {
     pub(crate) const DESCRIBE_ACTIVITIES: &str = "autoscaling:DescribeScalingActivities";
     pub(crate) const FILTER_LOG_EVENTS: &str = "logs:FilterLogEvents";
     pub(crate) const LIST_STACK_RESOURCES: &str = "cloudformation:ListStackResources";
+}
+
+/// One Savings Plan as DescribeSavingsPlans lists it, before its rates are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanHeader {
+    /// `savingsPlanId`.
+    pub id: String,
+    /// `ec2InstanceFamily` of an EC2 Instance plan; `None` for a Compute plan.
+    pub family: Option<String>,
+    /// `region` of an EC2 Instance plan.
+    pub region: Option<String>,
+    /// `commitment`, micro-dollars per hour.
+    pub commitment_micros: u64,
+    /// `start`.
+    pub start: Timestamp,
+    /// `end`.
+    pub end: Timestamp,
 }
 
 /// One log event of FilterLogEvents.
@@ -337,6 +357,17 @@ pub trait Port: DiagnosticReads + LaunchConfigCalls + CarryCalls + Send + Sync +
     /// `StackStatus` of one CloudFormation stack (DescribeStacks); `None` when the stack does not
     /// exist (AWS answers `ValidationError`, "Stack with id … does not exist").
     fn stack_status<'a>(&'a self, stack: &'a str) -> PortFuture<'a, Option<String>>;
+    /// The region's active Reserved Instances (DescribeReservedInstances, `state=active`).
+    fn reserved_instances(&self) -> PortFuture<'_, Vec<spotswap_core::commitments::ReservedInstances>>;
+    /// One page of the account's active Savings Plans (DescribeSavingsPlans).
+    fn savings_plans(&self, token: Option<String>) -> PortFuture<'_, Page<PlanHeader>>;
+    /// One page of `plan`'s EC2 rates in `region` (DescribeSavingsPlanRates).
+    fn savings_plan_rates<'a>(
+        &'a self,
+        plan: &'a str,
+        region: &'a str,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<spotswap_core::commitments::PlanRate>>;
     /// `DisableApiTermination` of one instance.
     fn termination_protected<'a>(&'a self, id: &'a str) -> PortFuture<'a, bool>;
     /// The lifecycle transitions of `group`'s lifecycle hooks.

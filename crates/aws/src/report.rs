@@ -32,6 +32,8 @@ pub struct ActionReport {
     pub spot_price: Option<f64>,
     /// On-demand price of the original type, USD/hour.
     pub on_demand_price: Option<f64>,
+    /// The commitment the decision was about, if any.
+    pub commitment: Option<String>,
     /// What happened.
     pub outcome: Outcome,
 }
@@ -54,6 +56,7 @@ impl ActionReport {
             pool: a.pool.clone(),
             spot_price: a.spot_price,
             on_demand_price: a.on_demand_price,
+            commitment: a.commitment.clone(),
             outcome,
         }
     }
@@ -68,6 +71,7 @@ impl ActionReport {
             pool: self.pool.clone(),
             spot_price: self.spot_price,
             on_demand_price: self.on_demand_price,
+            commitment: self.commitment.clone(),
         }
     }
 
@@ -91,6 +95,7 @@ impl ActionReport {
         let candidates = join(self.candidates());
         let outcome = self.outcome.name();
         let detail = self.outcome.detail();
+        let commitment = self.commitment.as_deref().unwrap_or("");
         let (error_code, error_kind) = match &self.outcome {
             Outcome::Failed(f) => (f.code.as_deref().unwrap_or(""), f.kind.name()),
             _ => ("", ""),
@@ -110,6 +115,7 @@ impl ActionReport {
                     error_code,
                     error_kind,
                     candidates = %candidates,
+                    commitment,
                     cycle_id = %ids.cycle_id,
                     request_id = ids.request_id.as_deref().unwrap_or(""),
                     "decision"
@@ -152,6 +158,9 @@ impl Serialize for ActionReport {
             Outcome::Fallback(pools) => m.serialize_entry("detail", &join(pools))?,
             Outcome::NotAttempted(r) => m.serialize_entry("detail", r.code())?,
             Outcome::Failed(f) => m.serialize_entry("detail", f)?,
+        }
+        if let Some(c) = &self.commitment {
+            m.serialize_entry("commitment", c)?;
         }
         let candidates = self.candidates();
         if !candidates.is_empty() {
@@ -348,6 +357,10 @@ pub struct CycleReport {
     pub price_source: Option<PriceSource>,
     /// Where the cycle's time went.
     pub timings: Timings,
+    /// The account's commitments: RI units and Savings Plan dollars used now and after the
+    /// plan (the `commitments` section of `spotswap plan`); `None` when there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commitments: Option<spotswap_core::commitments::Summary>,
     /// Metrics per group.
     #[serde(skip)]
     pub metrics: Vec<GroupMetrics>,
@@ -389,12 +402,20 @@ impl CycleReport {
             api_calls: BTreeMap::new(),
             price_source: None,
             timings: Timings::default(),
+            commitments: None,
         }
     }
 
-    /// Print the metrics as EMF lines on stdout, where Lambda's log capture finds them.
+    /// Print the metrics as EMF lines on stdout, where Lambda's log capture finds them: one
+    /// per group, and the region's unused commitments when they are known.
     pub fn print_emf(&self, timestamp_ms: i64) {
         print_emf(&self.metrics, timestamp_ms);
+        if let Some(c) = self.commitments.as_ref().filter(|c| !c.unknown) {
+            println!(
+                "{}",
+                spotswap_core::metrics::commitments_emf_line(c, timestamp_ms)
+            );
+        }
     }
 
     /// Mutating calls made, from `api_calls`.

@@ -42,12 +42,15 @@ pub async fn take(
     } else {
         settings.mode
     };
-    let (mut groups, mut instances, specs, od) = tokio::try_join!(
+    let (mut groups, mut instances, specs, od, commitments) = tokio::try_join!(
         describe_groups(aws, group_mode),
         describe_instances(aws, &[]),
         instance_types(aws),
         async { Ok(prices::on_demand_prices(aws, price_file).await) },
+        async { Ok(crate::commitments::read(aws).await) },
     )?;
+    // Every running on-demand instance of the region, ours or not: what commitments cover.
+    let usage = spotswap_core::commitments::usage_of(instances.values()).collect();
     resolve_template_versions(aws, settings, &mut groups).await;
     crate::launch_config::resolve(aws, &mut groups).await;
     // Spot prices only where managed groups run: a fraction of the region's pools.
@@ -118,6 +121,8 @@ pub async fn take(
             price_source: od.source,
         },
         scheduled,
+        commitments,
+        usage,
     })
 }
 

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spotswap_core::plan::{policy_for, review_group, CandidateReview};
 use spotswap_core::{
-    plan::blockers::stack_updating, plan::cap_launches, plan_cycle_in, plan_group, tags, ActionKind,
-    GroupPlan, GroupSnapshot, Instance, Outcome, Reason, RegionSnapshot, Scope, Settings, Timestamp,
+    plan::blockers::stack_updating, plan::cap_launches, plan_cycle_in, tags, ActionKind, GroupPlan,
+    GroupSnapshot, Instance, Outcome, Reason, RegionSnapshot, Scope, Settings, Timestamp,
 };
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -117,6 +117,9 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
     report.groups = groups;
     report.rejections = rejections;
     report.price_source = Some(snap.market.price_source);
+    report.commitments = spotswap_core::commitments::Ledger::new(&snap)
+        .after_plans(&snap, &plans)
+        .summary();
     report.timings = timings;
     report.api_calls = aws.api_calls();
     report.timings.total_ms = Timings::since(started);
@@ -305,7 +308,7 @@ async fn preflight(
             if stack_updating(&group).is_some() {
                 let (copy, instances) = local.insert(group_copy(&group, &snap.instances));
                 if let Ok(Some(policy)) = policy_for(copy, settings) {
-                    plan = plan_group(copy, instances, &snap.market, &policy, &snap.scheduled, snap.now);
+                    plan = replan(copy, instances, snap, &policy);
                 }
             }
         }
@@ -386,13 +389,33 @@ async fn preflight(
             }
         }
         if let Ok(Some(policy)) = policy_for(group, settings) {
-            plan = plan_group(group, instances, &snap.market, &policy, &snap.scheduled, snap.now);
+            plan = replan(group, instances, snap, &policy);
             if settings.max_swaps_in_flight.is_some() {
                 cap_launches(std::slice::from_mut(&mut plan), allotted);
             }
         }
     }
     plan
+}
+
+/// A group's plan again, from what the preflight learned, under the region's commitments as
+/// the snapshot read them.
+fn replan(
+    group: &GroupSnapshot,
+    instances: &BTreeMap<String, Instance>,
+    snap: &RegionSnapshot,
+    policy: &spotswap_core::Policy,
+) -> GroupPlan {
+    let mut ledger = spotswap_core::commitments::Ledger::new(snap);
+    spotswap_core::plan::plan_group_with(
+        group,
+        instances,
+        &snap.market,
+        policy,
+        &snap.scheduled,
+        snap.now,
+        &mut ledger,
+    )
 }
 
 /// The group and the instances its plan reads: its members and our launches for it.

@@ -114,6 +114,9 @@ pub(crate) fn render(r: &CycleReport) -> String {
             g.census.hourly_savings
         );
     }
+    if let Some(c) = &r.commitments {
+        commitments(&mut out, c);
+    }
     let _ = writeln!(
         out,
         "{} actions, {} swaps waiting, {} mutating API calls{}",
@@ -126,6 +129,31 @@ pub(crate) fn render(r: &CycleReport) -> String {
         if r.dry_run { " (dry run)" } else { "" }
     );
     out
+}
+
+/// The `commitments` section: RI units per family and Savings Plan dollars, now and after.
+fn commitments(out: &mut String, c: &spotswap_core::commitments::Summary) {
+    if c.unknown {
+        let _ = writeln!(
+            out,
+            "commitments  unknown (CommitmentsUnknown): planned as without them"
+        );
+        return;
+    }
+    for f in &c.families {
+        let _ = writeln!(
+            out,
+            "commitments  RI {}  owned={} used={} unused={}  after plan: used={} unused={}",
+            f.family, f.owned, f.used_now, f.unused_now, f.used_after, f.unused_after
+        );
+    }
+    for p in &c.savings_plans {
+        let _ = writeln!(
+            out,
+            "commitments  SP {} ({})  ${:.4}/h  used=${:.4}/h  after plan: used=${:.4}/h",
+            p.id, p.kind, p.commitment_per_hour, p.used_now_per_hour, p.used_after_per_hour
+        );
+    }
 }
 
 /// `handle-event --output table`: the event, then one line per decision.

@@ -340,6 +340,8 @@ fn region(groups: usize) -> RegionSnapshot {
         instances: r.instances,
         market: market(),
         scheduled: Default::default(),
+        commitments: Some(Default::default()),
+        usage: Vec::new(),
     }
 }
 

@@ -274,6 +274,10 @@ pub struct Action {
     pub spot_price: Option<f64>,
     /// On-demand price of the original type, USD/hour.
     pub on_demand_price: Option<f64>,
+    /// The Reserved Instances or Savings Plan a decision was about (`CommitmentCovered`,
+    /// `CommitmentUnused`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commitment: Option<String>,
 }
 
 impl Action {
@@ -287,6 +291,7 @@ impl Action {
             pool: None,
             spot_price: None,
             on_demand_price: None,
+            commitment: None,
         }
     }
 
@@ -299,6 +304,12 @@ impl Action {
     /// With the pool concerned.
     pub fn pool(mut self, pool: Pool) -> Self {
         self.pool = Some(pool);
+        self
+    }
+
+    /// With the commitment the decision was about.
+    pub fn commitment(mut self, id: impl Into<String>) -> Self {
+        self.commitment = Some(id.into());
         self
     }
 

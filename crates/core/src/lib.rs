@@ -9,6 +9,8 @@
 //! - [`model`]: snapshots of groups, instances and the market.
 //! - [`policy`]: the tag schema parsed into a [`Policy`], and the risk floor.
 //! - [`records`]: cooldown, no-capacity and shelter records kept in group tags.
+//! - [`commitments`]: Reserved Instances and Savings Plans: EC2's billing order, and what a
+//!   plan does to their coverage.
 //! - [`candidates`]: diversified, price-ranked spot pools, and why others were turned down.
 //! - [`carry`]: stateful groups: Elastic IPs and data volumes moved to the replacement, and
 //!   the retire gate that waits for them.
@@ -40,6 +42,7 @@
 pub mod action;
 pub mod candidates;
 pub mod carry;
+pub mod commitments;
 pub mod compat;
 pub mod compat_mode;
 mod error;
@@ -67,9 +70,9 @@ pub use action::{Action, ActionKind, Candidate, LaunchSpec, Purchase, Reason, Sk
 pub use error::{ConfigError, EventError};
 pub use fleet::{judge_fleet, FleetError, FleetVerdict};
 pub use model::{
-    AmiBootMode, BootMode, BootModes, GroupSnapshot, ImageNeeds, Instance, InstanceState, InstanceTypeSpec,
-    LaunchSource, LaunchTemplateRef, Lifecycle, Market, Member, MemberState, Pool, PriceSource,
-    RegionSnapshot, Support,
+    AmiBootMode, Billing, BootMode, BootModes, GroupSnapshot, ImageNeeds, Instance, InstanceState,
+    InstanceTypeSpec, LaunchSource, LaunchTemplateRef, Lifecycle, Market, Member, MemberState, Pool,
+    PriceSource, RegionSnapshot, Support,
 };
 pub use outcome::{ErrorKind, Failure, Outcome};
 pub use plan::{plan_cycle, plan_cycle_in, plan_group, Census, GroupPlan, Scope, Settings};

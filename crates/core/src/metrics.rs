@@ -136,6 +136,28 @@ impl GroupMetrics {
     }
 }
 
+/// The region's unused commitments as one EMF line at `timestamp_ms`, with no dimension (a
+/// commitment belongs to no group): `CommitmentUnusedUnits` (RI normalized units) and
+/// `CommitmentUnusedPerHour` (Savings Plan dollars per hour).
+pub fn commitments_emf_line(summary: &crate::commitments::Summary, timestamp_ms: i64) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": [
+                    {"Name": "CommitmentUnusedUnits", "Unit": "None"},
+                    {"Name": "CommitmentUnusedPerHour", "Unit": "None"},
+                ],
+            }],
+        },
+        "CommitmentUnusedUnits": summary.unused_units(),
+        "CommitmentUnusedPerHour": (summary.unused_per_hour() * 10_000.0).round() / 10_000.0,
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

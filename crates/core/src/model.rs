@@ -94,6 +94,20 @@ pub struct Instance {
     /// What its image needs of a replacement's type (boot mode, ENA).
     #[serde(default)]
     pub image: ImageNeeds,
+    /// How EC2 bills it, as far as commitments care: platform and tenancy.
+    #[serde(default)]
+    pub billing: Billing,
+}
+
+/// An instance's platform (`PlatformDetails`, e.g. `Linux/UNIX`) and tenancy
+/// (`Placement.Tenancy`: `default`, `dedicated`, `host`); `None` when not reported, read as
+/// Linux/UNIX on shared hardware.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Billing {
+    /// `PlatformDetails`.
+    pub platform: Option<String>,
+    /// `Placement.Tenancy`.
+    pub tenancy: Option<String>,
 }
 
 impl Instance {
@@ -569,6 +583,13 @@ pub struct RegionSnapshot {
     /// EC2's scheduled events (retirement, scheduled stop, reboot, maintenance) by instance,
     /// from DescribeInstanceStatus: the rebalancer's own pickup of what AWS Health announces.
     pub scheduled: BTreeMap<String, ScheduledEvent>,
+    /// The account's Reserved Instances and Savings Plans in the region; `None` when they
+    /// could not be read this cycle (`CommitmentsUnknown`).
+    #[serde(default)]
+    pub commitments: Option<crate::commitments::Commitments>,
+    /// The region's running on-demand instances, managed or not: the usage commitments cover.
+    #[serde(default)]
+    pub usage: Vec<crate::commitments::Usage>,
 }
 
 /// One scheduled event of an instance (DescribeInstanceStatus `Events`), not completed or
@@ -603,6 +624,7 @@ mod tests {
                 .collect(),
             architecture: None,
             image: ImageNeeds::default(),
+            billing: Billing::default(),
         }
     }
 

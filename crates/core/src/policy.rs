@@ -61,6 +61,22 @@ pub enum LaunchHooks {
     Bypass,
 }
 
+/// How a group treats the account's Reserved Instances and Savings Plans
+/// (`spotswap:commitments`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommitmentMode {
+    /// Never swap an on-demand instance whose removal would leave a commitment unused
+    /// (`CommitmentCovered`).
+    #[default]
+    Keep,
+    /// `keep`, and convert spot back to on-demand where a commitment sits unused
+    /// (`CommitmentUnused`).
+    Fill,
+    /// `keep`, and no new swap while the commitments cannot be read (`CommitmentsUnknown`).
+    Strict,
+}
+
 /// A comma-separated list of instance-type globs.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TypeGlobs(Vec<Pattern>);
@@ -166,6 +182,8 @@ pub struct Policy {
     pub window: Window,
     /// `spotswap:launch-hooks`.
     pub launch_hooks: LaunchHooks,
+    /// `spotswap:commitments`.
+    pub commitments: CommitmentMode,
     /// The instance types the group's own mixed instances policy may launch; `None` for a
     /// group without one. Not a tag: set by [`crate::mixed::effective_policy`].
     pub group_types: Option<std::collections::BTreeSet<String>>,
@@ -197,6 +215,7 @@ impl Default for Policy {
             replace_outdated: false,
             window: Window::default(),
             launch_hooks: LaunchHooks::Respect,
+            commitments: CommitmentMode::Keep,
             group_types: None,
             floor_rule: FloorRule::Aws,
             same_type_only: false,
@@ -207,7 +226,7 @@ impl Default for Policy {
 }
 
 /// The tags of the schema that carry settings, in the order they are checked.
-pub const SETTING_TAGS: [&str; 13] = [
+pub const SETTING_TAGS: [&str; 14] = [
     tags::ON_DEMAND_BASE,
     tags::ON_DEMAND_PERCENT,
     tags::ALLOWED_TYPES,
@@ -221,6 +240,7 @@ pub const SETTING_TAGS: [&str; 13] = [
     tags::LAUNCH_HOOKS,
     tags::CARRY_EIP,
     tags::CARRY_VOLUMES,
+    tags::COMMITMENTS,
 ];
 
 /// `SPOTSWAP_PAUSED=true` (FIXED): no new swaps in any group of the stack.
@@ -297,6 +317,21 @@ impl Policy {
                 self.launch_hooks = match value {
                     "bypass" => LaunchHooks::Bypass,
                     _ => return Err(ConfigError::invalid(display_key, value, "expected bypass")),
+                }
+            }
+            tags::COMMITMENTS => {
+                // Exactly the three FIXED values: a typo must not quietly mean `keep`.
+                self.commitments = match value {
+                    "keep" => CommitmentMode::Keep,
+                    "fill" => CommitmentMode::Fill,
+                    "strict" => CommitmentMode::Strict,
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            display_key,
+                            value,
+                            "expected keep, fill or strict",
+                        ))
+                    }
                 }
             }
             _ => {}
@@ -419,6 +454,31 @@ mod tests {
         assert_eq!(p.cooldown_minutes, 60);
         assert_eq!(p.shelter_percent, 10);
         assert_eq!(p.launch_hooks, LaunchHooks::Respect);
+    }
+
+    #[test]
+    fn commitments_takes_keep_fill_or_strict() {
+        // GIVEN no tag, THEN keep
+        assert_eq!(
+            Policy::from_tags(&tags(&[]), &Policy::default())
+                .unwrap()
+                .commitments,
+            CommitmentMode::Keep
+        );
+        // GIVEN each FIXED value THEN it is read
+        for (v, m) in [
+            ("keep", CommitmentMode::Keep),
+            ("fill", CommitmentMode::Fill),
+            ("strict", CommitmentMode::Strict),
+        ] {
+            let p = Policy::from_tags(&tags(&[(tags::COMMITMENTS, v)]), &Policy::default()).unwrap();
+            assert_eq!(p.commitments, m);
+        }
+        // AND anything else is a configuration error naming the tag
+        for bad in ["", "Fill", "true", " keep", "fill,strict"] {
+            let err = Policy::from_tags(&tags(&[(tags::COMMITMENTS, bad)]), &Policy::default()).unwrap_err();
+            assert_eq!(err.key(), tags::COMMITMENTS, "{bad:?}");
+        }
     }
 
     #[test]

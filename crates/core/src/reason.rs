@@ -208,6 +208,24 @@ pub enum Reason {
     ///
     /// Decided in [`crate::plan`] (the start gate, from [`crate::window`]).
     Paused,
+    /// The on-demand instance is covered by a Reserved Instance or Savings Plan, and its
+    /// removal would leave committed units or dollars unused: it is not swapped (the log line
+    /// names the commitment).
+    ///
+    /// Decided in [`crate::plan`] (new swaps, from [`crate::commitments::Ledger`]).
+    CommitmentCovered,
+    /// `spotswap:commitments=fill` and a Reserved Instance or Savings Plan sits unused: an
+    /// on-demand instance replaces a spot one through the safe stages, within
+    /// `replace-per-cycle` (the log line names the commitment).
+    ///
+    /// Decided in [`crate::plan`] (`plan::toward_on_demand`).
+    CommitmentUnused,
+    /// The commitments could not be read (AccessDenied, throttled, unavailable): swaps proceed
+    /// as without commitments, except in groups tagged `spotswap:commitments=strict`, which
+    /// start none.
+    ///
+    /// Decided in the adapter's snapshot (the WARN line) and [`crate::plan`] (the strict hold).
+    CommitmentsUnknown,
     /// Outside the group's `spotswap:schedule`: no new swap starts until the window opens (the
     /// detail gives the next opening). Swaps in flight still finish; interruption handling
     /// never waits for a window.
@@ -376,7 +394,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 76] = [
+    pub const ALL: [Reason; 79] = [
         Self::OnDemandAboveFloor,
         Self::BelowRiskFloor,
         Self::ScheduledChange,
@@ -418,6 +436,9 @@ impl Reason {
         Self::Sheltered,
         Self::NotScheduledChange,
         Self::Paused,
+        Self::CommitmentCovered,
+        Self::CommitmentUnused,
+        Self::CommitmentsUnknown,
         Self::OutsideSchedule,
         Self::LaunchHookWouldNotRun,
         Self::DistributionRaised,
@@ -501,6 +522,9 @@ impl Reason {
             Self::Sheltered => "Sheltered",
             Self::NotScheduledChange => "NotScheduledChange",
             Self::Paused => "Paused",
+            Self::CommitmentCovered => "CommitmentCovered",
+            Self::CommitmentUnused => "CommitmentUnused",
+            Self::CommitmentsUnknown => "CommitmentsUnknown",
             Self::OutsideSchedule => "OutsideSchedule",
             Self::LaunchHookWouldNotRun => "LaunchHookWouldNotRun",
             Self::DistributionRaised => "DistributionRaised",

@@ -43,6 +43,9 @@ pub const CARRY_EIP_GROUP: &str = "spotswap:carry-eip-group";
 /// On carried volumes, written by spotswap while attached: the device name (`/dev/sdf`) the
 /// volume is attached at again once detached (DescribeVolumes forgets it on detach).
 pub const CARRY_DEVICE: &str = "spotswap:carry-device";
+/// `keep` (default) | `fill` | `strict`: how a group treats the account's Reserved Instances
+/// and Savings Plans (FIXED).
+pub const COMMITMENTS: &str = "spotswap:commitments";
 /// On groups, set by users under `SPOTSWAP_COMPAT=autospotting`: `true` makes spotswap act on
 /// the group even while AutoSpotting still does (no `AutoSpottingActive` hold).
 pub const IGNORE_AUTOSPOTTING: &str = "spotswap:ignore-autospotting";

@@ -128,6 +128,7 @@ pub fn instance(id: &str, instance_type: &str, az: &str, lifecycle: Lifecycle) -
         tags: Default::default(),
         architecture: Some("x86_64".into()),
         image: Default::default(),
+        billing: Default::default(),
     }
 }
 
@@ -197,6 +198,10 @@ pub struct Fleet {
     pub mode: Mode,
     /// EC2's scheduled events, by instance.
     pub scheduled: BTreeMap<String, ScheduledEvent>,
+    /// The account's commitments (none by default); `None`: they could not be read.
+    pub commitments: Option<crate::commitments::Commitments>,
+    /// On-demand usage of the region outside the group (unmanaged instances).
+    pub unmanaged_usage: Vec<crate::commitments::Usage>,
 }
 
 impl Default for Fleet {
@@ -243,7 +248,27 @@ impl Fleet {
             now: NOW,
             mode: Mode::OptIn,
             scheduled: BTreeMap::new(),
+            commitments: Some(Default::default()),
+            unmanaged_usage: Vec::new(),
         }
+    }
+
+    /// The account's commitments; `None`: they could not be read.
+    pub fn commitments(mut self, c: Option<crate::commitments::Commitments>) -> Self {
+        self.commitments = c;
+        self
+    }
+
+    /// An unmanaged on-demand instance of the region (Linux/UNIX, shared tenancy).
+    pub fn unmanaged(mut self, id: &str, instance_type: &str, az: &str) -> Self {
+        self.unmanaged_usage.push(crate::commitments::Usage {
+            instance_id: id.into(),
+            instance_type: instance_type.into(),
+            az: az.into(),
+            platform: crate::commitments::LINUX_UNIX.into(),
+            tenancy: crate::commitments::DEFAULT_TENANCY.into(),
+        });
+        self
     }
 
     /// EC2 schedules `code` (`instance-retirement`, …) for instance `id`, not before `not_before`.
@@ -478,6 +503,10 @@ impl Fleet {
             instances: self.instances.clone(),
             market: self.market.clone(),
             scheduled: self.scheduled.clone(),
+            commitments: self.commitments.clone(),
+            usage: crate::commitments::usage_of(self.instances.values())
+                .chain(self.unmanaged_usage.iter().cloned())
+                .collect(),
         }
     }
 

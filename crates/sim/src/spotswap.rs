@@ -427,9 +427,11 @@ impl Spotswap {
         let snapshot = RegionSnapshot {
             now: world.timestamp(),
             groups,
-            instances,
+            instances: instances.clone(),
             market: market_view(world),
             scheduled: Default::default(),
+            commitments: Some(Default::default()),
+            usage: spotswap_core::commitments::usage_of(instances.values()).collect(),
         };
         for plan in plan_cycle(&snapshot, &self.settings) {
             self.apply_all(world, &plan.actions);

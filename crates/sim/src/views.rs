@@ -39,6 +39,7 @@ pub fn instance_view(world: &World, i: &SimInstance) -> Instance {
         tags: i.tags.clone(),
         architecture: pool.spec.spec.architectures.first().cloned(),
         image: Default::default(),
+        billing: Default::default(),
     }
 }
 

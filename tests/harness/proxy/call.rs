@@ -47,6 +47,16 @@ impl Call {
                 form: Form::default(),
             };
         }
+        // REST-JSON (Savings Plans): the operation is the path, `POST /DescribeSavingsPlans`.
+        if service == "savingsplans" {
+            return Call {
+                operation: parts.uri.path().trim_matches('/').to_owned(),
+                service,
+                region,
+                protocol: Protocol::Json,
+                form: Form::default(),
+            };
+        }
         let mut form = Form::parse(body);
         if form.get("Action").is_none() {
             if let Some(query) = parts.uri.query() {

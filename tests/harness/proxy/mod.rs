@@ -39,6 +39,8 @@
 //! - `stacks`: CloudFormation stacks mid-update ([`Proxy::set_stack_status`]).
 //! - `images`: what DescribeInstances tells of an instance's image: boot modes and ENA
 //!   ([`Proxy::set_image`]).
+//! - `commitments`: Reserved Instances and Savings Plans, which moto lacks
+//!   ([`Proxy::set_commitments`], [`Proxy::set_commitments_denied`]).
 //! - `upstream`: forwarding to moto, the proxy's own questions to it, XML helpers.
 //! - `errors`: service error bodies in each protocol's shape.
 //! - `xml`: nested Query-protocol lists, read and rewritten.
@@ -61,6 +63,7 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 mod call;
+mod commitments;
 mod control;
 mod errors;
 mod images;
@@ -78,6 +81,7 @@ mod upstream;
 mod weights;
 mod xml;
 
+pub use commitments::{PlanSpec, ReservedSpec};
 pub use images::ImageFacts;
 pub use lifecycle::{Booting, DEFAULT_BOOT_DELAY};
 pub use scenario::{Fault, FaultKind};
@@ -391,6 +395,22 @@ impl Proxy {
         };
     }
 
+    /// Serves the account's Reserved Instances (EC2 `DescribeReservedInstances`) and Savings
+    /// Plans (`DescribeSavingsPlans`, `DescribeSavingsPlanRates`) from these lists, in AWS's
+    /// wire formats; moto has neither (see `commitments`). Until called, both answer empty,
+    /// as AWS does for an account without commitments.
+    pub fn set_commitments(&self, reserved: Vec<ReservedSpec>, plans: Vec<PlanSpec>) {
+        let mut scenario = self.state.scenario();
+        scenario.commitments.reserved = reserved;
+        scenario.commitments.plans = plans;
+    }
+
+    /// Answers every commitments read with AWS's access-denied error (a role without the
+    /// read-only grants), or serves them again.
+    pub fn set_commitments_denied(&self, on: bool) {
+        self.state.scenario().commitments.denied = on;
+    }
+
     /// Serves `GET /_counts` (calls, throttles, classes, load and buckets as JSON) and
     /// `POST /_reset` ([`Proxy::reset_calls`]) to a reader in another process, such as the
     /// bench; see `control`. Off by default: a test reads the counters directly.
@@ -602,6 +622,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
     let in_flight = InFlight::begin(&state);
     let response = match (call.service.as_str(), call.operation.as_str()) {
         _ if lifecycle::handles(&state, &call) => lifecycle::answer(&state, &call, &parts, body).await,
+        _ if commitments::handles(&call) => commitments::answer(&state, &call, &body),
         ("ec2", "DescribeSpotPriceHistory") if state.scenario().market_only => {
             let xml = scenario_spot_prices(&state.scenario().prices);
             xml_response(StatusCode::OK, xml)

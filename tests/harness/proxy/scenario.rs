@@ -112,6 +112,8 @@ pub(super) struct Scenario {
     pub(super) no_capacity: HashSet<Pool>,
     pub(super) faults: Vec<Fault>,
     pub(super) rng: XorShift,
+    /// [`super::Proxy::set_commitments`] and [`super::Proxy::set_commitments_denied`].
+    pub(super) commitments: super::commitments::Book,
 }
 
 impl Scenario {

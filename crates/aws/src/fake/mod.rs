@@ -251,6 +251,27 @@ impl Port for FakePort {
         self.call(op::DESCRIBE_STACKS, move |s| Ok(s.stacks.get(stack).cloned()))
     }
 
+    fn reserved_instances(&self) -> PortFuture<'_, Vec<spotswap_core::commitments::ReservedInstances>> {
+        self.call(op::DESCRIBE_RESERVED, |s| Ok(s.commitments.reserved.clone()))
+    }
+
+    fn savings_plans(&self, token: Option<String>) -> PortFuture<'_, Page<crate::port::PlanHeader>> {
+        self.call(op::DESCRIBE_SAVINGS_PLANS, move |s| {
+            Ok(page(&s.plan_headers(), token, s.page_size))
+        })
+    }
+
+    fn savings_plan_rates<'a>(
+        &'a self,
+        plan: &'a str,
+        _region: &'a str,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<spotswap_core::commitments::PlanRate>> {
+        self.call(op::DESCRIBE_SAVINGS_PLAN_RATES, move |s| {
+            Ok(page(&s.plan_rates(plan), token, s.page_size))
+        })
+    }
+
     fn termination_protected<'a>(&'a self, id: &'a str) -> PortFuture<'a, bool> {
         self.call(op::DESCRIBE_ATTRIBUTE, move |s| match s.instances.get(id) {
             Some(i) => Ok(i.termination_protected.unwrap_or(false)),
@@ -375,6 +396,7 @@ impl Port for FakePort {
                         .get(ty)
                         .and_then(|t| t.architectures.first().cloned()),
                     image: Default::default(),
+                    billing: Default::default(),
                 };
                 s.instances.insert(id.clone(), inst);
                 s.fleet_tokens.insert(req.client_token.clone(), id.clone());

@@ -50,6 +50,8 @@ pub struct FakeRegion {
     pub addresses: Vec<spotswap_core::carry::Address>,
     /// EBS volumes with the tags the test gave them (key, value).
     pub volumes: Vec<(spotswap_core::carry::Volume, Vec<(String, String)>)>,
+    /// Reserved Instances (all served as active) and Savings Plans with their rates.
+    pub commitments: spotswap_core::commitments::Commitments,
 }
 
 impl Default for FakeRegion {
@@ -66,6 +68,7 @@ impl Default for FakeRegion {
             no_capacity: BTreeSet::new(),
             spot_quota_reached: false,
             page_size: 100,
+            commitments: Default::default(),
             refreshing: BTreeSet::new(),
             scheduled: BTreeMap::new(),
             stacks: BTreeMap::new(),
@@ -126,5 +129,37 @@ impl FakeRegion {
         for g in self.groups.values_mut() {
             g.members.retain(|m| m.id != id);
         }
+    }
+}
+
+impl FakeRegion {
+    /// The Savings Plans as DescribeSavingsPlans lists them.
+    pub(crate) fn plan_headers(&self) -> Vec<crate::port::PlanHeader> {
+        use spotswap_core::commitments::PlanKind;
+        self.commitments
+            .savings_plans
+            .iter()
+            .map(|p| crate::port::PlanHeader {
+                id: p.id.clone(),
+                family: match &p.kind {
+                    PlanKind::Compute => None,
+                    PlanKind::Ec2Instance { family } => Some(family.clone()),
+                },
+                region: None,
+                commitment_micros: p.commitment_micros,
+                start: p.start,
+                end: p.end,
+            })
+            .collect()
+    }
+
+    /// One plan's rates.
+    pub(crate) fn plan_rates(&self, plan: &str) -> Vec<spotswap_core::commitments::PlanRate> {
+        self.commitments
+            .savings_plans
+            .iter()
+            .filter(|p| p.id == plan)
+            .flat_map(|p| p.rates.iter().cloned())
+            .collect()
     }
 }

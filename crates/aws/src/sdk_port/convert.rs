@@ -179,6 +179,13 @@ pub(super) fn instance_from_sdk(i: &aws_sdk_ec2::types::Instance) -> Option<Inst
             .collect(),
         architecture: i.architecture().map(|a| a.as_str().to_string()),
         image: super::specs::image_needs(i),
+        billing: spotswap_core::Billing {
+            platform: i.platform_details().map(str::to_string),
+            tenancy: i
+                .placement()
+                .and_then(|p| p.tenancy())
+                .map(|t| t.as_str().to_string()),
+        },
     })
 }
 

@@ -1,5 +1,6 @@
-//! UpdateAutoScalingGroup calls: each sends only the field it changes, since AWS keeps every
-//! parameter an update leaves out (the mixed instances policy included).
+//! Group writes: UpdateAutoScalingGroup calls, each sending only the field it changes (AWS
+//! keeps every parameter an update leaves out, the mixed instances policy included), and the
+//! group's tags.
 
 use aws_sdk_autoscaling::types::{InstancesDistribution, MixedInstancesPolicy};
 
@@ -43,5 +44,46 @@ pub(super) async fn update_on_demand_percent(
         .send()
         .await
         .map_err(err(op::UPDATE_GROUP))?;
+    Ok(())
+}
+
+fn asg_tag(group: &str, key: &str, value: Option<&str>) -> aws_sdk_autoscaling::types::Tag {
+    let t = aws_sdk_autoscaling::types::Tag::builder()
+        .resource_id(group)
+        .resource_type("auto-scaling-group")
+        .key(key);
+    match value {
+        Some(v) => t.value(v).propagate_at_launch(false).build(),
+        None => t.build(),
+    }
+}
+
+/// CreateOrUpdateTags on the group, not propagated at launch.
+pub(super) async fn put_tags(
+    asg: &aws_sdk_autoscaling::Client,
+    group: &str,
+    kv: &[(String, String)],
+) -> Result<(), AdapterError> {
+    let tags = kv.iter().map(|(k, v)| asg_tag(group, k, Some(v))).collect();
+    asg.create_or_update_tags()
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(err(op::CREATE_GROUP_TAGS))?;
+    Ok(())
+}
+
+/// DeleteTags on the group.
+pub(super) async fn delete_tags(
+    asg: &aws_sdk_autoscaling::Client,
+    group: &str,
+    keys: &[String],
+) -> Result<(), AdapterError> {
+    let tags = keys.iter().map(|k| asg_tag(group, k, None)).collect();
+    asg.delete_tags()
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(err(op::DELETE_GROUP_TAGS))?;
     Ok(())
 }

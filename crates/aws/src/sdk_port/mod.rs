@@ -22,6 +22,7 @@ use crate::AdapterError;
 
 mod carry;
 mod cloudformation;
+mod commitments;
 mod convert;
 mod diag;
 mod groups;
@@ -48,6 +49,7 @@ pub(crate) struct SdkPort {
     pricing: aws_sdk_pricing::Client,
     cloudformation: aws_sdk_cloudformation::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
+    savingsplans: aws_sdk_savingsplans::Client,
 }
 
 impl SdkPort {
@@ -75,6 +77,7 @@ impl SdkPort {
             events: aws_sdk_eventbridge::Client::from_conf(events),
             pricing: aws_sdk_pricing::Client::from_conf(pricing),
             cloudformation: cloudformation::client(conf, calls),
+            savingsplans: commitments::client(conf, calls),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(
                 aws_sdk_cloudwatchlogs::config::Builder::from(conf)
                     .interceptor(calls.clone())
@@ -97,17 +100,6 @@ fn live_filter() -> Filter {
         .name("instance-state-name")
         .set_values(Some(LIVE.iter().map(|s| s.to_string()).collect()))
         .build()
-}
-
-fn asg_tag(group: &str, key: &str, value: Option<&str>) -> aws_sdk_autoscaling::types::Tag {
-    let t = aws_sdk_autoscaling::types::Tag::builder()
-        .resource_id(group)
-        .resource_type("auto-scaling-group")
-        .key(key);
-    match value {
-        Some(v) => t.value(v).propagate_at_launch(false).build(),
-        None => t.build(),
-    }
 }
 
 impl Port for SdkPort {
@@ -270,6 +262,23 @@ impl Port for SdkPort {
 
     fn stack_status<'a>(&'a self, stack: &'a str) -> PortFuture<'a, Option<String>> {
         Box::pin(cloudformation::stack_status(&self.cloudformation, stack))
+    }
+
+    fn reserved_instances(&self) -> PortFuture<'_, Vec<spotswap_core::commitments::ReservedInstances>> {
+        Box::pin(commitments::reserved_instances(&self.ec2))
+    }
+
+    fn savings_plans(&self, token: Option<String>) -> PortFuture<'_, Page<crate::port::PlanHeader>> {
+        Box::pin(commitments::savings_plans(&self.savingsplans, token))
+    }
+
+    fn savings_plan_rates<'a>(
+        &'a self,
+        plan: &'a str,
+        region: &'a str,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<spotswap_core::commitments::PlanRate>> {
+        Box::pin(commitments::rates(&self.savingsplans, plan, region, token))
     }
 
     fn termination_protected<'a>(&'a self, id: &'a str) -> PortFuture<'a, bool> {
@@ -515,29 +524,11 @@ impl Port for SdkPort {
     }
 
     fn put_group_tags<'a>(&'a self, group: &'a str, kv: &'a [(String, String)]) -> PortFuture<'a, ()> {
-        Box::pin(async move {
-            let tags = kv.iter().map(|(k, v)| asg_tag(group, k, Some(v))).collect();
-            self.asg
-                .create_or_update_tags()
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .map_err(err(op::CREATE_GROUP_TAGS))?;
-            Ok(())
-        })
+        Box::pin(groups::put_tags(&self.asg, group, kv))
     }
 
     fn delete_group_tags<'a>(&'a self, group: &'a str, keys: &'a [String]) -> PortFuture<'a, ()> {
-        Box::pin(async move {
-            let tags = keys.iter().map(|k| asg_tag(group, k, None)).collect();
-            self.asg
-                .delete_tags()
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .map_err(err(op::DELETE_GROUP_TAGS))?;
-            Ok(())
-        })
+        Box::pin(groups::delete_tags(&self.asg, group, keys))
     }
 
     fn tag_instances<'a>(&'a self, ids: &'a [String], kv: &'a [(String, String)]) -> PortFuture<'a, ()> {

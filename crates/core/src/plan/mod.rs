@@ -14,6 +14,8 @@
 //! - [`originals`]: which on-demand instances new swaps replace, in which order.
 //! - [`launch`]: a replacement's launch spec, client token and tags.
 //! - [`index`]: our live launches by group and by the instance each replaces.
+//! - `toward_on_demand`: on-demand launches replacing spot (the risk floor, and
+//!   `spotswap:commitments=fill`), and the group's census.
 //! - [`review`]: why each candidate type was turned down for the swaps a plan tried to start
 //!   (for `spotswap plan`, off the planner's path).
 
@@ -27,6 +29,7 @@ pub mod originals;
 pub mod outdated;
 pub mod review;
 pub mod stages;
+mod toward_on_demand;
 
 use std::collections::BTreeMap;
 
@@ -34,11 +37,12 @@ use serde::Serialize;
 
 use crate::action::{Action, ActionKind, Reason, Skip};
 use crate::candidates::{PoolCounts, RankedPools, SearchContext};
+use crate::commitments::Ledger;
 use crate::compat_mode::{activity, AutoSpottingCompat};
 use crate::model::{
-    GroupSnapshot, Instance, LaunchTemplateRef, Lifecycle, Market, Member, RegionSnapshot, ScheduledEvent,
+    GroupSnapshot, Instance, LaunchTemplateRef, Lifecycle, Market, RegionSnapshot, ScheduledEvent,
 };
-use crate::policy::{is_managed, Mode, Policy};
+use crate::policy::{is_managed, CommitmentMode, Mode, Policy};
 use crate::records::GroupRecords;
 use crate::tags;
 use crate::time::Timestamp;
@@ -141,6 +145,8 @@ pub fn plan_cycle(snapshot: &RegionSnapshot, settings: &Settings) -> Vec<GroupPl
 /// [`plan_cycle`] for an invocation of `scope`, within the region-wide cap on swaps in flight.
 pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scope) -> Vec<GroupPlan> {
     let index = LaunchIndex::new(snapshot.instances.values());
+    let mut ledger = Ledger::new(snapshot);
+    let ledger = &mut ledger;
     let autospotting = settings
         .compat
         .as_ref()
@@ -152,14 +158,28 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
             // A group AutoSpotting still acts on is planned like an EC2 state change: swaps of
             // ours in flight finish or unwind, no new one starts, so the two never fight over
             // an instance.
-            let held = autospotting
+            let mut held = autospotting
                 .as_ref()
                 .and_then(|(c, latest)| activity::hold(group, latest, c, snapshot.now));
-            let carry = policy_for(group, settings)
+            let policy = policy_for(group, settings);
+            let carry = policy
+                .as_ref()
                 .ok()
-                .flatten()
-                .map(|p| crate::carry::CarryPolicy::of(&p));
-            let plan = match policy_for(group, settings) {
+                .and_then(|p| p.as_ref())
+                .map(crate::carry::CarryPolicy::of);
+            // `strict`: while the commitments are unknown, held like an EC2 state change.
+            if matches!(&policy, Ok(Some(p)) if p.commitments == CommitmentMode::Strict)
+                && ledger.is_unknown()
+            {
+                held = held.or_else(|| {
+                    Some(Skip {
+                        group: group.name.clone(),
+                        reason: Reason::CommitmentsUnknown,
+                        detail: Some("spotswap:commitments=strict".into()),
+                    })
+                });
+            }
+            let plan = match policy {
                 Ok(Some(policy)) if scope == Scope::AdvanceOnly || held.is_some() => {
                     let mut plan = plan_group_in(
                         group,
@@ -172,6 +192,7 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
                         },
                         &snapshot.scheduled,
                         snapshot.now,
+                        ledger,
                     );
                     if held.is_some() && plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
                         plan.skip = held;
@@ -186,6 +207,7 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
                     &policy,
                     &snapshot.scheduled,
                     snapshot.now,
+                    ledger,
                 ),
                 Ok(None) => GroupPlan::skipped(&group.name, Reason::NotManaged, None),
                 // A bad value stops new swaps, not the safety steps: swaps already in flight still
@@ -205,6 +227,7 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
                         &in_flight_only,
                         &snapshot.scheduled,
                         snapshot.now,
+                        ledger,
                     );
                     if plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
                         plan.skip = Some(Skip {
@@ -264,7 +287,8 @@ pub fn policy_for(group: &GroupSnapshot, settings: &Settings) -> Result<Option<P
     Policy::from_tags(&group.tags, &settings.defaults).map(Some)
 }
 
-/// Decide what to do for one group in this cycle. Pure: same input, same plan.
+/// Decide what to do for one group in this cycle. Pure: same input, same plan. Without
+/// commitments ([`plan_group_with`] takes them).
 pub fn plan_group(
     group: &GroupSnapshot,
     instances: &BTreeMap<String, Instance>,
@@ -273,20 +297,35 @@ pub fn plan_group(
     scheduled: &BTreeMap<String, ScheduledEvent>,
     now: Timestamp,
 ) -> GroupPlan {
-    let index = LaunchIndex::new(instances.values());
-    plan_group_in(
+    plan_group_with(
         group,
         instances,
-        index.of(&group.name),
         market,
         policy,
         scheduled,
         now,
+        &mut Ledger::none(),
     )
+}
+
+/// [`plan_group`] with the region's commitments: the swaps it starts are recorded in `ledger`.
+pub fn plan_group_with(
+    group: &GroupSnapshot,
+    instances: &BTreeMap<String, Instance>,
+    market: &Market,
+    policy: &Policy,
+    scheduled: &BTreeMap<String, ScheduledEvent>,
+    now: Timestamp,
+    ledger: &mut Ledger,
+) -> GroupPlan {
+    let index = LaunchIndex::new(instances.values());
+    let launches = index.of(&group.name);
+    plan_group_in(group, instances, launches, market, policy, scheduled, now, ledger)
 }
 
 /// [`plan_group`] with the group's launches already indexed: [`plan_group_steps`], and for a
 /// launch-configuration group the creation of its template before the first launch needs it.
+#[allow(clippy::too_many_arguments)]
 fn plan_group_in(
     group: &GroupSnapshot,
     instances: &BTreeMap<String, Instance>,
@@ -295,14 +334,16 @@ fn plan_group_in(
     policy: &Policy,
     scheduled: &BTreeMap<String, ScheduledEvent>,
     now: Timestamp,
+    ledger: &mut Ledger,
 ) -> GroupPlan {
-    let mut plan = plan_group_steps(group, instances, launches, market, policy, scheduled, now);
+    let mut plan = plan_group_steps(group, instances, launches, market, policy, scheduled, now, ledger);
     crate::launch_config::ensure_template(group, &mut plan.actions);
     plan
 }
 
 /// The group's blockers, then its swaps in flight advanced one stage, MaxSize around their
 /// attaches, and new swaps started.
+#[allow(clippy::too_many_arguments)]
 fn plan_group_steps(
     group: &GroupSnapshot,
     instances: &BTreeMap<String, Instance>,
@@ -311,6 +352,7 @@ fn plan_group_steps(
     policy: &Policy,
     scheduled: &BTreeMap<String, ScheduledEvent>,
     now: Timestamp,
+    ledger: &mut Ledger,
 ) -> GroupPlan {
     let name = group.name.as_str();
     let template = match blockers::swappable_template(group) {
@@ -336,7 +378,7 @@ fn plan_group_steps(
         group: name.to_string(),
         actions: Vec::new(),
         skip: None,
-        census: census(group, instances, market, policy),
+        census: toward_on_demand::census(group, instances, market, policy, ledger),
     };
     // In capacity units: one per instance, or its weight in a weighted group.
     let in_service = group.in_service_units(instances);
@@ -408,35 +450,59 @@ fn plan_group_steps(
             .push(Action::new(ActionKind::Wait, Reason::BelowRiskFloor, name));
         return plan;
     }
+    // Toward on-demand: the floor first, then `fill`. Not an instance this plan already
+    // retires or ends (a duplicate launch, say).
+    let acted: std::collections::BTreeSet<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind.is_mutating())
+        .filter_map(|a| match &a.kind {
+            ActionKind::Retire { instance, .. } | ActionKind::TerminateLaunch { instance } => {
+                Some(instance.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let staying: Vec<_> = serving
+        .iter()
+        .copied()
+        .filter(|(m, _)| !acted.contains(m.id.as_str()))
+        .collect();
+    let toward = toward_on_demand::Toward {
+        group,
+        template,
+        market,
+        serving: &staying,
+        replacing: &stage.replacing,
+        launches,
+        now,
+    };
     if deficit > 0 {
-        // Not an instance this plan already retires or ends (a duplicate launch, say).
-        let acted: std::collections::BTreeSet<String> = plan
-            .actions
-            .iter()
-            .filter(|a| a.kind.is_mutating())
-            .filter_map(|a| match &a.kind {
-                ActionKind::Retire { instance, .. } | ActionKind::TerminateLaunch { instance } => {
-                    Some(instance.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        let serving: Vec<_> = serving
-            .into_iter()
-            .filter(|(m, _)| !acted.contains(&m.id))
-            .collect();
-        plan.actions.extend(originals::restore_floor(
-            group,
-            template,
-            market,
-            &serving,
-            &stage.replacing,
-            launches,
-            deficit,
+        // In capacity units: a member of weight 4 covers a deficit of 1, so a weighted group
+        // may end a few units above its floor, never below it.
+        let mut covered = 0;
+        let restore = toward_on_demand::replace_spot(
+            &toward,
             policy.replace_per_cycle,
-            now,
-        ));
+            Reason::BelowRiskFloor,
+            true,
+            |i| {
+                (covered < deficit).then(|| {
+                    covered += group.units_of(i);
+                    None
+                })
+            },
+        );
+        plan.actions.extend(restore);
         return plan;
+    }
+    // `fill`: spot back to on-demand where a commitment sits unused, one direction at a time.
+    if policy.commitments == CommitmentMode::Fill && stage.replacing.is_empty() {
+        let filled = toward_on_demand::fill(&toward, policy.replace_per_cycle, ledger);
+        if !filled.is_empty() {
+            plan.actions.extend(filled);
+            return plan;
+        }
     }
     let mut counts = stage.counts;
     for (_, inst) in serving.iter().filter(|(_, i)| i.lifecycle == Lifecycle::Spot) {
@@ -486,7 +552,7 @@ fn plan_group_steps(
                 floor: plan.census.floor,
                 now,
             };
-            plan.actions.extend(start_swaps(&inputs, chosen, counts));
+            plan.actions.extend(start_swaps(&inputs, chosen, counts, ledger));
         }
         Err(wait) => plan
             .actions
@@ -513,6 +579,7 @@ fn start_swaps(
     inputs: &GroupInputs<'_>,
     chosen: originals::Originals<'_>,
     mut counts: PoolCounts,
+    ledger: &mut Ledger,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
     let target_spot = (counts.total() + 1).max(inputs.group.desired - inputs.floor);
@@ -529,6 +596,11 @@ fn start_swaps(
         let units = inputs.group.units_of(original);
         if units > units_left {
             too_heavy = true;
+            continue;
+        }
+        if let Some(c) = ledger.wasted_by_removing(&original.id) {
+            let wait = Action::new(ActionKind::Wait, Reason::CommitmentCovered, &inputs.group.name);
+            actions.push(wait.instance(&original.id).pool(original.pool()).commitment(c));
             continue;
         }
         let ctx = SearchContext {
@@ -549,6 +621,7 @@ fn start_swaps(
             Reason::OnDemandAboveFloor,
         ) {
             Ok(action) => {
+                ledger.remove(&original.id);
                 if let Some(pool) = &action.pool {
                     counts.add(pool.clone());
                 }
@@ -568,39 +641,4 @@ fn start_swaps(
         ));
     }
     actions
-}
-
-fn census(
-    group: &GroupSnapshot,
-    instances: &BTreeMap<String, Instance>,
-    market: &Market,
-    policy: &Policy,
-) -> Census {
-    let mut c = Census {
-        desired: group.desired,
-        floor: policy.required_on_demand(group.desired),
-        ..Census::default()
-    };
-    // Summed in id order: f64 addition is not associative, and AWS lists members in no fixed
-    // order, so the same group must not give a savings figure that differs in the last digit.
-    let mut members: Vec<&Member> = group.in_service().collect();
-    members.sort_by(|a, b| a.id.cmp(&b.id));
-    for m in members {
-        let Some(i) = instances.get(&m.id) else { continue };
-        match i.lifecycle {
-            Lifecycle::OnDemand => c.on_demand += 1,
-            Lifecycle::Spot => {
-                c.spot += 1;
-                // Against the instance it replaced: a larger replacement type saves what the
-                // on-demand original cost, not what its own type would cost on-demand.
-                let replaced = i.tag(tags::REPLACES_TYPE).unwrap_or(&i.instance_type);
-                if let (Some(od), Some(spot)) =
-                    (market.on_demand_price(replaced), market.spot_price(&i.pool()))
-                {
-                    c.hourly_savings += (od - spot).max(0.0);
-                }
-            }
-        }
-    }
-    c
 }

@@ -4,11 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::index::Launches;
-use crate::action::{Action, ActionKind, Reason};
-use crate::model::{
-    GroupSnapshot, Instance, InstanceState, LaunchTemplateRef, Lifecycle, Market, Member, MemberState,
-};
-use crate::time::Timestamp;
+use crate::action::Reason;
+use crate::model::{GroupSnapshot, Instance, InstanceState, Lifecycle, Member, MemberState};
 
 /// The group's serving members (InService or Pending) that EC2 shows, with their instances.
 pub(crate) fn serving<'g, 'i>(
@@ -151,43 +148,4 @@ pub(crate) fn replaceable<'i>(
             .then(a.id.cmp(&b.id))
     });
     out
-}
-
-/// On-demand launches replacing spot members until the `deficit` (in units) is met, at most
-/// `n` of them: of the AZ holding the most spot first, then the oldest; each a Launch with
-/// `BelowRiskFloor` of the member's own type, so of its own weight. A weighted group may end a
-/// few units above its floor (a member of weight 4 covers a deficit of 1), never below it.
-/// A Wait with the same reason when no spot member may be replaced (protected, unhealthy, in
-/// flight).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn restore_floor(
-    group: &GroupSnapshot,
-    template: &LaunchTemplateRef,
-    market: &Market,
-    serving: &[(&Member, &Instance)],
-    replacing: &BTreeSet<&str>,
-    launches: &Launches<'_>,
-    deficit: u32,
-    n: u32,
-    now: Timestamp,
-) -> Vec<Action> {
-    let spot: Vec<&Instance> = replaceable(&group.name, serving, replacing, launches, Lifecycle::Spot);
-    if spot.is_empty() {
-        return vec![Action::new(ActionKind::Wait, Reason::BelowRiskFloor, &group.name)];
-    }
-    let mut covered = 0;
-    spot.into_iter()
-        .take_while(|i| {
-            let more = covered < deficit;
-            covered += group.units_of(i);
-            more
-        })
-        .take(n as usize)
-        .map(|i| {
-            let od = market.on_demand_price(&i.instance_type);
-            match super::launch::on_demand_launch_for(group, template, i, od, now) {
-                Ok(a) | Err(a) => a,
-            }
-        })
-        .collect()
 }

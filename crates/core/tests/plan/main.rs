@@ -11,6 +11,7 @@
 //! - this file: the fixtures (plan helpers; the market, the [`Fleet`] builder and [`Stage`]
 //!   come from `spotswap_core::testkit`);
 //! - `choice.rs`: which on-demand instances a cycle swaps;
+//! - `commitments.rs`: Reserved Instances and Savings Plans in the plan;
 //! - `launch_spec.rs`: what a `Launch` asks CreateFleet for;
 //! - `stage_machine.rs`: Launch → Attach → Retire, MaxSize, duplicates;
 //! - `group_skips.rs`: groups passed over, and why;
@@ -33,6 +34,7 @@ use spotswap_core::{
 };
 
 mod choice;
+mod commitments;
 mod group_skips;
 mod launch_spec;
 mod mixed;
