@@ -11,7 +11,8 @@
 //!   group's plan as a few named steps.
 //! - [`blockers`]: the one rule for a group that cannot be swapped now.
 //! - [`stages`]: the swap stage machine, "in flight", and MaxSize raise and restore.
-//! - [`originals`]: which on-demand instances new swaps replace, in which order.
+//! - [`originals`]: which on-demand instances new swaps replace, in which order; `start`: the
+//!   launches of the swaps a group starts (weights, commitments, the pool caps).
 //! - [`launch`]: a replacement's launch spec, client token and tags.
 //! - [`index`]: our live launches by group and by the instance each replaces.
 //! - `toward_on_demand`: on-demand launches replacing spot (the risk floor, and
@@ -29,19 +30,18 @@ pub mod originals;
 pub mod outdated;
 pub mod review;
 pub mod stages;
+mod start;
 mod toward_on_demand;
+use start::{start_swaps, GroupInputs};
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::action::{Action, ActionKind, Reason, Skip};
-use crate::candidates::{PoolCounts, RankedPools, SearchContext};
 use crate::commitments::Ledger;
 use crate::compat_mode::{activity, AutoSpottingCompat};
-use crate::model::{
-    GroupSnapshot, Instance, LaunchTemplateRef, Lifecycle, Market, RegionSnapshot, ScheduledEvent,
-};
+use crate::model::{GroupSnapshot, Instance, Lifecycle, Market, RegionSnapshot, ScheduledEvent};
 use crate::policy::{is_managed, CommitmentMode, Mode, Policy};
 use crate::records::GroupRecords;
 use crate::tags;
@@ -559,86 +559,4 @@ fn plan_group_steps(
             .extend(wait.map(|reason| Action::new(ActionKind::Wait, reason, name))),
     }
     plan
-}
-
-/// What starting a group's swaps reads, besides the originals and the pool counts.
-struct GroupInputs<'a> {
-    group: &'a GroupSnapshot,
-    template: &'a LaunchTemplateRef,
-    market: &'a Market,
-    policy: &'a Policy,
-    records: &'a GroupRecords,
-    /// The risk floor: the spot count the group heads for is at least desired − floor.
-    floor: u32,
-    now: Timestamp,
-}
-
-/// A Launch for each chosen original in turn until `to_start` have started, or the Wait
-/// saying why an original has none. Each launch's pool counts toward the cap of the next.
-fn start_swaps(
-    inputs: &GroupInputs<'_>,
-    chosen: originals::Originals<'_>,
-    mut counts: PoolCounts,
-    ledger: &mut Ledger,
-) -> Vec<Action> {
-    let mut actions = Vec::new();
-    let target_spot = (counts.total() + 1).max(inputs.group.desired - inputs.floor);
-    let ranked = RankedPools::default();
-    let mut started = 0;
-    let mut units_left = chosen.units_above_floor;
-    let mut too_heavy = false;
-    for original in chosen.eligible {
-        if started == chosen.to_start {
-            break;
-        }
-        // A weighted original heavier than the on-demand units above the floor stays: its
-        // swap would take the group's on-demand below the floor.
-        let units = inputs.group.units_of(original);
-        if units > units_left {
-            too_heavy = true;
-            continue;
-        }
-        if let Some(c) = ledger.wasted_by_removing(&original.id) {
-            let wait = Action::new(ActionKind::Wait, Reason::CommitmentCovered, &inputs.group.name);
-            actions.push(wait.instance(&original.id).pool(original.pool()).commitment(c));
-            continue;
-        }
-        let ctx = SearchContext {
-            market: inputs.market,
-            policy: inputs.policy,
-            records: inputs.records,
-            counts: &counts,
-            target_spot,
-            now: inputs.now,
-            ranked: Some(&ranked),
-        };
-        match launch_for(
-            inputs.group,
-            inputs.template,
-            original,
-            ctx,
-            None,
-            Reason::OnDemandAboveFloor,
-        ) {
-            Ok(action) => {
-                ledger.remove(&original.id);
-                if let Some(pool) = &action.pool {
-                    counts.add(pool.clone());
-                }
-                actions.push(action);
-                started += 1;
-                units_left -= units;
-            }
-            Err(wait) => actions.push(wait),
-        }
-    }
-    if started == 0 && too_heavy {
-        // Every on-demand original weighs more than the units above the floor: at the floor.
-        actions.push(Action::new(
-            ActionKind::Wait,
-            Reason::AtRiskFloor,
-            &inputs.group.name,
-        ));
-    }
-    actions
 }
