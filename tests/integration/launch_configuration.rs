@@ -253,7 +253,7 @@ async fn an_lc_group_is_swapped_from_a_template_that_boots_what_its_configuratio
     let ni = &data.network_interfaces()[0];
     assert_eq!(ni.device_index(), Some(0));
     assert_eq!(ni.associate_public_ip_address(), Some(true));
-    assert_eq!(ni.groups(), [sg.clone()]);
+    assert_eq!(ni.groups(), std::slice::from_ref(&sg));
     assert!(data.security_group_ids().is_empty());
     // AND the replacement boots the same image and user data as the LC's own launch (what
     //   moto copies onto instances; see docs/design.md §11 for the rest)

@@ -42,22 +42,19 @@ fn print_decisions(what: &str, r: &CycleReport) {
 
 /// The AZ of each live instance.
 async fn azs(env: &Env) -> BTreeMap<String, String> {
-    let resp = env
-        .ec2
-        .describe_instances()
-        .send()
-        .await
-        .expect("describe instances");
-    resp.reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter_map(|i| {
-            Some((
-                i.instance_id()?.to_string(),
-                i.placement()?.availability_zone()?.to_string(),
-            ))
-        })
-        .collect()
+    // Every page: other tests share the region, and DescribeInstances pages.
+    let mut out = BTreeMap::new();
+    let mut pages = env.ec2.describe_instances().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("describe instances");
+        for i in page.reservations().iter().flat_map(|r| r.instances()) {
+            if let (Some(id), Some(az)) = (i.instance_id(), i.placement().and_then(|p| p.availability_zone()))
+            {
+                out.insert(id.to_string(), az.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// An Elastic IP, associated with `instance` when given; its allocation id.
@@ -455,7 +452,7 @@ async fn a_crash_after_any_mutating_call_of_a_stateful_swap_recovers() {
     for k in 0..total {
         let env = Env::new().await;
         let (group, original, alloc, vol) = stateful_group(&env, &format!("stateful-crash-{k}")).await;
-        let budget = MutationBudget::new(k as u64);
+        let budget = MutationBudget::new(k);
         for _ in 0..12 {
             let r = rebalance(
                 &env.aws(),

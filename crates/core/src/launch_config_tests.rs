@@ -53,10 +53,13 @@ fn the_template_name_is_a_valid_template_name_and_a_function_of_the_configuratio
     assert!(template_name("web-lc").starts_with("spotswap-lc-web-lc-"));
 }
 
+/// A change to a configuration, and the field it makes inexpressible.
+type Case = (fn(&mut LaunchConfig), &'static str);
+
 #[test]
 fn settings_a_template_cannot_express_are_named() {
     // GIVEN configurations with host tenancy, ClassicLink and a spot price
-    let cases: [(fn(&mut LaunchConfig), &str); 4] = [
+    let cases: [Case; 4] = [
         (
             |c| c.placement_tenancy = Some("host".into()),
             "PlacementTenancy host",
