@@ -1,6 +1,7 @@
 """Seed and summarise the `make demo` fleet in moto (boto3 comes with moto in .venv).
 
-  python scripts/demo_fleet.py seed      three groups: web and api managed, batch unmanaged
+  python scripts/demo_fleet.py seed      four groups: web, api and db managed, batch unmanaged;
+                                          db is stateful: an Elastic IP and a data volume
   python scripts/demo_fleet.py summary   on-demand / spot per group and the estimated saving
   python scripts/demo_fleet.py warning G write events/interruption-spot-warning.json about one
                                           of group G's spot instances to stdout
@@ -26,7 +27,12 @@ GROUPS = [
     ("web", 4, 4, {"spotswap:enabled": "true"}),
     ("api", 4, 6, {"spotswap:enabled": "true", "spotswap:on-demand-percent": "50"}),
     ("batch", 2, 4, {}),
+    # stateful: its Elastic IP and its data volume follow the replacement (one AZ: volumes are zonal)
+    ("db", 1, 2, {"spotswap:enabled": "true", "spotswap:carry-eip": "true", "spotswap:carry-volumes": "demo-data"}),
 ]
+STATEFUL = "db"
+DATA_KEY = "demo-data"
+DEVICE = "/dev/sdf"
 
 
 def seed():
@@ -47,7 +53,7 @@ def seed():
             MaxSize=max_size,
             DesiredCapacity=desired,
             HealthCheckGracePeriod=0,
-            VPCZoneIdentifier=",".join(s["SubnetId"] for s in subnets),
+            VPCZoneIdentifier=",".join(s["SubnetId"] for s in (subnets[:1] if name == STATEFUL else subnets)),
             Tags=[
                 {"Key": k, "Value": v, "PropagateAtLaunch": False, "ResourceId": name, "ResourceType": "auto-scaling-group"}
                 for k, v in tags.items()
@@ -58,6 +64,46 @@ def seed():
         asg.update_auto_scaling_group(AutoScalingGroupName=name, HealthCheckGracePeriod=0)
         managed = "managed" if tags.get("spotswap:enabled") == "true" else "unmanaged"
         print(f"seeded {name}: {desired} x m5.large on-demand, max {max_size}, {managed}, tags {tags}")
+        if name == STATEFUL:
+            seed_state(name)
+
+
+def seed_state(name):
+    """The stateful group's Elastic IP and data volume, on its one instance."""
+    g = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+    instance = g["Instances"][0]
+    alloc = ec2.allocate_address(Domain="vpc")
+    ec2.associate_address(AllocationId=alloc["AllocationId"], InstanceId=instance["InstanceId"])
+    vol = ec2.create_volume(
+        AvailabilityZone=instance["AvailabilityZone"],
+        Size=8,
+        TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": DATA_KEY, "Value": name}]}],
+    )
+    ec2.attach_volume(VolumeId=vol["VolumeId"], InstanceId=instance["InstanceId"], Device=DEVICE)
+    print(
+        f"seeded {name}'s state: Elastic IP {alloc['PublicIp']} and data volume {vol['VolumeId']} "
+        f"({DEVICE}) on {instance['InstanceId']}"
+    )
+
+
+def state_summary(name):
+    """Where the stateful group's Elastic IP and data volume are, and on what."""
+    members = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    members = {m["InstanceId"] for g in members for m in g["Instances"] if m["LifecycleState"] == "InService"}
+    lifecycle = {}
+    if members:
+        for r in ec2.describe_instances(InstanceIds=sorted(members))["Reservations"]:
+            for i in r["Instances"]:
+                lifecycle[i["InstanceId"]] = "spot" if i.get("InstanceLifecycle") == "spot" else "on-demand"
+    where = lambda i: f"{i} ({lifecycle[i]}, InService in {name})" if i in lifecycle else f"{i or 'nothing'} (not in {name})"
+    for a in ec2.describe_addresses()["Addresses"]:
+        if a.get("InstanceId") in members or any(t["Key"] == "spotswap:carry-eip-group" for t in a.get("Tags", [])):
+            print(f"{name}: Elastic IP {a['PublicIp']} on {where(a.get('InstanceId'))}")
+    vols = ec2.describe_volumes(Filters=[{"Name": f"tag:{DATA_KEY}", "Values": [name]}])["Volumes"]
+    for v in vols:
+        on = [(x["InstanceId"], x["Device"]) for x in v.get("Attachments", [])]
+        text = ", ".join(f"{where(i)} at {d}" for i, d in on) or "nothing (detached)"
+        print(f"{name}: data volume {v['VolumeId']} on {text}")
 
 
 def summary(title):
@@ -89,6 +135,7 @@ def summary(title):
         managed = "yes" if tags.get("spotswap:enabled") == "true" else "no"
         print(f"{g['AutoScalingGroupName']:<8}{managed:<9}{g['DesiredCapacity']:>8}{g['MaxSize']:>5}{od:>11}{spot:>6}{saving:>12.4f}")
     print(f"estimated hourly saving: ${total:.4f}/h (sample on-demand prices; moto's spot price is a constant {MOTO_SPOT_PRICE})")
+    state_summary(STATEFUL)
 
 
 def warning(group):

@@ -19,6 +19,7 @@ use spotswap_aws::workflow::now;
 use spotswap_aws::{reap, rebalance, Config, CycleOptions, CycleReport, MutationBudget, Outcome};
 use spotswap_core::{tags, ActionKind, Reason};
 use spotswap_tests::fleet::{sample_price_file, Env, GroupSpec};
+use spotswap_tests::proxy::Proxy;
 
 pub(crate) const KEY: &str = "data-volume";
 pub(crate) const DEVICE: &str = "/dev/sdf";
@@ -354,8 +355,10 @@ impl AzSuffix for String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_concurrent_passes_move_each_resource_once() {
-    // GIVEN a free recorded address and a free recorded volume of a stateful group
-    let env = Env::new().await;
+    // GIVEN a free recorded address and a free recorded volume of a stateful group, behind the
+    // proxy, which refuses a second AttachVolume of one volume as AWS does (moto accepts it)
+    let proxy = Proxy::from_env().await.expect("proxy");
+    let env = Env::at(&proxy.url()).await;
     let (group, members, az) = carry_group(&env, "stateful-3x", 2).await;
     let alloc = eip(&env, None).await;
     record_address(&env, &alloc, &group).await;
@@ -386,9 +389,7 @@ async fn three_concurrent_passes_move_each_resource_once() {
     let eip_on = address_on(&env, &alloc).await.expect("associated");
     assert!(members.contains(&eip_on));
     // Every attach and association made went to where the resource is now: no resource went
-    // to a second instance. (AWS refuses a second AttachVolume of an in-use volume; moto
-    // accepts it, so a race may count two attaches to the same instance here: docs/design.md
-    // §11.)
+    // to a second instance.
     let made: Vec<(&str, &str)> = passes
         .iter()
         .chain(cycles.iter())
@@ -405,6 +406,9 @@ async fn three_concurrent_passes_move_each_resource_once() {
         })
         .collect();
     assert!(!made.is_empty(), "nothing was moved");
+    // AND the volume was attached once: a run that lost the race got AWS's VolumeInUse and
+    // took it for done
+    assert_eq!(made.iter().filter(|(r, _)| *r == vol).count(), 1, "{made:?}");
     for (resource, to) in &made {
         let now_on = if *resource == vol {
             on[0].0.clone()
@@ -521,5 +525,83 @@ async fn a_crash_after_any_mutating_call_of_a_stateful_swap_recovers() {
             vec![(serving[0].clone(), DEVICE.to_string())],
             "crash {k}"
         );
+    }
+}
+
+/// `spotswap plan` on a stateful group (table and JSON): its carried resources and where they
+/// are, before the swap and after it.
+fn plan_cli(env: &Env, output: &str) -> String {
+    let out = std::process::Command::new(spotswap_tests::lambda::workspace_bin("spotswap"))
+        .args(["plan", "--output", output, "--region", env.region()])
+        .env("AWS_ENDPOINT_URL", &env.endpoint)
+        .env("SPOTSWAP_PRICE_FILE", sample_price_file())
+        .output()
+        .expect("run spotswap");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn carried_of<'a>(plan: &'a serde_json::Value, group: &str) -> &'a serde_json::Value {
+    plan["groups"]
+        .as_array()
+        .and_then(|gs| gs.iter().find(|g| g["group"] == group))
+        .map(|g| &g["carried"])
+        .unwrap_or_else(|| panic!("{group} missing from {plan}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_each_carried_resource_and_where_it_is() {
+    // GIVEN a stateful group: one on-demand instance with an Elastic IP and a data volume
+    let env = Env::new().await;
+    let (group, original, alloc, vol) = stateful_group(&env, "stateful-plan").await;
+
+    // WHEN `spotswap plan --output json` runs
+    let plan: serde_json::Value = serde_json::from_str(&plan_cli(&env, "json")).expect("JSON");
+    // THEN it shows the address and the volume on the original, at the volume's device, and
+    // makes no mutating call
+    let c = carried_of(&plan, &group);
+    assert_eq!(c["addresses"][0]["allocation_id"], alloc.as_str(), "{c}");
+    assert_eq!(c["addresses"][0]["instance"], original.as_str(), "{c}");
+    assert_eq!(c["volumes"][0]["volume"], vol.as_str(), "{c}");
+    assert_eq!(c["volumes"][0]["instance"], original.as_str(), "{c}");
+    assert_eq!(c["volumes"][0]["device"], DEVICE, "{c}");
+    assert_eq!(c["volumes"][0]["state"], "in-use", "{c}");
+    let calls: BTreeMap<String, u64> = serde_json::from_value(plan["api_calls"].clone()).expect("api_calls");
+    assert_eq!(
+        spotswap_aws::report::mutating_calls(&calls),
+        0,
+        "plan changed nothing: {calls:?}"
+    );
+    // AND the table names them too
+    let table = plan_cli(&env, "table");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("carried") && l.contains(&alloc) && l.contains(&original)),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("carried") && l.contains(&vol) && l.contains(DEVICE)),
+        "{table}"
+    );
+
+    // AND once the swap has run, plan shows both on the replacement, and no move planned
+    for _ in 0..12 {
+        let r = rebalance(&env.aws(), &config(), CycleOptions::default())
+            .await
+            .expect("cycle");
+        if r.mutating_calls() == 0 {
+            break;
+        }
+    }
+    let replacement = env.group_state(&group).await.in_service()[0].clone();
+    assert_ne!(replacement, original);
+    let plan: serde_json::Value = serde_json::from_str(&plan_cli(&env, "json")).expect("JSON");
+    let c = carried_of(&plan, &group);
+    for (kind, _) in [("addresses", &alloc), ("volumes", &vol)] {
+        assert_eq!(c[kind][0]["instance"], replacement.as_str(), "{c}");
+        assert_eq!(c[kind][0]["after"], replacement.as_str(), "{c}");
     }
 }

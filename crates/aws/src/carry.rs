@@ -264,10 +264,18 @@ async fn attach(
         return Ok(Outcome::AlreadyDone(format!("{volume_id} is not available")));
     }
     ex.spend_one()?;
-    aws.paced(
-        op::ATTACH_VOLUME,
-        aws.port().attach_volume(volume_id, instance, device),
-    )
-    .await?;
-    Ok(Outcome::Done(None))
+    match aws
+        .paced(
+            op::ATTACH_VOLUME,
+            aws.port().attach_volume(volume_id, instance, device),
+        )
+        .await
+    {
+        // Another run attached it between our read and our call: AWS attaches a volume to
+        // one instance only, and refuses the second.
+        Err(e) if e.code() == Some("VolumeInUse") => Ok(Outcome::AlreadyDone(format!(
+            "{volume_id} was attached meanwhile"
+        ))),
+        r => r.map(|()| Outcome::Done(None)),
+    }
 }

@@ -329,6 +329,10 @@ pub struct GroupSummary {
     /// Its counts.
     #[serde(flatten)]
     pub census: Census,
+    /// A stateful group's Elastic IPs and data volumes: where each is, and where the plan
+    /// moves it (`carried`, FIXED); absent for a group that carries nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carried: Option<spotswap_core::carry::CarriedView>,
 }
 
 /// Everything one invocation did.

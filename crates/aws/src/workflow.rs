@@ -107,9 +107,16 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
             continue;
         }
         recorder.census(&plan.group, &plan.census);
+        let carried = snap
+            .groups
+            .iter()
+            .find(|g| g.name == plan.group)
+            .and_then(|g| spotswap_core::carry::view(g, &snap.instances, &plan.actions))
+            .filter(|v| !v.is_empty());
         groups.push(GroupSummary {
             group: plan.group.clone(),
             census: plan.census,
+            carried,
         });
     }
     recorder.publish(aws, &config.event_bus, dry_run).await;

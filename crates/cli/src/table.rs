@@ -113,6 +113,9 @@ pub(crate) fn render(r: &CycleReport) -> String {
             g.census.spot,
             g.census.hourly_savings
         );
+        if let Some(c) = &g.carried {
+            carried(&mut out, &g.group, c);
+        }
     }
     if let Some(c) = &r.commitments {
         commitments(&mut out, c);
@@ -129,6 +132,44 @@ pub(crate) fn render(r: &CycleReport) -> String {
         if r.dry_run { " (dry run)" } else { "" }
     );
     out
+}
+
+/// A stateful group's carried resources: where each is, and where the plan moves it.
+fn carried(out: &mut String, group: &str, c: &spotswap_core::carry::CarriedView) {
+    let on = |i: &Option<String>| i.clone().unwrap_or_else(|| "none".into());
+    let moves = |now: &Option<String>, after: &Option<String>| {
+        if now == after {
+            String::new()
+        } else {
+            format!(" -> {}", on(after))
+        }
+    };
+    for a in &c.addresses {
+        let _ = writeln!(
+            out,
+            "carried  {group}  eip {} ({})  on {}{}",
+            a.public_ip,
+            a.allocation_id,
+            on(&a.instance),
+            moves(&a.instance, &a.after)
+        );
+    }
+    for v in &c.volumes {
+        let _ = writeln!(
+            out,
+            "carried  {group}  volume {} {} {} {}  on {}{}{}",
+            v.volume,
+            v.az,
+            v.device.as_deref().unwrap_or("-"),
+            v.state.name(),
+            on(&v.instance),
+            moves(&v.instance, &v.after),
+            v.stranded
+                .as_ref()
+                .map(|w| format!("  VolumeStranded ({w})"))
+                .unwrap_or_default()
+        );
+    }
 }
 
 /// The `commitments` section: RI units per family and Savings Plan dollars, now and after.

@@ -101,7 +101,10 @@ impl ErrorKind {
             ErrorKind::NotFound
         } else if code.starts_with("Invalid") || code == "ValidationError" || code == "MissingParameter" {
             ErrorKind::Validation
-        } else if code == "IdempotentParameterMismatch" || code == "ResourceInUse" {
+        } else if matches!(
+            code,
+            "IdempotentParameterMismatch" | "ResourceInUse" | "VolumeInUse"
+        ) {
             ErrorKind::LostRace
         } else {
             ErrorKind::Other

@@ -24,6 +24,7 @@
 //! - `scenario`: [`Fault`]s, prices, pools without capacity and the seeded RNG.
 //! - `market`: `DescribeSpotPriceHistory`, `CreateFleet` and `RunInstances` rewriting.
 //! - `membership`: `AttachInstances` and `DetachInstances` with AWS's rules.
+//! - `volumes`: `AttachVolume` with AWS's rules (`VolumeInUse`, a device in use).
 //! - `mixed`: `UpdateAutoScalingGroup` keeps the group's `MixedInstancesPolicy`.
 //! - `weights`: a weighted mixed-instances group's desired capacity in units through
 //!   AttachInstances and a retire's decrement.
@@ -78,6 +79,7 @@ mod stacks;
 mod status;
 mod tokens;
 mod upstream;
+mod volumes;
 mod weights;
 mod xml;
 
@@ -136,6 +138,7 @@ impl Proxy {
             subnet_azs: Mutex::new(HashMap::new()),
             ids: AtomicU64::new(1),
             membership: tokio::sync::Mutex::new(()),
+            volumes: tokio::sync::Mutex::new(()),
             life: Mutex::new(lifecycle::Life::default()),
             clock: Mutex::new(Duration::ZERO),
             mixed_policies: Mutex::new(HashMap::new()),
@@ -479,6 +482,8 @@ struct State {
     /// Serializes AttachInstances and DetachInstances: membership check and change as one
     /// step, as in AWS.
     membership: tokio::sync::Mutex<()>,
+    /// Serializes AttachVolume: the volume's check and its attach as one step (`volumes`).
+    volumes: tokio::sync::Mutex<()>,
     /// Boot delays, held terminations and replacements owed (`lifecycle`).
     life: Mutex<lifecycle::Life>,
     /// How far [`Proxy::advance_clock`] has moved the proxy's clock past the wall clock.
@@ -657,6 +662,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         ("ec2", "CreateFleet") => idempotent_create_fleet(&state, &call, &parts, body).await,
         ("autoscaling", "DetachInstances") => detach_instances(&state, &call, &parts, body).await,
         ("autoscaling", "AttachInstances") => attach_instances(&state, &call, &parts, body).await,
+        ("ec2", "AttachVolume") => volumes::attach_volume(&state, &call, &parts, body).await,
         ("autoscaling", "TerminateInstanceInAutoScalingGroup") => {
             weights::terminate(&state, &call, &parts, body).await
         }

@@ -56,6 +56,17 @@ pub enum VolumeState {
     Other,
 }
 
+impl VolumeState {
+    /// The kebab-case name the JSON and the table print.
+    pub fn name(self) -> &'static str {
+        match self {
+            VolumeState::Available => "available",
+            VolumeState::InUse => "in-use",
+            VolumeState::Other => "other",
+        }
+    }
+}
+
 /// An attachment's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -498,6 +509,8 @@ pub(crate) fn with_carry(
     plan
 }
 
+mod view;
+pub use view::{view, CarriedAddress, CarriedView, CarriedVolume};
+
 #[cfg(test)]
-#[path = "carry_tests.rs"]
 mod tests;

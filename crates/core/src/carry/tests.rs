@@ -358,3 +358,62 @@ fn unread_carried_resources_hold_the_retire() {
         .iter()
         .any(|a| matches!(a.kind, ActionKind::Retire { .. })));
 }
+
+#[test]
+fn the_view_shows_each_resource_where_it_is_and_where_the_plan_moves_it() {
+    // GIVEN a swap ready to hand over: the EIP on the original, one volume on it, one volume
+    // detached in the replacement's AZ
+    let carried = Carried {
+        addresses: vec![eip("eipalloc-1", Some("i-od1"))],
+        volumes: vec![
+            vol("vol-1", A, Some("i-od1"), "/dev/sdf"),
+            vol("vol-2", A, None, "/dev/sdg"),
+            vol("vol-3", B, None, "/dev/sdh"),
+        ],
+        ..Carried::default()
+    };
+    let fleet = stateful(carried).launch(
+        "i-new",
+        "i-od1",
+        Stage::Attached {
+            secs_ago: i64::from(GRACE_SECS) + 60,
+        },
+    );
+    let snap = fleet.snapshot();
+    let plan = fleet.plan();
+    // WHEN the view is made from the plan
+    let v = view(&snap.groups[0], &snap.instances, &plan.actions).expect("carried resources read");
+    // THEN the address is on the original now and on the replacement after
+    assert_eq!(v.addresses.len(), 1);
+    assert_eq!(v.addresses[0].instance.as_deref(), Some("i-od1"));
+    assert_eq!(v.addresses[0].after.as_deref(), Some("i-new"));
+    // AND the serving original keeps its volume; the free one in A goes to the lowest-id
+    // receiver; the one in B, where the group has no instance, is stranded
+    let by_id = |id: &str| v.volumes.iter().find(|x| x.volume == id).expect(id).clone();
+    assert_eq!(by_id("vol-1").after.as_deref(), Some("i-od1"));
+    assert_eq!(by_id("vol-1").device.as_deref(), Some("/dev/sdf"));
+    let moved = by_id("vol-2");
+    assert_eq!(moved.instance, None);
+    assert!(moved.after.is_some(), "{moved:?}");
+    let stranded = by_id("vol-3");
+    assert_eq!(stranded.after, None);
+    assert!(
+        stranded.stranded.as_deref().is_some_and(|w| w.contains(B)),
+        "{stranded:?}"
+    );
+    // AND every move the view shows is a move the plan makes
+    let planned = moves(&plan.actions).len();
+    let shown = v.addresses.iter().filter(|a| a.after != a.instance).count()
+        + v.volumes.iter().filter(|x| x.after != x.instance).count();
+    assert_eq!(shown, planned, "{:?}", plan.actions);
+}
+
+#[test]
+fn a_group_without_carried_resources_read_has_no_view() {
+    let fleet = Fleet::new().on_demand("i-od1", A).desired(1);
+    let snap = fleet.snapshot();
+    assert_eq!(
+        view(&snap.groups[0], &snap.instances, &fleet.plan().actions),
+        None
+    );
+}
