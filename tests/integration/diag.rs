@@ -450,3 +450,56 @@ fn every_subcommand_has_help_with_an_example() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_takes_the_savings_from_the_metric_where_cloudwatch_has_it() {
+    // GIVEN two managed groups behind the proxy (which serves CloudWatch's GetMetricData, as
+    // moto cannot), and an hour of 5-minute EstimatedHourlySavings at 0.50 $/h for one of them
+    let proxy = Proxy::from_env().await.expect("proxy");
+    let env = Env::at(&proxy.url()).await;
+    env.group(&GroupSpec::managed("diag-metric", 1)).await;
+    env.group(&GroupSpec::managed("diag-nometric", 1)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    for k in 0..12 {
+        proxy.put_metric(
+            env.region(),
+            "Spotswap",
+            "EstimatedHourlySavings",
+            &[("AutoScalingGroupName", "diag-metric")],
+            now - 3600 + k * 300,
+            0.50,
+        );
+    }
+
+    // WHEN the report of the last day is asked for
+    let (code, out, err) = cli_at(
+        &proxy.url(),
+        env.region(),
+        &["report", "--since", "24h", "--output", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let group = |name: &str| {
+        r["groups"]
+            .as_array()
+            .and_then(|gs| gs.iter().find(|g| g["group"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing: {r:#}"))
+    };
+    // THEN the group with the metric saved its hour at 0.50 $/h, by the metric
+    let with = group("diag-metric");
+    assert_eq!(with["savings_source"], "metric", "{with:#}");
+    let saved = with["savings_in_window"].as_f64().expect("number");
+    assert!((saved - 0.50).abs() < 1e-6, "{with:#}");
+    // AND the other is estimated from launch times (none of ours runs: 0), and the total
+    // says it is mixed
+    let without = group("diag-nometric");
+    assert_eq!(without["savings_source"], "launch-times", "{without:#}");
+    assert_eq!(without["savings_in_window"].as_f64(), Some(0.0));
+    assert_eq!(r["total"]["savings_source"], "mixed", "{r:#}");
+    // AND one GetMetricData asked for both groups
+    assert_eq!(proxy.call_count("monitoring:GetMetricData"), 1);
+}

@@ -1,7 +1,11 @@
 //! `spotswap explain`: fetch the sources of an instance's or a group's story (our tags, the
 //! group, its scaling activities, our decision lines from CloudWatch Logs or a local file);
-//! the core joins them ([`spotswap_core::explain`]). Reads only.
+//! the core joins them ([`spotswap_core::explain`]). And `spotswap report`'s reads, the
+//! `EstimatedHourlySavings` metric among them. Reads only.
 
+use std::collections::BTreeMap;
+
+use spotswap_core::explain::report::SavingsSeries;
 use spotswap_core::explain::{explain_group, explain_instance, Explanation, LogLine, Sources};
 use spotswap_core::{tags, Timestamp};
 
@@ -232,7 +236,46 @@ pub async fn report(
         .filter(|i| i.launched_for().is_some())
         .cloned()
         .collect();
+    let names: Vec<String> = census.iter().map(|(g, _)| g.clone()).collect();
+    let metric = savings_metric(aws, &names, req.since, req.now).await;
     Ok(spotswap_core::explain::report::build(
-        &census, &ours, &lines, req.since, req.now,
+        &census, &ours, &lines, &metric, req.since, req.now,
     ))
+}
+
+/// Each group's `EstimatedHourlySavings` over the window (GetMetricData, up to 500 groups a
+/// call, every page). Unreadable (no grant, no CloudWatch): one WARN line
+/// (`SavingsMetricUnavailable`), and the report estimates from launch times.
+async fn savings_metric(
+    aws: &Aws,
+    groups: &[String],
+    since: Timestamp,
+    now: Timestamp,
+) -> BTreeMap<String, SavingsSeries> {
+    let period_secs = spotswap_core::explain::report::metric_period(since, now);
+    let mut out: BTreeMap<String, SavingsSeries> = BTreeMap::new();
+    for chunk in groups.chunks(crate::port::METRIC_QUERIES_PER_CALL) {
+        let read = aws
+            .each_page(
+                crate::port::cli_op::GET_METRIC_DATA,
+                |t| aws.port().savings_series(chunk, since, now, period_secs, t),
+                |(group, points)| {
+                    let s = out.entry(group).or_insert_with(|| SavingsSeries {
+                        period_secs,
+                        points: Vec::new(),
+                    });
+                    s.points.extend(points);
+                },
+            )
+            .await;
+        if let Err(e) = read {
+            tracing::warn!(
+                reason = "SavingsMetricUnavailable",
+                error = %e,
+                "EstimatedHourlySavings unreadable; savings in the window estimated from launch times"
+            );
+            return BTreeMap::new();
+        }
+    }
+    out
 }

@@ -187,6 +187,7 @@ pub(crate) mod cli_op {
     pub(crate) const DESCRIBE_ACTIVITIES: &str = "autoscaling:DescribeScalingActivities";
     pub(crate) const FILTER_LOG_EVENTS: &str = "logs:FilterLogEvents";
     pub(crate) const LIST_STACK_RESOURCES: &str = "cloudformation:ListStackResources";
+    pub(crate) const GET_METRIC_DATA: &str = "cloudwatch:GetMetricData";
 }
 
 /// One Savings Plan as DescribeSavingsPlans lists it, before its rates are read.
@@ -217,6 +218,9 @@ pub struct LogEvent {
     pub stream: String,
 }
 
+/// GetMetricData takes at most 500 queries a call.
+pub const METRIC_QUERIES_PER_CALL: usize = 500;
+
 /// The reads only `spotswap explain` and `spotswap report` make (the operator's credentials;
 /// no function is granted them). A supertrait of [`Port`], so its implementations live beside
 /// the diagnostics code.
@@ -234,6 +238,17 @@ pub trait DiagnosticReads {
         start_ms: i64,
         token: Option<String>,
     ) -> PortFuture<'a, Page<LogEvent>>;
+    /// One page of GetMetricData: for each of `groups` (at most
+    /// [`METRIC_QUERIES_PER_CALL`]), our `EstimatedHourlySavings` averaged per `period_secs`
+    /// from `start` to `end`. A group may come back on several pages.
+    fn savings_series<'a>(
+        &'a self,
+        groups: &'a [String],
+        start: Timestamp,
+        end: Timestamp,
+        period_secs: u32,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<(String, Vec<(Timestamp, f64)>)>>;
     /// One page of ListStackResources of `stack`: the physical ids of its `AWS::Logs::LogGroup`
     /// resources (where its functions log). `None` when the stack does not exist.
     fn stack_log_groups<'a>(

@@ -13,6 +13,8 @@ pub(super) enum Protocol {
     Query,
     /// awsJson (EventBridge, SQS, Pricing), selected by `X-Amz-Target`.
     Json,
+    /// rpcv2Cbor (CloudWatch): `POST /service/<service>/operation/<operation>`, CBOR bodies.
+    Cbor,
 }
 
 /// What a request is, as far as counting, faults and the market care.
@@ -44,6 +46,16 @@ impl Call {
                 region,
                 operation,
                 protocol: Protocol::Json,
+                form: Form::default(),
+            };
+        }
+        // rpcv2Cbor (CloudWatch): the operation is the path's last segment.
+        if let Some((_, operation)) = parts.uri.path().split_once("/operation/") {
+            return Call {
+                operation: operation.trim_matches('/').to_owned(),
+                service,
+                region,
+                protocol: Protocol::Cbor,
                 form: Form::default(),
             };
         }

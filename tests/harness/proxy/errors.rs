@@ -25,6 +25,7 @@ pub(super) fn throttle(state: &State, call: &Call) -> Reply {
             "Rate exceeded",
         ),
         Protocol::Json => json(StatusCode::BAD_REQUEST, "ThrottlingException", "Rate exceeded"),
+        Protocol::Cbor => super::metrics::error(StatusCode::BAD_REQUEST, "Throttling", "Rate exceeded"),
     }
 }
 
@@ -34,6 +35,7 @@ pub(super) fn internal(state: &State, call: &Call) -> Reply {
         Protocol::Ec2 => ec2(state, status, "InternalError", "An internal error has occurred."),
         Protocol::Query => query(state, status, "Receiver", "InternalFailure", "Internal failure."),
         Protocol::Json => json(status, "InternalFailure", "Internal failure."),
+        Protocol::Cbor => super::metrics::error(status, "InternalFailure", "Internal failure."),
     }
 }
 
@@ -44,6 +46,7 @@ pub(super) fn unavailable(state: &State, call: &Call) -> Reply {
         Protocol::Ec2 => ec2(state, status, "Unavailable", message),
         Protocol::Query => query(state, status, "Receiver", "ServiceUnavailable", message),
         Protocol::Json => json(status, "ServiceUnavailable", message),
+        Protocol::Cbor => super::metrics::error(status, "ServiceUnavailable", message),
     }
 }
 

@@ -24,6 +24,8 @@
 //! - `scenario`: [`Fault`]s, prices, pools without capacity and the seeded RNG.
 //! - `market`: `DescribeSpotPriceHistory`, `CreateFleet` and `RunInstances` rewriting.
 //! - `membership`: `AttachInstances` and `DetachInstances` with AWS's rules.
+//! - `metrics`: CloudWatch `GetMetricData` in rpcv2Cbor, from datapoints a test puts
+//!   ([`Proxy::put_metric`]).
 //! - `volumes`: `AttachVolume` with AWS's rules (`VolumeInUse`, a device in use).
 //! - `mixed`: `UpdateAutoScalingGroup` keeps the group's `MixedInstancesPolicy`.
 //! - `weights`: a weighted mixed-instances group's desired capacity in units through
@@ -71,6 +73,7 @@ mod images;
 mod lifecycle;
 mod market;
 mod membership;
+mod metrics;
 mod mixed;
 mod rates;
 mod scenario;
@@ -414,6 +417,38 @@ impl Proxy {
         self.state.scenario().commitments.denied = on;
     }
 
+    /// Stores a CloudWatch datapoint of `namespace`/`metric` with `dimensions` in `region` at
+    /// epoch second `at`, as CloudWatch would have it from an EMF line; GetMetricData serves
+    /// it (moto cannot: the SDK speaks rpcv2Cbor to CloudWatch; see `metrics`).
+    pub fn put_metric(
+        &self,
+        region: &str,
+        namespace: &str,
+        metric: &str,
+        dimensions: &[(&str, &str)],
+        at: i64,
+        value: f64,
+    ) {
+        let mut dimensions: Vec<(String, String)> = dimensions
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        dimensions.sort();
+        self.state.scenario().metrics.points.push(metrics::Datapoint {
+            region: region.to_owned(),
+            namespace: namespace.to_owned(),
+            metric: metric.to_owned(),
+            dimensions,
+            at,
+            value,
+        });
+    }
+
+    /// GetMetricData pages of at most `n` datapoints (CloudWatch's own limit is 100,800).
+    pub fn set_metric_page_size(&self, n: Option<usize>) {
+        self.state.scenario().metrics.page_size = n;
+    }
+
     /// Serves `GET /_counts` (calls, throttles, classes, load and buckets as JSON) and
     /// `POST /_reset` ([`Proxy::reset_calls`]) to a reader in another process, such as the
     /// bench; see `control`. Off by default: a test reads the counters directly.
@@ -628,6 +663,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
     let response = match (call.service.as_str(), call.operation.as_str()) {
         _ if lifecycle::handles(&state, &call) => lifecycle::answer(&state, &call, &parts, body).await,
         _ if commitments::handles(&call) => commitments::answer(&state, &call, &body),
+        _ if metrics::handles(&call) => metrics::answer(&state, &call, &body),
         ("ec2", "DescribeSpotPriceHistory") if state.scenario().market_only => {
             let xml = scenario_spot_prices(&state.scenario().prices);
             xml_response(StatusCode::OK, xml)

@@ -114,6 +114,8 @@ pub(super) struct Scenario {
     pub(super) rng: XorShift,
     /// [`super::Proxy::set_commitments`] and [`super::Proxy::set_commitments_denied`].
     pub(super) commitments: super::commitments::Book,
+    /// CloudWatch's datapoints, for GetMetricData (`metrics`).
+    pub(super) metrics: super::metrics::Store,
 }
 
 impl Scenario {

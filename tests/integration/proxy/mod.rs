@@ -4,6 +4,7 @@
 //! to their own regions (`ap-southeast-2`, `ca-central-1`) and unique resource names.
 
 mod lifecycle;
+mod metrics;
 mod volumes;
 
 use std::collections::BTreeMap;

@@ -3,8 +3,8 @@
 use super::FakePort;
 use crate::port::{Page, PortFuture};
 
-/// The fake region keeps no scaling activities, no logs and no stack resources: the reads answer
-/// empty pages.
+/// The fake region keeps no scaling activities, no logs, no metrics and no stack resources: the
+/// reads answer empty pages.
 impl crate::port::DiagnosticReads for FakePort {
     fn scaling_activities<'a>(
         &'a self,
@@ -26,6 +26,22 @@ impl crate::port::DiagnosticReads for FakePort {
         _token: Option<String>,
     ) -> PortFuture<'a, Page<crate::port::LogEvent>> {
         self.call(crate::port::cli_op::FILTER_LOG_EVENTS, |_| {
+            Ok(Page {
+                items: Vec::new(),
+                next: None,
+            })
+        })
+    }
+
+    fn savings_series<'a>(
+        &'a self,
+        _groups: &'a [String],
+        _start: spotswap_core::Timestamp,
+        _end: spotswap_core::Timestamp,
+        _period_secs: u32,
+        _token: Option<String>,
+    ) -> PortFuture<'a, Page<(String, Vec<(spotswap_core::Timestamp, f64)>)>> {
+        self.call(crate::port::cli_op::GET_METRIC_DATA, |_| {
             Ok(Page {
                 items: Vec::new(),
                 next: None,

@@ -1,5 +1,5 @@
-//! The diagnostics reads on the SDK clients: DescribeScalingActivities, FilterLogEvents and
-//! ListStackResources.
+//! The diagnostics reads on the SDK clients: DescribeScalingActivities, FilterLogEvents,
+//! GetMetricData and ListStackResources.
 
 use spotswap_core::explain::Activity;
 use spotswap_core::Timestamp;
@@ -76,6 +76,24 @@ impl DiagnosticReads for SdkPort {
         })
     }
 
+    fn savings_series<'a>(
+        &'a self,
+        groups: &'a [String],
+        start: Timestamp,
+        end: Timestamp,
+        period_secs: u32,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<(String, Vec<(Timestamp, f64)>)>> {
+        Box::pin(savings_series(
+            &self.cloudwatch,
+            groups,
+            start,
+            end,
+            period_secs,
+            token,
+        ))
+    }
+
     fn stack_log_groups<'a>(
         &'a self,
         stack: &'a str,
@@ -106,4 +124,81 @@ impl DiagnosticReads for SdkPort {
             }))
         })
     }
+}
+
+/// The CloudWatch client (`spotswap report`'s GetMetricData only), counting into `calls`.
+pub(super) fn cloudwatch(
+    conf: &aws_config::SdkConfig,
+    calls: &crate::clients::CallCounter,
+) -> aws_sdk_cloudwatch::Client {
+    aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::config::Builder::from(conf)
+            .interceptor(calls.clone())
+            .build(),
+    )
+}
+
+/// GetMetricData of `EstimatedHourlySavings` per group: query `g<N>` is `groups[N]`.
+pub(super) async fn savings_series(
+    cw: &aws_sdk_cloudwatch::Client,
+    groups: &[String],
+    start: Timestamp,
+    end: Timestamp,
+    period_secs: u32,
+    token: Option<String>,
+) -> Result<Page<(String, Vec<(Timestamp, f64)>)>, crate::AdapterError> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+    let queries = groups
+        .iter()
+        .enumerate()
+        .map(|(n, g)| {
+            MetricDataQuery::builder()
+                .id(format!("g{n}"))
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(
+                            Metric::builder()
+                                .namespace(spotswap_core::metrics::NAMESPACE)
+                                .metric_name("EstimatedHourlySavings")
+                                .dimensions(
+                                    Dimension::builder().name("AutoScalingGroupName").value(g).build(),
+                                )
+                                .build(),
+                        )
+                        .period(i32::try_from(period_secs).unwrap_or(i32::MAX))
+                        .stat("Average")
+                        .build(),
+                )
+                .return_data(true)
+                .build()
+        })
+        .collect();
+    let resp = cw
+        .get_metric_data()
+        .set_metric_data_queries(Some(queries))
+        .start_time(DateTime::from_secs(start.unix()))
+        .end_time(DateTime::from_secs(end.unix()))
+        .set_next_token(token)
+        .send()
+        .await
+        .map_err(err(crate::port::cli_op::GET_METRIC_DATA))?;
+    let items = resp
+        .metric_data_results()
+        .iter()
+        .filter_map(|r| {
+            let n: usize = r.id()?.strip_prefix('g')?.parse().ok()?;
+            let points = r
+                .timestamps()
+                .iter()
+                .zip(r.values())
+                .map(|(t, v)| (Timestamp::from_unix(t.secs()), *v))
+                .collect();
+            Some((groups.get(n)?.clone(), points))
+        })
+        .collect();
+    Ok(Page {
+        items,
+        next: resp.next_token().map(str::to_string),
+    })
 }

@@ -49,6 +49,7 @@ pub(crate) struct SdkPort {
     pricing: aws_sdk_pricing::Client,
     cloudformation: aws_sdk_cloudformation::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
     savingsplans: aws_sdk_savingsplans::Client,
 }
 
@@ -78,6 +79,7 @@ impl SdkPort {
             pricing: aws_sdk_pricing::Client::from_conf(pricing),
             cloudformation: cloudformation::client(conf, calls),
             savingsplans: commitments::client(conf, calls),
+            cloudwatch: diag::cloudwatch(conf, calls),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(
                 aws_sdk_cloudwatchlogs::config::Builder::from(conf)
                     .interceptor(calls.clone())

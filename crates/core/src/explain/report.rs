@@ -3,10 +3,12 @@
 //! say: interruptions, fallbacks, shelters, the interruption rate against the 10%/hour alarm,
 //! the top reasons. Pure.
 //!
-//! Cumulative savings are computed from the spot instances running now, each at its group's
+//! Savings over the window come from the `EstimatedHourlySavings` metric where CloudWatch has
+//! it for the group (GetMetricData: each period's average in USD/hour times the part of the
+//! period inside the window, so instances that ended inside the window count too). Where the
+//! metric is absent, they are computed from our spot launches running now, each at its group's
 //! savings rate per spot instance, from `max(launch, window start)`: a lower bound, since
-//! instances that ended inside the window are not counted. (The `EstimatedHourlySavings`
-//! metric would add them back, at the cost of a second SDK crate: see docs/design.md.)
+//! instances that ended inside the window are not counted. `savings_source` says which.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -49,6 +51,67 @@ pub struct GroupReport {
     pub above_alarm: bool,
     /// The most frequent reason codes, most first: `(code, count)`.
     pub top_reasons: Vec<(String, u32)>,
+    /// Where `savings_in_window` comes from.
+    pub savings_source: SavingsSource,
+}
+
+/// Where a report's savings over the window come from (`savings_source`, FIXED values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SavingsSource {
+    /// The `EstimatedHourlySavings` metric: every spot hour the rebalancer reported, instances
+    /// that ended inside the window included.
+    Metric,
+    /// Our spot launches running now, from their launch times and prices: a lower bound.
+    LaunchTimes,
+    /// The total, when some groups have the metric and some do not.
+    Mixed,
+}
+
+impl SavingsSource {
+    fn short(self) -> &'static str {
+        match self {
+            SavingsSource::Metric => "metric",
+            SavingsSource::LaunchTimes => "launch-times",
+            SavingsSource::Mixed => "mixed",
+        }
+    }
+}
+
+/// A group's `EstimatedHourlySavings` as GetMetricData averaged it: `(period start, USD/hour)`
+/// for each period that has data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SavingsSeries {
+    /// The period, seconds.
+    pub period_secs: u32,
+    /// One average per period with data.
+    pub points: Vec<(Timestamp, f64)>,
+}
+
+impl SavingsSeries {
+    /// USD saved inside `[since, until]`: each period's average times the part of the period
+    /// inside the window. A period without data saved nothing (the rebalancer did not report).
+    pub fn saved(&self, since: Timestamp, until: Timestamp) -> f64 {
+        let period = i64::from(self.period_secs);
+        self.points
+            .iter()
+            .map(|(start, per_hour)| {
+                let from = start.unix().max(since.unix());
+                let to = (start.unix() + period).min(until.unix());
+                per_hour * ((to - from).max(0) as f64) / 3600.0
+            })
+            .sum()
+    }
+}
+
+/// The GetMetricData period for a window: 5 minutes (one rebalancer cycle) up to two days,
+/// one hour beyond, so a long window stays a few pages.
+pub fn metric_period(since: Timestamp, until: Timestamp) -> u32 {
+    if until.secs_since(since) <= 2 * 24 * 3600 {
+        300
+    } else {
+        3600
+    }
 }
 
 /// The whole report.
@@ -64,12 +127,14 @@ pub struct Report {
     pub total: GroupReport,
 }
 
-/// Build the report from each managed group's census now, our spot launches running now, and
-/// the decision lines of the window.
+/// Build the report from each managed group's census now, our spot launches running now, the
+/// decision lines of the window, and the `EstimatedHourlySavings` series CloudWatch has (by
+/// group; a group without one, or with an empty one, is estimated from launch times).
 pub fn build(
     census: &[(String, Census)],
     ours: &[Instance],
     lines: &[LogLine],
+    metric: &BTreeMap<String, SavingsSeries>,
     since: Timestamp,
     until: Timestamp,
 ) -> Report {
@@ -88,14 +153,20 @@ pub fn build(
             } else {
                 0.0
             };
-            let savings_in_window = ours
-                .iter()
-                .filter(|i| i.launched_for() == Some(name.as_str()) && i.lifecycle == Lifecycle::Spot)
-                .map(|i| {
-                    let from = i.launch_time.max(since);
-                    per_spot * (until.secs_since(from).max(0) as f64) / 3600.0
-                })
-                .sum();
+            let series = metric.get(name).filter(|m| !m.points.is_empty());
+            let (savings_in_window, savings_source) = match series {
+                Some(m) => (m.saved(since, until), SavingsSource::Metric),
+                None => (
+                    ours.iter()
+                        .filter(|i| i.launched_for() == Some(name.as_str()) && i.lifecycle == Lifecycle::Spot)
+                        .map(|i| {
+                            let from = i.launch_time.max(since);
+                            per_spot * (until.secs_since(from).max(0) as f64) / 3600.0
+                        })
+                        .sum(),
+                    SavingsSource::LaunchTimes,
+                ),
+            };
             let mine: Vec<&LogLine> = in_window.iter().copied().filter(|l| &l.group == name).collect();
             let mut g = counted(name, &mine);
             g.on_demand = c.on_demand;
@@ -103,6 +174,7 @@ pub fn build(
             g.floor = c.floor;
             g.savings_per_hour = c.hourly_savings;
             g.savings_in_window = savings_in_window;
+            g.savings_source = savings_source;
             g.interruption_rate_per_hour = rate(g.interruptions, g.spot, hours);
             g.above_alarm = g.interruption_rate_per_hour > ALARM_PERCENT_PER_HOUR;
             g
@@ -123,6 +195,15 @@ pub fn build(
         total.savings_per_hour += g.savings_per_hour;
         total.savings_in_window += g.savings_in_window;
     }
+    let from_metric = groups
+        .iter()
+        .filter(|g| g.savings_source == SavingsSource::Metric)
+        .count();
+    total.savings_source = match from_metric {
+        0 => SavingsSource::LaunchTimes,
+        n if n == groups.len() => SavingsSource::Metric,
+        _ => SavingsSource::Mixed,
+    };
     total.interruption_rate_per_hour = rate(total.interruptions, total.spot, hours);
     total.above_alarm = total.interruption_rate_per_hour > ALARM_PERCENT_PER_HOUR;
     Report {
@@ -172,6 +253,7 @@ fn counted(name: &str, lines: &[&LogLine]) -> GroupReport {
         interruption_rate_per_hour: 0.0,
         above_alarm: false,
         top_reasons: top,
+        savings_source: SavingsSource::LaunchTimes,
     }
 }
 
@@ -182,7 +264,7 @@ fn row(g: &GroupReport) -> [String; 11] {
         g.spot.to_string(),
         g.floor.to_string(),
         format!("{:.4}", g.savings_per_hour),
-        format!("{:.2}", g.savings_in_window),
+        format!("{:.2} ({})", g.savings_in_window, g.savings_source.short()),
         g.interruptions.to_string(),
         g.fallbacks.to_string(),
         g.shelters.to_string(),
@@ -244,8 +326,14 @@ pub fn table(r: &Report) -> String {
 pub fn markdown(r: &Report) -> String {
     let t = &r.total;
     let mut out = format!(
-        "## spotswap report, {} to {}\n\n{} managed group(s): {} spot and {} on-demand instance(s) now, saving an estimated ${:.4}/hour; at least ${:.2} saved in the window. {} interruption(s), {} fallback(s), {} shelter(s); interruption rate {:.1}%/hour against the {ALARM_PERCENT_PER_HOUR}% alarm.\n\n",
-        r.since, r.until, r.groups.len(), t.spot, t.on_demand, t.savings_per_hour, t.savings_in_window,
+        "## spotswap report, {} to {}\n\n{} managed group(s): {} spot and {} on-demand instance(s) now, saving an estimated ${:.4}/hour; {} ${:.2} saved in the window. {} interruption(s), {} fallback(s), {} shelter(s); interruption rate {:.1}%/hour against the {ALARM_PERCENT_PER_HOUR}% alarm.\n\n",
+        r.since, r.until, r.groups.len(), t.spot, t.on_demand, t.savings_per_hour,
+        match t.savings_source {
+            SavingsSource::Metric => "by the EstimatedHourlySavings metric,",
+            SavingsSource::LaunchTimes => "at least (from launch times; the metric is absent)",
+            SavingsSource::Mixed => "at least (the metric for some groups, launch times for the rest)",
+        },
+        t.savings_in_window,
         t.interruptions, t.fallbacks, t.shelters, t.interruption_rate_per_hour
     );
     let _ = writeln!(out, "| {} |", HEADER.join(" | "));
@@ -298,6 +386,7 @@ mod tests {
             &[("web".into(), census(1, 0.06)), ("api".into(), census(0, 0.0))],
             &[spot],
             &lines,
+            &BTreeMap::new(),
             since,
             until,
         );
@@ -325,5 +414,75 @@ mod tests {
             table(&r).contains("ALARM")
                 && markdown(&r).contains("2 interruption(s), 1 fallback(s), 1 shelter(s)")
         );
+    }
+
+    #[test]
+    fn the_metric_counts_every_period_in_the_window_and_launch_times_stand_in_without_it() {
+        // GIVEN a 2-hour window; "web" has 5-minute averages of 0.60 $/h for the whole window
+        // and one period straddling its start, while none of its spot instances runs now;
+        // "api" has no metric and one spot instance of ours running the whole window
+        let since = Timestamp::from_unix(1_000_200);
+        let until = since.plus_secs(2 * 3600);
+        let census = |spot, savings| Census {
+            desired: 2,
+            floor: 0,
+            on_demand: 2 - spot,
+            spot,
+            hourly_savings: savings,
+        };
+        let web = SavingsSeries {
+            period_secs: 300,
+            points: (0..25)
+                .map(|n| (Timestamp::from_unix(1_000_200 - 150 + n * 300), 0.60))
+                .collect(),
+        };
+        let mut spot = instance("i-s", "m5.large", "us-east-1a", Lifecycle::Spot);
+        spot.tags.insert(crate::tags::GROUP.into(), "api".into());
+        spot.launch_time = Timestamp::from_unix(0);
+        let metric = BTreeMap::from([
+            ("web".to_string(), web),
+            ("api".to_string(), SavingsSeries::default()),
+        ]);
+        let r = build(
+            &[("web".into(), census(0, 0.0)), ("api".into(), census(1, 0.05))],
+            &[spot],
+            &[],
+            &metric,
+            since,
+            until,
+        );
+        // THEN web's savings are the metric's: 0.60 $/h over the 2 hours inside the window
+        // (the straddling periods count only their part inside), though nothing runs now
+        let (api, web) = (&r.groups[0], &r.groups[1]);
+        assert_eq!(web.savings_source, SavingsSource::Metric);
+        assert!(
+            (web.savings_in_window - 1.20).abs() < 1e-9,
+            "{}",
+            web.savings_in_window
+        );
+        // AND api, whose series is empty, is estimated from its running launch: 0.05 $/h x 2 h
+        assert_eq!(api.savings_source, SavingsSource::LaunchTimes);
+        assert!(
+            (api.savings_in_window - 0.10).abs() < 1e-9,
+            "{}",
+            api.savings_in_window
+        );
+        // AND the total adds both, and says it is mixed
+        assert_eq!(r.total.savings_source, SavingsSource::Mixed);
+        assert!((r.total.savings_in_window - 1.30).abs() < 1e-9);
+        assert!(
+            markdown(&r).contains("the metric for some groups"),
+            "{}",
+            markdown(&r)
+        );
+        assert!(table(&r).contains("1.20 (metric)"), "{}", table(&r));
+    }
+
+    #[test]
+    fn the_metric_period_is_a_cycle_up_to_two_days_and_an_hour_beyond() {
+        let t = Timestamp::from_unix(1_000_000);
+        assert_eq!(metric_period(t, t.plus_secs(24 * 3600)), 300);
+        assert_eq!(metric_period(t, t.plus_secs(2 * 24 * 3600)), 300);
+        assert_eq!(metric_period(t, t.plus_secs(7 * 24 * 3600)), 3600);
     }
 }

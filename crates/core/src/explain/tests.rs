@@ -230,7 +230,7 @@ fn our_eventbridge_events_join_the_timeline_as_events_and_report_does_not_count_
     let census = [("web".to_string(), crate::Census::default())];
     let since = Timestamp::parse_rfc3339("2026-12-01T12:00:00Z").unwrap();
     let until = Timestamp::parse_rfc3339("2026-12-01T15:00:00Z").unwrap();
-    let without = report::build(&census, &[], &sources().lines, since, until);
-    let with = report::build(&census, &[], &src.lines, since, until);
+    let without = report::build(&census, &[], &sources().lines, &Default::default(), since, until);
+    let with = report::build(&census, &[], &src.lines, &Default::default(), since, until);
     assert_eq!(with.groups[0].top_reasons, without.groups[0].top_reasons);
 }
