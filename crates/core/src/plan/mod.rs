@@ -520,8 +520,13 @@ fn plan_group_steps(
         floor: plan.census.floor,
         now,
     };
-    let rolled =
-        outdated::outdated_launches(&rollout, &serving, &mut stage.replacing, policy.replace_per_cycle);
+    let rolled = outdated::outdated_launches(
+        &rollout,
+        &serving,
+        &mut stage.replacing,
+        policy.replace_per_cycle,
+        ledger,
+    );
     let left = policy.replace_per_cycle.saturating_sub(rolled.len() as u32);
     for a in rolled.iter().filter_map(|a| {
         a.pool.clone().filter(
