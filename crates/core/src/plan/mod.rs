@@ -254,6 +254,14 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
     plans
 }
 
+/// The original a Launch replaces.
+fn launched_for(a: &Action) -> Option<&str> {
+    match &a.kind {
+        ActionKind::Launch(spec) => Some(spec.replaces.as_str()),
+        _ => None,
+    }
+}
+
 /// Keep the first `allowed` launches of the cycle, in plan order; the rest wait, reason
 /// `MaxSwapsInFlight`.
 ///
@@ -493,6 +501,12 @@ fn plan_group_steps(
                 })
             },
         );
+        // Its on-demand launches use commitments too: the next group sees the units taken.
+        for a in &restore {
+            if let Some(spot) = launched_for(a).and_then(|id| instances.get(id)) {
+                ledger.add_replacing(spot);
+            }
+        }
         plan.actions.extend(restore);
         return plan;
     }

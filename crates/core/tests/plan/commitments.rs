@@ -222,3 +222,35 @@ fn a_rollout_goes_to_spot_where_another_member_takes_the_coverage_over() {
         vec![("i-od00", Spot, None), ("i-od01", OnDemand, Some("ri-r"))]
     );
 }
+
+#[test]
+fn a_floor_restore_takes_units_the_next_group_cannot_fill_again() {
+    // GIVEN an unused zonal RI for one m5.large in C; group `a` below its floor of one
+    //   on-demand with a spot m5.large in C, and group `b` tagged fill with another, planned after
+    let a = Fleet::new()
+        .named("a")
+        .spot("i-a-s1", "m5.large", C)
+        .desired(1)
+        .tag(tags::ON_DEMAND_BASE, "1");
+    let b = Fleet::new()
+        .named("b")
+        .spot("i-b-s1", "m5.large", C)
+        .desired(1)
+        .tag(tags::COMMITMENTS, "fill");
+    let a = with_ris(a, vec![ri("ri-c", "m5.large", Some(C), 1)]);
+    let mut snap = a.snapshot();
+    snap.groups.push(b.group.clone());
+    snap.instances.extend(b.instances.clone());
+    // WHEN the rebalancer plans both
+    let plans = plan_cycle(&snap, &a.settings());
+    // THEN a restores its floor on-demand (using the RI), and b fills nothing: the unit is taken
+    let od: Vec<(&str, Reason)> = plans
+        .iter()
+        .flat_map(|p| p.actions.iter())
+        .filter(
+            |x| matches!(&x.kind, ActionKind::Launch(s) if s.purchase == spotswap_core::Purchase::OnDemand),
+        )
+        .map(|x| (x.group.as_str(), x.reason))
+        .collect();
+    assert_eq!(od, vec![("a", Reason::BelowRiskFloor)], "{plans:?}");
+}
