@@ -27,6 +27,11 @@ use crate::scenario::{CommitmentsSpec, Scenario, ScenarioError, START};
 const BEFORE: i64 = 365 * 86_400;
 const AFTER: i64 = 10 * 365 * 86_400;
 
+/// An error about `{f}.{key}`.
+fn bad<T>(f: &str, key: &str, message: impl Into<String>) -> Result<T, ScenarioError> {
+    Err(ScenarioError::new(format!("{f}.{key}"), message))
+}
+
 fn keys_known(o: &Obj, known: &[&str], field: &str) -> Result<(), ScenarioError> {
     match o.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(ScenarioError::new(
@@ -52,10 +57,7 @@ pub(super) fn commitments(s: &Scenario, v: &Value) -> Result<CommitmentsSpec, Sc
         let f = format!("{field}.reserved_instances[{i}]");
         let (ri, fee) = reserved(s, r, &f, i, start, end)?;
         if out.reserved_fees.insert(ri.id.clone(), fee).is_some() {
-            return Err(ScenarioError::new(
-                format!("{f}.id"),
-                format!("{:?} is listed twice", ri.id),
-            ));
+            return bad(&f, "id", format!("{:?} is listed twice", ri.id));
         }
         out.commitments.reserved.push(ri);
     }
@@ -64,10 +66,7 @@ pub(super) fn commitments(s: &Scenario, v: &Value) -> Result<CommitmentsSpec, Sc
         let f = format!("{field}.savings_plans[{i}]");
         let plan = savings_plan(s, p, &f, i, start, end)?;
         if out.commitments.savings_plans.iter().any(|q| q.id == plan.id) {
-            return Err(ScenarioError::new(
-                format!("{f}.id"),
-                format!("{:?} is listed twice", plan.id),
-            ));
+            return bad(&f, "id", format!("{:?} is listed twice", plan.id));
         }
         out.commitments.savings_plans.push(plan);
     }
@@ -90,34 +89,37 @@ fn reserved(
     )?;
     let instance_type = need_text(o, "type", &format!("{f}.type"))?;
     if !instance_type.contains('.') {
-        return Err(ScenarioError::new(
-            format!("{f}.type"),
+        return bad(
+            f,
+            "type",
             format!("{instance_type:?} is not an instance type (family.size)"),
-        ));
+        );
     }
     let az = text(o, "az", &format!("{f}.az"))?;
     if let Some(az) = az
         .as_ref()
         .filter(|az| !s.pools.iter().any(|p| p.pool.az == **az))
     {
-        return Err(ScenarioError::new(
-            format!("{f}.az"),
+        return bad(
+            f,
+            "az",
             format!("no pool in {az:?} (leave az out for a regional RI)"),
-        ));
+        );
     }
     let count = match whole(o, "count", &format!("{f}.count"))? {
-        None => return Err(ScenarioError::new(format!("{f}.count"), "required")),
-        Some(0) => return Err(ScenarioError::new(format!("{f}.count"), "must be at least 1")),
+        None => return bad(f, "count", "required"),
+        Some(0) => return bad(f, "count", "must be at least 1"),
         Some(n) => n,
     };
     let price = need_number(o, "hourly_price", &format!("{f}.hourly_price"))?;
     let tenancy =
         tenancy(&text(o, "tenancy", &format!("{f}.tenancy"))?.unwrap_or_else(|| DEFAULT_TENANCY.into()));
     if !["default", "dedicated", "host"].contains(&tenancy.as_str()) {
-        return Err(ScenarioError::new(
-            format!("{f}.tenancy"),
+        return bad(
+            f,
+            "tenancy",
             format!("unknown tenancy {tenancy:?} (expected default, dedicated or host)"),
-        ));
+        );
     }
     let id = text(o, "id", &format!("{f}.id"))?.unwrap_or_else(|| format!("ri-{i}"));
     let ri = ReservedInstances {
@@ -150,23 +152,20 @@ fn savings_plan(
     let kind = match (kind.as_str(), fam) {
         ("Compute", None) => PlanKind::Compute,
         ("Compute", Some(_)) => {
-            return Err(ScenarioError::new(
-                format!("{f}.family"),
+            return bad(
+                f,
+                "family",
                 "a Compute plan covers every family: leave family out",
-            ))
+            )
         }
         ("EC2Instance", Some(family)) => PlanKind::Ec2Instance { family },
-        ("EC2Instance", None) => {
-            return Err(ScenarioError::new(
-                format!("{f}.family"),
-                "required for an EC2Instance plan (e.g. m5)",
-            ))
-        }
+        ("EC2Instance", None) => return bad(f, "family", "required for an EC2Instance plan (e.g. m5)"),
         (other, _) => {
-            return Err(ScenarioError::new(
-                format!("{f}.kind"),
+            return bad(
+                f,
+                "kind",
                 format!("unknown kind {other:?} (expected Compute or EC2Instance)"),
-            ))
+            )
         }
     };
     let commitment = need_number(o, "commitment", &format!("{f}.commitment"))?;
@@ -191,24 +190,17 @@ fn savings_plan(
     };
     let discount = number(o, "discount", &format!("{f}.discount"))?;
     let rates = match (discount, o.get("rates").filter(|r| !r.is_null())) {
-        (Some(_), Some(_)) => {
-            return Err(ScenarioError::new(
-                format!("{f}.rates"),
-                "give either discount or rates, not both",
-            ))
-        }
+        (Some(_), Some(_)) => return bad(f, "rates", "give either discount or rates, not both"),
         (None, None) => {
-            return Err(ScenarioError::new(
-                format!("{f}.discount"),
+            return bad(
+                f,
+                "discount",
                 "required: a discount off on-demand (0.28), or rates per type",
-            ))
+            )
         }
         (Some(d), None) => {
             if !(d > 0.0 && d < 1.0) {
-                return Err(ScenarioError::new(
-                    format!("{f}.discount"),
-                    format!("must be above 0 and below 1, got {d}"),
-                ));
+                return bad(f, "discount", format!("must be above 0 and below 1, got {d}"));
             }
             types
                 .iter()
@@ -219,7 +211,8 @@ fn savings_plan(
         (None, Some(r)) => {
             let rf = format!("{f}.rates");
             let mut out = Vec::new();
-            for (t, _) in obj(r, &rf)? {
+            let listed = obj(r, &rf)?;
+            for t in listed.keys() {
                 let tf = format!("{rf}.{t}");
                 if !types.contains_key(t.as_str()) {
                     return Err(ScenarioError::new(tf, format!("no pool of type {t:?}")));
@@ -227,7 +220,7 @@ fn savings_plan(
                 if !covers(t) {
                     return Err(ScenarioError::new(tf, "not of the plan's family"));
                 }
-                let dollars = need_number(obj(r, &rf)?, t, &tf)?;
+                let dollars = need_number(listed, t, &tf)?;
                 if dollars <= 0.0 {
                     return Err(ScenarioError::new(tf, "must be positive (USD per hour)"));
                 }
