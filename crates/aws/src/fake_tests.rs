@@ -459,3 +459,69 @@ async fn a_stack_mid_update_holds_new_swaps_and_each_stack_is_asked_once() {
     assert_eq!(aws.api_calls()["cloudformation:DescribeStacks"], 3);
     assert_eq!(aws.api_calls()["ec2:CreateFleet"], 2);
 }
+
+#[tokio::test]
+async fn a_preflight_re_plan_sees_the_units_other_groups_took_this_cycle() {
+    use spotswap_core::commitments::{Commitments, ReservedInstances};
+    use spotswap_core::testkit::C;
+    use spotswap_core::Purchase;
+    // GIVEN a zonal RI for one m5.large in C that nothing uses, and two groups tagged
+    //   spotswap:commitments=fill, each with a spot m5.large in C: `a` plans first and takes
+    //   the RI's units back with an on-demand launch; `b` has an uncovered on-demand member to
+    //   swap as well
+    let fill = |name: &str| {
+        Fleet::new()
+            .named(name)
+            .tag(spotswap_core::tags::COMMITMENTS, "fill")
+            .spot(&format!("i-{name}-s1"), "m5.large", C)
+    };
+    let a = fill("a").desired(1);
+    let b = fill("b").on_demand("i-b-od1", A).desired(2);
+    let ri = ReservedInstances {
+        id: "ri-c".into(),
+        instance_type: "m5.large".into(),
+        az: Some(C.into()),
+        count: 1,
+        platform: "Linux/UNIX".into(),
+        tenancy: "default".into(),
+        start: Timestamp::from_unix(0),
+        end: NOW.plus_secs(86_400),
+    };
+    let (fake, aws) = region(&[a, b]);
+    fake.edit(|r| {
+        r.commitments = Commitments {
+            reserved: vec![ri],
+            savings_plans: vec![],
+        };
+        // AND b's on-demand member is termination-protected, which only the preflight reads:
+        // b is planned again
+        if let Some(i) = r.instances.get_mut("i-b-od1") {
+            i.termination_protected = Some(true);
+        }
+    });
+    // WHEN a cycle runs
+    let report = rebalance(&aws, &Config::default(), at(NOW)).await.unwrap();
+    // THEN the RI's units are claimed once in the region: one on-demand launch, a's; b's
+    //   re-plan saw them taken and launched nothing
+    let on_demand: Vec<_> = report
+        .actions
+        .iter()
+        .filter(|a| matches!(&a.kind, ActionKind::Launch(s) if s.purchase == Purchase::OnDemand))
+        .filter(|a| matches!(a.outcome, Outcome::Done(_)))
+        .map(|a| (a.group.as_str(), a.reason))
+        .collect();
+    assert_eq!(
+        on_demand,
+        vec![("a", Reason::CommitmentUnused)],
+        "{:?}",
+        report.actions
+    );
+    assert!(!report
+        .actions
+        .iter()
+        .any(|a| a.group == "b" && matches!(a.kind, ActionKind::Launch(_))));
+    // AND the report's commitments section shows the units used after the plan
+    let c = report.commitments.expect("commitments read");
+    assert_eq!(c.families[0].unused_now, 4.0); // an m5.large is 4 normalized units
+    assert_eq!(c.families[0].unused_after, 0.0);
+}

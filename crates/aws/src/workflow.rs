@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use spotswap_core::commitments::Ledger;
 use spotswap_core::plan::{policy_for, review_group, CandidateReview};
 use spotswap_core::{
     plan::blockers::stack_updating, plan::cap_launches, plan_cycle_in, tags, ActionKind, GroupPlan,
@@ -77,8 +78,9 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
         .launches_until(launches_until)
         .launch_guard(guard);
     let phase = Instant::now();
+    let ledger = Arc::new(CycleLedger::new(&snap, &plans));
     let snap = Arc::new(snap);
-    let acted = act_all(&executor, config, &snap, plans).await;
+    let acted = act_all(&executor, config, &snap, &ledger, plans).await;
     if let Some(task) = prefetch {
         task.abort();
     }
@@ -124,9 +126,7 @@ pub async fn rebalance(aws: &Aws, config: &Config, opts: CycleOptions) -> Result
     report.groups = groups;
     report.rejections = rejections;
     report.price_source = Some(snap.market.price_source);
-    report.commitments = spotswap_core::commitments::Ledger::new(&snap)
-        .after_plans(&snap, &plans)
-        .summary();
+    report.commitments = ledger.summary();
     report.timings = timings;
     report.api_calls = aws.api_calls();
     report.timings.total_ms = Timings::since(started);
@@ -199,6 +199,7 @@ async fn act_all(
     executor: &Executor,
     config: &Config,
     snap: &Arc<RegionSnapshot>,
+    ledger: &Arc<CycleLedger>,
     plans: Vec<GroupPlan>,
 ) -> Vec<(GroupPlan, Vec<Outcome>)> {
     let limit = config.max_concurrency.max(1);
@@ -220,10 +221,11 @@ async fn act_all(
             let executor = executor.clone();
             let settings = config.settings.clone();
             let snap = snap.clone();
+            let ledger = ledger.clone();
             let acting = acting.clone();
             let stacks = stacks.clone();
             set.spawn(async move {
-                let plan = preflight(&executor, &settings, &snap, &stacks, plan).await;
+                let plan = preflight(&executor, &settings, &snap, &ledger, &stacks, plan).await;
                 let _slot = acting.acquire_owned().await;
                 let outcomes = executor.run_group(&plan.actions).await;
                 (idx, plan, outcomes)
@@ -276,7 +278,7 @@ impl Stacks {
 /// group: its CloudFormation stack's status (once per stack per cycle), whether an instance
 /// refresh runs, whether a launching lifecycle hook would be skipped by the attach, and each
 /// chosen original's termination protection. Re-plan the group when any of them changes the
-/// picture.
+/// picture, against the cycle's commitments ledger ([`CycleLedger`]).
 ///
 /// Runs inside the group's own task, so one group's reads overlap other groups' launches: at
 /// 600 acting groups a separate preflight phase held every launch back by about 25 s of
@@ -285,6 +287,7 @@ async fn preflight(
     executor: &Executor,
     settings: &Settings,
     snap: &RegionSnapshot,
+    ledger: &CycleLedger,
     stacks: &Stacks,
     mut plan: GroupPlan,
 ) -> GroupPlan {
@@ -315,7 +318,7 @@ async fn preflight(
             if stack_updating(&group).is_some() {
                 let (copy, instances) = local.insert(group_copy(&group, &snap.instances));
                 if let Ok(Some(policy)) = policy_for(copy, settings) {
-                    plan = replan(copy, instances, snap, &policy);
+                    plan = ledger.replan(snap, &plan, |l| replan(copy, instances, snap, &policy, l));
                 }
             }
         }
@@ -396,24 +399,26 @@ async fn preflight(
             }
         }
         if let Ok(Some(policy)) = policy_for(group, settings) {
-            plan = replan(group, instances, snap, &policy);
-            if settings.max_swaps_in_flight.is_some() {
-                cap_launches(std::slice::from_mut(&mut plan), allotted);
-            }
+            plan = ledger.replan(snap, &plan, |l| {
+                let mut plan = replan(group, instances, snap, &policy, l);
+                if settings.max_swaps_in_flight.is_some() {
+                    cap_launches(std::slice::from_mut(&mut plan), allotted);
+                }
+                plan
+            });
         }
     }
     plan
 }
 
-/// A group's plan again, from what the preflight learned, under the region's commitments as
-/// the snapshot read them.
+/// A group's plan again, from what the preflight learned, under `ledger`.
 fn replan(
     group: &GroupSnapshot,
     instances: &BTreeMap<String, Instance>,
     snap: &RegionSnapshot,
     policy: &spotswap_core::Policy,
+    ledger: &mut Ledger,
 ) -> GroupPlan {
-    let mut ledger = spotswap_core::commitments::Ledger::new(snap);
     spotswap_core::plan::plan_group_with(
         group,
         instances,
@@ -421,8 +426,41 @@ fn replan(
         policy,
         &snap.scheduled,
         snap.now,
-        &mut ledger,
+        ledger,
     )
+}
+
+/// The cycle's commitments ledger, shared by the groups' preflights: the snapshot's
+/// commitments with what the cycle planned for every group. A group planned again sees the
+/// units and commitment the other groups' plans took, so two groups never both claim the same
+/// unused RI units in one cycle; its new plan then takes its old plan's place.
+#[derive(Debug)]
+struct CycleLedger(std::sync::Mutex<Ledger>);
+
+impl CycleLedger {
+    fn new(snap: &RegionSnapshot, plans: &[GroupPlan]) -> Self {
+        Self(std::sync::Mutex::new(Ledger::new(snap).after_plans(snap, plans)))
+    }
+
+    /// `plan` (the planner, on a scratch copy) against the ledger without `old`, the group's
+    /// plan until now; what it returns is recorded in `old`'s place. One re-plan at a time.
+    fn replan(
+        &self,
+        snap: &RegionSnapshot,
+        old: &GroupPlan,
+        plan: impl FnOnce(&mut Ledger) -> GroupPlan,
+    ) -> GroupPlan {
+        let mut cycle = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let others = std::mem::take(&mut *cycle).without_plans(snap, std::slice::from_ref(old));
+        let new = plan(&mut others.clone());
+        *cycle = others.after_plans(snap, std::slice::from_ref(&new));
+        new
+    }
+
+    /// The `commitments` section of the report: now, and after the cycle's plans.
+    fn summary(&self) -> Option<spotswap_core::commitments::Summary> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).summary()
+    }
 }
 
 /// The group and the instances its plan reads: its members and our launches for it.

@@ -50,10 +50,23 @@ fn bad_input_exits_2_with_one_line_naming_the_field() {
          events: [{at_minute: 1, kind: meteor}]\n",
     )
     .unwrap();
+    let bad_commitments = dir.join("bad-commitments.yaml");
+    std::fs::write(
+        &bad_commitments,
+        "name: x\nhours: 1\npools: [{type: m5.large, az: a, spot_price: 0.03, on_demand_price: 0.096}]\n\
+         groups: [{name: g, instance_type: m5.large, azs: [a], desired: 1}]\n\
+         commitments: {savings_plans: [{kind: Compute, commitment: 0.05, discount: 2}]}\n",
+    )
+    .unwrap();
     let good = scenario("calm-week.yaml");
     let bad = bad.to_string_lossy().into_owned();
+    let bad_commitments = bad_commitments.to_string_lossy().into_owned();
     for (args, field) in [
         (vec!["simulate", "--scenario", bad.as_str()], "events[0].kind"),
+        (
+            vec!["simulate", "--scenario", bad_commitments.as_str()],
+            "commitments.savings_plans[0].discount",
+        ),
         (
             vec!["simulate", "--scenario", good.as_str(), "--policies", "karpenter"],
             "policies",

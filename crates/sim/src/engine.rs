@@ -29,8 +29,12 @@ pub struct Sample {
 pub struct PolicyResult {
     /// The policy's FIXED name.
     pub policy: PolicyName,
-    /// USD spent on instances.
+    /// USD spent on instances, and on commitments (their fees, used or not).
     pub cost: f64,
+    /// USD of commitment fees that covered nothing (RI units and plan commitment unused).
+    pub commitment_unused: f64,
+    /// The scenario has commitments.
+    pub commitments: bool,
     /// USD the desired capacity costs on-demand over the same time.
     pub on_demand_cost: f64,
     /// Σ max(desired − InService, 0) × minutes.
@@ -83,6 +87,7 @@ pub fn draw(seed: u64, a: u64, b: u64, c: u64) -> f64 {
 pub fn run_policy(scenario: &Scenario, name: PolicyName) -> PolicyResult {
     let mut policy: Box<dyn SimPolicy> = make(name, scenario);
     let mut world = World::new(scenario, |g| policy.template(g));
+    let billing = crate::commitments::Billing::new(scenario);
     world.fill_initial();
     let step = i64::from(scenario.step_seconds);
     let hours_per_step = step as f64 / 3600.0;
@@ -90,6 +95,8 @@ pub fn run_policy(scenario: &Scenario, name: PolicyName) -> PolicyResult {
     let mut out = PolicyResult {
         policy: name,
         cost: 0.0,
+        commitment_unused: 0.0,
+        commitments: billing.is_some(),
         on_demand_cost: 0.0,
         shortfall_instance_minutes: 0.0,
         max_shortfall: 0,
@@ -135,13 +142,20 @@ pub fn run_policy(scenario: &Scenario, name: PolicyName) -> PolicyResult {
             out.on_demand_cost +=
                 f64::from(group.user_desired) * world.on_demand_price(&group.instance_type) * hours_per_step;
         }
+        // With commitments, on-demand is billed through them (fees, then what they leave).
+        let bill = billing.as_ref().map(|b| b.bill(&world));
         for i in world.instances.values().filter(|i| i.alive) {
             let pool = &world.pools[i.pool];
             let price = match i.lifecycle {
                 Lifecycle::Spot => pool.spot_price,
+                Lifecycle::OnDemand if bill.is_some() => 0.0,
                 Lifecycle::OnDemand => pool.spec.on_demand_price,
             };
             out.cost += price * hours_per_step;
+        }
+        if let Some(b) = bill {
+            out.cost += b.on_demand * hours_per_step;
+            out.commitment_unused += b.unused * hours_per_step;
         }
         out.shortfall_instance_minutes += f64::from(gap) * step as f64 / 60.0;
         out.max_shortfall = out.max_shortfall.max(gap);

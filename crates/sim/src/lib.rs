@@ -13,6 +13,7 @@
 //! - [`world`]: instances, groups (desired, min/max, attach/detach, scale-in, their own
 //!   replacement of lost instances) and the spot market per pool.
 //! - [`engine`]: the step loop, the weather and the metrics.
+//! - [`commitments`]: Reserved Instances and Savings Plans in the bill, as AWS charges them.
 //! - [`asg`]: a group's own work: replacements, launches from its template, scale-in.
 //! - [`spotswap`]: the core driven as the Lambdas drive it.
 //! - [`views`]: the world read into the core's snapshot types.
@@ -21,6 +22,7 @@
 //! - [`plot`]: the SVG.
 
 pub mod asg;
+pub mod commitments;
 pub mod engine;
 pub mod plot;
 pub mod policies;

@@ -83,15 +83,31 @@ impl Report {
                 "swaps": p.swaps,
                 "fallbacks": p.fallbacks,
                 "api_calls": p.api_calls,
+                "commitment_unused": round(p.commitment_unused, 2),
             })).collect::<Vec<_>>(),
         })
     }
 
-    fn rows(&self) -> Vec<[String; 10]> {
+    /// The columns shown: `commitment_unused` only where the scenario has commitments, so a
+    /// scenario without them reads as before.
+    fn columns(&self) -> Vec<&'static str> {
+        let mut c = COLUMNS.to_vec();
+        if self.with_commitments() {
+            c.push("commitment_unused");
+        }
+        c
+    }
+
+    fn with_commitments(&self) -> bool {
+        self.policies.iter().any(|p| p.commitments)
+    }
+
+    fn rows(&self) -> Vec<Vec<String>> {
+        let extra = self.with_commitments();
         self.policies
             .iter()
             .map(|p| {
-                [
+                let mut row = vec![
                     p.policy.as_str().to_string(),
                     format!("{:.2}", round(p.cost, 2)),
                     format!("{:.2}", round(p.on_demand_cost, 2)),
@@ -102,7 +118,11 @@ impl Report {
                     p.swaps.to_string(),
                     p.fallbacks.to_string(),
                     p.api_calls.to_string(),
-                ]
+                ];
+                if extra {
+                    row.push(format!("{:.2}", round(p.commitment_unused, 2)));
+                }
+                row
             })
             .collect()
     }
@@ -116,12 +136,13 @@ impl Report {
                 s
             }
             Format::Table => {
+                let columns = self.columns();
                 let rows = self.rows();
-                let widths: Vec<usize> = (0..COLUMNS.len())
+                let widths: Vec<usize> = (0..columns.len())
                     .map(|c| {
                         rows.iter()
                             .map(|r| r[c].len())
-                            .chain([COLUMNS[c].len()])
+                            .chain([columns[c].len()])
                             .max()
                             .unwrap_or(0)
                     })
@@ -139,15 +160,16 @@ impl Report {
                     l.push('\n');
                     l
                 };
-                out += &line(&COLUMNS);
+                out += &line(&columns);
                 for r in &rows {
                     out += &line(&r.iter().map(String::as_str).collect::<Vec<_>>());
                 }
                 out
             }
             Format::Markdown => {
-                let mut out = format!("### {}\n\n| {} |\n|", self.scenario, COLUMNS.join(" | "));
-                for c in 0..COLUMNS.len() {
+                let columns = self.columns();
+                let mut out = format!("### {}\n\n| {} |\n|", self.scenario, columns.join(" | "));
+                for c in 0..columns.len() {
                     out += if c == 0 { " --- |" } else { " ---: |" };
                 }
                 out.push('\n');

@@ -70,6 +70,8 @@ pub struct Spotswap {
     found: Vec<String>,
     /// A reaper pass ran this step.
     reaped: bool,
+    /// The account's commitments, as the adapter reads them each cycle.
+    commitments: spotswap_core::commitments::Commitments,
 }
 
 impl Spotswap {
@@ -83,6 +85,7 @@ impl Spotswap {
             orphan_minutes: scenario.orphan_minutes,
             found: Vec::new(),
             reaped: false,
+            commitments: scenario.commitments.commitments.clone(),
         }
     }
 }
@@ -430,7 +433,7 @@ impl Spotswap {
             instances: instances.clone(),
             market: market_view(world),
             scheduled: Default::default(),
-            commitments: Some(Default::default()),
+            commitments: Some(self.commitments.clone()),
             usage: spotswap_core::commitments::usage_of(instances.values()).collect(),
         };
         for plan in plan_cycle(&snapshot, &self.settings) {

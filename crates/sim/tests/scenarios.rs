@@ -25,10 +25,10 @@ fn load(name: &str) -> Scenario {
 }
 
 #[test]
-fn seven_scenarios_are_shipped_and_each_loads() {
+fn eight_scenarios_are_shipped_and_each_loads() {
     // GIVEN the scenarios folder WHEN each is loaded THEN all load, JSON as-is included
     let files = shipped();
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 8, "{files:?}");
     for f in files {
         Scenario::load(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }

@@ -52,6 +52,8 @@ pub struct InstanceCover {
     pub reserved_units: u64,
     /// Commitment spent on it by Savings Plans, micro-dollars per hour.
     pub plan_micros: u64,
+    /// Of `size`, the units no commitment covers: billed on-demand.
+    pub uncovered: u64,
     /// The commitments covering it (RI ids, then plan ids), in the order they were applied.
     pub by: Vec<String>,
 }
@@ -307,7 +309,11 @@ pub fn cover(
         instances: slots
             .into_iter()
             .filter(|s| !s.cover.by.is_empty())
-            .map(|s| (s.u.instance_id.clone(), s.cover))
+            .map(|s| {
+                let mut c = s.cover;
+                c.uncovered = s.left;
+                (s.u.instance_id.clone(), c)
+            })
             .collect(),
     }
 }

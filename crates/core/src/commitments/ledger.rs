@@ -248,14 +248,8 @@ impl Ledger {
     /// The ledger after `plans`: each new swap of an on-demand original to spot removes it,
     /// each on-demand launch replacing spot adds one, as the planner recorded them.
     pub fn after_plans(mut self, snapshot: &RegionSnapshot, plans: &[GroupPlan]) -> Self {
-        for a in plans.iter().flat_map(|p| p.actions.iter()) {
-            let ActionKind::Launch(spec) = &a.kind else {
-                continue;
-            };
-            let Some(original) = snapshot.instances.get(&spec.replaces) else {
-                continue;
-            };
-            match (spec.purchase, original.lifecycle) {
+        for (purchase, original) in moves(snapshot, plans) {
+            match (purchase, original.lifecycle) {
                 (Purchase::Spot, Lifecycle::OnDemand) => self.remove(&original.id),
                 (Purchase::OnDemand, Lifecycle::Spot) => self.add_replacing(original),
                 _ => {}
@@ -263,6 +257,45 @@ impl Ledger {
         }
         self
     }
+
+    /// The ledger without `plans`: [`Ledger::after_plans`] undone, for a group planned again
+    /// (the adapter's preflight) against what the cycle planned for every other group.
+    pub fn without_plans(mut self, snapshot: &RegionSnapshot, plans: &[GroupPlan]) -> Self {
+        let Some(s) = self.state.as_mut() else {
+            return self;
+        };
+        let mut changed = false;
+        for (purchase, original) in moves(snapshot, plans) {
+            match (purchase, original.lifecycle) {
+                (Purchase::Spot, Lifecycle::OnDemand) => changed |= s.removed.remove(&original.id),
+                (Purchase::OnDemand, Lifecycle::Spot) => {
+                    let id = planned_id(&original.id);
+                    let before = s.added.len();
+                    s.added.retain(|a| a.instance_id != id);
+                    changed |= s.added.len() != before;
+                }
+                _ => {}
+            }
+        }
+        if changed {
+            s.current = s.cover(&s.removed, &s.added);
+        }
+        self
+    }
+}
+
+/// Each launch of `plans` with the original it replaces: the purchase option and the original.
+fn moves<'a>(
+    snapshot: &'a RegionSnapshot,
+    plans: &'a [GroupPlan],
+) -> impl Iterator<Item = (Purchase, &'a Instance)> + 'a {
+    plans
+        .iter()
+        .flat_map(|p| p.actions.iter())
+        .filter_map(|a| match &a.kind {
+            ActionKind::Launch(spec) => Some((spec.purchase, snapshot.instances.get(&spec.replaces)?)),
+            _ => None,
+        })
 }
 
 /// The `commitments` section of `spotswap plan` (table and JSON), and the EMF figures.

@@ -254,6 +254,14 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
     plans
 }
 
+/// The original a Launch replaces.
+fn launched_for(a: &Action) -> Option<&str> {
+    match &a.kind {
+        ActionKind::Launch(spec) => Some(spec.replaces.as_str()),
+        _ => None,
+    }
+}
+
 /// Keep the first `allowed` launches of the cycle, in plan order; the rest wait, reason
 /// `MaxSwapsInFlight`.
 ///
@@ -493,6 +501,12 @@ fn plan_group_steps(
                 })
             },
         );
+        // Its on-demand launches use commitments too: the next group sees the units taken.
+        for a in &restore {
+            if let Some(spot) = launched_for(a).and_then(|id| instances.get(id)) {
+                ledger.add_replacing(spot);
+            }
+        }
         plan.actions.extend(restore);
         return plan;
     }
@@ -520,8 +534,13 @@ fn plan_group_steps(
         floor: plan.census.floor,
         now,
     };
-    let rolled =
-        outdated::outdated_launches(&rollout, &serving, &mut stage.replacing, policy.replace_per_cycle);
+    let rolled = outdated::outdated_launches(
+        &rollout,
+        &serving,
+        &mut stage.replacing,
+        policy.replace_per_cycle,
+        ledger,
+    );
     let left = policy.replace_per_cycle.saturating_sub(rolled.len() as u32);
     for a in rolled.iter().filter_map(|a| {
         a.pool.clone().filter(

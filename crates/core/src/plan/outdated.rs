@@ -3,13 +3,16 @@
 //! through the same Launch → Attach → Retire stages (`OutdatedTemplate`), as Instance Refresh
 //! would, but keeping spot and the risk floor in the picture. A replacement keeps its original's
 //! purchase option: a spot member gets spot, an on-demand member gets on-demand where the floor
-//! needs it and spot where the ordinary swap would have made it spot anyway. These swaps come
-//! out of `replace-per-cycle` first, and wait for windows and pauses like any new swap.
+//! needs it or where the ledger says its commitment coverage would otherwise go unused (the
+//! replacement, of its own type in its AZ, takes the coverage over), and spot where the ordinary
+//! swap would have made it spot anyway. These swaps come out of `replace-per-cycle` first, and
+//! wait for windows and pauses like any new swap.
 
 use std::collections::BTreeSet;
 
 use crate::action::{Action, Reason};
 use crate::candidates::{PoolCounts, SearchContext};
+use crate::commitments::Ledger;
 use crate::model::{
     GroupSnapshot, Instance, InstanceState, LaunchTemplateRef, Lifecycle, Market, Member, MemberState,
 };
@@ -60,13 +63,14 @@ pub(crate) struct Rollout<'a> {
 }
 
 /// A Launch for each outdated InService member, oldest first, at most `budget`; a Wait where no
-/// pool qualifies. The ids acted on join `replacing`. Nothing unless the group is tagged and its
-/// version today is known.
+/// pool qualifies. The ids acted on join `replacing`; an on-demand member replaced by spot leaves
+/// `ledger`. Nothing unless the group is tagged and its version today is known.
 pub(crate) fn outdated_launches<'a>(
     r: &Rollout<'_>,
     serving: &[(&'a Member, &'a Instance)],
     replacing: &mut BTreeSet<&'a str>,
     budget: u32,
+    ledger: &mut Ledger,
 ) -> Vec<Action> {
     let (true, Some(now_version)) = (r.policy.replace_outdated, r.group.template_version_now.as_deref())
     else {
@@ -96,10 +100,15 @@ pub(crate) fn outdated_launches<'a>(
     let mut out = Vec::new();
     for (m, inst) in outdated.into_iter().take(budget as usize) {
         let units = r.group.units_of(inst);
-        let action = if inst.lifecycle == Lifecycle::OnDemand && on_demand < r.floor + units {
+        let od = inst.lifecycle == Lifecycle::OnDemand;
+        // On-demand in kind: for the floor, or for the commitment that covers the original.
+        let commitment = od.then(|| ledger.wasted_by_removing(&inst.id)).flatten();
+        let in_kind = od && (on_demand < r.floor + units || commitment.is_some());
+        let action = if in_kind {
             let od_price = r.market.on_demand_price(&inst.instance_type);
             on_demand_launch_for(r.group, r.template, inst, od_price, r.now).map(|mut a| {
                 a.reason = Reason::OutdatedTemplate;
+                a.commitment = commitment;
                 a
             })
         } else {
@@ -116,15 +125,13 @@ pub(crate) fn outdated_launches<'a>(
         };
         match action {
             Ok(a) => {
-                if let Some(p) = a
-                    .pool
-                    .clone()
-                    .filter(|_| inst.lifecycle == Lifecycle::Spot || on_demand >= r.floor + units)
-                {
+                if let Some(p) = a.pool.clone().filter(|_| !in_kind) {
                     counts.add(p);
                 }
-                if inst.lifecycle == Lifecycle::OnDemand {
+                // An on-demand member replaced by spot: its on-demand units and its usage go.
+                if od && !in_kind {
                     on_demand = on_demand.saturating_sub(units);
+                    ledger.remove(&inst.id);
                 }
                 replacing.insert(m.id.as_str());
                 out.push(a);

@@ -151,3 +151,106 @@ fn a_covered_swap_is_not_counted_as_saving() {
     // THEN the swap saves nothing: the plan would have paid for the on-demand original
     assert_eq!(covered.plan().census.hourly_savings, 0.0);
 }
+
+/// On-demand `i-od0` (A) and `i-od1` (B), both launched from version 6 of the group's template
+/// while it launches 7 today, tagged `spotswap:replace-outdated=true`, floor 0, two swaps a cycle.
+fn outdated_pair() -> Fleet {
+    let mut f = on_demand_fleet(2)
+        .tag(spotswap_core::tags::REPLACE_OUTDATED, "true")
+        .tag(spotswap_core::tags::REPLACE_PER_CYCLE, "2")
+        .with_group(|g| g.template_version_now = Some("7".into()));
+    let id = match &f.group.launch_source {
+        LaunchSource::Template(t) => t.id.clone().unwrap_or_default(),
+        _ => unreachable!(),
+    };
+    for inst in f.instances.values_mut() {
+        inst.tags.insert(tags::AWS_LT_ID.into(), id.clone());
+        inst.tags.insert(tags::AWS_LT_VERSION.into(), "6".into());
+    }
+    f
+}
+
+/// Each rolled-out member with its replacement's purchase option and the commitment named.
+fn rolled(plan: &GroupPlan) -> Vec<(&str, spotswap_core::Purchase, Option<&str>)> {
+    plan.actions
+        .iter()
+        .filter(|a| a.reason == Reason::OutdatedTemplate)
+        .filter_map(|a| match &a.kind {
+            ActionKind::Launch(s) => Some((s.replaces.as_str(), s.purchase, a.commitment.as_deref())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_rollout_keeps_a_covered_on_demand_member_on_demand() {
+    use spotswap_core::Purchase::{OnDemand, Spot};
+    // GIVEN two outdated on-demand members above a floor of 0: without commitments both are
+    //   rolled onto spot, as the ordinary swap would have made them
+    assert_eq!(
+        rolled(&outdated_pair().plan()),
+        vec![("i-od00", Spot, None), ("i-od01", Spot, None)]
+    );
+    // WHEN a zonal RI covers the one in A
+    let plan = with_ris(outdated_pair(), vec![ri("ri-a", "m5.large", Some(A), 1)]).plan();
+    // THEN its replacement stays on-demand (of its type, in its AZ), naming the RI; the other
+    //   goes to spot
+    assert_eq!(
+        rolled(&plan),
+        vec![("i-od00", OnDemand, Some("ri-a")), ("i-od01", Spot, None)]
+    );
+    let spec = launches(&plan)[0];
+    assert_eq!(candidate_types(spec), vec!["m5.large"]);
+    assert_eq!(spec.candidates[0].pool.az, A);
+    // AND no new swap to spot starts for it behind the rollout's back
+    assert!(
+        waits_of(&plan, Reason::CommitmentCovered).is_empty(),
+        "{:?}",
+        plan.actions
+    );
+}
+
+#[test]
+fn a_rollout_goes_to_spot_where_another_member_takes_the_coverage_over() {
+    use spotswap_core::Purchase::{OnDemand, Spot};
+    // GIVEN a regional RI for one m5.large under two outdated on-demand members
+    let plan = with_ris(outdated_pair(), vec![ri("ri-r", "m5.large", None, 1)]).plan();
+    // THEN the first goes to spot (the second inherits the RI) and the second, now the only
+    //   one the RI covers, stays on-demand: the RI is never left unused
+    assert_eq!(
+        rolled(&plan),
+        vec![("i-od00", Spot, None), ("i-od01", OnDemand, Some("ri-r"))]
+    );
+}
+
+#[test]
+fn a_floor_restore_takes_units_the_next_group_cannot_fill_again() {
+    // GIVEN an unused zonal RI for one m5.large in C; group `a` below its floor of one
+    //   on-demand with a spot m5.large in C, and group `b` tagged fill with another, planned after
+    let a = Fleet::new()
+        .named("a")
+        .spot("i-a-s1", "m5.large", C)
+        .desired(1)
+        .tag(tags::ON_DEMAND_BASE, "1");
+    let b = Fleet::new()
+        .named("b")
+        .spot("i-b-s1", "m5.large", C)
+        .desired(1)
+        .tag(tags::COMMITMENTS, "fill");
+    let a = with_ris(a, vec![ri("ri-c", "m5.large", Some(C), 1)]);
+    let mut snap = a.snapshot();
+    snap.groups.push(b.group.clone());
+    snap.instances.extend(b.instances.clone());
+    // WHEN the rebalancer plans both
+    let plans = plan_cycle(&snap, &a.settings());
+    // THEN a restores its floor on-demand (using the RI), and b fills nothing: the unit is taken
+    let od: Vec<(&str, Reason)> = plans
+        .iter()
+        .flat_map(|p| p.actions.iter())
+        .filter(
+            |x| matches!(&x.kind, ActionKind::Launch(s) if s.purchase == spotswap_core::Purchase::OnDemand),
+        )
+        .map(|x| (x.group.as_str(), x.reason))
+        .collect();
+    assert_eq!(od, vec![("a", Reason::BelowRiskFloor)], "{plans:?}");
+}

@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::Path;
 
 use serde_json::Value;
+use spotswap_core::commitments::Commitments;
 use spotswap_core::{InstanceTypeSpec, Pool, Timestamp};
 
 use crate::specs;
@@ -115,6 +116,30 @@ pub enum EventKind {
     },
 }
 
+/// The account's commitments in the simulated region (the optional `commitments` key): what
+/// the core reads, as the adapter reads them from AWS, and what they cost.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitmentsSpec {
+    /// Reserved Instances and Savings Plans (with their rates), active for the whole run.
+    pub commitments: Commitments,
+    /// Each RI purchase's fee, USD per hour for all its instances, by `ReservedInstancesId`.
+    pub reserved_fees: BTreeMap<String, f64>,
+}
+
+impl CommitmentsSpec {
+    /// What the commitments cost every hour, used or not: the RIs' fees and the Savings
+    /// Plans' commitments, USD.
+    pub fn fees_per_hour(&self) -> f64 {
+        self.reserved_fees.values().sum::<f64>()
+            + self
+                .commitments
+                .savings_plans
+                .iter()
+                .map(|p| spotswap_core::commitments::dollars(p.commitment_micros))
+                .sum::<f64>()
+    }
+}
+
 /// An event at a time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -151,6 +176,8 @@ pub struct Scenario {
     pub groups: Vec<GroupSpec>,
     /// Events, in time order (file order among equal times).
     pub events: Vec<Event>,
+    /// Reserved Instances and Savings Plans (none by default).
+    pub commitments: CommitmentsSpec,
 }
 
 /// The simulated clock starts here: 2026-01-05T00:00:00Z, a Monday.

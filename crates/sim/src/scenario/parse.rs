@@ -8,6 +8,8 @@ use spotswap_core::{InstanceTypeSpec, Pool, Timestamp};
 
 use super::*;
 
+mod commitments;
+
 type Obj = Map<String, Value>;
 
 fn obj<'a>(v: &'a Value, field: &str) -> Result<&'a Obj, ScenarioError> {
@@ -101,6 +103,7 @@ pub(super) fn from_value(v: &Value, base: &Path) -> Result<Scenario, ScenarioErr
         pools: Vec::new(),
         groups: Vec::new(),
         events: Vec::new(),
+        commitments: CommitmentsSpec::default(),
     };
     if s.interruption_rate_per_hour > 60.0 {
         return Err(ScenarioError::new(
@@ -130,6 +133,9 @@ pub(super) fn from_value(v: &Value, base: &Path) -> Result<Scenario, ScenarioErr
     }
     if s.groups.is_empty() {
         return Err(ScenarioError::new("groups", "at least one group is required"));
+    }
+    if let Some(c) = root.get("commitments").filter(|c| !c.is_null()) {
+        s.commitments = commitments::commitments(&s, c)?;
     }
     let mut events = Vec::new();
     for (i, e) in list(root, "events", "events")?.iter().enumerate() {
