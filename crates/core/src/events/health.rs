@@ -158,6 +158,10 @@ pub fn decide_scheduled(
         market,
         now,
         Reason::ScheduledChange,
+        // The handler reads no commitments (their reads are the rebalancer's, cached per warm
+        // container): a Health event's replacement is judged by the floor. The rebalancer,
+        // which picks up the same scheduled event itself, consults the ledger.
+        None,
     );
     match forced {
         Ok(launch) => {

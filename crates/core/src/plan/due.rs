@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::action::{Action, Reason};
+use crate::action::{Action, ActionKind, Purchase, Reason};
 use crate::candidates::{PoolCounts, SearchContext};
 use crate::model::{
     GroupSnapshot, Instance, InstanceState, LaunchTemplateRef, Lifecycle, Market, MemberState, ScheduledEvent,
@@ -44,9 +44,11 @@ pub fn due(
 
 /// The replacement of an instance that is going away whatever we do: spot in any pool (its
 /// host or its age is the problem, not its pool), or on-demand of its own type in its own AZ
-/// when the floor needs it (an on-demand instance with on-demand at or below the floor), the
-/// group is sheltered, or no spot pool qualifies: capacity comes first. `instances` holds the
-/// group's members (and may hold more).
+/// when the floor needs it (an on-demand instance with on-demand at or below the floor), when
+/// a commitment covers it (`commitment`: the RI or plan its removal would leave unused; the
+/// replacement then takes the coverage over, `CommitmentCovered`'s rule), the group is
+/// sheltered, or no spot pool qualifies: capacity comes first. `instances` holds the group's
+/// members (and may hold more).
 #[allow(clippy::result_large_err, clippy::too_many_arguments)]
 pub fn forced_replacement(
     group: &GroupSnapshot,
@@ -58,6 +60,7 @@ pub fn forced_replacement(
     market: &Market,
     now: Timestamp,
     reason: Reason,
+    commitment: Option<String>,
 ) -> Result<Action, Action> {
     let serving = |lc: Lifecycle| {
         group
@@ -71,12 +74,15 @@ pub fn forced_replacement(
     // its units off the on-demand count.
     let on_demand: u32 = serving(Lifecycle::OnDemand).map(|i| group.units_of(i)).sum();
     let floor = policy.required_on_demand(group.desired);
+    let commitment = commitment.filter(|_| original.lifecycle == Lifecycle::OnDemand);
     let needs_on_demand = records.sheltered(now)
+        || commitment.is_some()
         || (original.lifecycle == Lifecycle::OnDemand && on_demand < floor + group.units_of(original));
     let od_price = market.on_demand_price(&original.instance_type);
     let on_demand_launch = || {
         on_demand_launch_for(group, template, original, od_price, now).map(|mut a| {
             a.reason = reason;
+            a.commitment = commitment.clone();
             a
         })
     };
@@ -115,8 +121,14 @@ pub(crate) struct DueInputs<'a> {
 /// A forced replacement for each InService member that is [`due`], running, not protected
 /// (from scale-in or termination) and not already being replaced (`replacing`, or a launch of
 /// ours for it). Its Wait when none can be launched (`NoSubnet`). The ids acted on are added to
-/// `replacing`, so the cycle's other swaps leave them alone.
-pub(crate) fn due_launches<'a>(inputs: &DueInputs<'a>, replacing: &mut BTreeSet<&'a str>) -> Vec<Action> {
+/// `replacing`, so the cycle's other swaps leave them alone. An on-demand member a commitment
+/// covers is replaced on-demand; one replaced by spot leaves the `ledger`, so the cycle's later
+/// swaps see the coverage it frees.
+pub(crate) fn due_launches<'a>(
+    inputs: &DueInputs<'a>,
+    replacing: &mut BTreeSet<&'a str>,
+    ledger: &mut crate::commitments::Ledger,
+) -> Vec<Action> {
     let g = inputs.group;
     let mut out = Vec::new();
     for m in g.members.iter().filter(|m| m.state == MemberState::InService) {
@@ -134,6 +146,8 @@ pub(crate) fn due_launches<'a>(inputs: &DueInputs<'a>, replacing: &mut BTreeSet<
         let Some(reason) = due(g, inst, inputs.scheduled.get(&m.id), inputs.now) else {
             continue;
         };
+        let od = inst.lifecycle == Lifecycle::OnDemand;
+        let commitment = od.then(|| ledger.wasted_by_removing(&inst.id)).flatten();
         let action = forced_replacement(
             g,
             inputs.template,
@@ -144,8 +158,13 @@ pub(crate) fn due_launches<'a>(inputs: &DueInputs<'a>, replacing: &mut BTreeSet<
             inputs.market,
             inputs.now,
             reason,
+            commitment,
         )
         .unwrap_or_else(|wait| wait);
+        let to_spot = matches!(&action.kind, ActionKind::Launch(spec) if spec.purchase == Purchase::Spot);
+        if od && to_spot {
+            ledger.remove(&inst.id);
+        }
         replacing.insert(m.id.as_str());
         out.push(action);
     }

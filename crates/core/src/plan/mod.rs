@@ -423,7 +423,7 @@ fn plan_group_steps(
             now,
         };
         plan.actions
-            .extend(due::due_launches(&inputs, &mut stage.replacing));
+            .extend(due::due_launches(&inputs, &mut stage.replacing, ledger));
     }
 
     // --- start new swaps

@@ -254,3 +254,41 @@ fn a_floor_restore_takes_units_the_next_group_cannot_fill_again() {
         .collect();
     assert_eq!(od, vec![("a", Reason::BelowRiskFloor)], "{plans:?}");
 }
+
+/// Each replacement due whatever the windows say (`ScheduledChange`) with its purchase option
+/// and the commitment named.
+fn due_replacements(plan: &GroupPlan) -> Vec<(&str, spotswap_core::Purchase, Option<&str>)> {
+    plan.actions
+        .iter()
+        .filter(|a| a.reason == Reason::ScheduledChange)
+        .filter_map(|a| match &a.kind {
+            ActionKind::Launch(s) => Some((s.replaces.as_str(), s.purchase, a.commitment.as_deref())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_covered_on_demand_member_scheduled_for_retirement_is_replaced_on_demand() {
+    use spotswap_core::Purchase::{OnDemand, Spot};
+    // GIVEN two on-demand members above a floor of 0, both scheduled for retirement by EC2:
+    //   without commitments both are replaced by spot
+    let retiring = || {
+        on_demand_fleet(2)
+            .tag(spotswap_core::tags::REPLACE_PER_CYCLE, "2")
+            .scheduled("i-od00", "instance-retirement", NOW.plus_secs(86_400))
+            .scheduled("i-od01", "instance-retirement", NOW.plus_secs(86_400))
+    };
+    assert_eq!(
+        due_replacements(&retiring().plan()),
+        vec![("i-od00", Spot, None), ("i-od01", Spot, None)]
+    );
+    // WHEN a zonal RI covers the one in A
+    let plan = with_ris(retiring(), vec![ri("ri-a", "m5.large", Some(A), 1)]).plan();
+    // THEN its replacement is on-demand, naming the RI, so the RI stays used; the other goes to
+    //   spot
+    assert_eq!(
+        due_replacements(&plan),
+        vec![("i-od00", OnDemand, Some("ri-a")), ("i-od01", Spot, None)]
+    );
+}
