@@ -170,16 +170,22 @@ fn outdated_pair() -> Fleet {
     f
 }
 
-/// Each rolled-out member with its replacement's purchase option and the commitment named.
-fn rolled(plan: &GroupPlan) -> Vec<(&str, spotswap_core::Purchase, Option<&str>)> {
+/// Each member replaced for `reason`, with its replacement's purchase option and the
+/// commitment named.
+fn replaced_for(plan: &GroupPlan, reason: Reason) -> Vec<(&str, spotswap_core::Purchase, Option<&str>)> {
     plan.actions
         .iter()
-        .filter(|a| a.reason == Reason::OutdatedTemplate)
+        .filter(|a| a.reason == reason)
         .filter_map(|a| match &a.kind {
             ActionKind::Launch(s) => Some((s.replaces.as_str(), s.purchase, a.commitment.as_deref())),
             _ => None,
         })
         .collect()
+}
+
+/// Each rolled-out member (`OutdatedTemplate`).
+fn rolled(plan: &GroupPlan) -> Vec<(&str, spotswap_core::Purchase, Option<&str>)> {
+    replaced_for(plan, Reason::OutdatedTemplate)
 }
 
 #[test]
@@ -255,19 +261,6 @@ fn a_floor_restore_takes_units_the_next_group_cannot_fill_again() {
     assert_eq!(od, vec![("a", Reason::BelowRiskFloor)], "{plans:?}");
 }
 
-/// Each replacement due whatever the windows say (`ScheduledChange`) with its purchase option
-/// and the commitment named.
-fn due_replacements(plan: &GroupPlan) -> Vec<(&str, spotswap_core::Purchase, Option<&str>)> {
-    plan.actions
-        .iter()
-        .filter(|a| a.reason == Reason::ScheduledChange)
-        .filter_map(|a| match &a.kind {
-            ActionKind::Launch(s) => Some((s.replaces.as_str(), s.purchase, a.commitment.as_deref())),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_covered_on_demand_member_scheduled_for_retirement_is_replaced_on_demand() {
     use spotswap_core::Purchase::{OnDemand, Spot};
@@ -280,7 +273,7 @@ fn a_covered_on_demand_member_scheduled_for_retirement_is_replaced_on_demand() {
             .scheduled("i-od01", "instance-retirement", NOW.plus_secs(86_400))
     };
     assert_eq!(
-        due_replacements(&retiring().plan()),
+        replaced_for(&retiring().plan(), Reason::ScheduledChange),
         vec![("i-od00", Spot, None), ("i-od01", Spot, None)]
     );
     // WHEN a zonal RI covers the one in A
@@ -288,7 +281,7 @@ fn a_covered_on_demand_member_scheduled_for_retirement_is_replaced_on_demand() {
     // THEN its replacement is on-demand, naming the RI, so the RI stays used; the other goes to
     //   spot
     assert_eq!(
-        due_replacements(&plan),
+        replaced_for(&plan, Reason::ScheduledChange),
         vec![("i-od00", OnDemand, Some("ri-a")), ("i-od01", Spot, None)]
     );
 }
