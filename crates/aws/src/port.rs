@@ -218,6 +218,9 @@ pub struct LogEvent {
     pub stream: String,
 }
 
+/// One group's metric series from GetMetricData: the group and its `(period start, value)`s.
+pub type GroupSeries = (String, Vec<(Timestamp, f64)>);
+
 /// GetMetricData takes at most 500 queries a call.
 pub const METRIC_QUERIES_PER_CALL: usize = 500;
 
@@ -248,7 +251,7 @@ pub trait DiagnosticReads {
         end: Timestamp,
         period_secs: u32,
         token: Option<String>,
-    ) -> PortFuture<'a, Page<(String, Vec<(Timestamp, f64)>)>>;
+    ) -> PortFuture<'a, Page<crate::port::GroupSeries>>;
     /// One page of ListStackResources of `stack`: the physical ids of its `AWS::Logs::LogGroup`
     /// resources (where its functions log). `None` when the stack does not exist.
     fn stack_log_groups<'a>(

@@ -113,14 +113,17 @@ fn aggregate(stat: &str, values: &[f64]) -> Option<f64> {
     }
 }
 
-/// `(id, [(period start, value)] newest first)` for each query.
+/// One query's answer: its id and `(period start, value)`s, newest first.
+type Series = (String, Vec<(i64, f64)>);
+
+/// Each query's [`Series`].
 fn results(
     store: &Store,
     region: &str,
     queries: &[Query],
     start: i64,
     end: i64,
-) -> Result<Vec<(String, Vec<(i64, f64)>)>, String> {
+) -> Result<Vec<Series>, String> {
     queries
         .iter()
         .map(|q| {

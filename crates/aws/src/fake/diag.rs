@@ -40,7 +40,7 @@ impl crate::port::DiagnosticReads for FakePort {
         _end: spotswap_core::Timestamp,
         _period_secs: u32,
         _token: Option<String>,
-    ) -> PortFuture<'a, Page<(String, Vec<(spotswap_core::Timestamp, f64)>)>> {
+    ) -> PortFuture<'a, Page<crate::port::GroupSeries>> {
         self.call(crate::port::cli_op::GET_METRIC_DATA, |_| {
             Ok(Page {
                 items: Vec::new(),

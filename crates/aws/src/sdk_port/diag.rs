@@ -83,7 +83,7 @@ impl DiagnosticReads for SdkPort {
         end: Timestamp,
         period_secs: u32,
         token: Option<String>,
-    ) -> PortFuture<'a, Page<(String, Vec<(Timestamp, f64)>)>> {
+    ) -> PortFuture<'a, Page<crate::port::GroupSeries>> {
         Box::pin(savings_series(
             &self.cloudwatch,
             groups,
@@ -146,7 +146,7 @@ pub(super) async fn savings_series(
     end: Timestamp,
     period_secs: u32,
     token: Option<String>,
-) -> Result<Page<(String, Vec<(Timestamp, f64)>)>, crate::AdapterError> {
+) -> Result<Page<crate::port::GroupSeries>, crate::AdapterError> {
     use aws_sdk_cloudwatch::primitives::DateTime;
     use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
     let queries = groups
