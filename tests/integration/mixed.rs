@@ -13,7 +13,7 @@ use spotswap_tests::fleet::{sample_price_file, Env};
 use spotswap_tests::proxy::Proxy;
 
 /// The policy's instance types.
-const POLICY_TYPES: [&str; 2] = ["m5.large", "m5d.large"];
+pub(crate) const POLICY_TYPES: [&str; 2] = ["m5.large", "m5d.large"];
 
 fn config() -> Config {
     Config {
@@ -32,14 +32,14 @@ async fn cycle_at(env: &Env, now: Timestamp) -> CycleReport {
 
 /// A managed group of `desired` (= MaxSize, so every attach needs a raise) whose policy
 /// allows [`POLICY_TYPES`] and keeps `base` on-demand, none above it; in one subnet.
-async fn mixed_group(env: &Env, name: &str, desired: i32, base: i32, tags: &[(&str, &str)]) {
+pub(crate) async fn mixed_group(env: &Env, name: &str, desired: i32, base: i32, tags: &[(&str, &str)]) {
     let types: Vec<(&str, Option<u32>)> = POLICY_TYPES.iter().map(|t| (*t, None)).collect();
     mixed_group_of(env, name, desired, base, tags, &types).await;
 }
 
 /// [`mixed_group`] whose policy's overrides are `types`, each with its `WeightedCapacity`
 /// when given (desired, MaxSize and `base` are then in units); the template launches m5.large.
-async fn mixed_group_of(
+pub(crate) async fn mixed_group_of(
     env: &Env,
     name: &str,
     desired: i32,
@@ -227,7 +227,7 @@ async fn mixed_groups_converge_within_their_policy_and_stay_put() {
 }
 
 /// The group's `OnDemandPercentageAboveBaseCapacity` as Auto Scaling lists it.
-async fn on_demand_percent(env: &Env, name: &str) -> Option<i32> {
+pub(crate) async fn on_demand_percent(env: &Env, name: &str) -> Option<i32> {
     let r = env
         .asg
         .describe_auto_scaling_groups()

@@ -27,6 +27,9 @@
 //! - `mixed`: `UpdateAutoScalingGroup` keeps the group's `MixedInstancesPolicy`.
 //! - `weights`: a weighted mixed-instances group's desired capacity in units through
 //!   AttachInstances and a retire's decrement.
+//! - `wipeout`: a mixed-instances group's spot launches failing while its pools have no
+//!   capacity: desired unmet, failed scaling activities (DescribeScalingActivities), which
+//!   moto lacks; its launches succeed on-demand once its distribution says 100.
 //! - `rates`: EC2's request-rate limits, one token bucket per API class ([`Proxy::set_rates`]).
 //! - `control`: `GET /_counts` and `POST /_reset` for a reader in another process, and the
 //!   load (busy time, calls in flight).
@@ -79,6 +82,7 @@ mod status;
 mod tokens;
 mod upstream;
 mod weights;
+mod wipeout;
 mod xml;
 
 pub use commitments::{PlanSpec, ReservedSpec};
@@ -139,6 +143,7 @@ impl Proxy {
             life: Mutex::new(lifecycle::Life::default()),
             clock: Mutex::new(Duration::ZERO),
             mixed_policies: Mutex::new(HashMap::new()),
+            outages: Mutex::new(wipeout::Outages::default()),
         });
         let server = tokio::spawn(serve(listener, state.clone()));
         Ok(Proxy { addr, state, server })
@@ -486,6 +491,8 @@ struct State {
     /// `MixedInstancesPolicy.*` fields by (region, group), for
     /// [`Proxy::set_keep_mixed_policies`].
     mixed_policies: Mutex<mixed::Policies>,
+    /// Instances owed to wiped-out mixed-instances groups, and their activities (`wipeout`).
+    outages: Mutex<wipeout::Outages>,
 }
 
 impl State {
@@ -512,6 +519,10 @@ impl State {
 
     fn mixed_policies(&self) -> MutexGuard<'_, mixed::Policies> {
         self.mixed_policies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn outages(&self) -> MutexGuard<'_, wipeout::Outages> {
+        self.outages.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn status_seen(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
@@ -623,6 +634,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
     let response = match (call.service.as_str(), call.operation.as_str()) {
         _ if lifecycle::handles(&state, &call) => lifecycle::answer(&state, &call, &parts, body).await,
         _ if commitments::handles(&call) => commitments::answer(&state, &call, &body),
+        _ if wipeout::handles(&state, &call) => wipeout::answer(&state, &call, &parts, body).await,
         ("ec2", "DescribeSpotPriceHistory") if state.scenario().market_only => {
             let xml = scenario_spot_prices(&state.scenario().prices);
             xml_response(StatusCode::OK, xml)

@@ -91,8 +91,9 @@ pub(super) async fn set_desired(
         .get(&(region.to_owned(), group.to_owned()))
         .cloned()
         .unwrap_or_default();
+    // The kept values are still percent-encoded, as they were sent.
     for (k, v) in fields {
-        query.push_str(&format!("&{}={}", percent_encode(&k), percent_encode(&v)));
+        query.push_str(&format!("&{}={v}", percent_encode(&k)));
     }
     ask_upstream(state, auth, query).await.map(drop)
 }

@@ -4,6 +4,7 @@
 //! to their own regions (`ap-southeast-2`, `ca-central-1`) and unique resource names.
 
 mod lifecycle;
+pub(crate) mod wipeout;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
