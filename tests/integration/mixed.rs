@@ -115,7 +115,7 @@ pub(crate) async fn mixed_group_of(
 }
 
 /// The group's policy's override types as Auto Scaling lists them; empty when it has none.
-async fn policy_types(env: &Env, name: &str) -> BTreeSet<String> {
+pub(crate) async fn policy_types(env: &Env, name: &str) -> BTreeSet<String> {
     let r = env
         .asg
         .describe_auto_scaling_groups()

@@ -384,7 +384,8 @@ impl Proxy {
     }
 
     /// Moves the proxy's clock forward: boot delays, heartbeat timeouts and status checks that
-    /// stay `initializing` are measured on it, so a test skips minutes without waiting them.
+    /// stay `initializing` are measured on it, and a wiped-out group's scaling activities are
+    /// stamped with it, so a test skips minutes without waiting them.
     pub fn advance_clock(&self, by: Duration) {
         *self.state.clock.lock().unwrap_or_else(|e| e.into_inner()) += by;
     }

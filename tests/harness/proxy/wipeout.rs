@@ -69,10 +69,17 @@ pub(super) struct Outages {
 }
 
 impl Outages {
-    fn record(&mut self, key: &(String, String), status: &'static str, message: &str, desired: u32) {
+    fn record(
+        &mut self,
+        at: SystemTime,
+        key: &(String, String),
+        status: &'static str,
+        message: &str,
+        desired: u32,
+    ) {
         let list = self.activities.entry(key.clone()).or_default();
         let n = list.len() + 1;
-        let now = SystemTime::now();
+        let now = at;
         list.push(Activity {
             id: format!("proxy-activity-{}-{n}", key.1),
             status,
@@ -89,6 +96,12 @@ impl Outages {
             start: now,
         });
     }
+}
+
+/// The proxy's wall clock: the system's plus [`super::Proxy::advance_clock`]'s skips, so
+/// activities line up with a test's simulated cycle times.
+fn wall_now(state: &State) -> SystemTime {
+    SystemTime::now() + *state.clock.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -226,7 +239,7 @@ async fn terminate(state: &State, call: &Call, parts: &Parts, body: Bytes) -> Re
         let mut outages = state.outages();
         let owed = outages.owed.entry(key.clone()).or_default();
         *owed += members.len() as u32;
-        outages.record(&key, "Failed", NO_SPOT, desired);
+        outages.record(wall_now(state), &key, "Failed", NO_SPOT, desired);
     }
     Ok(forward(state, parts, body).await)
 }
@@ -255,7 +268,7 @@ async fn describe_groups(state: &State, call: &Call, parts: &Parts, body: Bytes)
             set_desired(state, auth, &key.0, &key.1, desired + n).await?;
             let mut outages = state.outages();
             outages.owed.remove(&key);
-            outages.record(&key, "Successful", "", desired + n);
+            outages.record(wall_now(state), &key, "Successful", "", desired + n);
         }
     }
     let response = forward(state, parts, body).await;
@@ -290,9 +303,12 @@ async fn activities(state: &State, call: &Call, parts: &Parts) -> Result<Reply, 
             .activities
             .get(&key)
             .and_then(|l| l.last())
-            .is_none_or(|a| a.start.elapsed().unwrap_or_default() >= Duration::from_secs(RETRY_SECS));
+            .is_none_or(|a| {
+                let since = wall_now(state).duration_since(a.start).unwrap_or_default();
+                since >= Duration::from_secs(RETRY_SECS)
+            });
         if due && launches_fail(state, &key, &azs) {
-            outages.record(&key, "Failed", NO_SPOT, desired + owed);
+            outages.record(wall_now(state), &key, "Failed", NO_SPOT, desired + owed);
         }
     }
     let list = state.outages().activities.get(&key).cloned().unwrap_or_default();
