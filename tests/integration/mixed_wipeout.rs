@@ -5,36 +5,15 @@
 
 use std::collections::BTreeSet;
 
-use spotswap_aws::{rebalance, Config, CycleOptions, CycleReport, Outcome};
-use spotswap_core::{Reason, Timestamp};
-use spotswap_tests::fleet::{sample_price_file, Env, GroupSpec};
-use spotswap_tests::proxy::Proxy;
+use spotswap_aws::{CycleReport, Outcome};
+use spotswap_core::Reason;
+use spotswap_tests::fleet::{Env, GroupSpec};
 
-use crate::mixed::{mixed_group, on_demand_percent, POLICY_TYPES};
+use crate::mixed::{cycle_at, done_with, mixed_env, mixed_group, on_demand_percent, POLICY_TYPES};
 use crate::proxy::wipeout::{interrupt, wipe_out};
 
 const NAME: &str = "mip-wipeout";
 const DESIRED: usize = 3;
-
-async fn cycle_at(env: &Env, now: Timestamp) -> CycleReport {
-    let config = Config {
-        price_file: Some(sample_price_file()),
-        ..Config::default()
-    };
-    let opts = CycleOptions {
-        now: Some(now),
-        ..CycleOptions::default()
-    };
-    rebalance(&env.aws(), &config, opts).await.expect("cycle")
-}
-
-fn done(report: &CycleReport, reason: Reason) -> usize {
-    report
-        .actions
-        .iter()
-        .filter(|a| a.reason == reason && a.outcome == Outcome::Done(None))
-        .count()
-}
 
 /// What one cycle must keep (DESIGN.md §8), given the group's InService before it:
 /// 1 and 2: the cycle takes no InService instance away while the group is short, and never
@@ -86,10 +65,7 @@ async fn a_total_spot_wipe_out_falls_back_to_on_demand_within_two_cycles_and_spo
     // GIVEN a mixed-instances group of 3 whose owner wants all spot (base 0, 0% above), behind
     //   the proxy that keeps its policy and models its spot launches as AWS does, an unmanaged
     //   group beside it, and the rebalancer run until the group is all spot
-    let proxy = Proxy::from_env().await.expect("proxy");
-    proxy.set_keep_mixed_policies(true);
-    proxy.set_answer_instance_refreshes(true);
-    let env = Env::at(&proxy.url()).await;
+    let (proxy, env) = mixed_env().await;
     for (_, az) in env.subnets().await {
         proxy.set_spot_price("m5d.large", &az, 0.030);
         proxy.set_spot_price("m5.large", &az, 0.035);
@@ -136,7 +112,7 @@ async fn a_total_spot_wipe_out_falls_back_to_on_demand_within_two_cycles_and_spo
     );
     let raised: usize = [&a, &b, &c]
         .iter()
-        .map(|r| done(r, Reason::DistributionRaised))
+        .map(|r| done_with(r, Reason::DistributionRaised))
         .sum();
     assert!(raised >= 1, "{:?}", a.actions);
     check(&env, &a, 0, &unmanaged).await;
@@ -175,7 +151,7 @@ async fn a_total_spot_wipe_out_falls_back_to_on_demand_within_two_cycles_and_spo
     let over = t_raise.plus_secs(61 * 60);
     let report = cycle_at(&env, over).await;
     assert_eq!(
-        done(&report, Reason::DistributionRestored),
+        done_with(&report, Reason::DistributionRestored),
         1,
         "{:?}",
         report.actions
@@ -191,7 +167,7 @@ async fn a_total_spot_wipe_out_falls_back_to_on_demand_within_two_cycles_and_spo
     while !settled(&env, (0, DESIRED)).await {
         let report = cycle_at(&env, over.plus_secs(60 * step)).await;
         assert_eq!(
-            done(&report, Reason::DistributionRaised),
+            done_with(&report, Reason::DistributionRaised),
             0,
             "{:?}",
             report.actions

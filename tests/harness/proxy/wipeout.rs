@@ -36,7 +36,7 @@ use super::call::{percent_encode, Call};
 use super::upstream::{
     ask_upstream, bad_gateway, forward, replace_tag_text, tag_text, xml_escape, xml_response,
 };
-use super::weights::set_desired;
+use super::weights::{group_xml, set_desired};
 use super::xml::{between, blocks, map_blocks};
 use super::{Reply, State};
 
@@ -147,14 +147,7 @@ async fn moto_group(
     auth: Option<&HeaderValue>,
     group: &str,
 ) -> Result<(u32, Vec<String>), String> {
-    let query = format!(
-        "Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1={}",
-        percent_encode(group)
-    );
-    let xml = ask_upstream(state, auth, query).await?;
-    let desired = tag_text(&xml, "DesiredCapacity")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no DesiredCapacity for {group}"))?;
+    let (desired, xml) = group_xml(state, auth, group).await?;
     let azs = between(&xml, "AvailabilityZones")
         .map(|l| blocks(l, "member").into_iter().map(str::to_owned).collect())
         .unwrap_or_default();
