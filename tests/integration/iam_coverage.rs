@@ -112,6 +112,28 @@ async fn rebalancer(env: &Env, seen: &mut Observed) {
     assert_eq!(env.mix("iam-lc").await, (0, 1), "the LC group's swap completed");
 }
 
+/// The rebalancer's on-demand fallback: a mixed-instances group whose spot pools are wiped out
+/// (the proxy makes its spot launches fail as AWS's do) loses an instance; the cycle reads the
+/// group's scaling activities (DescribeScalingActivities) and raises its distribution.
+async fn mixed_fallback(env: &Env, proxy: &Proxy, seen: &mut Observed) {
+    let name = "iam-mixed";
+    super::mixed::mixed_group(env, name, 1, 0, &[]).await;
+    super::proxy::wipeout::wipe_out(proxy, env, true).await;
+    let ids = env.group_state(name).await.in_service();
+    super::proxy::wipeout::interrupt(env, &ids).await;
+    let aws = env.aws_in(&MarketCache::default());
+    rebalance(&aws, &config(true), CycleOptions::default())
+        .await
+        .expect("cycle");
+    seen.add("RebalancerFunction", &aws);
+    super::proxy::wipeout::wipe_out(proxy, env, false).await;
+    assert_eq!(
+        super::mixed::on_demand_percent(env, name).await,
+        Some(100),
+        "the fallback raised the distribution"
+    );
+}
+
 /// The interruption handler: a warning for a converged spot member (detach), one in a group
 /// with a terminating hook (terminate through the group), a rebalance recommendation (launch).
 async fn interruption_handler(env: &Env, seen: &mut Observed) {
@@ -224,8 +246,10 @@ async fn every_operation_each_function_calls_is_granted_to_its_role() {
     // proxy that answers DescribeInstanceRefreshes, which moto lacks, as AWS does)
     // and serves commitments, which moto lacks: a Savings Plan whose rates are read (for a type
     // none of the scenarios runs, so it holds no swap)
+    // and keeps mixed instances policies, as AWS does
     let proxy = Proxy::from_env().await.expect("proxy");
     proxy.set_answer_instance_refreshes(true);
+    proxy.set_keep_mixed_policies(true);
     let env = Env::at(&proxy.url()).await;
     proxy.set_commitments(
         vec![],
@@ -239,6 +263,7 @@ async fn every_operation_each_function_calls_is_granted_to_its_role() {
     );
     let mut seen = Observed::default();
     rebalancer(&env, &mut seen).await;
+    mixed_fallback(&env, &proxy, &mut seen).await;
     interruption_handler(&env, &mut seen).await;
     orphan_reaper(&env, &mut seen).await;
     stateful_reaper(&env, &mut seen).await;

@@ -13,7 +13,7 @@ use spotswap_tests::fleet::{sample_price_file, Env};
 use spotswap_tests::proxy::Proxy;
 
 /// The policy's instance types.
-const POLICY_TYPES: [&str; 2] = ["m5.large", "m5d.large"];
+pub(crate) const POLICY_TYPES: [&str; 2] = ["m5.large", "m5d.large"];
 
 fn config() -> Config {
     Config {
@@ -22,7 +22,17 @@ fn config() -> Config {
     }
 }
 
-async fn cycle_at(env: &Env, now: Timestamp) -> CycleReport {
+/// A proxy that keeps mixed instances policies and answers DescribeInstanceRefreshes as AWS
+/// does, and a region behind it.
+pub(crate) async fn mixed_env() -> (Proxy, Env) {
+    let proxy = Proxy::from_env().await.expect("proxy");
+    proxy.set_keep_mixed_policies(true);
+    proxy.set_answer_instance_refreshes(true);
+    let env = Env::at(&proxy.url()).await;
+    (proxy, env)
+}
+
+pub(crate) async fn cycle_at(env: &Env, now: Timestamp) -> CycleReport {
     let opts = CycleOptions {
         now: Some(now),
         ..CycleOptions::default()
@@ -32,14 +42,14 @@ async fn cycle_at(env: &Env, now: Timestamp) -> CycleReport {
 
 /// A managed group of `desired` (= MaxSize, so every attach needs a raise) whose policy
 /// allows [`POLICY_TYPES`] and keeps `base` on-demand, none above it; in one subnet.
-async fn mixed_group(env: &Env, name: &str, desired: i32, base: i32, tags: &[(&str, &str)]) {
+pub(crate) async fn mixed_group(env: &Env, name: &str, desired: i32, base: i32, tags: &[(&str, &str)]) {
     let types: Vec<(&str, Option<u32>)> = POLICY_TYPES.iter().map(|t| (*t, None)).collect();
     mixed_group_of(env, name, desired, base, tags, &types).await;
 }
 
 /// [`mixed_group`] whose policy's overrides are `types`, each with its `WeightedCapacity`
 /// when given (desired, MaxSize and `base` are then in units); the template launches m5.large.
-async fn mixed_group_of(
+pub(crate) async fn mixed_group_of(
     env: &Env,
     name: &str,
     desired: i32,
@@ -115,7 +125,7 @@ async fn mixed_group_of(
 }
 
 /// The group's policy's override types as Auto Scaling lists them; empty when it has none.
-async fn policy_types(env: &Env, name: &str) -> BTreeSet<String> {
+pub(crate) async fn policy_types(env: &Env, name: &str) -> BTreeSet<String> {
     let r = env
         .asg
         .describe_auto_scaling_groups()
@@ -141,10 +151,7 @@ async fn mixed_groups_converge_within_their_policy_and_stay_put() {
     //   pool (m6i.large) is outside the groups' policy, and two mixed-instances groups of 3
     //   at MaxSize (moto launches them on-demand): one keeping 1 on-demand by its
     //   InstancesDistribution, one also tagged spotswap:on-demand-base=0
-    let proxy = Proxy::from_env().await.expect("proxy");
-    proxy.set_keep_mixed_policies(true);
-    proxy.set_answer_instance_refreshes(true);
-    let env = Env::at(&proxy.url()).await;
+    let (proxy, env) = mixed_env().await;
     for (_, az) in env.subnets().await {
         proxy.set_spot_price("m6i.large", &az, 0.010);
         proxy.set_spot_price("m5d.large", &az, 0.030);
@@ -227,7 +234,7 @@ async fn mixed_groups_converge_within_their_policy_and_stay_put() {
 }
 
 /// The group's `OnDemandPercentageAboveBaseCapacity` as Auto Scaling lists it.
-async fn on_demand_percent(env: &Env, name: &str) -> Option<i32> {
+pub(crate) async fn on_demand_percent(env: &Env, name: &str) -> Option<i32> {
     let r = env
         .asg
         .describe_auto_scaling_groups()
@@ -241,7 +248,7 @@ async fn on_demand_percent(env: &Env, name: &str) -> Option<i32> {
         .and_then(|d| d.on_demand_percentage_above_base_capacity())
 }
 
-fn done_with(report: &CycleReport, reason: spotswap_core::Reason) -> usize {
+pub(crate) fn done_with(report: &CycleReport, reason: spotswap_core::Reason) -> usize {
     report
         .actions
         .iter()
@@ -254,10 +261,7 @@ async fn a_sheltered_mixed_group_launches_on_demand_and_gets_its_distribution_ba
     // GIVEN a mixed-instances group of 2 whose owner wants all spot (base 0, 0% above), behind
     //   the proxy that keeps its policy as AWS does, sheltered for an hour by an interruption
     //   burst (the tag the interruption handler writes)
-    let proxy = Proxy::from_env().await.expect("proxy");
-    proxy.set_keep_mixed_policies(true);
-    proxy.set_answer_instance_refreshes(true);
-    let env = Env::at(&proxy.url()).await;
+    let (proxy, env) = mixed_env().await;
     for (_, az) in env.subnets().await {
         proxy.set_spot_price("m5d.large", &az, 0.030);
     }
@@ -354,10 +358,7 @@ async fn a_weighted_mixed_group_is_swapped_unit_for_unit_and_never_below_its_des
     //   and a weighted group of 6 units at MaxSize keeping 2 units on-demand: m5.large and
     //   m5d.large weigh 2, m6i.large weighs 1 and is the cheapest pool. moto launches 3
     //   on-demand m5.large (6 units)
-    let proxy = Proxy::from_env().await.expect("proxy");
-    proxy.set_keep_mixed_policies(true);
-    proxy.set_answer_instance_refreshes(true);
-    let env = Env::at(&proxy.url()).await;
+    let (proxy, env) = mixed_env().await;
     for (_, az) in env.subnets().await {
         proxy.set_spot_price("m6i.large", &az, 0.005);
         proxy.set_spot_price("m5d.large", &az, 0.030);

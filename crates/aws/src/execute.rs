@@ -314,12 +314,18 @@ impl Executor {
             ActionKind::SetDistribution {
                 on_demand_percent,
                 record,
+                sheltered_until,
+                ..
             } => {
                 let key = tags::DISTRIBUTION_RAISED_FROM.to_string();
-                // The record first, as for MaxSize: a stop between the calls leaves a record of
-                // a raise not made, which the next cycle makes (or restores harmlessly).
+                // The record (and the cooldown's shelter) first, as for MaxSize: a stop between
+                // the calls leaves a record of a raise not made, which the next cycle makes
+                // (or restores harmlessly).
                 if let Some(owners) = record {
-                    let kv = [(key.clone(), spotswap_core::mixed::raised_from_value(*owners))];
+                    let mut kv = vec![(key.clone(), spotswap_core::mixed::raised_from_value(*owners))];
+                    if let Some(until) = sheltered_until {
+                        kv.push((tags::SHELTERED_UNTIL.to_string(), until.to_rfc3339()));
+                    }
                     self.set_group_tags(group, &kv).await?;
                 }
                 self.spend()?;

@@ -116,9 +116,7 @@ async fn activities(aws: &Aws, group: &str) -> Result<Vec<spotswap_core::explain
     let mut out = Vec::new();
     let mut token = None;
     for _ in 0..ACTIVITY_PAGES {
-        aws.limiter
-            .acquire(crate::port::cli_op::DESCRIBE_ACTIVITIES)
-            .await;
+        aws.limiter.acquire(crate::port::op::DESCRIBE_ACTIVITIES).await;
         let page = aws.port().scaling_activities(group, token).await?;
         out.extend(page.items);
         match page.next {

@@ -179,12 +179,14 @@ pub(crate) mod op {
     pub(crate) const DESCRIBE_RESERVED: &str = "ec2:DescribeReservedInstances";
     pub(crate) const DESCRIBE_SAVINGS_PLANS: &str = "savingsplans:DescribeSavingsPlans";
     pub(crate) const DESCRIBE_SAVINGS_PLAN_RATES: &str = "savingsplans:DescribeSavingsPlanRates";
+    /// The rebalancer reads a mixed-instances group's activities while it is below desired
+    /// (its spot launches may have failed); the CLI's `explain` reads them too.
+    pub(crate) const DESCRIBE_ACTIVITIES: &str = "autoscaling:DescribeScalingActivities";
 }
 
 /// The operations only the CLI's `explain` and `report` send, with the operator's credentials:
 /// no function calls them, so no function role grants them (the IAM coverage test reads `op`).
 pub(crate) mod cli_op {
-    pub(crate) const DESCRIBE_ACTIVITIES: &str = "autoscaling:DescribeScalingActivities";
     pub(crate) const FILTER_LOG_EVENTS: &str = "logs:FilterLogEvents";
     pub(crate) const LIST_STACK_RESOURCES: &str = "cloudformation:ListStackResources";
     pub(crate) const GET_METRIC_DATA: &str = "cloudwatch:GetMetricData";
@@ -224,8 +226,10 @@ pub type GroupSeries = (String, Vec<(Timestamp, f64)>);
 /// GetMetricData takes at most 500 queries a call.
 pub const METRIC_QUERIES_PER_CALL: usize = 500;
 
-/// The reads only `spotswap explain` and `spotswap report` make (the operator's credentials;
-/// no function is granted them). A supertrait of [`Port`], so its implementations live beside
+/// The diagnostic reads of `spotswap explain` and `spotswap report` (the operator's
+/// credentials). No function is granted FilterLogEvents, GetMetricData or ListStackResources;
+/// the rebalancer also reads DescribeScalingActivities, for a mixed-instances group below its
+/// desired capacity ([`crate::snapshot`]). A supertrait of [`Port`], so its implementations live beside
 /// the diagnostics code.
 pub trait DiagnosticReads {
     /// One page of DescribeScalingActivities of `group`, newest first.

@@ -101,6 +101,7 @@ pub async fn take(
     };
     // Stateful groups: their Elastic IPs and data volumes, and the instances holding them.
     crate::carry::read_carried(aws, settings, &mut groups, &mut instances).await;
+    read_spot_failures(aws, &mut groups, &instances).await;
 
     info!(
         groups = groups.len(),
@@ -124,6 +125,41 @@ pub async fn take(
         commitments,
         usage,
     })
+}
+
+/// For each mixed-instances group below its desired capacity, when its newest scaling
+/// activity that failed for spot capacity started (`spot_failed_at`): one
+/// DescribeScalingActivities page (the newest 100) per such group, never per instance. A
+/// group at its desired capacity needs no launch, so it is not read. Unreadable leaves it
+/// unknown, with one WARN: the other signs of "cannot get spot" still count.
+async fn read_spot_failures(aws: &Aws, groups: &mut [GroupSnapshot], instances: &BTreeMap<String, Instance>) {
+    for g in groups.iter_mut() {
+        if g.mixed.is_none() || g.in_service_units(instances) >= g.desired {
+            continue;
+        }
+        let page = aws
+            .paced(
+                op::DESCRIBE_ACTIVITIES,
+                aws.port().scaling_activities(&g.name, None),
+            )
+            .await;
+        match page {
+            Ok(page) => {
+                g.spot_failed_at = page
+                    .items
+                    .iter()
+                    .filter(|a| {
+                        let message = format!("{} {}", a.status_message, a.description);
+                        spotswap_core::mixed::spot_capacity_failure(&a.status, &message)
+                    })
+                    .filter_map(|a| a.start)
+                    .max();
+            }
+            Err(e) => {
+                warn!(reason = "ScalingActivitiesUnknown", group = %g.name, error = %e, "scaling activities unknown; proceeding");
+            }
+        }
+    }
 }
 
 /// The version each group tagged `spotswap:replace-outdated=true` (or defaulting to it) launches

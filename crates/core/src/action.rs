@@ -91,6 +91,11 @@ pub enum ActionKind {
         on_demand_percent: u32,
         /// The owner's value to record first; `None` restores and removes the record.
         record: Option<u32>,
+        /// `spotswap:sheltered-until`, written with the record: the cooldown before the
+        /// restore of a raise the group's shelter did not cause.
+        sheltered_until: Option<Timestamp>,
+        /// Why the group cannot get spot (a raise only).
+        because: Option<crate::mixed::NoSpot>,
     },
     /// CreateLaunchTemplate from a group's launch configuration, tagged
     /// `spotswap:from-launch-configuration`; one that already exists under the name is taken

@@ -312,6 +312,11 @@ pub struct GroupSnapshot {
     /// `spotswap:carry-volumes`), read only for such groups; `None` when not read.
     #[serde(default)]
     pub carried: Option<crate::carry::Carried>,
+    /// For a mixed-instances group below its desired capacity: when its newest scaling
+    /// activity that failed for spot capacity started (DescribeScalingActivities,
+    /// [`crate::mixed::spot_capacity_failure`]). `None` when there is none or it was not read.
+    #[serde(default)]
+    pub spot_failed_at: Option<crate::time::Timestamp>,
 }
 
 impl GroupSnapshot {

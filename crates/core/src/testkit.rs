@@ -242,6 +242,7 @@ impl Fleet {
                 stack_status: None,
                 from_launch_config: None,
                 carried: None,
+                spot_failed_at: None,
             },
             instances: BTreeMap::new(),
             market: market(),

@@ -88,6 +88,7 @@ pub fn group_view(world: &World, g: usize) -> GroupSnapshot {
         stack_status: None,
         from_launch_config: None,
         carried: None,
+        spot_failed_at: None,
     }
 }
 

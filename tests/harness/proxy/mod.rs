@@ -30,6 +30,9 @@
 //! - `mixed`: `UpdateAutoScalingGroup` keeps the group's `MixedInstancesPolicy`.
 //! - `weights`: a weighted mixed-instances group's desired capacity in units through
 //!   AttachInstances and a retire's decrement.
+//! - `wipeout`: a mixed-instances group's spot launches failing while its pools have no
+//!   capacity: desired unmet, failed scaling activities (DescribeScalingActivities), which
+//!   moto lacks; its launches succeed on-demand once its distribution says 100.
 //! - `rates`: EC2's request-rate limits, one token bucket per API class ([`Proxy::set_rates`]).
 //! - `control`: `GET /_counts` and `POST /_reset` for a reader in another process, and the
 //!   load (busy time, calls in flight).
@@ -84,6 +87,7 @@ mod tokens;
 mod upstream;
 mod volumes;
 mod weights;
+mod wipeout;
 mod xml;
 
 pub use commitments::{PlanSpec, ReservedSpec};
@@ -145,6 +149,7 @@ impl Proxy {
             life: Mutex::new(lifecycle::Life::default()),
             clock: Mutex::new(Duration::ZERO),
             mixed_policies: Mutex::new(HashMap::new()),
+            outages: Mutex::new(wipeout::Outages::default()),
         });
         let server = tokio::spawn(serve(listener, state.clone()));
         Ok(Proxy { addr, state, server })
@@ -385,7 +390,8 @@ impl Proxy {
     }
 
     /// Moves the proxy's clock forward: boot delays, heartbeat timeouts and status checks that
-    /// stay `initializing` are measured on it, so a test skips minutes without waiting them.
+    /// stay `initializing` are measured on it, and a wiped-out group's scaling activities are
+    /// stamped with it, so a test skips minutes without waiting them.
     pub fn advance_clock(&self, by: Duration) {
         *self.state.clock.lock().unwrap_or_else(|e| e.into_inner()) += by;
     }
@@ -526,6 +532,8 @@ struct State {
     /// `MixedInstancesPolicy.*` fields by (region, group), for
     /// [`Proxy::set_keep_mixed_policies`].
     mixed_policies: Mutex<mixed::Policies>,
+    /// Instances owed to wiped-out mixed-instances groups, and their activities (`wipeout`).
+    outages: Mutex<wipeout::Outages>,
 }
 
 impl State {
@@ -552,6 +560,10 @@ impl State {
 
     fn mixed_policies(&self) -> MutexGuard<'_, mixed::Policies> {
         self.mixed_policies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn outages(&self) -> MutexGuard<'_, wipeout::Outages> {
+        self.outages.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn status_seen(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
@@ -664,6 +676,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         _ if lifecycle::handles(&state, &call) => lifecycle::answer(&state, &call, &parts, body).await,
         _ if commitments::handles(&call) => commitments::answer(&state, &call, &body),
         _ if metrics::handles(&call) => metrics::answer(&state, &call, &body),
+        _ if wipeout::handles(&state, &call) => wipeout::answer(&state, &call, &parts, body).await,
         ("ec2", "DescribeSpotPriceHistory") if state.scenario().market_only => {
             let xml = scenario_spot_prices(&state.scenario().prices);
             xml_response(StatusCode::OK, xml)

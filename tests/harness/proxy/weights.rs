@@ -57,6 +57,22 @@ pub(super) async fn desired_and_types(
     group: &str,
     ids: &[String],
 ) -> Result<(u32, Vec<String>), String> {
+    let (desired, xml) = group_xml(state, auth, group).await?;
+    let members = between(&xml, "Instances").unwrap_or_default();
+    let types = blocks(members, "member")
+        .into_iter()
+        .filter(|m| tag_text(m, "InstanceId").is_some_and(|id| ids.iter().any(|i| i == id)))
+        .filter_map(|m| tag_text(m, "InstanceType").map(str::to_owned))
+        .collect();
+    Ok((desired, types))
+}
+
+/// The group's DesiredCapacity in moto, and moto's whole DescribeAutoScalingGroups answer.
+pub(super) async fn group_xml(
+    state: &State,
+    auth: Option<&HeaderValue>,
+    group: &str,
+) -> Result<(u32, String), String> {
     let query = format!(
         "Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1={}",
         percent_encode(group)
@@ -65,13 +81,7 @@ pub(super) async fn desired_and_types(
     let desired = tag_text(&xml, "DesiredCapacity")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| format!("no DesiredCapacity for {group}"))?;
-    let members = between(&xml, "Instances").unwrap_or_default();
-    let types = blocks(members, "member")
-        .into_iter()
-        .filter(|m| tag_text(m, "InstanceId").is_some_and(|id| ids.iter().any(|i| i == id)))
-        .filter_map(|m| tag_text(m, "InstanceType").map(str::to_owned))
-        .collect();
-    Ok((desired, types))
+    Ok((desired, xml))
 }
 
 /// Sets the group's DesiredCapacity in moto, repeating the policy (moto would drop it).
@@ -91,8 +101,9 @@ pub(super) async fn set_desired(
         .get(&(region.to_owned(), group.to_owned()))
         .cloned()
         .unwrap_or_default();
+    // The kept values are still percent-encoded, as they were sent.
     for (k, v) in fields {
-        query.push_str(&format!("&{}={}", percent_encode(&k), percent_encode(&v)));
+        query.push_str(&format!("&{}={v}", percent_encode(&k)));
     }
     ask_upstream(state, auth, query).await.map(drop)
 }

@@ -6,6 +6,7 @@
 mod lifecycle;
 mod metrics;
 mod volumes;
+pub(crate) mod wipeout;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};

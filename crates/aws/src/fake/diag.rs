@@ -11,7 +11,7 @@ impl crate::port::DiagnosticReads for FakePort {
         _group: &'a str,
         _token: Option<String>,
     ) -> PortFuture<'a, Page<spotswap_core::explain::Activity>> {
-        self.call(crate::port::cli_op::DESCRIBE_ACTIVITIES, |_| {
+        self.call(crate::port::op::DESCRIBE_ACTIVITIES, |_| {
             Ok(Page {
                 items: Vec::new(),
                 next: None,

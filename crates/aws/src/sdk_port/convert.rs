@@ -86,6 +86,7 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
         stack_status: None,
         from_launch_config: None,
         carried: None,
+        spot_failed_at: None,
     }
 }
 

@@ -22,7 +22,7 @@ impl DiagnosticReads for SdkPort {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(err(crate::port::cli_op::DESCRIBE_ACTIVITIES))?;
+                .map_err(err(crate::port::op::DESCRIBE_ACTIVITIES))?;
             let items = resp
                 .activities()
                 .iter()
@@ -30,6 +30,7 @@ impl DiagnosticReads for SdkPort {
                     group: a.auto_scaling_group_name().unwrap_or(group).to_string(),
                     description: a.description().unwrap_or("").to_string(),
                     cause: a.cause().unwrap_or("").to_string(),
+                    status_message: a.status_message().unwrap_or("").to_string(),
                     status: a
                         .status_code()
                         .map(|s| s.as_str().to_string())

@@ -164,6 +164,10 @@ pub struct Activity {
     pub cause: String,
     /// `Successful`, `InProgress`, `Failed`, …
     pub status: String,
+    /// `StatusMessage`: why it failed, e.g. "Could not launch Spot Instances.
+    /// InsufficientInstanceCapacity - …"; empty when none.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub status_message: String,
     /// When it started.
     pub start: Option<Timestamp>,
 }

@@ -73,6 +73,7 @@ fn sources() -> Sources {
             cause: "an instance was started in response to a difference between desired and actual capacity"
                 .into(),
             status: "Successful".into(),
+            status_message: String::new(),
             start: Timestamp::parse_rfc3339("2026-12-01T14:02:30Z"),
         }],
         log_args: vec!["--log-file".into(), "run.log".into()],

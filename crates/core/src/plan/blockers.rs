@@ -148,6 +148,7 @@ mod tests {
             stack_status: None,
             from_launch_config: None,
             carried: None,
+            spot_failed_at: None,
         }
     }
 

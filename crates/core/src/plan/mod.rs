@@ -369,17 +369,18 @@ fn plan_group_steps(
     };
     // A mixed-instances group: its own types and, unless spotswap's tags say otherwise, its
     // own distribution as the floor.
-    // Its fallback: launches forced on-demand while sheltered, the owner's value back after.
-    let distribution = match crate::mixed::distribution_step(group, now) {
-        Ok(step) => step,
-        Err(e) => return GroupPlan::skipped(name, Reason::InvalidConfig, Some(e.to_string())),
-    };
     let effective;
     let policy = if group.mixed.is_some() {
         effective = crate::mixed::effective_policy(group, policy);
         &effective
     } else {
         policy
+    };
+    // Its fallback: launches forced on-demand while it cannot get spot, the owner's value
+    // back after the cooldown.
+    let distribution = match crate::mixed::distribution_step(group, instances, policy, now) {
+        Ok(step) => step,
+        Err(e) => return GroupPlan::skipped(name, Reason::InvalidConfig, Some(e.to_string())),
     };
     let records = GroupRecords::from_tags(&group.tags);
     let mut plan = GroupPlan {

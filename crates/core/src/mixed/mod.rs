@@ -10,12 +10,14 @@
 //!   (`OnDemandBaseCapacity`, default 0, and `OnDemandPercentageAboveBaseCapacity`, default 100,
 //!   AWS's defaults) is the floor. The stack-wide environment defaults never override the
 //!   group's own distribution: it is the more specific setting.
-//! - **The fallback AWS lacks** ([`distribution_step`]): while the group is sheltered (an
-//!   interruption burst: it cannot get spot), its `OnDemandPercentageAboveBaseCapacity` is
-//!   raised to 100, so the group's own launches go on-demand; the owner's value is recorded
-//!   first in `spotswap:distribution-raised-from`. When the shelter ends it is restored
-//!   exactly, and the floor (taken from the recorded value meanwhile) lets the swaps convert
-//!   the extra on-demand back to spot.
+//! - **The fallback AWS lacks** ([`distribution_step`]): while the group cannot get spot
+//!   ([`cannot_get_spot`]: sheltered, a scaling activity failed for spot capacity in the last
+//!   [`SPOT_FAILURE_MINUTES`], or desired unmet while every spot pool of the group is marked),
+//!   its `OnDemandPercentageAboveBaseCapacity` is raised to 100, so the group's own launches
+//!   go on-demand; the owner's value is recorded first in `spotswap:distribution-raised-from`,
+//!   with a shelter of the group's cooldown. When the shelter ends and the group can get spot
+//!   again, it is restored exactly, and the floor (taken from the recorded value meanwhile)
+//!   lets the swaps convert the extra on-demand back to spot.
 //! - **Weighted capacity** (`WeightedCapacity` on the overrides): desired, MaxSize, the floor
 //!   and invariant 1 are counted in capacity units. [`crate::GroupSnapshot::units`] is the one
 //!   rule for an instance's units; a replacement weighs what its original weighs.
@@ -27,13 +29,16 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, ActionKind, Reason};
-use crate::error::ConfigError;
 use crate::model::{GroupSnapshot, LaunchTemplateRef};
 use crate::policy::Policy;
-use crate::records::GroupRecords;
 use crate::tags;
-use crate::time::Timestamp;
+
+mod fallback;
+
+pub use fallback::{
+    cannot_get_spot, distribution_step, raised_from, raised_from_value, spot_capacity_failure, NoSpot,
+    SPOT_FAILURE_MINUTES,
+};
 
 /// What `OnDemandPercentageAboveBaseCapacity` spotswap sets while a group cannot get spot.
 pub const RAISED_PERCENT: u32 = 100;
@@ -152,71 +157,6 @@ pub fn effective_policy(group: &GroupSnapshot, policy: &Policy) -> Policy {
     out
 }
 
-/// The value of `spotswap:distribution-raised-from` (`on-demand-percent=<0..=100>`), `None`
-/// when absent, or the configuration error naming the tag and the value.
-pub fn raised_from(group: &GroupSnapshot) -> Result<Option<u32>, ConfigError> {
-    let Some(v) = group.tag(tags::DISTRIBUTION_RAISED_FROM) else {
-        return Ok(None);
-    };
-    v.strip_prefix("on-demand-percent=")
-        .and_then(|n| n.parse::<u32>().ok())
-        .filter(|n| *n <= 100 && !v.contains('+'))
-        .map(Some)
-        .ok_or_else(|| {
-            ConfigError::invalid(
-                tags::DISTRIBUTION_RAISED_FROM,
-                v,
-                "expected on-demand-percent=<0 to 100>",
-            )
-        })
-}
-
-/// The tag value recording `percent`.
-pub fn raised_from_value(percent: u32) -> String {
-    format!("on-demand-percent={percent}")
-}
-
-/// The fallback step of a mixed-instances group this cycle, if any: raise its distribution
-/// to on-demand while it is sheltered (`DistributionRaised`), restore the owner's value once
-/// it is not (`DistributionRestored`), or drop a record whose value the owner has since
-/// changed (`DistributionChangedByOwner`).
-///
-/// Idempotent across a stop between its two calls: a record without the raise is raised
-/// again (keeping the first record); a restore without the record's removal restores the same
-/// value again and removes it.
-pub fn distribution_step(group: &GroupSnapshot, now: Timestamp) -> Result<Option<Action>, ConfigError> {
-    let Some(mixed) = &group.mixed else {
-        return Ok(None);
-    };
-    let recorded = raised_from(group)?;
-    let current = mixed.on_demand_percent.unwrap_or(100);
-    let name = group.name.as_str();
-    if GroupRecords::from_tags(&group.tags).sheltered(now) {
-        if current >= RAISED_PERCENT {
-            return Ok(None);
-        }
-        let kind = ActionKind::SetDistribution {
-            on_demand_percent: RAISED_PERCENT,
-            record: Some(recorded.unwrap_or(current)),
-        };
-        return Ok(Some(Action::new(kind, Reason::DistributionRaised, name)));
-    }
-    let Some(owners) = recorded else {
-        return Ok(None);
-    };
-    if current == RAISED_PERCENT || current == owners {
-        let kind = ActionKind::SetDistribution {
-            on_demand_percent: owners,
-            record: None,
-        };
-        return Ok(Some(Action::new(kind, Reason::DistributionRestored, name)));
-    }
-    let kind = ActionKind::ClearRecords {
-        keys: vec![tags::DISTRIBUTION_RAISED_FROM.to_string()],
-    };
-    Ok(Some(Action::new(kind, Reason::DistributionChangedByOwner, name)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,7 +194,7 @@ mod tests {
         }
     }
 
-    fn group(mixed: MixedPolicy, tags: &[(&str, &str)]) -> GroupSnapshot {
+    pub(crate) fn group(mixed: MixedPolicy, tags: &[(&str, &str)]) -> GroupSnapshot {
         let mut fleet = Fleet::new();
         for (k, v) in tags {
             fleet = fleet.tag(k, v);
@@ -285,92 +225,6 @@ mod tests {
         let globbed = group(policy(Some(0), Some(0)), &[(tags::DENIED_TYPES, "m5a.*")]);
         let p = Policy::from_tags(&globbed.tags, &Policy::default()).unwrap();
         assert!(!effective_policy(&globbed, &p).type_allowed("m5a.large"));
-    }
-
-    fn at(g: &GroupSnapshot, percent: Option<u32>, record: Option<&str>, sheltered: bool) -> GroupSnapshot {
-        let mut g = g.clone();
-        g.mixed.as_mut().unwrap().on_demand_percent = percent;
-        if let Some(r) = record {
-            g.tags.insert(tags::DISTRIBUTION_RAISED_FROM.into(), r.into());
-        }
-        if sheltered {
-            g.tags
-                .insert(tags::SHELTERED_UNTIL.into(), "2099-01-01T00:00:00Z".into());
-        }
-        g
-    }
-
-    fn step(g: &GroupSnapshot) -> Option<(ActionKind, Reason)> {
-        distribution_step(g, crate::testkit::NOW)
-            .unwrap()
-            .map(|a| (a.kind, a.reason))
-    }
-
-    #[test]
-    fn a_sheltered_group_launches_on_demand_and_gets_its_owners_value_back_exactly() {
-        let g = group(policy(Some(1), Some(20)), &[]);
-        // GIVEN a group at rest: nothing to do
-        assert_eq!(step(&at(&g, Some(20), None, false)), None);
-        // WHEN it is sheltered THEN its percent goes to 100, the owner's 20 recorded first
-        let raise = ActionKind::SetDistribution {
-            on_demand_percent: 100,
-            record: Some(20),
-        };
-        assert_eq!(
-            step(&at(&g, Some(20), None, true)),
-            Some((raise.clone(), Reason::DistributionRaised))
-        );
-        // AND a stop after the record alone raises again, keeping the first record
-        assert_eq!(
-            step(&at(&g, Some(20), Some("on-demand-percent=20"), true)),
-            Some((raise, Reason::DistributionRaised))
-        );
-        // AND once raised, nothing more while sheltered, and the floor is the owner's value
-        let raised = at(&g, Some(100), Some("on-demand-percent=20"), true);
-        assert_eq!(step(&raised), None);
-        assert_eq!(
-            effective_policy(&raised, &Policy::default()).on_demand_percent,
-            20
-        );
-        // WHEN the shelter ends THEN exactly 20 comes back and the record goes
-        let restore = ActionKind::SetDistribution {
-            on_demand_percent: 20,
-            record: None,
-        };
-        let over = at(&g, Some(100), Some("on-demand-percent=20"), false);
-        assert_eq!(step(&over), Some((restore.clone(), Reason::DistributionRestored)));
-        // AND a stop after the restore alone restores the same again
-        let half = at(&g, Some(20), Some("on-demand-percent=20"), false);
-        assert_eq!(step(&half), Some((restore, Reason::DistributionRestored)));
-        // AND a value the owner set meanwhile is kept: only the record goes
-        let changed = at(&g, Some(50), Some("on-demand-percent=20"), false);
-        assert!(matches!(
-            step(&changed),
-            Some((
-                ActionKind::ClearRecords { .. },
-                Reason::DistributionChangedByOwner
-            ))
-        ));
-        // AND a group already all on-demand has nothing to raise
-        assert_eq!(step(&at(&g, None, None, true)), None);
-    }
-
-    #[test]
-    fn an_unreadable_record_is_a_configuration_error_naming_it() {
-        let g = group(policy(Some(1), Some(20)), &[]);
-        for bad in [
-            "20",
-            "on-demand-percent=101",
-            "on-demand-percent=-1",
-            "on-demand-percent=",
-            "percent=20",
-            "on-demand-percent=+5",
-        ] {
-            let err =
-                distribution_step(&at(&g, Some(100), Some(bad), false), crate::testkit::NOW).unwrap_err();
-            assert_eq!(err.key(), tags::DISTRIBUTION_RAISED_FROM, "{bad}");
-        }
-        assert_eq!(raised_from_value(20), "on-demand-percent=20");
     }
 
     #[test]
