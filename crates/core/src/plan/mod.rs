@@ -179,36 +179,28 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
                     })
                 });
             }
+            let input = |policy| GroupInput {
+                group,
+                instances: &snapshot.instances,
+                launches: index.of(&group.name),
+                market: &snapshot.market,
+                policy,
+                scheduled: &snapshot.scheduled,
+                now: snapshot.now,
+            };
             let plan = match policy {
                 Ok(Some(policy)) if scope == Scope::AdvanceOnly || held.is_some() => {
-                    let mut plan = plan_group_in(
-                        group,
-                        &snapshot.instances,
-                        index.of(&group.name),
-                        &snapshot.market,
-                        &Policy {
-                            replace_per_cycle: 0,
-                            ..policy
-                        },
-                        &snapshot.scheduled,
-                        snapshot.now,
-                        ledger,
-                    );
+                    let advance_only = Policy {
+                        replace_per_cycle: 0,
+                        ..policy
+                    };
+                    let mut plan = plan_group_in(&input(&advance_only), ledger);
                     if held.is_some() && plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
                         plan.skip = held;
                     }
                     plan
                 }
-                Ok(Some(policy)) => plan_group_in(
-                    group,
-                    &snapshot.instances,
-                    index.of(&group.name),
-                    &snapshot.market,
-                    &policy,
-                    &snapshot.scheduled,
-                    snapshot.now,
-                    ledger,
-                ),
+                Ok(Some(policy)) => plan_group_in(&input(&policy), ledger),
                 Ok(None) => GroupPlan::skipped(&group.name, Reason::NotManaged, None),
                 // A bad value stops new swaps, not the safety steps: swaps already in flight still
                 // advance (or unwind) and MaxSize still comes back, so desired and MaxSize never
@@ -219,16 +211,7 @@ pub fn plan_cycle_in(snapshot: &RegionSnapshot, settings: &Settings, scope: Scop
                         replace_per_cycle: 0,
                         ..settings.defaults.clone()
                     };
-                    let mut plan = plan_group_in(
-                        group,
-                        &snapshot.instances,
-                        index.of(&group.name),
-                        &snapshot.market,
-                        &in_flight_only,
-                        &snapshot.scheduled,
-                        snapshot.now,
-                        ledger,
-                    );
+                    let mut plan = plan_group_in(&input(&in_flight_only), ledger);
                     if plan.skip.as_ref().is_none_or(|s| s.reason == Reason::Sheltered) {
                         plan.skip = Some(Skip {
                             group: group.name.clone(),
@@ -327,41 +310,51 @@ pub fn plan_group_with(
     ledger: &mut Ledger,
 ) -> GroupPlan {
     let index = LaunchIndex::new(instances.values());
-    let launches = index.of(&group.name);
-    plan_group_in(group, instances, launches, market, policy, scheduled, now, ledger)
+    let input = GroupInput {
+        group,
+        instances,
+        launches: index.of(&group.name),
+        market,
+        policy,
+        scheduled,
+        now,
+    };
+    plan_group_in(&input, ledger)
+}
+
+/// What one group's plan is made from: the group, the region's instances and the group's own
+/// launches among them, the market, the group's policy, EC2's scheduled events, and the time.
+#[derive(Clone, Copy)]
+struct GroupInput<'a> {
+    group: &'a GroupSnapshot,
+    instances: &'a BTreeMap<String, Instance>,
+    launches: &'a Launches<'a>,
+    market: &'a Market,
+    policy: &'a Policy,
+    scheduled: &'a BTreeMap<String, ScheduledEvent>,
+    now: Timestamp,
 }
 
 /// [`plan_group`] with the group's launches already indexed: [`plan_group_steps`], and for a
 /// launch-configuration group the creation of its template before the first launch needs it.
-#[allow(clippy::too_many_arguments)]
-fn plan_group_in(
-    group: &GroupSnapshot,
-    instances: &BTreeMap<String, Instance>,
-    launches: &Launches<'_>,
-    market: &Market,
-    policy: &Policy,
-    scheduled: &BTreeMap<String, ScheduledEvent>,
-    now: Timestamp,
-    ledger: &mut Ledger,
-) -> GroupPlan {
-    let mut plan = plan_group_steps(group, instances, launches, market, policy, scheduled, now, ledger);
-    crate::launch_config::ensure_template(group, &mut plan.actions);
+fn plan_group_in(input: &GroupInput<'_>, ledger: &mut Ledger) -> GroupPlan {
+    let mut plan = plan_group_steps(input, ledger);
+    crate::launch_config::ensure_template(input.group, &mut plan.actions);
     plan
 }
 
 /// The group's blockers, then its swaps in flight advanced one stage, MaxSize around their
 /// attaches, and new swaps started.
-#[allow(clippy::too_many_arguments)]
-fn plan_group_steps(
-    group: &GroupSnapshot,
-    instances: &BTreeMap<String, Instance>,
-    launches: &Launches<'_>,
-    market: &Market,
-    policy: &Policy,
-    scheduled: &BTreeMap<String, ScheduledEvent>,
-    now: Timestamp,
-    ledger: &mut Ledger,
-) -> GroupPlan {
+fn plan_group_steps(input: &GroupInput<'_>, ledger: &mut Ledger) -> GroupPlan {
+    let GroupInput {
+        group,
+        instances,
+        launches,
+        market,
+        policy,
+        scheduled,
+        now,
+    } = *input;
     let name = group.name.as_str();
     let template = match blockers::swappable_template(group) {
         Ok(t) => t,
