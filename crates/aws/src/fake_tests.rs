@@ -525,3 +525,43 @@ async fn a_preflight_re_plan_sees_the_units_other_groups_took_this_cycle() {
     assert_eq!(c.families[0].unused_now, 4.0); // an m5.large is 4 normalized units
     assert_eq!(c.families[0].unused_after, 0.0);
 }
+
+#[tokio::test]
+async fn only_an_on_demand_original_has_its_termination_protection_read() {
+    // GIVEN a group with an on-demand member and a spot member, both scheduled for retirement
+    // by EC2 (so both get a replacement this cycle)
+    let fleet = Fleet::new()
+        .desired(2)
+        .tag(spotswap_core::tags::REPLACE_PER_CYCLE, "2")
+        .on_demand("i-od1", A)
+        .spot("i-s1", "m5.large", B);
+    let (fake, aws) = region(&[fleet]);
+    fake.edit(|r| {
+        for id in ["i-od1", "i-s1"] {
+            r.scheduled.insert(
+                id.into(),
+                spotswap_core::model::ScheduledEvent {
+                    code: "instance-retirement".into(),
+                    not_before: Some(NOW.plus_secs(86_400)),
+                },
+            );
+        }
+    });
+    // WHEN a cycle runs
+    let report = rebalance(&aws, &Config::default(), at(NOW)).await.unwrap();
+    // THEN both are replaced, and the preflight asked for the on-demand original's protection
+    // only: EC2 does not allow termination protection on a spot instance
+    let replaced: Vec<_> = report
+        .actions
+        .iter()
+        .filter(|a| matches!(a.kind, ActionKind::Launch(_)) && matches!(a.outcome, Outcome::Done(_)))
+        .filter_map(|a| a.instance.clone())
+        .collect();
+    assert_eq!(replaced.len(), 2, "{:?}", report.actions);
+    assert_eq!(
+        aws.api_calls().get("ec2:DescribeInstanceAttribute").copied(),
+        Some(1),
+        "{:?}",
+        aws.api_calls()
+    );
+}

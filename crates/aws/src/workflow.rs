@@ -333,10 +333,12 @@ async fn preflight(
             .iter()
             .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
             .filter_map(|a| a.instance.clone())
+            // Only an on-demand original can be protected: EC2 refuses termination protection
+            // for spot instances, so a spot original's read would always answer "no".
             .filter(|id| {
-                instances
-                    .get(id)
-                    .is_some_and(|i| i.termination_protected.is_none())
+                instances.get(id).is_some_and(|i| {
+                    i.termination_protected.is_none() && i.lifecycle == spotswap_core::Lifecycle::OnDemand
+                })
             })
             .collect();
         let refresh_unknown = group.instance_refresh_in_progress.is_none() && has_launch(&plan);
