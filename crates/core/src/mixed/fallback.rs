@@ -101,7 +101,9 @@ pub fn cannot_get_spot(
 ///
 /// Idempotent across a stop between its calls: a record without the raise is raised again
 /// (keeping the first record; its shelter holds it raised); a restore without the record's
-/// removal restores the same value again and removes it.
+/// removal restores the same value again and removes it. A value the owner sets while the
+/// distribution is raised is theirs: the record goes (`DistributionChangedByOwner`), and a
+/// raise still needed records the new value, so the restore brings back the owner's latest.
 pub fn distribution_step(
     group: &GroupSnapshot,
     instances: &std::collections::BTreeMap<String, Instance>,
@@ -114,9 +116,22 @@ pub fn distribution_step(
     let recorded = raised_from(group)?;
     let current = mixed.on_demand_percent.unwrap_or(100);
     let name = group.name.as_str();
+    let changed_by_owner = || {
+        let kind = ActionKind::ClearRecords {
+            keys: vec![tags::DISTRIBUTION_RAISED_FROM.to_string()],
+        };
+        Ok(Some(Action::new(kind, Reason::DistributionChangedByOwner, name)))
+    };
     if let Some(why) = cannot_get_spot(group, instances, policy, now) {
         if current >= RAISED_PERCENT {
             return Ok(None);
+        }
+        // Raised, then set by its owner to a value of their own while it still cannot get
+        // spot: the owner's value is the one to come back, so the old record goes, and the
+        // next cycle raises again recording the new value. (The record's own value is a stop
+        // between the record and the raise: raised again, keeping the record.)
+        if recorded.is_some_and(|r| r != current) {
+            return changed_by_owner();
         }
         // The cooldown before the restore: a shelter, unless the group is sheltered already.
         let minutes = i64::from(policy.cooldown_minutes);
@@ -142,10 +157,7 @@ pub fn distribution_step(
         };
         return Ok(Some(Action::new(kind, Reason::DistributionRestored, name)));
     }
-    let kind = ActionKind::ClearRecords {
-        keys: vec![tags::DISTRIBUTION_RAISED_FROM.to_string()],
-    };
-    Ok(Some(Action::new(kind, Reason::DistributionChangedByOwner, name)))
+    changed_by_owner()
 }
 
 /// The value of `spotswap:distribution-raised-from` (`on-demand-percent=<0..=100>`), `None`

@@ -82,6 +82,42 @@ fn a_sheltered_group_launches_on_demand_and_gets_its_owners_value_back_exactly()
 }
 
 #[test]
+fn a_value_the_owner_sets_while_raised_is_the_one_that_comes_back() {
+    let g = group(policy(Some(1), Some(20)), &[]);
+    // GIVEN a raised group, still sheltered, whose owner sets 50 meanwhile (IaC, say)
+    let changed = at(&g, Some(50), Some("on-demand-percent=20"), true);
+    // WHEN it plans THEN the old record goes, naming the owner's change
+    assert!(
+        matches!(
+            step(&changed),
+            Some((
+                ActionKind::ClearRecords { .. },
+                Reason::DistributionChangedByOwner
+            ))
+        ),
+        "{:?}",
+        step(&changed)
+    );
+    // AND the next cycle, without the record, raises again recording 50
+    let next = at(&g, Some(50), None, true);
+    assert!(
+        matches!(
+            step(&next),
+            Some((
+                ActionKind::SetDistribution {
+                    on_demand_percent: 100,
+                    record: Some(50),
+                    ..
+                },
+                Reason::DistributionRaised
+            ))
+        ),
+        "{:?}",
+        step(&next)
+    );
+}
+
+#[test]
 fn an_unreadable_record_is_a_configuration_error_naming_it() {
     let g = group(policy(Some(1), Some(20)), &[]);
     for bad in [
