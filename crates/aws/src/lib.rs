@@ -50,6 +50,7 @@ pub mod pause;
 pub mod port;
 mod prices;
 mod reaper;
+mod requirements;
 pub mod report;
 mod sdk_port;
 pub mod snapshot;

@@ -203,7 +203,8 @@ async fn scheduled_events(aws: &Aws) -> Result<BTreeMap<String, ScheduledEvent>,
     Ok(out)
 }
 
-/// Candidate groups: those carrying a `spotswap:enabled` tag in opt-in mode, all groups in
+/// Candidate groups (the types of attribute-based mixed-instances overrides resolved,
+/// [`crate::requirements`]): those carrying a `spotswap:enabled` tag in opt-in mode, all groups in
 /// opt-out mode.
 ///
 /// The opt-in filter is on the key, not on the value `true`: a group tagged `yes` or `TRUE`
@@ -236,6 +237,7 @@ async fn groups(aws: &Aws, q: &GroupQuery) -> Result<Vec<GroupSnapshot>, Adapter
         |g| out.push(g),
     )
     .await?;
+    crate::requirements::resolve(aws, &mut out).await;
     Ok(out)
 }
 
