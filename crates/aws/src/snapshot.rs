@@ -2,7 +2,8 @@
 //!
 //! Per cycle: `ceil(G/100)` DescribeAutoScalingGroups, `ceil(N/1000)` DescribeInstances, the
 //! spot price pages, and DescribeInstanceStatus only for our launches not yet attached.
-//! Specs and on-demand prices come from the warm-container cache.
+//! Specs and on-demand prices come from the warm-container cache, and so do the types of
+//! attribute-based mixed-instances groups ([`crate::requirements`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,6 +52,7 @@ pub async fn take(
     )?;
     // Every running on-demand instance of the region, ours or not: what commitments cover.
     let usage = spotswap_core::commitments::usage_of(instances.values()).collect();
+    crate::requirements::resolve(aws, &mut groups).await;
     resolve_template_versions(aws, settings, &mut groups).await;
     crate::launch_config::resolve(aws, &mut groups).await;
     // Spot prices only where managed groups run: a fraction of the region's pools.
@@ -203,8 +205,7 @@ async fn scheduled_events(aws: &Aws) -> Result<BTreeMap<String, ScheduledEvent>,
     Ok(out)
 }
 
-/// Candidate groups (the types of attribute-based mixed-instances overrides resolved,
-/// [`crate::requirements`]): those carrying a `spotswap:enabled` tag in opt-in mode, all groups in
+/// Candidate groups: those carrying a `spotswap:enabled` tag in opt-in mode, all groups in
 /// opt-out mode.
 ///
 /// The opt-in filter is on the key, not on the value `true`: a group tagged `yes` or `TRUE`
@@ -218,7 +219,8 @@ pub(crate) async fn describe_groups(aws: &Aws, mode: Mode) -> Result<Vec<GroupSn
     groups(aws, &q).await
 }
 
-/// Named groups, for the event handler.
+/// Named groups, for the event handler, the types of their attribute-based overrides
+/// resolved ([`crate::requirements`]).
 pub(crate) async fn describe_named_groups(
     aws: &Aws,
     names: &[String],
@@ -226,7 +228,9 @@ pub(crate) async fn describe_named_groups(
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    groups(aws, &GroupQuery::Names(names.to_vec())).await
+    let mut out = groups(aws, &GroupQuery::Names(names.to_vec())).await?;
+    crate::requirements::resolve(aws, &mut out).await;
+    Ok(out)
 }
 
 async fn groups(aws: &Aws, q: &GroupQuery) -> Result<Vec<GroupSnapshot>, AdapterError> {
@@ -237,7 +241,6 @@ async fn groups(aws: &Aws, q: &GroupQuery) -> Result<Vec<GroupSnapshot>, Adapter
         |g| out.push(g),
     )
     .await?;
-    crate::requirements::resolve(aws, &mut out).await;
     Ok(out)
 }
 
