@@ -79,6 +79,7 @@ mod membership;
 mod metrics;
 mod mixed;
 mod rates;
+mod requirements;
 mod scenario;
 mod scheduled;
 mod stacks;
@@ -676,6 +677,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         _ if lifecycle::handles(&state, &call) => lifecycle::answer(&state, &call, &parts, body).await,
         _ if commitments::handles(&call) => commitments::answer(&state, &call, &body),
         _ if metrics::handles(&call) => metrics::answer(&state, &call, &body),
+        _ if requirements::handles(&call) => requirements::answer(&state, &call, &parts).await,
         _ if wipeout::handles(&state, &call) => wipeout::answer(&state, &call, &parts, body).await,
         ("ec2", "DescribeSpotPriceHistory") if state.scenario().market_only => {
             let xml = scenario_spot_prices(&state.scenario().prices);
