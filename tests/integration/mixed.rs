@@ -57,17 +57,29 @@ pub(crate) async fn mixed_group_of(
     tags: &[(&str, &str)],
     types: &[(&str, Option<u32>)],
 ) {
-    let lt = env.launch_template(&format!("{name}-lt"), "m5.large").await;
-    let subnet = env.subnets().await.remove(0).0;
-    let mut overrides = Vec::new();
-    for (t, weight) in types {
-        overrides.push(
+    let overrides = types
+        .iter()
+        .map(|(t, weight)| {
             LaunchTemplateOverrides::builder()
                 .instance_type(*t)
                 .set_weighted_capacity(weight.map(|w| w.to_string()))
-                .build(),
-        );
-    }
+                .build()
+        })
+        .collect();
+    mixed_group_with(env, name, desired, base, tags, overrides).await;
+}
+
+/// [`mixed_group`] whose policy's overrides are `overrides`; the template launches m5.large.
+pub(crate) async fn mixed_group_with(
+    env: &Env,
+    name: &str,
+    desired: i32,
+    base: i32,
+    tags: &[(&str, &str)],
+    overrides: Vec<LaunchTemplateOverrides>,
+) {
+    let lt = env.launch_template(&format!("{name}-lt"), "m5.large").await;
+    let subnet = env.subnets().await.remove(0).0;
     let group_tags = [("spotswap:enabled", "true")]
         .iter()
         .chain(tags)
