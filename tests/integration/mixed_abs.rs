@@ -19,14 +19,16 @@ use crate::mixed::{cycle_at, mixed_env, mixed_group_with};
 const OP: &str = "GetInstanceTypesFromInstanceRequirements";
 
 /// One override of exactly `vcpus` vCPUs and 8 GiB, no m5d.* and no burstable type.
-fn requirements(vcpus: i32) -> Vec<LaunchTemplateOverrides> {
+pub(crate) fn requirements(vcpus: i32) -> Vec<LaunchTemplateOverrides> {
     let r = InstanceRequirements::builder()
         .v_cpu_count(VCpuCountRequest::builder().min(vcpus).max(vcpus).build())
         .memory_mib(MemoryMiBRequest::builder().min(8192).max(8192).build())
         .excluded_instance_types("m5d.*")
         .burstable_performance(BurstablePerformance::Excluded)
         .build();
-    vec![LaunchTemplateOverrides::builder().instance_requirements(r).build()]
+    vec![LaunchTemplateOverrides::builder()
+        .instance_requirements(r)
+        .build()]
 }
 
 /// True when moto describes `t` with 2 vCPUs and 8 GiB, not burstable.
@@ -84,7 +86,15 @@ async fn an_attribute_based_group_converges_to_spot_on_types_meeting_its_require
         proxy.set_spot_price("m5.large", &az, 0.035);
     }
     let name = "abs-web";
-    mixed_group_with(&env, name, 3, 0, &[("spotswap:denied-types", "m6i.*")], requirements(2)).await;
+    mixed_group_with(
+        &env,
+        name,
+        3,
+        0,
+        &[("spotswap:denied-types", "m6i.*")],
+        requirements(2),
+    )
+    .await;
 
     // WHEN `spotswap plan --output json` runs
     let offered = plan_candidates(&env, name);
@@ -102,9 +112,16 @@ async fn an_attribute_based_group_converges_to_spot_on_types_meeting_its_require
         for a in &report.actions {
             assert!(!matches!(a.outcome, Outcome::Failed(_)), "{a:?}");
         }
-        assert!(!report.skipped.iter().any(|s| s.group == name), "{:?}", report.skipped);
+        assert!(
+            !report.skipped.iter().any(|s| s.group == name),
+            "{:?}",
+            report.skipped
+        );
         // invariant 1: never below the desired capacity of 3
-        assert!(env.group_state(name).await.in_service().len() >= 3, "below desired");
+        assert!(
+            env.group_state(name).await.in_service().len() >= 3,
+            "below desired"
+        );
         let s = env.group_state(name).await;
         if env.mix(name).await == (0, 3) && s.desired == 3 && s.max == 3 {
             break;
@@ -117,7 +134,10 @@ async fn an_attribute_based_group_converges_to_spot_on_types_meeting_its_require
     let members: BTreeSet<String> = env.group_state(name).await.in_service().into_iter().collect();
     let live = env.live_instances().await;
     for (id, i) in live.iter().filter(|(id, _)| members.contains(*id)) {
-        assert!(!kept_out(&i.instance_type) && meets(&env, &i.instance_type).await, "{id}: {i:?}");
+        assert!(
+            !kept_out(&i.instance_type) && meets(&env, &i.instance_type).await,
+            "{id}: {i:?}"
+        );
     }
     // AND further cycles change nothing
     for extra in 0..3 {
@@ -141,7 +161,10 @@ async fn attribute_based_groups_whose_types_are_unknown_or_none_are_skipped_unto
     let skip = |g: &str| report.skipped.iter().find(|s| s.group == g).cloned();
     let failed = skip("abs-fail").expect("abs-fail skipped");
     assert_eq!(failed.reason, Reason::InstanceRequirementsUnresolved);
-    assert!(failed.detail.unwrap_or_default().contains("GetInstanceTypesFromInstanceRequirements"));
+    assert!(failed
+        .detail
+        .unwrap_or_default()
+        .contains("GetInstanceTypesFromInstanceRequirements"));
     assert_eq!(report.mutating_calls(), 0, "{:?}", report.actions);
 
     // WHEN the read works again
@@ -154,8 +177,16 @@ async fn attribute_based_groups_whose_types_are_unknown_or_none_are_skipped_unto
         .find(|s| s.group == "abs-none")
         .unwrap_or_else(|| panic!("abs-none skipped: {:?} {:?}", report.skipped, report.actions));
     assert_eq!(none.reason, Reason::MixedInstancesPolicyNotSupported);
-    assert!(none.detail.as_deref().unwrap_or_default().contains("match no instance type"));
+    assert!(none
+        .detail
+        .as_deref()
+        .unwrap_or_default()
+        .contains("match no instance type"));
     assert_eq!(env.mix("abs-none").await, (2, 0));
     // AND the group whose types are known again swaps
-    assert!(!report.skipped.iter().any(|s| s.group == "abs-fail"), "{:?}", report.skipped);
+    assert!(
+        !report.skipped.iter().any(|s| s.group == "abs-fail"),
+        "{:?}",
+        report.skipped
+    );
 }

@@ -44,7 +44,8 @@ fn items(xml: &str, list: &str) -> Vec<String> {
 }
 
 fn described(item: &str) -> Option<Described> {
-    let number = |outer: &str, inner: &str| -> Option<f64> { between(between(item, outer)?, inner)?.parse().ok() };
+    let number =
+        |outer: &str, inner: &str| -> Option<f64> { between(between(item, outer)?, inner)?.parse().ok() };
     Some(Described {
         name: between(item, "instanceType")?.to_owned(),
         vcpus: number("vCpuInfo", "defaultVCpus")?,
@@ -101,7 +102,8 @@ pub(super) async fn answer(state: &State, call: &Call, parts: &hyper::http::requ
     let excluded = list(call, &format!("{REQ}ExcludedInstanceType"));
     let allowed = list(call, &format!("{REQ}AllowedInstanceType"));
     let burstable = call.form.get(&format!("{REQ}BurstablePerformance"));
-    let within = |v: f64, min: Option<f64>, max: Option<f64>| min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m);
+    let within =
+        |v: f64, min: Option<f64>, max: Option<f64>| min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m);
     let mut names: Vec<String> = items(&xml, "instanceTypeSet")
         .iter()
         .filter_map(|i| described(i))
@@ -119,7 +121,11 @@ pub(super) async fn answer(state: &State, call: &Call, parts: &hyper::http::requ
         .map(|t| t.name)
         .collect();
     names.sort();
-    let start: usize = call.form.get("NextToken").and_then(|t| t.parse().ok()).unwrap_or(0);
+    let start: usize = call
+        .form
+        .get("NextToken")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
     let end = (start + PAGE).min(names.len());
     let page: String = names
         .get(start..end)

@@ -6,13 +6,16 @@ use std::collections::BTreeSet;
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
-    ArchitectureType, BurstablePerformance, InstanceRequirementsRequest, MemoryMiBRequest, VCpuCountRangeRequest,
-    VirtualizationType,
+    ArchitectureType, BurstablePerformance, InstanceRequirementsRequest, MemoryMiBRequest,
+    VCpuCountRangeRequest, VirtualizationType,
 };
 use spotswap_tests::fleet::Env;
 use spotswap_tests::proxy::Proxy;
 
-fn requirements(vcpus: (i32, i32), mib: (i32, i32)) -> aws_sdk_ec2::types::builders::InstanceRequirementsRequestBuilder {
+fn requirements(
+    vcpus: (i32, i32),
+    mib: (i32, i32),
+) -> aws_sdk_ec2::types::builders::InstanceRequirementsRequestBuilder {
     InstanceRequirementsRequest::builder()
         .v_cpu_count(VCpuCountRangeRequest::builder().min(vcpus.0).max(vcpus.1).build())
         .memory_mib(MemoryMiBRequest::builder().min(mib.0).max(mib.1).build())
@@ -33,7 +36,12 @@ async fn resolve(env: &Env, archs: &[&str], r: InstanceRequirementsRequest) -> (
             .await
             .expect("types from requirements");
         pages += 1;
-        out.extend(page.instance_types().iter().filter_map(|t| t.instance_type()).map(str::to_owned));
+        out.extend(
+            page.instance_types()
+                .iter()
+                .filter_map(|t| t.instance_type())
+                .map(str::to_owned),
+        );
         token = page.next_token().map(str::to_owned);
         if token.is_none() {
             return (out, pages);
@@ -52,10 +60,16 @@ async fn types_from_requirements_are_moto_types_that_meet_them_in_pages() {
         .build();
     let (types, pages) = resolve(&env, &["x86_64"], r).await;
     // THEN the answer holds m5.large and m6i.large, in more than one page
-    assert!(types.contains("m5.large") && types.contains("m6i.large"), "{types:?}");
+    assert!(
+        types.contains("m5.large") && types.contains("m6i.large"),
+        "{types:?}"
+    );
     assert!(pages > 1, "{pages} page(s) for {} types", types.len());
     // AND nothing excluded, burstable or of another architecture
-    assert!(!types.iter().any(|t| t.starts_with("m5d.") || t.starts_with("t3")), "{types:?}");
+    assert!(
+        !types.iter().any(|t| t.starts_with("m5d.") || t.starts_with("t3")),
+        "{types:?}"
+    );
     assert!(!types.contains("m6g.large"), "arm64");
     // AND every type has exactly 2 vCPUs and 8 GiB, as moto describes it
     let described = env

@@ -44,8 +44,8 @@ mod launch_config;
 mod region;
 mod requirements;
 
-pub use region::FakeRegion;
 use region::page;
+pub use region::FakeRegion;
 
 /// The in-memory port. See the module documentation.
 #[derive(Debug)]

@@ -63,7 +63,8 @@ pub(super) fn from_asg(r: &asg::InstanceRequirements) -> InstanceRequirements {
         spot_max_price_percentage_over_lowest_price: r.spot_max_price_percentage_over_lowest_price(),
         max_spot_price_as_percentage_of_optimal_on_demand_price: r
             .max_spot_price_as_percentage_of_optimal_on_demand_price(),
-        on_demand_max_price_percentage_over_lowest_price: r.on_demand_max_price_percentage_over_lowest_price(),
+        on_demand_max_price_percentage_over_lowest_price: r
+            .on_demand_max_price_percentage_over_lowest_price(),
         bare_metal: r.bare_metal().map(|v| v.as_str().to_string()),
         burstable_performance: r.burstable_performance().map(|v| v.as_str().to_string()),
         require_hibernate_support: r.require_hibernate_support(),
@@ -82,7 +83,13 @@ pub(super) fn from_asg(r: &asg::InstanceRequirements) -> InstanceRequirements {
         baseline_cpu_families: r
             .baseline_performance_factors()
             .and_then(|f| f.cpu())
-            .map(|c| c.references().iter().filter_map(|x| x.instance_family()).map(str::to_string).collect())
+            .map(|c| {
+                c.references()
+                    .iter()
+                    .filter_map(|x| x.instance_family())
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default(),
     }
 }
@@ -101,26 +108,43 @@ pub(super) fn to_ec2(r: &InstanceRequirements) -> ec2::InstanceRequirementsReque
         let refs = r
             .baseline_cpu_families
             .iter()
-            .map(|f| ec2::PerformanceFactorReferenceRequest::builder().instance_family(f).build())
+            .map(|f| {
+                ec2::PerformanceFactorReferenceRequest::builder()
+                    .instance_family(f)
+                    .build()
+            })
             .collect();
         ec2::BaselinePerformanceFactorsRequest::builder()
-            .cpu(ec2::CpuPerformanceFactorRequest::builder().set_references(Some(refs)).build())
+            .cpu(
+                ec2::CpuPerformanceFactorRequest::builder()
+                    .set_references(Some(refs))
+                    .build(),
+            )
             .build()
     });
     ec2::InstanceRequirementsRequest::builder()
         .v_cpu_count(vcpu)
         .memory_mib(memory)
         .set_cpu_manufacturers(enums(&r.cpu_manufacturers))
-        .set_memory_gib_per_v_cpu(fraction!(ec2::MemoryGiBPerVCpuRequest::builder(), r.memory_gib_per_vcpu))
+        .set_memory_gib_per_v_cpu(fraction!(
+            ec2::MemoryGiBPerVCpuRequest::builder(),
+            r.memory_gib_per_vcpu
+        ))
         .set_excluded_instance_types(list(&r.excluded_instance_types))
         .set_instance_generations(enums(&r.instance_generations))
         .set_spot_max_price_percentage_over_lowest_price(r.spot_max_price_percentage_over_lowest_price)
         .set_max_spot_price_as_percentage_of_optimal_on_demand_price(
             r.max_spot_price_as_percentage_of_optimal_on_demand_price,
         )
-        .set_on_demand_max_price_percentage_over_lowest_price(r.on_demand_max_price_percentage_over_lowest_price)
+        .set_on_demand_max_price_percentage_over_lowest_price(
+            r.on_demand_max_price_percentage_over_lowest_price,
+        )
         .set_bare_metal(r.bare_metal.as_deref().map(ec2::BareMetal::from))
-        .set_burstable_performance(r.burstable_performance.as_deref().map(ec2::BurstablePerformance::from))
+        .set_burstable_performance(
+            r.burstable_performance
+                .as_deref()
+                .map(ec2::BurstablePerformance::from),
+        )
         .set_require_hibernate_support(r.require_hibernate_support)
         .set_network_interface_count(whole!(
             ec2::NetworkInterfaceCountRequest::builder(),
@@ -137,7 +161,10 @@ pub(super) fn to_ec2(r: &InstanceRequirements) -> ec2::InstanceRequirementsReque
             r.baseline_ebs_bandwidth_mbps
         ))
         .set_accelerator_types(enums(&r.accelerator_types))
-        .set_accelerator_count(whole!(ec2::AcceleratorCountRequest::builder(), r.accelerator_count))
+        .set_accelerator_count(whole!(
+            ec2::AcceleratorCountRequest::builder(),
+            r.accelerator_count
+        ))
         .set_accelerator_manufacturers(enums(&r.accelerator_manufacturers))
         .set_accelerator_names(enums(&r.accelerator_names))
         .set_accelerator_total_memory_mib(whole!(

@@ -113,7 +113,9 @@ impl MixedPolicy {
         }
         if self.types().is_empty() {
             if self.attribute_based() {
-                return Some("mixed instances policy whose InstanceRequirements match no instance type".to_string());
+                return Some(
+                    "mixed instances policy whose InstanceRequirements match no instance type".to_string(),
+                );
             }
             return Some("mixed instances policy without instance types".to_string());
         }
@@ -152,7 +154,11 @@ impl MixedPolicy {
     /// The instance types the policy may launch: the overrides' own, and those EC2 resolved
     /// for the attribute-based ones.
     pub fn types(&self) -> BTreeSet<String> {
-        self.overrides.iter().flat_map(MixedOverride::types).cloned().collect()
+        self.overrides
+            .iter()
+            .flat_map(MixedOverride::types)
+            .cloned()
+            .collect()
     }
 }
 

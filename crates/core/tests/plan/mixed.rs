@@ -322,10 +322,7 @@ fn attribute_based_candidates_are_the_resolved_types_narrowed_by_the_globs() {
 
 #[test]
 fn attribute_based_types_not_read_skip_the_group_with_what_failed() {
-    for (resolved, want) in [
-        (None, "not read"),
-        (Some(Err("throttled")), "throttled"),
-    ] {
+    for (resolved, want) in [(None, "not read"), (Some(Err("throttled")), "throttled")] {
         // GIVEN an attribute-based group whose types are unknown, with a launch of ours ready
         let fleet = attribute_fleet(resolved).launch("i-l1", "i-od00", Stage::Ready);
         let plan = fleet.plan();
