@@ -205,3 +205,118 @@ pub(super) async fn types_for(
         next: page.next_token().map(str::to_string),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shared_field_goes_from_auto_scaling_to_ec2() {
+        // GIVEN Auto Scaling requirements with every field set
+        let r = asg::InstanceRequirements::builder()
+            .v_cpu_count(asg::VCpuCountRequest::builder().min(2).max(8).build())
+            .memory_mib(asg::MemoryMiBRequest::builder().min(4096).build())
+            .cpu_manufacturers(asg::CpuManufacturer::Intel)
+            .memory_gib_per_v_cpu(asg::MemoryGiBPerVCpuRequest::builder().min(0.5).max(8.0).build())
+            .excluded_instance_types("m5d.*")
+            .instance_generations(asg::InstanceGeneration::Current)
+            .spot_max_price_percentage_over_lowest_price(50)
+            .on_demand_max_price_percentage_over_lowest_price(20)
+            .bare_metal(asg::BareMetal::Excluded)
+            .burstable_performance(asg::BurstablePerformance::Required)
+            .require_hibernate_support(true)
+            .network_interface_count(asg::NetworkInterfaceCountRequest::builder().min(1).max(4).build())
+            .local_storage(asg::LocalStorage::Required)
+            .local_storage_types(asg::LocalStorageType::Ssd)
+            .total_local_storage_gb(asg::TotalLocalStorageGbRequest::builder().min(10.5).build())
+            .baseline_ebs_bandwidth_mbps(asg::BaselineEbsBandwidthMbpsRequest::builder().max(10000).build())
+            .accelerator_types(asg::AcceleratorType::Gpu)
+            .accelerator_count(asg::AcceleratorCountRequest::builder().min(1).max(2).build())
+            .accelerator_manufacturers(asg::AcceleratorManufacturer::Nvidia)
+            .accelerator_names(asg::AcceleratorName::T4)
+            .accelerator_total_memory_mib(asg::AcceleratorTotalMemoryMiBRequest::builder().min(1024).build())
+            .network_bandwidth_gbps(
+                asg::NetworkBandwidthGbpsRequest::builder()
+                    .min(0.5)
+                    .max(25.0)
+                    .build(),
+            )
+            .baseline_performance_factors(
+                asg::BaselinePerformanceFactorsRequest::builder()
+                    .cpu(
+                        asg::CpuPerformanceFactorRequest::builder()
+                            .references(
+                                asg::PerformanceFactorReferenceRequest::builder()
+                                    .instance_family("c6i")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        // WHEN read into core data and sent as EC2's request
+        let e = to_ec2(&from_asg(&r));
+        // THEN each field is the same
+        let vcpu = e.v_cpu_count().unwrap();
+        assert_eq!((vcpu.min(), vcpu.max()), (Some(2), Some(8)));
+        let mem = e.memory_mib().unwrap();
+        assert_eq!((mem.min(), mem.max()), (Some(4096), None));
+        assert_eq!(e.cpu_manufacturers(), [ec2::CpuManufacturer::Intel]);
+        let per = e.memory_gib_per_v_cpu().unwrap();
+        assert_eq!((per.min(), per.max()), (Some(0.5), Some(8.0)));
+        assert_eq!(e.excluded_instance_types(), ["m5d.*"]);
+        assert_eq!(e.instance_generations(), [ec2::InstanceGeneration::Current]);
+        assert_eq!(e.spot_max_price_percentage_over_lowest_price(), Some(50));
+        assert_eq!(e.on_demand_max_price_percentage_over_lowest_price(), Some(20));
+        assert_eq!(e.bare_metal(), Some(&ec2::BareMetal::Excluded));
+        assert_eq!(
+            e.burstable_performance(),
+            Some(&ec2::BurstablePerformance::Required)
+        );
+        assert_eq!(e.require_hibernate_support(), Some(true));
+        let nic = e.network_interface_count().unwrap();
+        assert_eq!((nic.min(), nic.max()), (Some(1), Some(4)));
+        assert_eq!(e.local_storage(), Some(&ec2::LocalStorage::Required));
+        assert_eq!(e.local_storage_types(), [ec2::LocalStorageType::Ssd]);
+        assert_eq!(e.total_local_storage_gb().unwrap().min(), Some(10.5));
+        let ebs = e.baseline_ebs_bandwidth_mbps().unwrap();
+        assert_eq!((ebs.min(), ebs.max()), (None, Some(10000)));
+        assert_eq!(e.accelerator_types(), [ec2::AcceleratorType::Gpu]);
+        let acc = e.accelerator_count().unwrap();
+        assert_eq!((acc.min(), acc.max()), (Some(1), Some(2)));
+        assert_eq!(
+            e.accelerator_manufacturers(),
+            [ec2::AcceleratorManufacturer::Nvidia]
+        );
+        assert_eq!(e.accelerator_names(), [ec2::AcceleratorName::T4]);
+        assert_eq!(e.accelerator_total_memory_mib().unwrap().min(), Some(1024));
+        let net = e.network_bandwidth_gbps().unwrap();
+        assert_eq!((net.min(), net.max()), (Some(0.5), Some(25.0)));
+        let refs = e
+            .baseline_performance_factors()
+            .unwrap()
+            .cpu()
+            .unwrap()
+            .references();
+        assert_eq!(refs[0].instance_family(), Some("c6i"));
+        // AND fields left out stay out (max price as % of optimal on-demand, allowed types)
+        assert_eq!(e.max_spot_price_as_percentage_of_optimal_on_demand_price(), None);
+        assert!(e.allowed_instance_types().is_empty());
+        let r = asg::InstanceRequirements::builder()
+            .max_spot_price_as_percentage_of_optimal_on_demand_price(70)
+            .allowed_instance_types("m5.*")
+            .build();
+        let e = to_ec2(&from_asg(&r));
+        assert_eq!(
+            e.max_spot_price_as_percentage_of_optimal_on_demand_price(),
+            Some(70)
+        );
+        assert_eq!(e.allowed_instance_types(), ["m5.*"]);
+        assert_eq!(
+            e.v_cpu_count().unwrap().min(),
+            Some(0),
+            "a required minimum is sent"
+        );
+    }
+}
