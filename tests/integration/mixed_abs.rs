@@ -7,14 +7,11 @@ use std::collections::BTreeSet;
 use aws_sdk_autoscaling::types::{
     BurstablePerformance, InstanceRequirements, LaunchTemplateOverrides, MemoryMiBRequest, VCpuCountRequest,
 };
-use serde_json::Value;
-use spotswap_aws::Outcome;
 use spotswap_core::Reason;
-use spotswap_tests::fleet::{sample_price_file, Env};
-use spotswap_tests::lambda::workspace_bin;
+use spotswap_tests::fleet::Env;
 use spotswap_tests::proxy::{Fault, FaultKind};
 
-use crate::mixed::{cycle_at, mixed_env, mixed_group_with};
+use crate::mixed::{converge, cycle_at, mixed_env, mixed_group_with};
 
 const OP: &str = "GetInstanceTypesFromInstanceRequirements";
 
@@ -52,16 +49,9 @@ fn kept_out(t: &str) -> bool {
     t.starts_with("m6i.") || t.starts_with("m5d.") || t.starts_with("t3")
 }
 
-/// `spotswap plan --output json` against `env`'s region: the launch candidates of `group`.
+/// `spotswap plan --output json`: the launch candidates of `group`.
 fn plan_candidates(env: &Env, group: &str) -> Vec<String> {
-    let out = std::process::Command::new(workspace_bin("spotswap"))
-        .args(["plan", "--output", "json", "--region", env.region()])
-        .env("AWS_ENDPOINT_URL", &env.endpoint)
-        .env("SPOTSWAP_PRICE_FILE", sample_price_file())
-        .output()
-        .expect("run spotswap");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let plan: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let plan = crate::compat::plan_json(env);
     plan["actions"]
         .as_array()
         .unwrap()
@@ -104,31 +94,9 @@ async fn an_attribute_based_group_converges_to_spot_on_types_meeting_its_require
         assert!(!kept_out(t) && meets(&env, t).await, "{t} offered");
     }
 
-    // WHEN the rebalancer runs until the group is all spot
+    // WHEN the rebalancer runs until the group is all spot (never below desired)
     let start = spotswap_aws::workflow::now();
-    let mut step = 0;
-    loop {
-        let report = cycle_at(&env, start.plus_secs(60 * step)).await;
-        for a in &report.actions {
-            assert!(!matches!(a.outcome, Outcome::Failed(_)), "{a:?}");
-        }
-        assert!(
-            !report.skipped.iter().any(|s| s.group == name),
-            "{:?}",
-            report.skipped
-        );
-        // invariant 1: never below the desired capacity of 3
-        assert!(
-            env.group_state(name).await.in_service().len() >= 3,
-            "below desired"
-        );
-        let s = env.group_state(name).await;
-        if env.mix(name).await == (0, 3) && s.desired == 3 && s.max == 3 {
-            break;
-        }
-        step += 1;
-        assert!(step < 16, "not converged: {:?}", report.actions);
-    }
+    let step = converge(&env, &[(name, (0, 3))], 3, start).await;
 
     // THEN every spot instance is of a type meeting the requirements and the globs
     let members: BTreeSet<String> = env.group_state(name).await.in_service().into_iter().collect();
