@@ -33,6 +33,8 @@
 //! - `wipeout`: a mixed-instances group's spot launches failing while its pools have no
 //!   capacity: desired unmet, failed scaling activities (DescribeScalingActivities), which
 //!   moto lacks; its launches succeed on-demand once its distribution says 100.
+//! - `requirements`: `GetInstanceTypesFromInstanceRequirements`, which moto lacks, from moto's
+//!   DescribeInstanceTypes data, in pages.
 //! - `rates`: EC2's request-rate limits, one token bucket per API class ([`Proxy::set_rates`]).
 //! - `control`: `GET /_counts` and `POST /_reset` for a reader in another process, and the
 //!   load (busy time, calls in flight).
