@@ -80,3 +80,117 @@ async fn types_for(aws: &Aws, q: &RequirementsQuery) -> Result<BTreeSet<String>,
     );
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use spotswap_core::mixed::{AttributeBased, InstanceRequirements, MixedOverride, MixedPolicy, Range};
+    use spotswap_core::testkit::{Fleet, NOW};
+    use spotswap_core::{LaunchSource, LaunchTemplateRef};
+
+    use crate::fake::{FakePort, FakeRegion};
+    use crate::{snapshot, Aws};
+
+    /// A group `name` whose one override asks for `vcpus` vCPUs.
+    fn attribute_group(name: &str, vcpus: f64) -> Fleet {
+        Fleet::new().named(name).with_group(|g| {
+            g.launch_source = LaunchSource::MixedInstances;
+            g.mixed = Some(MixedPolicy {
+                launch_template: LaunchTemplateRef {
+                    id: Some("lt-1".into()),
+                    name: None,
+                    version: "$Latest".into(),
+                },
+                overrides: vec![MixedOverride {
+                    instance_type: None,
+                    weighted_capacity: None,
+                    launch_template: None,
+                    instance_requirements: Some(AttributeBased {
+                        requirements: InstanceRequirements {
+                            vcpu_count: Range {
+                                min: Some(vcpus),
+                                max: Some(vcpus),
+                            },
+                            ..Default::default()
+                        },
+                        resolved: None,
+                    }),
+                }],
+                on_demand_base: Some(0),
+                on_demand_percent: Some(0),
+                desired_capacity_type: None,
+            });
+        })
+    }
+
+    #[tokio::test]
+    async fn types_are_read_every_page_once_per_distinct_requirements_per_warm_container() {
+        // GIVEN two groups asking for 2 vCPUs and one for 4, in a region paging by 2
+        let fleets = [
+            attribute_group("a", 2.0),
+            attribute_group("b", 2.0),
+            attribute_group("c", 4.0),
+        ];
+        let mut r = FakeRegion {
+            clock: NOW,
+            page_size: 2,
+            ..FakeRegion::default()
+        };
+        for f in &fleets {
+            r.groups.insert(f.group.name.clone(), f.group.clone());
+            r.market = f.market.clone();
+        }
+        let want = |v: u32| -> std::collections::BTreeSet<String> {
+            r.market
+                .types
+                .values()
+                .filter(|t| t.vcpus == v)
+                .map(|t| t.name.clone())
+                .collect()
+        };
+        let (two, four) = (want(2), want(4));
+        assert!(two.len() > 2, "more than one page: {two:?}");
+        let fake = Arc::new(FakePort::with("us-east-1", r));
+        let aws = Aws::fake(fake.clone());
+        // WHEN a snapshot is taken
+        let snap = snapshot::take(&aws, &fleets[0].settings(), None, NOW)
+            .await
+            .unwrap();
+        // THEN each override's types are those EC2 resolves, every page read
+        let types = |g: &str| {
+            snap.groups
+                .iter()
+                .find(|x| x.name == g)
+                .unwrap()
+                .mixed
+                .as_ref()
+                .unwrap()
+                .types()
+        };
+        assert_eq!(
+            (types("a"), types("b"), types("c")),
+            (two.clone(), two.clone(), four.clone())
+        );
+        // AND one question per distinct requirements: the 2-vCPU pages once, the 4-vCPU once
+        let pages = |n: usize| n.div_ceil(2).max(1) as u64;
+        let op = "ec2:GetInstanceTypesFromInstanceRequirements";
+        assert_eq!(aws.api_calls()[op], pages(two.len()) + pages(four.len()));
+        // AND a second snapshot in the same warm container asks nothing
+        snapshot::take(&aws, &fleets[0].settings(), None, NOW)
+            .await
+            .unwrap();
+        assert_eq!(aws.api_calls()[op], pages(two.len()) + pages(four.len()));
+        // AND a failed read leaves the types unknown with the error, in a cold container
+        fake.edit(|r| {
+            r.failures.insert(op.to_string(), "InternalError".to_string());
+        });
+        let cold = Aws::fake(fake.clone());
+        let snap = snapshot::take(&cold, &fleets[0].settings(), None, NOW)
+            .await
+            .unwrap();
+        let a = snap.groups.iter().find(|x| x.name == "a").unwrap();
+        let why = a.mixed.as_ref().unwrap().unresolved().expect("unresolved");
+        assert!(why.contains("InternalError"), "{why}");
+    }
+}

@@ -140,7 +140,6 @@ impl Port for FakePort {
                     has_terminating_hook: None,
                     has_launching_hook: None,
                     has_warm_pool: false,
-                    mixed: None,
                     ..g.clone()
                 })
                 .collect();
