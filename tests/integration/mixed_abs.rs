@@ -7,10 +7,12 @@ use std::collections::BTreeSet;
 use aws_sdk_autoscaling::types::{
     BurstablePerformance, InstanceRequirements, LaunchTemplateOverrides, MemoryMiBRequest, VCpuCountRequest,
 };
+use spotswap_aws::{handle_event, EventOptions};
 use spotswap_core::Reason;
-use spotswap_tests::fleet::Env;
+use spotswap_tests::fleet::{sample_price_file, Env};
 use spotswap_tests::proxy::{Fault, FaultKind};
 
+use crate::interruption::{decisions, warning};
 use crate::mixed::{converge, cycle_at, mixed_env, mixed_group_with};
 
 const OP: &str = "GetInstanceTypesFromInstanceRequirements";
@@ -112,6 +114,34 @@ async fn an_attribute_based_group_converges_to_spot_on_types_meeting_its_require
         let report = cycle_at(&env, start.plus_secs(60 * (step + 1 + extra))).await;
         assert_eq!(report.mutating_calls(), 0, "{:?}", report.actions);
     }
+
+    // WHEN a spot member gets its interruption warning
+    let before = env.group_state(name).await;
+    let spot = before.in_service().remove(0);
+    let config = spotswap_aws::Config {
+        price_file: Some(sample_price_file()),
+        event_bus: String::new(),
+        ..spotswap_aws::Config::default()
+    };
+    let aws = env.aws();
+    let report = handle_event(&aws, &config, &warning(&spot), EventOptions::default())
+        .await
+        .expect("event handled");
+    assert!(
+        aws.api_calls().contains_key(&format!("ec2:{OP}")),
+        "{:?}",
+        aws.api_calls()
+    );
+    // THEN the handler reads the group's types too and requests its replacement first, as for
+    //   any group: detached without a decrement, desired kept
+    assert!(
+        decisions(&report).contains(&("detach", "SpotInterruptionWarning", "done")),
+        "{:?}",
+        decisions(&report)
+    );
+    let after = env.group_state(name).await;
+    assert!(!after.members.contains_key(&spot), "detached");
+    assert_eq!(after.desired, before.desired, "desired kept");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
