@@ -100,6 +100,16 @@ impl MixedPolicy {
                 "DesiredCapacityType {t}: desired is counted in {t}, spotswap counts instances or WeightedCapacity units"
             ));
         }
+        if self
+            .overrides
+            .iter()
+            .any(|o| o.instance_requirements.is_some() && o.weighted_capacity.is_some())
+        {
+            return Some(
+                "mixed instances policy with WeightedCapacity on InstanceRequirements: the weight of each resolved type is unknown"
+                    .to_string(),
+            );
+        }
         if let Some(o) = self
             .overrides
             .iter()
@@ -302,5 +312,25 @@ mod tests {
         let mut m = policy(None, None);
         m.overrides.clear();
         assert!(m.unsupported().is_some());
+        // an attribute-based override with a weight: which units each resolved type has is
+        // not known
+        let mut m = policy(None, None);
+        m.overrides.push(MixedOverride {
+            instance_type: None,
+            weighted_capacity: Some("2".into()),
+            instance_requirements: Some(AttributeBased {
+                resolved: Some(Ok(["c5.large".to_string()].into())),
+                ..Default::default()
+            }),
+            ..over("x")
+        });
+        assert!(m
+            .unsupported()
+            .unwrap()
+            .contains("WeightedCapacity on InstanceRequirements"));
+        m.overrides[2].weighted_capacity = None;
+        assert_eq!(m.unsupported(), None);
+        assert_eq!(template_for(&m, "c5.large").id.as_deref(), Some("lt-main"));
+        assert!(m.types().contains("c5.large"));
     }
 }
