@@ -12,7 +12,7 @@ use spotswap_tests::lambda::workspace_bin;
 use spotswap_tests::proxy::{ImageFacts, Proxy};
 
 /// `spotswap plan --output json` against `env`'s region, with the sample on-demand prices.
-fn plan_json(env: &Env) -> Value {
+pub(crate) fn plan_json(env: &Env) -> Value {
     plan_json_priced(env, &sample_price_file())
 }
 

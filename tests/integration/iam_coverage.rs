@@ -134,6 +134,28 @@ async fn mixed_fallback(env: &Env, proxy: &Proxy, seen: &mut Observed) {
     );
 }
 
+/// An attribute-based mixed-instances group: the rebalancer asks EC2 for the types of its
+/// requirements (GetInstanceTypesFromInstanceRequirements). Its globs allow none of them, so
+/// nothing is launched for it.
+async fn attribute_based(env: &Env, seen: &mut Observed) {
+    let name = "iam-abs";
+    super::mixed::mixed_group_with(
+        env,
+        name,
+        1,
+        0,
+        &[("spotswap:allowed-types", "u-*")],
+        super::mixed_abs::requirements(2),
+    )
+    .await;
+    let aws = env.aws_in(&MarketCache::default());
+    rebalance(&aws, &config(true), CycleOptions::default())
+        .await
+        .expect("cycle");
+    seen.add("RebalancerFunction", &aws);
+    assert_eq!(env.mix(name).await, (1, 0), "nothing launched for it");
+}
+
 /// The interruption handler: a warning for a converged spot member (detach), one in a group
 /// with a terminating hook (terminate through the group), a rebalance recommendation (launch).
 async fn interruption_handler(env: &Env, seen: &mut Observed) {
@@ -264,6 +286,7 @@ async fn every_operation_each_function_calls_is_granted_to_its_role() {
     let mut seen = Observed::default();
     rebalancer(&env, &mut seen).await;
     mixed_fallback(&env, &proxy, &mut seen).await;
+    attribute_based(&env, &mut seen).await;
     interruption_handler(&env, &mut seen).await;
     orphan_reaper(&env, &mut seen).await;
     stateful_reaper(&env, &mut seen).await;

@@ -106,7 +106,7 @@ fn replacement_within_bound(report: &serde_json::Value) -> bool {
 }
 
 /// (action, reason, outcome) of every decision.
-fn decisions(r: &EventReport) -> Vec<(&'static str, &'static str, &'static str)> {
+pub(super) fn decisions(r: &EventReport) -> Vec<(&'static str, &'static str, &'static str)> {
     r.decisions
         .iter()
         .map(|d| (d.kind.name(), d.reason.code(), d.outcome.name()))

@@ -14,6 +14,7 @@ mod iam_coverage;
 mod interruption;
 mod launch_configuration;
 mod mixed;
+mod mixed_abs;
 mod mixed_wipeout;
 mod operations;
 mod proxy;

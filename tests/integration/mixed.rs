@@ -57,17 +57,29 @@ pub(crate) async fn mixed_group_of(
     tags: &[(&str, &str)],
     types: &[(&str, Option<u32>)],
 ) {
-    let lt = env.launch_template(&format!("{name}-lt"), "m5.large").await;
-    let subnet = env.subnets().await.remove(0).0;
-    let mut overrides = Vec::new();
-    for (t, weight) in types {
-        overrides.push(
+    let overrides = types
+        .iter()
+        .map(|(t, weight)| {
             LaunchTemplateOverrides::builder()
                 .instance_type(*t)
                 .set_weighted_capacity(weight.map(|w| w.to_string()))
-                .build(),
-        );
-    }
+                .build()
+        })
+        .collect();
+    mixed_group_with(env, name, desired, base, tags, overrides).await;
+}
+
+/// [`mixed_group`] whose policy's overrides are `overrides`; the template launches m5.large.
+pub(crate) async fn mixed_group_with(
+    env: &Env,
+    name: &str,
+    desired: i32,
+    base: i32,
+    tags: &[(&str, &str)],
+    overrides: Vec<LaunchTemplateOverrides>,
+) {
+    let lt = env.launch_template(&format!("{name}-lt"), "m5.large").await;
+    let subnet = env.subnets().await.remove(0).0;
     let group_tags = [("spotswap:enabled", "true")]
         .iter()
         .chain(tags)
@@ -124,6 +136,40 @@ pub(crate) async fn mixed_group_of(
         .expect("set grace period");
 }
 
+/// Cycles from `start`, a minute apart, until each of `groups` of `desired` (= MaxSize) has
+/// its `(on-demand, spot)` mix, desired and MaxSize back: no action fails, no group is
+/// skipped, and none is ever below `desired` (invariant 1). The number of the last cycle.
+pub(crate) async fn converge(
+    env: &Env,
+    groups: &[(&str, (usize, usize))],
+    desired: i32,
+    start: Timestamp,
+) -> i64 {
+    let mut step = 0;
+    loop {
+        let report = cycle_at(env, start.plus_secs(60 * step)).await;
+        for a in &report.actions {
+            assert!(!matches!(a.outcome, Outcome::Failed(_)), "{a:?}");
+        }
+        let mut done = true;
+        for (g, mix) in groups {
+            assert!(
+                !report.skipped.iter().any(|s| s.group == *g),
+                "{:?}",
+                report.skipped
+            );
+            let s = env.group_state(g).await;
+            assert!(s.in_service().len() as i32 >= desired, "{g} below desired");
+            done &= env.mix(g).await == *mix && s.desired == desired && s.max == desired;
+        }
+        if done {
+            return step;
+        }
+        step += 1;
+        assert!(step < 16, "not converged: {:?}", report.actions);
+    }
+}
+
 /// The group's policy's override types as Auto Scaling lists them; empty when it has none.
 pub(crate) async fn policy_types(env: &Env, name: &str) -> BTreeSet<String> {
     let r = env
@@ -169,30 +215,7 @@ async fn mixed_groups_converge_within_their_policy_and_stay_put() {
     // WHEN the rebalancer runs until both are converged
     let start = spotswap_aws::workflow::now();
     let groups = [("mip-dist", (1, 2)), ("mip-tagged", (0, 3))];
-    let mut step = 0;
-    loop {
-        let report = cycle_at(&env, start.plus_secs(60 * step)).await;
-        for a in &report.actions {
-            assert!(!matches!(a.outcome, Outcome::Failed(_)), "{a:?}");
-        }
-        for (g, _) in groups {
-            // invariant 1: never below the desired capacity of 3
-            assert!(
-                env.group_state(g).await.in_service().len() >= 3,
-                "{g} below desired"
-            );
-        }
-        let mut done = true;
-        for (g, mix) in groups {
-            let s = env.group_state(g).await;
-            done &= env.mix(g).await == mix && s.desired == 3 && s.max == 3;
-        }
-        if done {
-            break;
-        }
-        step += 1;
-        assert!(step < 16, "not converged: {:?}", report.actions);
-    }
+    let step = converge(&env, &groups, 3, start).await;
 
     // THEN each group's floor is kept: the distribution's, and where tagged, spotswap's
     // AND every spot instance is of a type the policy allows (never m6i.large)

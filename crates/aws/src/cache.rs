@@ -5,7 +5,7 @@
 //! on-demand prices change a few times a year. Both are kept for hours, so a warm Lambda pays
 //! for them once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,16 +50,21 @@ pub struct MarketCache {
     pub(crate) specs: Slot<BTreeMap<String, InstanceTypeSpec>>,
     pub(crate) prices: Slot<Prices>,
     pub(crate) commitments: Slot<spotswap_core::commitments::Commitments>,
+    /// The types EC2 resolved per attribute-based requirements (by the question asked),
+    /// kept as long as specs.
+    pub(crate) requirement_types: Arc<Mutex<BTreeMap<String, Cached<BTreeSet<String>>>>>,
 }
 
 impl MarketCache {
     /// A cache sharing this one's instance-type specs, with on-demand prices (they depend on
-    /// the price file, which may differ) and commitments (another account's) of its own.
+    /// the price file, which may differ), commitments (another account's) and the types of
+    /// attribute-based requirements (another account's offerings) of its own.
     pub fn sharing_specs(&self) -> Self {
         Self {
             specs: self.specs.clone(),
             prices: Slot::default(),
             commitments: Slot::default(),
+            requirement_types: Default::default(),
         }
     }
 }

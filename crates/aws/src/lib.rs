@@ -51,6 +51,7 @@ pub mod port;
 mod prices;
 mod reaper;
 pub mod report;
+mod requirements;
 mod sdk_port;
 pub mod snapshot;
 mod throttle;

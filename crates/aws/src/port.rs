@@ -65,6 +65,18 @@ pub enum InstanceQuery {
     },
 }
 
+/// A GetInstanceTypesFromInstanceRequirements question: an override's requirements, and
+/// the architectures and virtualization types to ask for (both required by the API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequirementsQuery {
+    /// The override's `InstanceRequirements`.
+    pub requirements: spotswap_core::mixed::InstanceRequirements,
+    /// `ArchitectureTypes`.
+    pub architectures: Vec<String>,
+    /// `VirtualizationTypes`.
+    pub virtualization: Vec<String>,
+}
+
 /// One spot price of the history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpotPrice {
@@ -151,6 +163,7 @@ pub(crate) mod op {
     pub(crate) const DESCRIBE_TEMPLATE_VERSIONS: &str = "ec2:DescribeLaunchTemplateVersions";
     pub(crate) const DESCRIBE_SPOT_PRICES: &str = "ec2:DescribeSpotPriceHistory";
     pub(crate) const DESCRIBE_INSTANCE_TYPES: &str = "ec2:DescribeInstanceTypes";
+    pub(crate) const GET_TYPES_FROM_REQUIREMENTS: &str = "ec2:GetInstanceTypesFromInstanceRequirements";
     pub(crate) const DESCRIBE_REFRESHES: &str = "autoscaling:DescribeInstanceRefreshes";
     pub(crate) const DESCRIBE_ATTRIBUTE: &str = "ec2:DescribeInstanceAttribute";
     pub(crate) const DESCRIBE_HOOKS: &str = "autoscaling:DescribeLifecycleHooks";
@@ -373,6 +386,13 @@ pub trait Port: DiagnosticReads + LaunchConfigCalls + CarryCalls + Send + Sync +
     ) -> PortFuture<'a, Page<SpotPrice>>;
     /// One page of DescribeInstanceTypes.
     fn instance_types(&self, token: Option<String>) -> PortFuture<'_, Page<InstanceTypeSpec>>;
+    /// One page of GetInstanceTypesFromInstanceRequirements: the instance types matching an
+    /// attribute-based override's requirements.
+    fn types_for_requirements<'a>(
+        &'a self,
+        q: &'a RequirementsQuery,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<String>>;
     /// Whether an instance refresh of `group` is pending, running, cancelling, rolling back or
     /// baking.
     fn instance_refresh_in_progress<'a>(&'a self, group: &'a str) -> PortFuture<'a, bool>;

@@ -2,7 +2,8 @@
 //!
 //! Per cycle: `ceil(G/100)` DescribeAutoScalingGroups, `ceil(N/1000)` DescribeInstances, the
 //! spot price pages, and DescribeInstanceStatus only for our launches not yet attached.
-//! Specs and on-demand prices come from the warm-container cache.
+//! Specs and on-demand prices come from the warm-container cache, and so do the types of
+//! attribute-based mixed-instances groups ([`crate::requirements`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,6 +52,7 @@ pub async fn take(
     )?;
     // Every running on-demand instance of the region, ours or not: what commitments cover.
     let usage = spotswap_core::commitments::usage_of(instances.values()).collect();
+    crate::requirements::resolve(aws, &mut groups).await;
     resolve_template_versions(aws, settings, &mut groups).await;
     crate::launch_config::resolve(aws, &mut groups).await;
     // Spot prices only where managed groups run: a fraction of the region's pools.
@@ -217,7 +219,8 @@ pub(crate) async fn describe_groups(aws: &Aws, mode: Mode) -> Result<Vec<GroupSn
     groups(aws, &q).await
 }
 
-/// Named groups, for the event handler.
+/// Named groups, for the event handler, the types of their attribute-based overrides
+/// resolved ([`crate::requirements`]).
 pub(crate) async fn describe_named_groups(
     aws: &Aws,
     names: &[String],
@@ -225,7 +228,9 @@ pub(crate) async fn describe_named_groups(
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    groups(aws, &GroupQuery::Names(names.to_vec())).await
+    let mut out = groups(aws, &GroupQuery::Names(names.to_vec())).await?;
+    crate::requirements::resolve(aws, &mut out).await;
+    Ok(out)
 }
 
 async fn groups(aws: &Aws, q: &GroupQuery) -> Result<Vec<GroupSnapshot>, AdapterError> {

@@ -161,6 +161,13 @@ pub enum Reason {
     ///
     /// Decided in [`crate::plan::blockers`].
     MixedInstancesPolicyNotSupported,
+    /// The group's mixed instances policy selects instance types by attributes
+    /// (`InstanceRequirements`) and the types EC2 resolves for them could not be read this
+    /// cycle (`GetInstanceTypesFromInstanceRequirements` failed): no swap on unknown
+    /// candidates. The detail says what failed.
+    ///
+    /// Decided in [`crate::plan::blockers`].
+    InstanceRequirementsUnresolved,
     /// The group has no launch template we can use.
     ///
     /// Decided in [`crate::plan::blockers`].
@@ -394,7 +401,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order: what the README's reason-code table must list.
-    pub const ALL: [Reason; 79] = [
+    pub const ALL: [Reason; 80] = [
         Self::OnDemandAboveFloor,
         Self::BelowRiskFloor,
         Self::ScheduledChange,
@@ -427,6 +434,7 @@ impl Reason {
         Self::TemplateFromLaunchConfiguration,
         Self::LaunchConfigurationUnused,
         Self::MixedInstancesPolicyNotSupported,
+        Self::InstanceRequirementsUnresolved,
         Self::NoLaunchTemplate,
         Self::WarmPoolNotSupported,
         Self::InstanceRefreshInProgress,
@@ -513,6 +521,7 @@ impl Reason {
             Self::TemplateFromLaunchConfiguration => "TemplateFromLaunchConfiguration",
             Self::LaunchConfigurationUnused => "LaunchConfigurationUnused",
             Self::MixedInstancesPolicyNotSupported => "MixedInstancesPolicyNotSupported",
+            Self::InstanceRequirementsUnresolved => "InstanceRequirementsUnresolved",
             Self::NoLaunchTemplate => "NoLaunchTemplate",
             Self::WarmPoolNotSupported => "WarmPoolNotSupported",
             Self::InstanceRefreshInProgress => "InstanceRefreshInProgress",

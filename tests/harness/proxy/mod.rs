@@ -33,6 +33,8 @@
 //! - `wipeout`: a mixed-instances group's spot launches failing while its pools have no
 //!   capacity: desired unmet, failed scaling activities (DescribeScalingActivities), which
 //!   moto lacks; its launches succeed on-demand once its distribution says 100.
+//! - `requirements`: `GetInstanceTypesFromInstanceRequirements`, which moto lacks, from moto's
+//!   DescribeInstanceTypes data, in pages.
 //! - `rates`: EC2's request-rate limits, one token bucket per API class ([`Proxy::set_rates`]).
 //! - `control`: `GET /_counts` and `POST /_reset` for a reader in another process, and the
 //!   load (busy time, calls in flight).
@@ -79,6 +81,7 @@ mod membership;
 mod metrics;
 mod mixed;
 mod rates;
+mod requirements;
 mod scenario;
 mod scheduled;
 mod stacks;
@@ -676,6 +679,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
         _ if lifecycle::handles(&state, &call) => lifecycle::answer(&state, &call, &parts, body).await,
         _ if commitments::handles(&call) => commitments::answer(&state, &call, &body),
         _ if metrics::handles(&call) => metrics::answer(&state, &call, &body),
+        _ if requirements::handles(&call) => requirements::answer(&state, &call, &parts).await,
         _ if wipeout::handles(&state, &call) => wipeout::answer(&state, &call, &parts, body).await,
         ("ec2", "DescribeSpotPriceHistory") if state.scenario().market_only => {
             let xml = scenario_spot_prices(&state.scenario().prices);

@@ -5,6 +5,7 @@
 
 mod lifecycle;
 mod metrics;
+mod requirements;
 mod volumes;
 pub(crate) mod wipeout;
 

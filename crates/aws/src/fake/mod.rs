@@ -34,7 +34,7 @@ use spotswap_core::{
 use crate::clients::CallCounter;
 use crate::port::{
     op, EventEntry, FleetAnswer, FleetAnswerError, FleetRequest, GroupQuery, InstanceQuery, Page, Port,
-    PortFuture, SpotPrice,
+    PortFuture, RequirementsQuery, SpotPrice,
 };
 use crate::AdapterError;
 
@@ -42,7 +42,9 @@ mod carry;
 mod diag;
 mod launch_config;
 mod region;
+mod requirements;
 
+use region::page;
 pub use region::FakeRegion;
 
 /// The in-memory port. See the module documentation.
@@ -64,16 +66,6 @@ fn aws_error(operation: &'static str, code: &str, message: &str) -> AdapterError
 
 fn validation(operation: &'static str, message: impl Into<String>) -> AdapterError {
     aws_error(operation, "ValidationError", &message.into())
-}
-
-/// `items` from `token` (an offset), `size` of them, and the next token.
-fn page<T: Clone>(items: &[T], token: Option<String>, size: usize) -> Page<T> {
-    let start = token.and_then(|t| t.parse::<usize>().ok()).unwrap_or(0);
-    let end = (start + size.max(1)).min(items.len());
-    Page {
-        items: items.get(start..end).unwrap_or_default().to_vec(),
-        next: (end < items.len()).then(|| end.to_string()),
-    }
 }
 
 impl FakePort {
@@ -148,7 +140,6 @@ impl Port for FakePort {
                     has_terminating_hook: None,
                     has_launching_hook: None,
                     has_warm_pool: false,
-                    mixed: None,
                     ..g.clone()
                 })
                 .collect();
@@ -240,6 +231,16 @@ impl Port for FakePort {
         self.call(op::DESCRIBE_INSTANCE_TYPES, move |s| {
             let all: Vec<InstanceTypeSpec> = s.market.types.values().cloned().collect();
             Ok(page(&all, token, s.page_size))
+        })
+    }
+
+    fn types_for_requirements<'a>(
+        &'a self,
+        q: &'a RequirementsQuery,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<String>> {
+        self.call(op::GET_TYPES_FROM_REQUIREMENTS, move |s| {
+            Ok(page(&requirements::matching(s, q), token, s.page_size))
         })
     }
 

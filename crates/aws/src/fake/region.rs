@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use spotswap_core::{tags, GroupSnapshot, Instance, InstanceState, Market, MemberState, Pool, Timestamp};
 
-use crate::port::EventEntry;
+use crate::port::{EventEntry, Page};
 
 /// The region a [`FakePort`] serves. Every field is the test's to set.
 #[derive(Debug, Clone)]
@@ -161,5 +161,15 @@ impl FakeRegion {
             .filter(|p| p.id == plan)
             .flat_map(|p| p.rates.iter().cloned())
             .collect()
+    }
+}
+
+/// `items` from `token` (an offset), `size` of them, and the next token.
+pub(super) fn page<T: Clone>(items: &[T], token: Option<String>, size: usize) -> Page<T> {
+    let start = token.and_then(|t| t.parse::<usize>().ok()).unwrap_or(0);
+    let end = (start + size.max(1)).min(items.len());
+    Page {
+        items: items.get(start..end).unwrap_or_default().to_vec(),
+        next: (end < items.len()).then(|| end.to_string()),
     }
 }

@@ -3,7 +3,7 @@
 use aws_sdk_autoscaling::types::AutoScalingGroup;
 use aws_sdk_ec2::types::{InstanceLifecycleType, InstanceStateName};
 use spotswap_core::compat_mode::autospotting;
-use spotswap_core::mixed::{MixedOverride, MixedPolicy};
+use spotswap_core::mixed::{AttributeBased, MixedOverride, MixedPolicy};
 use spotswap_core::{
     tags, GroupSnapshot, Instance, InstanceState, LaunchSource, LaunchTemplateRef, Lifecycle, Member,
     MemberState, Timestamp,
@@ -72,7 +72,9 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
         has_terminating_hook: None,
         has_launching_hook: None,
         has_warm_pool: g.warm_pool_configuration().is_some(),
-        mixed: g.mixed_instances_policy().and_then(mixed_from_sdk),
+        mixed: g
+            .mixed_instances_policy()
+            .and_then(|p| mixed_from_sdk(p, g.desired_capacity_type().map(str::to_string))),
         suspended_processes: g
             .suspended_processes()
             .iter()
@@ -109,7 +111,10 @@ fn template_from_sdk(
 
 /// A group's MixedInstancesPolicy; `None` without a usable launch template (the group is then
 /// skipped as not read).
-fn mixed_from_sdk(p: &aws_sdk_autoscaling::types::MixedInstancesPolicy) -> Option<MixedPolicy> {
+fn mixed_from_sdk(
+    p: &aws_sdk_autoscaling::types::MixedInstancesPolicy,
+    desired_capacity_type: Option<String>,
+) -> Option<MixedPolicy> {
     let lt = p.launch_template()?;
     let launch_template = template_from_sdk(lt.launch_template_specification()?)?;
     let overrides = lt
@@ -119,7 +124,10 @@ fn mixed_from_sdk(p: &aws_sdk_autoscaling::types::MixedInstancesPolicy) -> Optio
             instance_type: o.instance_type().map(str::to_string),
             weighted_capacity: o.weighted_capacity().map(str::to_string),
             launch_template: o.launch_template_specification().and_then(template_from_sdk),
-            instance_requirements: o.instance_requirements().is_some(),
+            instance_requirements: o.instance_requirements().map(|r| AttributeBased {
+                requirements: super::requirements::from_asg(r),
+                resolved: None,
+            }),
         })
         .collect();
     let dist = p.instances_distribution();
@@ -129,6 +137,7 @@ fn mixed_from_sdk(p: &aws_sdk_autoscaling::types::MixedInstancesPolicy) -> Optio
         overrides,
         on_demand_base: count(dist.and_then(|d| d.on_demand_base_capacity())),
         on_demand_percent: count(dist.and_then(|d| d.on_demand_percentage_above_base_capacity())),
+        desired_capacity_type,
     })
 }
 

@@ -16,7 +16,7 @@ use spotswap_core::{GroupSnapshot, Instance, InstanceTypeSpec, MemberState, Pool
 use crate::clients::CallCounter;
 use crate::port::{
     op, EventEntry, FleetAnswer, FleetAnswerError, FleetRequest, GroupQuery, InstanceQuery, Page, Port,
-    PortFuture, SpotPrice,
+    PortFuture, RequirementsQuery, SpotPrice,
 };
 use crate::AdapterError;
 
@@ -27,6 +27,7 @@ mod convert;
 mod diag;
 mod groups;
 mod launch_config;
+mod requirements;
 mod specs;
 mod status;
 
@@ -241,6 +242,14 @@ impl Port for SdkPort {
                 next: page.next_token().map(str::to_string),
             })
         })
+    }
+
+    fn types_for_requirements<'a>(
+        &'a self,
+        q: &'a RequirementsQuery,
+        token: Option<String>,
+    ) -> PortFuture<'a, Page<String>> {
+        Box::pin(requirements::types_for(&self.ec2, q, token))
     }
 
     fn instance_refresh_in_progress<'a>(&'a self, group: &'a str) -> PortFuture<'a, bool> {

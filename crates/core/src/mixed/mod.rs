@@ -1,8 +1,10 @@
 //! Mixed-instances groups: the group's own `MixedInstancesPolicy` read into spotswap's terms.
 //!
 //! - **Candidates** come from the policy and never from outside it: its `Overrides` instance
-//!   types, narrowed further by spotswap's allowed/denied globs ([`effective_policy`] sets
-//!   [`Policy::group_types`]). A launch uses the launch template of its cheapest candidate's
+//!   types, and for an attribute-based override (`InstanceRequirements`) the types EC2
+//!   resolves for its requirements ([`AttributeBased`], read by the adapter with
+//!   `GetInstanceTypesFromInstanceRequirements`), narrowed further by spotswap's
+//!   allowed/denied globs ([`effective_policy`] sets [`Policy::group_types`]). A launch uses the launch template of its cheapest candidate's
 //!   override (an override may name its own), with only the candidates of that template
 //!   ([`template_for`]).
 //! - **The floor**: spotswap's `spotswap:on-demand-base` / `spotswap:on-demand-percent` tags on
@@ -21,9 +23,13 @@
 //! - **Weighted capacity** (`WeightedCapacity` on the overrides): desired, MaxSize, the floor
 //!   and invariant 1 are counted in capacity units. [`crate::GroupSnapshot::units`] is the one
 //!   rule for an instance's units; a replacement weighs what its original weighs.
-//! - Not yet supported, so such groups keep `MixedInstancesPolicyNotSupported` with a detail:
-//!   attribute-based groups (`InstanceRequirements`), and a `WeightedCapacity` that is not a
-//!   whole number from 1 to 999 (AWS accepts no other).
+//! - An attribute-based group whose types could not be read is skipped
+//!   (`InstanceRequirementsUnresolved`, [`MixedPolicy::unresolved`]): no swap on unknown
+//!   candidates.
+//! - Not supported, so such groups keep `MixedInstancesPolicyNotSupported` with a detail:
+//!   a `DesiredCapacityType` other than `units` (desired counted in vCPUs or MiB), a
+//!   `WeightedCapacity` that is not a whole number from 1 to 999 (AWS accepts no other), and
+//!   requirements that match no instance type.
 
 use std::collections::BTreeSet;
 
@@ -34,11 +40,13 @@ use crate::policy::Policy;
 use crate::tags;
 
 mod fallback;
+mod requirements;
 
 pub use fallback::{
     cannot_get_spot, distribution_step, raised_from, raised_from_value, spot_capacity_failure, NoSpot,
     SPOT_FAILURE_MINUTES,
 };
+pub use requirements::{AttributeBased, InstanceRequirements, Range};
 
 /// What `OnDemandPercentageAboveBaseCapacity` spotswap sets while a group cannot get spot.
 pub const RAISED_PERCENT: u32 = 100;
@@ -52,8 +60,9 @@ pub struct MixedOverride {
     pub weighted_capacity: Option<String>,
     /// The override's own `LaunchTemplateSpecification`, when it names one.
     pub launch_template: Option<LaunchTemplateRef>,
-    /// The override gives `InstanceRequirements` (attribute-based instance type selection).
-    pub instance_requirements: bool,
+    /// The override's `InstanceRequirements` (attribute-based instance type selection) and
+    /// the types EC2 resolved for them, when it gives requirements.
+    pub instance_requirements: Option<AttributeBased>,
 }
 
 impl MixedOverride {
@@ -77,14 +86,29 @@ pub struct MixedPolicy {
     pub on_demand_base: Option<u32>,
     /// `InstancesDistribution.OnDemandPercentageAboveBaseCapacity`; AWS's default is 100.
     pub on_demand_percent: Option<u32>,
+    /// The group's `DesiredCapacityType` (`units`, `vcpu`, `memory-mib`); AWS's default is
+    /// `units`.
+    pub desired_capacity_type: Option<String>,
 }
 
 impl MixedPolicy {
     /// Why spotswap cannot swap this policy's group yet, for the skip's detail; `None` when it
     /// can.
     pub fn unsupported(&self) -> Option<String> {
-        if self.overrides.iter().any(|o| o.instance_requirements) {
-            return Some("mixed instances policy with InstanceRequirements".to_string());
+        if let Some(t) = self.desired_capacity_type.as_deref().filter(|t| *t != "units") {
+            return Some(format!(
+                "DesiredCapacityType {t}: desired is counted in {t}, spotswap counts instances or WeightedCapacity units"
+            ));
+        }
+        if self
+            .overrides
+            .iter()
+            .any(|o| o.instance_requirements.is_some() && o.weighted_capacity.is_some())
+        {
+            return Some(
+                "mixed instances policy with WeightedCapacity on InstanceRequirements: the weight of each resolved type is unknown"
+                    .to_string(),
+            );
         }
         if let Some(o) = self
             .overrides
@@ -98,9 +122,28 @@ impl MixedPolicy {
             ));
         }
         if self.types().is_empty() {
+            if self.attribute_based() {
+                return Some(
+                    "mixed instances policy whose InstanceRequirements match no instance type".to_string(),
+                );
+            }
             return Some("mixed instances policy without instance types".to_string());
         }
         None
+    }
+
+    /// True when an override gives `InstanceRequirements`.
+    pub fn attribute_based(&self) -> bool {
+        self.overrides.iter().any(|o| o.instance_requirements.is_some())
+    }
+
+    /// Why the types of an attribute-based override are not known, for the skip's detail
+    /// (`InstanceRequirementsUnresolved`); `None` when every override's types are known.
+    pub fn unresolved(&self) -> Option<String> {
+        self.overrides
+            .iter()
+            .filter_map(|o| o.instance_requirements.as_ref())
+            .find_map(AttributeBased::unresolved)
     }
 
     /// The `WeightedCapacity` of the override of `instance_type`, when the policy names the
@@ -118,21 +161,34 @@ impl MixedPolicy {
         self.overrides.iter().any(|o| o.weight().is_some_and(|w| w != 1))
     }
 
-    /// The instance types the policy may launch.
+    /// The instance types the policy may launch: the overrides' own, and those EC2 resolved
+    /// for the attribute-based ones.
     pub fn types(&self) -> BTreeSet<String> {
         self.overrides
             .iter()
-            .filter_map(|o| o.instance_type.clone())
+            .flat_map(MixedOverride::types)
+            .cloned()
             .collect()
     }
 }
 
-/// The launch template to launch `instance_type` from: its override's own, else the policy's.
+impl MixedOverride {
+    /// The types this override gives: its `InstanceType`, or those resolved for its
+    /// requirements.
+    pub fn types(&self) -> impl Iterator<Item = &String> {
+        self.instance_type
+            .iter()
+            .chain(self.instance_requirements.iter().flat_map(AttributeBased::types))
+    }
+}
+
+/// The launch template to launch `instance_type` from: that of the first override giving the
+/// type (named, or resolved from its requirements) when it names its own, else the policy's.
 pub fn template_for<'a>(mixed: &'a MixedPolicy, instance_type: &str) -> &'a LaunchTemplateRef {
     mixed
         .overrides
         .iter()
-        .find(|o| o.instance_type.as_deref() == Some(instance_type))
+        .find(|o| o.types().any(|t| t == instance_type))
         .and_then(|o| o.launch_template.as_ref())
         .unwrap_or(&mixed.launch_template)
 }
@@ -175,7 +231,7 @@ mod tests {
             instance_type: Some(t.into()),
             weighted_capacity: None,
             launch_template: None,
-            instance_requirements: false,
+            instance_requirements: None,
         }
     }
 
@@ -191,6 +247,7 @@ mod tests {
             ],
             on_demand_base: base,
             on_demand_percent: pct,
+            desired_capacity_type: None,
         }
     }
 
@@ -236,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn weights_are_read_per_type_and_only_attribute_based_or_bad_ones_are_not_supported() {
+    fn weights_are_read_per_type_and_bad_ones_are_not_supported() {
         assert_eq!(policy(None, None).unsupported(), None);
         let mut m = policy(None, None);
         m.overrides[0].weighted_capacity = Some("1".into());
@@ -253,14 +310,27 @@ mod tests {
             assert!(m.unsupported().unwrap().contains("WeightedCapacity"), "{bad:?}");
         }
         let mut m = policy(None, None);
-        m.overrides.push(MixedOverride {
-            instance_type: None,
-            instance_requirements: true,
-            ..over("x")
-        });
-        assert!(m.unsupported().unwrap().contains("InstanceRequirements"));
-        let mut m = policy(None, None);
         m.overrides.clear();
         assert!(m.unsupported().is_some());
+        // an attribute-based override with a weight: which units each resolved type has is
+        // not known
+        let mut m = policy(None, None);
+        m.overrides.push(MixedOverride {
+            instance_type: None,
+            weighted_capacity: Some("2".into()),
+            instance_requirements: Some(AttributeBased {
+                resolved: Some(Ok(["c5.large".to_string()].into())),
+                ..Default::default()
+            }),
+            ..over("x")
+        });
+        assert!(m
+            .unsupported()
+            .unwrap()
+            .contains("WeightedCapacity on InstanceRequirements"));
+        m.overrides[2].weighted_capacity = None;
+        assert_eq!(m.unsupported(), None);
+        assert_eq!(template_for(&m, "c5.large").id.as_deref(), Some("lt-main"));
+        assert!(m.types().contains("c5.large"));
     }
 }

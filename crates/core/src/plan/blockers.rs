@@ -17,8 +17,10 @@ pub type Blocker = (Reason, Option<String>);
 /// read or that a template cannot express (`LaunchConfigurationNotSupported`, the detail names
 /// the configuration and the field; otherwise the template made from it,
 /// [`crate::launch_config::template_for`]), a mixed
-/// instances policy spotswap cannot swap yet (`MixedInstancesPolicyNotSupported`: not read,
-/// weighted, attribute-based; [`crate::mixed::MixedPolicy::unsupported`]), no launch template
+/// instances policy whose attribute-based types were not read
+/// (`InstanceRequirementsUnresolved`) or that spotswap cannot swap
+/// (`MixedInstancesPolicyNotSupported`: not read, bad weights, capacity in vCPUs or MiB;
+/// [`crate::mixed::MixedPolicy::unsupported`]), no launch template
 /// (`NoLaunchTemplate`), a warm pool (`WarmPoolNotSupported`), a `Status` (`GroupUpdating`,
 /// detail the status: the group is being deleted), an instance refresh in progress
 /// (`InstanceRefreshInProgress`).
@@ -30,10 +32,15 @@ pub fn swappable_template(group: &GroupSnapshot) -> Result<&LaunchTemplateRef, B
         LaunchSource::Template(t) => t,
         LaunchSource::LaunchConfiguration(lc) => crate::launch_config::template_for(group, lc)?,
         LaunchSource::MixedInstances => match &group.mixed {
-            Some(m) => match m.unsupported() {
-                None => &m.launch_template,
-                Some(why) => return Err((Reason::MixedInstancesPolicyNotSupported, Some(why))),
-            },
+            Some(m) => {
+                if let Some(why) = m.unresolved() {
+                    return Err((Reason::InstanceRequirementsUnresolved, Some(why)));
+                }
+                match m.unsupported() {
+                    None => &m.launch_template,
+                    Some(why) => return Err((Reason::MixedInstancesPolicyNotSupported, Some(why))),
+                }
+            }
             None => return Err((Reason::MixedInstancesPolicyNotSupported, None)),
         },
         LaunchSource::Unknown => return Err((Reason::NoLaunchTemplate, None)),

@@ -245,7 +245,7 @@ mod tests {
             instance_type: Some(t.into()),
             weighted_capacity: None,
             launch_template: lt.cloned(),
-            instance_requirements: false,
+            instance_requirements: None,
         };
         let mut f = f.with_group(|g| {
             g.launch_source = crate::LaunchSource::MixedInstances;
@@ -254,6 +254,7 @@ mod tests {
                 overrides: vec![over("m5.large", Some(&own)), over("m5a.large", None)],
                 on_demand_base: None,
                 on_demand_percent: None,
+                desired_capacity_type: None,
             });
         });
         let od = f

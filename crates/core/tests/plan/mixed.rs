@@ -2,7 +2,7 @@
 //! distribution unless spotswap's tags are set.
 
 use super::*;
-use spotswap_core::mixed::{MixedOverride, MixedPolicy};
+use spotswap_core::mixed::{AttributeBased, MixedOverride, MixedPolicy};
 
 fn lt(id: &str) -> spotswap_core::LaunchTemplateRef {
     spotswap_core::LaunchTemplateRef {
@@ -17,7 +17,7 @@ fn over(t: &str, template: Option<&str>) -> MixedOverride {
         instance_type: Some(t.into()),
         weighted_capacity: None,
         launch_template: template.map(lt),
-        instance_requirements: false,
+        instance_requirements: None,
     }
 }
 
@@ -33,6 +33,7 @@ fn mixed_fleet(base: Option<u32>, pct: Option<u32>) -> Fleet {
                 overrides: vec![over("m5.large", None), over("m6i.large", Some("lt-intel"))],
                 on_demand_base: base,
                 on_demand_percent: pct,
+                desired_capacity_type: None,
             });
         })
 }
@@ -102,7 +103,7 @@ fn the_same_template_is_used_when_the_cheapest_override_has_none() {
 }
 
 #[test]
-fn attribute_based_policies_and_bad_weights_are_skipped_with_a_detail() {
+fn capacity_in_vcpus_empty_requirements_and_bad_weights_are_skipped_with_a_detail() {
     for (change, want) in [
         (
             (|m: &mut MixedPolicy| m.overrides[0].weighted_capacity = Some("0".into()))
@@ -114,8 +115,21 @@ fn attribute_based_policies_and_bad_weights_are_skipped_with_a_detail() {
             "WeightedCapacity",
         ),
         (
-            |m: &mut MixedPolicy| m.overrides[1].instance_requirements = true,
-            "InstanceRequirements",
+            |m: &mut MixedPolicy| m.desired_capacity_type = Some("vcpu".into()),
+            "DesiredCapacityType vcpu",
+        ),
+        (
+            |m: &mut MixedPolicy| {
+                m.overrides = vec![MixedOverride {
+                    instance_type: None,
+                    instance_requirements: Some(AttributeBased {
+                        resolved: Some(Ok(Default::default())),
+                        ..Default::default()
+                    }),
+                    ..over("x", None)
+                }]
+            },
+            "match no instance type",
         ),
     ] {
         // GIVEN a policy spotswap does not swap, with a launch of ours ready to attach
@@ -253,4 +267,68 @@ fn the_group_listed_weight_of_a_member_wins_over_its_types() {
     // THEN the 1 unit above the floor lets only i-od00 be swapped, for a 1-unit type
     assert_eq!(launched_for(&plan), vec!["i-od00"], "{:?}", steps(&plan));
     assert_eq!(candidate_types(launches(&plan)[0]), vec!["m6i.large"]);
+}
+
+// --- attribute-based overrides: the types EC2 resolved, narrowed by the globs ---------------
+
+/// [`mixed_fleet`] whose one override gives `InstanceRequirements` (with its own template
+/// `lt-abs`), resolved as `resolved`.
+fn attribute_fleet(resolved: Option<Result<Vec<&str>, &str>>) -> Fleet {
+    let resolved = resolved.map(|r| {
+        r.map(|ts| ts.into_iter().map(String::from).collect())
+            .map_err(String::from)
+    });
+    mixed_fleet(Some(0), Some(0)).with_group(move |g| {
+        let m = g.mixed.as_mut().unwrap();
+        m.overrides = vec![MixedOverride {
+            instance_type: None,
+            instance_requirements: Some(AttributeBased {
+                resolved,
+                ..Default::default()
+            }),
+            ..over("x", Some("lt-abs"))
+        }];
+    })
+}
+
+#[test]
+fn attribute_based_candidates_are_the_resolved_types_narrowed_by_the_globs() {
+    // GIVEN EC2 resolved m5.large, m5a.large and m6i.large for the requirements, and the
+    //   group denies m5a.* (the market's cheapest compatible pool)
+    let plan = attribute_fleet(Some(Ok(vec!["m5.large", "m5a.large", "m6i.large"])))
+        .tag(tags::DENIED_TYPES, "m5a.*")
+        .plan();
+    // THEN all three are swapped, only to resolved types the globs allow, from the
+    //   override's own template
+    let specs = launches(&plan);
+    assert_eq!(specs.len(), 3, "{:?}", steps(&plan));
+    for spec in specs {
+        assert!(!spec.candidates.is_empty());
+        for c in &spec.candidates {
+            assert!(
+                ["m5.large", "m6i.large"].contains(&c.pool.instance_type.as_str()),
+                "{}",
+                c.pool.instance_type
+            );
+        }
+        assert_eq!(spec.launch_template.id.as_deref(), Some("lt-abs"));
+    }
+    // AND without the glob the resolved m5a.large is a candidate too
+    let plan = attribute_fleet(Some(Ok(vec!["m5.large", "m5a.large", "m6i.large"]))).plan();
+    assert!(launches(&plan)
+        .iter()
+        .any(|s| s.candidates.iter().any(|c| c.pool.instance_type == "m5a.large")));
+}
+
+#[test]
+fn attribute_based_types_not_read_skip_the_group_with_what_failed() {
+    for (resolved, want) in [(None, "not read"), (Some(Err("throttled")), "throttled")] {
+        // GIVEN an attribute-based group whose types are unknown, with a launch of ours ready
+        let fleet = attribute_fleet(resolved).launch("i-l1", "i-od00", Stage::Ready);
+        let plan = fleet.plan();
+        // THEN it is skipped, the detail says why, and nothing is done
+        assert_eq!(skip_reason(&plan), Some(Reason::InstanceRequirementsUnresolved));
+        assert!(plan.skip.unwrap().detail.unwrap().contains(want));
+        assert!(plan.actions.is_empty());
+    }
 }

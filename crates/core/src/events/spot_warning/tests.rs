@@ -105,10 +105,11 @@ fn a_mixed_instances_member_gets_its_replacement_first_too_weighted_or_not() {
                 instance_type: Some("m5.large".into()),
                 weighted_capacity: weight.map(str::to_string),
                 launch_template: None,
-                instance_requirements: false,
+                instance_requirements: None,
             }],
             on_demand_base: Some(0),
             on_demand_percent: Some(0),
+            desired_capacity_type: None,
         });
         let snap = snapshot(MemberState::InService, "InService", g);
         // WHEN the warning arrives
