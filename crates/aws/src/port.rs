@@ -165,7 +165,6 @@ pub(crate) mod op {
     pub(crate) const DESCRIBE_INSTANCE_TYPES: &str = "ec2:DescribeInstanceTypes";
     pub(crate) const GET_TYPES_FROM_REQUIREMENTS: &str = "ec2:GetInstanceTypesFromInstanceRequirements";
     pub(crate) const DESCRIBE_REFRESHES: &str = "autoscaling:DescribeInstanceRefreshes";
-    pub(crate) const DESCRIBE_ATTRIBUTE: &str = "ec2:DescribeInstanceAttribute";
     pub(crate) const DESCRIBE_HOOKS: &str = "autoscaling:DescribeLifecycleHooks";
     pub(crate) const DESCRIBE_ASG_INSTANCES: &str = "autoscaling:DescribeAutoScalingInstances";
     pub(crate) const GET_PRODUCTS: &str = "pricing:GetProducts";
@@ -410,8 +409,6 @@ pub trait Port: DiagnosticReads + LaunchConfigCalls + CarryCalls + Send + Sync +
         region: &'a str,
         token: Option<String>,
     ) -> PortFuture<'a, Page<spotswap_core::commitments::PlanRate>>;
-    /// `DisableApiTermination` of one instance.
-    fn termination_protected<'a>(&'a self, id: &'a str) -> PortFuture<'a, bool>;
     /// The lifecycle transitions of `group`'s lifecycle hooks.
     fn lifecycle_hooks<'a>(&'a self, group: &'a str) -> PortFuture<'a, Vec<String>>;
     /// The instance as its group lists it (DescribeAutoScalingInstances); `None` when none does.

@@ -382,12 +382,6 @@ pub(crate) async fn stack_status(aws: &Aws, stack: &str) -> Result<Option<String
         .await
 }
 
-/// `DisableApiTermination` of one instance.
-pub(crate) async fn termination_protected(aws: &Aws, id: &str) -> Result<bool, AdapterError> {
-    aws.paced(op::DESCRIBE_ATTRIBUTE, aws.port().termination_protected(id))
-        .await
-}
-
 /// The instance as its group lists it; `None` when no group does.
 pub(crate) async fn describe_membership(aws: &Aws, id: &str) -> Result<Option<Membership>, AdapterError> {
     aws.paced(op::DESCRIBE_ASG_INSTANCES, aws.port().membership(id))

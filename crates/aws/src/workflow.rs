@@ -15,9 +15,7 @@ use tracing::{info, warn};
 
 use crate::execute::{Executor, LaunchGuard, MutationBudget};
 use crate::report::{Correlation, CycleReport, GroupSummary, Recorder, Timings};
-use crate::snapshot::{
-    has_launching_hook, instance_refresh_in_progress, stack_status, termination_protected,
-};
+use crate::snapshot::{has_launching_hook, instance_refresh_in_progress, stack_status};
 use crate::{snapshot, AdapterError, Aws, Config};
 
 /// Per-invocation options.
@@ -302,7 +300,7 @@ async fn preflight(
         return plan;
     };
     // Copies of the group and its instances, made on the first change (rare: a refresh running
-    // or a protected original), so the common case shares the snapshot.
+    // or a launching hook), so the common case shares the snapshot.
     let mut local: Option<(GroupSnapshot, BTreeMap<String, Instance>)> = None;
     // The launches the cycle allotted this group under the region-wide cap: a re-plan never
     // starts more (it may pick other originals, never more of them).
@@ -323,29 +321,15 @@ async fn preflight(
             }
         }
     }
-    for _round in 0..3 {
-        let (group, instances) = match &local {
-            Some((g, i)) => (g, i),
-            None => (shared, &snap.instances),
-        };
-        let ids: Vec<String> = plan
-            .actions
-            .iter()
-            .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
-            .filter_map(|a| a.instance.clone())
-            // Only an on-demand original can be protected: EC2 refuses termination protection
-            // for spot instances, so a spot original's read would always answer "no".
-            .filter(|id| {
-                instances.get(id).is_some_and(|i| {
-                    i.termination_protected.is_none() && i.lifecycle == spotswap_core::Lifecycle::OnDemand
-                })
-            })
-            .collect();
+    // The group's own facts (instance refresh, launching hooks), each read once per group and
+    // cycle, only before a launch. EC2 termination protection is not read: see docs/design.md.
+    'reads: {
+        let group = local.as_ref().map_or(shared, |(g, _)| g);
         let refresh_unknown = group.instance_refresh_in_progress.is_none() && has_launch(&plan);
         // Read once per group and cycle, and only before a launch: most groups launch nothing.
         let hooks_unknown = group.has_launching_hook.is_none() && has_launch(&plan);
-        if !refresh_unknown && !hooks_unknown && ids.is_empty() {
-            break;
+        if !refresh_unknown && !hooks_unknown {
+            break 'reads;
         }
         // Both group reads at once: the preflight holds the group's launches back.
         let (refresh, launch_hook) = tokio::join!(
@@ -372,21 +356,9 @@ async fn preflight(
                 }
             },
         );
-        let mut protected = Vec::with_capacity(ids.len());
-        for id in ids {
-            let p = match termination_protected(aws, &id).await {
-                Ok(p) => p,
-                Err(e) => {
-                    // Unknown protection: do not touch this instance this cycle.
-                    warn!(reason = "TerminationProtectionUnknown", group = %plan.group, instance = %id, error = %e, "skipping instance");
-                    true
-                }
-            };
-            protected.push((id, p));
-        }
         // Nothing found: the plan stands, and no copy is needed (only a re-plan reads them).
-        if refresh != Some(true) && launch_hook != Some(true) && !protected.iter().any(|(_, p)| *p) {
-            break;
+        if refresh != Some(true) && launch_hook != Some(true) {
+            break 'reads;
         }
         let (group, instances) = local.get_or_insert_with(|| group_copy(shared, &snap.instances));
         if let Some(found) = launch_hook {
@@ -394,11 +366,6 @@ async fn preflight(
         }
         if let Some(found) = refresh {
             group.instance_refresh_in_progress = Some(found);
-        }
-        for (id, p) in protected {
-            if let Some(inst) = instances.get_mut(&id) {
-                inst.termination_protected = Some(p);
-            }
         }
         if let Ok(Some(policy)) = policy_for(group, settings) {
             plan = ledger.replan(snap, &plan, |l| {

@@ -8,7 +8,6 @@ use aws_sdk_autoscaling::types::{
     InstancesDistribution, LaunchTemplate, LaunchTemplateOverrides,
     LaunchTemplateSpecification as AsgTemplateSpec, MixedInstancesPolicy, Tag as AsgTag,
 };
-use aws_sdk_ec2::types::AttributeBooleanValue;
 use spotswap_aws::report::ActionReport;
 use spotswap_aws::{rebalance, CycleOptions, CycleReport, Outcome};
 use spotswap_core::policy::SETTING_TAGS;
@@ -25,8 +24,6 @@ enum Shape {
     Plain,
     /// Every member protected from scale-in.
     ScaleInProtected,
-    /// Every member protected from termination (`DisableApiTermination`).
-    TerminationProtected,
     /// A mixed instances policy instead of a launch template.
     MixedInstances,
     /// A launch configuration, with a setting a template cannot express.
@@ -185,12 +182,6 @@ fn odd_state_cases() -> Vec<GroupCase> {
             GroupExpect::Wait("InstanceProtected"),
         ),
         case(
-            "every instance protected from termination",
-            managed("odd-termination-protected", 2, 2),
-            Shape::TerminationProtected,
-            GroupExpect::Wait("InstanceProtected"),
-        ),
-        case(
             "on-demand-percent 100: the floor is the whole group",
             managed("odd-floor-100", 2, 2).tag(tags::ON_DEMAND_PERCENT, "100"),
             Shape::Plain,
@@ -261,7 +252,7 @@ impl GroupCase {
         let spec = &self.spec;
         let subnet = env.subnets().await.remove(0).0;
         match self.shape {
-            Shape::Plain | Shape::ScaleInProtected | Shape::TerminationProtected => {
+            Shape::Plain | Shape::ScaleInProtected => {
                 env.group(spec).await;
             }
             Shape::MixedInstances => {
@@ -332,30 +323,12 @@ impl GroupCase {
             }
         }
         let members = env.group_state(&spec.name).await.in_service();
-        match self.shape {
-            Shape::ScaleInProtected => {
-                for id in &members {
-                    env.protect(&spec.name, id).await;
-                }
+        if matches!(self.shape, Shape::ScaleInProtected) {
+            for id in &members {
+                env.protect(&spec.name, id).await;
             }
-            Shape::TerminationProtected => {
-                for id in &members {
-                    set_termination_protection(env, id, true).await;
-                }
-            }
-            _ => {}
         }
     }
-}
-
-async fn set_termination_protection(env: &Env, id: &str, on: bool) {
-    env.ec2
-        .modify_instance_attribute()
-        .instance_id(id)
-        .disable_api_termination(AttributeBooleanValue::builder().value(on).build())
-        .send()
-        .await
-        .expect("set termination protection");
 }
 
 /// Check one group against its case in a cycle's report.
@@ -421,15 +394,6 @@ async fn bad_tags_and_odd_groups_are_skipped_or_wait_with_zero_mutating_calls() 
     let aws = env.aws();
     let report = rebalance(&aws, &config(), CycleOptions::default()).await;
     let (calls, mutating) = (proxy.calls(), proxy.mutating_calls());
-    // (terminate-protected instances would survive every later wipe of this region)
-    for c in cases
-        .iter()
-        .filter(|c| matches!(c.shape, Shape::TerminationProtected))
-    {
-        for id in before[&c.spec.name].members.keys() {
-            set_termination_protection(&env, id, false).await;
-        }
-    }
     let report = report.expect("the cycle runs");
     eprintln!("{}", serde_json::to_string(&report).unwrap());
 

@@ -273,17 +273,6 @@ impl Port for FakePort {
         })
     }
 
-    fn termination_protected<'a>(&'a self, id: &'a str) -> PortFuture<'a, bool> {
-        self.call(op::DESCRIBE_ATTRIBUTE, move |s| match s.instances.get(id) {
-            Some(i) => Ok(i.termination_protected.unwrap_or(false)),
-            None => Err(aws_error(
-                op::DESCRIBE_ATTRIBUTE,
-                "InvalidInstanceID.NotFound",
-                id,
-            )),
-        })
-    }
-
     fn lifecycle_hooks<'a>(&'a self, group: &'a str) -> PortFuture<'a, Vec<String>> {
         self.call(op::DESCRIBE_HOOKS, move |s| {
             Ok(s.hooks.get(group).cloned().unwrap_or_default())

@@ -19,7 +19,6 @@ use crate::report::Recorder;
 use crate::snapshot::{
     describe_any_state, describe_instances, describe_membership, describe_named_groups,
     describe_tagged_instances, has_launching_hook, instance_refresh_in_progress, instance_types, spot_prices,
-    termination_protected,
 };
 use crate::{prices, AdapterError, Aws, Config};
 
@@ -139,14 +138,13 @@ async fn proactive(
     let azs: BTreeSet<String> = group.availability_zones.iter().cloned().collect();
     let group_tag = [name.as_str()];
     let stack = group.tag(tags::AWS_CFN_STACK_NAME).map(str::to_string);
-    let (mut instances, ours, specs, od, spot, refresh, protected, stack_status, launch_hook) = tokio::try_join!(
+    let (mut instances, ours, specs, od, spot, refresh, stack_status, launch_hook) = tokio::try_join!(
         describe_instances(aws, &members),
         describe_tagged_instances(aws, tags::GROUP, &group_tag),
         instance_types(aws),
         async { Ok(prices::on_demand_prices(aws, config.price_file.as_deref()).await) },
         spot_prices(aws, now, &azs),
         async { Ok(instance_refresh_in_progress(aws, &name).await) },
-        async { Ok(termination_protected(aws, id).await) },
         async {
             Ok(match &stack {
                 Some(s) => Some((s.as_str(), crate::snapshot::stack_status(aws, s).await)),
@@ -166,19 +164,13 @@ async fn proactive(
         }
         None => None,
     };
-    // As the rebalancer's preflight: an unknown refresh state must not stop every swap; an
-    // unknown termination protection leaves the instance alone.
+    // As the rebalancer's preflight: an unknown refresh state must not stop every swap. EC2
+    // termination protection is not read: it does not stop Auto Scaling (docs/design.md).
     group.instance_refresh_in_progress = Some(refresh.unwrap_or_else(|e| {
         warn!(reason = "InstanceRefreshUnknown", group = %name, error = %e, "instance refresh state unknown; proceeding");
         false
     }));
     instances.extend(ours);
-    if let Some(i) = instances.get_mut(id) {
-        i.termination_protected = Some(protected.unwrap_or_else(|e| {
-            warn!(reason = "TerminationProtectionUnknown", group = %name, instance = id, error = %e, "skipping instance");
-            true
-        }));
-    }
     let market = Market {
         types: specs,
         spot_prices: spot,

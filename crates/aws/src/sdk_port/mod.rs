@@ -292,23 +292,6 @@ impl Port for SdkPort {
         Box::pin(commitments::rates(&self.savingsplans, plan, region, token))
     }
 
-    fn termination_protected<'a>(&'a self, id: &'a str) -> PortFuture<'a, bool> {
-        Box::pin(async move {
-            let resp = self
-                .ec2
-                .describe_instance_attribute()
-                .instance_id(id)
-                .attribute(aws_sdk_ec2::types::InstanceAttributeName::DisableApiTermination)
-                .send()
-                .await
-                .map_err(err(op::DESCRIBE_ATTRIBUTE))?;
-            Ok(resp
-                .disable_api_termination()
-                .and_then(|b| b.value())
-                .unwrap_or(false))
-        })
-    }
-
     fn lifecycle_hooks<'a>(&'a self, group: &'a str) -> PortFuture<'a, Vec<String>> {
         Box::pin(async move {
             let resp = self
