@@ -1,20 +1,19 @@
 //! Crash safety and idempotency of the swap, against moto.
 //!
-//! A whole swap on a group at desired == max makes exactly nine mutating calls, over four
+//! A whole swap on a group at desired == max makes exactly eight mutating calls, over four
 //! cycles:
 //!
-//! | # | call                                      | cycle | stops after it: test                    |
-//! |---|-------------------------------------------|-------|-----------------------------------------|
-//! | 0 | (none)                                    | 1     | `crash_before_the_launch`               |
-//! | 1 | CreateFleet (Launch)                      | 1     | `crash_after_the_launch`                |
-//! | 2 | CreateOrUpdateTags `max-raised-from`      | 2     | `crash_after_the_max_record`            |
-//! | 3 | UpdateAutoScalingGroup MaxSize+1          | 2     | `crash_after_the_max_raise`             |
-//! | 4 | CreateTags `replaced-by` on the original  | 2     | `crash_after_the_replaced_by_tag`       |
-//! | 5 | AttachInstances                           | 2     | `crash_after_the_attach`                |
-//! | 6 | CreateTags `attached-at`                  | 2     | `crash_after_the_attached_at_tag`       |
-//! | 7 | TerminateInstanceInAutoScalingGroup       | 3     | `crash_after_the_retire`                |
-//! | 8 | UpdateAutoScalingGroup MaxSize restored   | 4     | `crash_after_the_max_restore`           |
-//! | 9 | DeleteTags `max-raised-from`              | 4     | `no_crash_the_swap_completes`           |
+//! | # | call                                              | cycle | stops after it: test          |
+//! |---|---------------------------------------------------|-------|-------------------------------|
+//! | 0 | (none)                                            | 1     | `crash_before_the_launch`     |
+//! | 1 | CreateFleet (Launch)                              | 1     | `crash_after_the_launch`      |
+//! | 2 | CreateOrUpdateTags `max-raised-from`              | 2     | `crash_after_the_max_record`  |
+//! | 3 | UpdateAutoScalingGroup MaxSize+1                  | 2     | `crash_after_the_max_raise`   |
+//! | 4 | CreateTags `replaced-by` + `attached-at`, on both | 2     | `crash_after_the_swap_tags`   |
+//! | 5 | AttachInstances                                   | 2     | `crash_after_the_attach`      |
+//! | 6 | TerminateInstanceInAutoScalingGroup               | 3     | `crash_after_the_retire`      |
+//! | 7 | UpdateAutoScalingGroup MaxSize restored           | 4     | `crash_after_the_max_restore` |
+//! | 8 | DeleteTags `max-raised-from`                      | 4     | `no_crash_the_swap_completes` |
 //!
 //! Each test stops the rebalancer after call k with a [`MutationBudget`] shared by the cycles
 //! of the "crashed process", checks that the crash happened exactly there, then recovers two
@@ -170,7 +169,7 @@ async fn crash_after(k: u64) {
                 break;
             }
         }
-        assert_eq!(stopped, k < 9, "a swap makes 9 mutating calls");
+        assert_eq!(stopped, k < 8, "a swap makes 8 mutating calls");
         assert_crash_point(&env, &group, &original, k).await;
 
         if reaper_first {
@@ -195,7 +194,7 @@ async fn crash_after(k: u64) {
                 assert_eq!(g.max, 1);
                 assert!(!g.tags.contains_key(tags::MAX_RAISED_FROM));
             }
-            if k >= 7 {
+            if k >= 6 {
                 // the retire happened: nothing in flight, so the reaper restores MaxSize
                 assert_eq!(g.max, 1);
                 assert!(!g.tags.contains_key(tags::MAX_RAISED_FROM));
@@ -218,11 +217,12 @@ async fn assert_crash_point(env: &Env, group: &str, original: &str, k: u64) {
         0 => (vec![], None, 1, true),
         1 => (vec![(false, false)], None, 1, true),
         2 => (vec![(false, false)], Some("1"), 1, true),
-        3 | 4 => (vec![(false, false)], Some("1"), 2, true),
-        5 => (vec![(true, false)], Some("1"), 2, true),
-        6 => (vec![(true, true)], Some("1"), 2, true),
-        7 => (vec![(true, true)], Some("1"), 2, false),
-        8 => (vec![(true, true)], Some("1"), 1, false),
+        3 => (vec![(false, false)], Some("1"), 2, true),
+        // the swap's tags, on both instances, before the attach
+        4 => (vec![(false, true)], Some("1"), 2, true),
+        5 => (vec![(true, true)], Some("1"), 2, true),
+        6 => (vec![(true, true)], Some("1"), 2, false),
+        7 => (vec![(true, true)], Some("1"), 1, false),
         _ => (vec![(true, true)], None, 1, false),
     };
     assert_eq!(
@@ -267,7 +267,7 @@ async fn crash_after_the_max_raise() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_the_replaced_by_tag() {
+async fn crash_after_the_swap_tags() {
     crash_after(4).await;
 }
 
@@ -277,23 +277,18 @@ async fn crash_after_the_attach() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_the_attached_at_tag() {
+async fn crash_after_the_retire() {
     crash_after(6).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_the_retire() {
+async fn crash_after_the_max_restore() {
     crash_after(7).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_after_the_max_restore() {
-    crash_after(8).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_crash_the_swap_completes() {
-    crash_after(9).await;
+    crash_after(8).await;
 }
 
 // ---------------------------------------------------------------------------------------------

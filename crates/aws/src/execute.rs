@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use spotswap_core::fleet::{judge_fleet, FleetError, FleetVerdict};
 use spotswap_core::records::{
-    max_raised_tags, no_capacity_tags, no_capacity_tags_until, record_interruption_tags,
+    max_raised_tags, no_capacity_tags, no_capacity_tags_until, record_interruption_tags, swap_tags,
 };
 use spotswap_core::{
     tags, Action, ActionKind, Failure, Instance, LaunchSpec, Outcome, Pool, Reason, Timestamp,
@@ -277,18 +277,24 @@ impl Executor {
                 Ok(Outcome::Done(None))
             }
             ActionKind::Attach { instance, replaces } => {
-                // The original names its replacement first, so that an interruption warning
-                // for it learns from the instance alone whether the replacement serves
-                // (`OriginalAlreadyReplaced`), with no look-up of our launches before the
-                // replacement request. A stop after the tag and before the attach leaves a
-                // name that is no member: harmless, and overwritten by the next attach.
-                self.tag_instance(replaces, tags::REPLACED_BY, instance).await?;
+                // One CreateTags before the attach, on both instances (CreateTags writes the
+                // same tags on every resource it names): the original names its replacement,
+                // so that an interruption warning for it learns from the instance alone whether
+                // the replacement serves (`OriginalAlreadyReplaced`), and the launch gets the
+                // time its grace period counts from. A stop after the tag and before the attach
+                // leaves a name that is no member and a time nobody reads (the launch is not a
+                // member): the next attach writes both again. On the launch, `replaced-by`
+                // names itself, and on the original, `attached-at` is not read (docs/design.md).
+                self.spend()?;
+                let pair = [replaces.clone(), instance.clone()];
+                let kv = swap_tags(instance, self.now);
+                self.aws
+                    .paced(op::CREATE_TAGS, self.aws.port().tag_instances(&pair, &kv))
+                    .await?;
                 self.spend()?;
                 let ids = [instance.clone()];
                 self.aws
                     .paced(op::ATTACH, self.aws.port().attach_instances(group, &ids))
-                    .await?;
-                self.tag_instance(instance, tags::ATTACHED_AT, &self.now.to_rfc3339())
                     .await?;
                 Ok(Outcome::Done(None))
             }

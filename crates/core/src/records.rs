@@ -283,6 +283,19 @@ pub fn max_raised_tags(from: u32, to: u32) -> Vec<(String, String)> {
     ]
 }
 
+/// The tags the Attach stage writes just before `AttachInstances`, in one CreateTags on both
+/// the swap's original and its `launch` (CreateTags writes the same tags on every resource it
+/// names): `spotswap:replaced-by=<launch>` (what an interruption warning for the original reads)
+/// and `spotswap:attached-at=<now>` (what the launch's grace period counts from). On the launch,
+/// `replaced-by` names the launch itself, and is read as naming no replacement; on the original,
+/// `attached-at` is not read.
+pub fn swap_tags(launch: &str, now: Timestamp) -> Vec<(String, String)> {
+    vec![
+        (tags::REPLACED_BY.to_string(), launch.to_string()),
+        (tags::ATTACHED_AT.to_string(), now.to_rfc3339()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

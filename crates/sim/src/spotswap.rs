@@ -14,7 +14,7 @@ use spotswap_core::events::{
     Membership, RebalanceDetail, SpotInterruptionDetail,
 };
 use spotswap_core::records::{
-    max_raised_tags, no_capacity_tags, no_capacity_tags_until, record_interruption_tags,
+    max_raised_tags, no_capacity_tags, no_capacity_tags_until, record_interruption_tags, swap_tags,
 };
 use spotswap_core::tags::{self, InstanceTags};
 use spotswap_core::{
@@ -94,10 +94,10 @@ fn group_index(world: &World, name: &str) -> Option<usize> {
     world.groups.iter().position(|g| g.name == name)
 }
 
-fn tag_instance(world: &mut World, id: &str, kv: &[(&str, String)]) {
+fn tag_instance<K: AsRef<str>>(world: &mut World, id: &str, kv: &[(K, String)]) {
     if let Some(i) = world.instances.get_mut(id) {
         for (k, v) in kv {
-            i.tags.insert(k.to_string(), v.clone());
+            i.tags.insert(k.as_ref().to_string(), v.clone());
         }
     }
 }
@@ -194,9 +194,13 @@ impl Spotswap {
                 group.max_size = *to;
                 Ok(())
             }
-            ActionKind::Attach { instance, .. } => {
+            ActionKind::Attach { instance, replaces } => {
+                // As the adapter does: one CreateTags on both, then the attach.
+                let kv = swap_tags(instance, now);
+                for id in [replaces, instance] {
+                    tag_instance(world, id, &kv);
+                }
                 world.attach(g, instance)?;
-                tag_instance(world, instance, &[(tags::ATTACHED_AT, now.to_rfc3339())]);
                 Ok(())
             }
             ActionKind::MarkAttached { instance } => {

@@ -160,11 +160,16 @@ fn replaced_by_a_serving_launch(
 /// True when `instance` names its replacement (`spotswap:replaced-by`, written just before the
 /// attach) and that launch is a member of `group` that is not leaving: the same state as
 /// [`replaced_by_a_serving_launch`], read from the instance itself, so the handler needs no
-/// look-up of our launches before the replacement request.
+/// look-up of our launches before the replacement request. A launch names itself (the Attach
+/// stage writes the same tags on the original and the launch, [`crate::records::swap_tags`]):
+/// that names no replacement.
 fn named_replacement_serves(group: &GroupSnapshot, instance: Option<&crate::model::Instance>) -> bool {
-    let Some(launch) = instance.and_then(|i| i.tag(tags::REPLACED_BY)) else {
+    let Some((me, launch)) = instance.and_then(|i| Some((i.id.as_str(), i.tag(tags::REPLACED_BY)?))) else {
         return false;
     };
+    if launch == me {
+        return false;
+    }
     group
         .members
         .iter()

@@ -38,3 +38,28 @@ fn an_original_naming_its_serving_replacement_leaves_with_the_decrement() {
         assert_eq!(decide(&snap)[0].reason, Reason::SpotInterruptionWarning);
     }
 }
+
+#[test]
+fn a_launch_naming_itself_is_replaced_as_usual() {
+    // GIVEN spot L (ID), our launch whose swap is complete (its original is gone), carrying the
+    //   Attach stage's tags, written on both instances: `replaced-by` names L itself
+    let g = managed();
+    let mut snap = snapshot(MemberState::InService, "InService", g.clone());
+    let mut l = crate::testkit::instance(ID, "m5.large", "us-east-1a", Lifecycle::Spot);
+    for (k, v) in crate::records::swap_tags(ID, NOW) {
+        l.tags.insert(k, v);
+    }
+    l.tags.insert(tags::GROUP.into(), g.name.clone());
+    l.tags.insert(tags::REPLACES.into(), "i-0000000000000000f".into());
+    snap.ec2 = Some(l);
+    // WHEN L gets the warning THEN it leaves without the decrement: the group replaces it
+    let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
+    let want = ActionKind::Detach {
+        instance: ID.into(),
+        decrement: false,
+    };
+    assert_eq!(
+        (&actions[0].kind, actions[0].reason),
+        (&want, Reason::SpotInterruptionWarning)
+    );
+}
