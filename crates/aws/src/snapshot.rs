@@ -241,6 +241,7 @@ async fn groups(aws: &Aws, q: &GroupQuery) -> Result<Vec<GroupSnapshot>, Adapter
         |g| out.push(g),
     )
     .await?;
+    out.shrink_to_fit();
     Ok(out)
 }
 
@@ -272,16 +273,17 @@ pub(crate) async fn describe_tagged_instances(
 }
 
 async fn instances(aws: &Aws, q: &InstanceQuery) -> Result<BTreeMap<String, Instance>, AdapterError> {
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     aws.each_page(
         op::DESCRIBE_INSTANCES,
         |t| aws.port().describe_instances(q, t),
-        |i| {
-            out.insert(i.id.clone(), i);
-        },
+        |i| out.push((i.id.clone(), i)),
     )
     .await?;
-    Ok(out)
+    // Built at once from the whole list, a B-tree's nodes are full; inserted one by one in
+    // id order (EC2's), each is left half empty: 15 MB at 100,000 instances (issue 22). Of
+    // one id listed twice, the later wins, as with inserts.
+    Ok(out.into_iter().collect())
 }
 
 /// Our live launches replacing any of `originals`, by the original they replace (every

@@ -121,7 +121,7 @@ impl Instance {
 
     /// A tag value.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.get(key).map(String::as_str)
+        self.tags.get(key)
     }
 
     /// The group we launched this instance for, if we did.

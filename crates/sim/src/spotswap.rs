@@ -113,8 +113,8 @@ fn launches_replacing(world: &World, group: &str, original: &str) -> Vec<String>
         .values()
         .filter(|i| {
             i.alive
-                && i.tags.get(tags::GROUP).map(String::as_str) == Some(group)
-                && i.tags.get(tags::REPLACES).map(String::as_str) == Some(original)
+                && i.tags.get(tags::GROUP) == Some(group)
+                && i.tags.get(tags::REPLACES) == Some(original)
                 && !i.tags.contains_key(tags::DETACHED_AT)
         })
         .map(|i| i.id.clone())
@@ -409,7 +409,7 @@ impl Spotswap {
         let mut instances: BTreeMap<String, Instance> = BTreeMap::new();
         for i in world.instances.values().filter(|i| i.alive) {
             let member = group.member(&i.id).is_some();
-            if member || i.tags.get(tags::GROUP).map(String::as_str) == Some(name.as_str()) {
+            if member || i.tags.get(tags::GROUP) == Some(name.as_str()) {
                 instances.insert(i.id.clone(), instance_view(world, i));
             }
         }

@@ -163,7 +163,7 @@ impl Port for FakePort {
                     InstanceQuery::Tagged { key, values } => i
                         .tags
                         .get(key)
-                        .is_some_and(|v| values.is_empty() || values.contains(v)),
+                        .is_some_and(|v| values.is_empty() || values.iter().any(|x| x == v)),
                 })
                 .map(|i| s.shown(i))
                 .collect();

@@ -34,19 +34,17 @@ pub(super) fn group_from_sdk(g: &AutoScalingGroup) -> GroupSnapshot {
             }
         }
     }
-    let members = g
-        .instances()
-        .iter()
-        .filter_map(|i| {
-            Some(Member {
-                id: i.instance_id()?.to_string(),
-                state: MemberState::from_api(i.lifecycle_state().map(|s| s.as_str()).unwrap_or("")),
-                healthy: i.health_status() == Some("Healthy"),
-                protected_from_scale_in: i.protected_from_scale_in().unwrap_or(false),
-                weight: i.weighted_capacity().and_then(|w| w.trim().parse().ok()),
-            })
+    // Sized at once: grown by doubling, a member list holds up to twice its room (issue 22).
+    let mut members = Vec::with_capacity(g.instances().len());
+    members.extend(g.instances().iter().filter_map(|i| {
+        Some(Member {
+            id: i.instance_id()?.to_string(),
+            state: MemberState::from_api(i.lifecycle_state().map(|s| s.as_str()).unwrap_or("")),
+            healthy: i.health_status() == Some("Healthy"),
+            protected_from_scale_in: i.protected_from_scale_in().unwrap_or(false),
+            weight: i.weighted_capacity().and_then(|w| w.trim().parse().ok()),
         })
-        .collect();
+    }));
     GroupSnapshot {
         name: g.auto_scaling_group_name().unwrap_or_default().to_string(),
         min_size: g.min_size().unwrap_or(0).max(0) as u32,
