@@ -537,12 +537,9 @@ impl SimPolicy for Spotswap {
                 let launched_at = i
                     .tags
                     .get(tags::LAUNCHED_AT)
-                    .and_then(|v| Timestamp::parse_rfc3339(v))
+                    .and_then(Timestamp::parse_rfc3339)
                     .map_or(i.launched, Timestamp::unix);
-                let detached = i
-                    .tags
-                    .get(tags::DETACHED_AT)
-                    .and_then(|v| Timestamp::parse_rfc3339(v));
+                let detached = i.tags.get(tags::DETACHED_AT).and_then(Timestamp::parse_rfc3339);
                 let stale = match detached {
                     Some(d) => t - d.unix() > spotswap_core::reap::DETACHED_GRACE_MINUTES * 60,
                     None => i.tags.contains_key(tags::GROUP) && t - launched_at >= age,
