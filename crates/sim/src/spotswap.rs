@@ -96,9 +96,8 @@ fn group_index(world: &World, name: &str) -> Option<usize> {
 
 fn tag_instance<K: AsRef<str>>(world: &mut World, id: &str, kv: &[(K, String)]) {
     if let Some(i) = world.instances.get_mut(id) {
-        for (k, v) in kv {
-            i.tags.insert(k.as_ref().to_string(), v.clone());
-        }
+        // One rebuild of the packed tags for the whole call.
+        i.tags.extend(kv.iter().map(|(k, v)| (k.as_ref(), v.as_str())));
     }
 }
 

@@ -4,6 +4,18 @@
 
 use super::*;
 
+/// The first action's kind and reason: the replacement request.
+fn first(actions: &[Action]) -> (&ActionKind, Reason) {
+    (&actions[0].kind, actions[0].reason)
+}
+
+fn detach(decrement: bool) -> ActionKind {
+    ActionKind::Detach {
+        instance: ID.into(),
+        decrement,
+    }
+}
+
 #[test]
 fn an_original_naming_its_serving_replacement_leaves_with_the_decrement() {
     // GIVEN spot O (ID) tagged with its replacement L just before L's attach; no launch look-up
@@ -16,14 +28,9 @@ fn an_original_naming_its_serving_replacement_leaves_with_the_decrement() {
     snap.ec2 = Some(o);
     // WHEN O gets the warning THEN it leaves with the decrement: L serves in its place
     let decide = |s: &EventSnapshot| decide_spot_warning(&detail(WARNING), s, &Settings::default(), NOW);
-    let actions = decide(&snap);
-    let want = ActionKind::Detach {
-        instance: ID.into(),
-        decrement: true,
-    };
     assert_eq!(
-        (&actions[0].kind, actions[0].reason),
-        (&want, Reason::OriginalAlreadyReplaced)
+        first(&decide(&snap)),
+        (&detach(true), Reason::OriginalAlreadyReplaced)
     );
     // AND while L is no member (never attached) or is leaving, O is replaced as usual
     let mut leaving = g.clone();
@@ -46,20 +53,13 @@ fn a_launch_naming_itself_is_replaced_as_usual() {
     let g = managed();
     let mut snap = snapshot(MemberState::InService, "InService", g.clone());
     let mut l = crate::testkit::instance(ID, "m5.large", "us-east-1a", Lifecycle::Spot);
-    for (k, v) in crate::records::swap_tags(ID, NOW) {
-        l.tags.insert(k, v);
-    }
-    l.tags.insert(tags::GROUP.into(), g.name.clone());
-    l.tags.insert(tags::REPLACES.into(), "i-0000000000000000f".into());
+    l.tags.extend(crate::records::swap_tags(ID, NOW));
+    l.tags.extend([
+        (tags::GROUP, g.name.as_str()),
+        (tags::REPLACES, "i-0000000000000000f"),
+    ]);
     snap.ec2 = Some(l);
     // WHEN L gets the warning THEN it leaves without the decrement: the group replaces it
     let actions = decide_spot_warning(&detail(WARNING), &snap, &Settings::default(), NOW);
-    let want = ActionKind::Detach {
-        instance: ID.into(),
-        decrement: false,
-    };
-    assert_eq!(
-        (&actions[0].kind, actions[0].reason),
-        (&want, Reason::SpotInterruptionWarning)
-    );
+    assert_eq!(first(&actions), (&detach(false), Reason::SpotInterruptionWarning));
 }
