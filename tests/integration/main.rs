@@ -1,5 +1,6 @@
 mod autospotting;
 mod bad_input;
+mod batch;
 mod boot_window;
 mod chaos;
 mod commitments;

@@ -102,6 +102,8 @@ pub struct FleetRequest {
     pub tags: Vec<(String, String)>,
     /// Spot (price-capacity-optimized over the overrides), or on-demand (the floor).
     pub purchase: spotswap_core::Purchase,
+    /// Instances asked for: 1, or a batch's originals ([`spotswap_core::batch`]).
+    pub count: u32,
 }
 
 impl FleetRequest {
@@ -117,6 +119,15 @@ impl FleetRequest {
                 .collect(),
             tags: spec.tags.clone(),
             purchase: spec.purchase,
+            count: 1,
+        }
+    }
+
+    /// The one request of a batch.
+    pub fn from_batch(batch: &spotswap_core::batch::FleetBatch) -> Self {
+        Self {
+            count: batch.count() as u32,
+            ..Self::from_spec(&batch.spec)
         }
     }
 }
@@ -132,11 +143,11 @@ pub struct FleetAnswerError {
     pub instance_type: Option<String>,
 }
 
-/// CreateFleet's answer: the launched instance (id, type), if any, and the errors.
+/// CreateFleet's answer: the launched instances (id, type), if any, and the errors.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FleetAnswer {
-    /// The first instance launched: `(id, instance type)`.
-    pub launched: Option<(String, Option<String>)>,
+    /// The instances launched: `(id, instance type)`, in the answer's order.
+    pub launched: Vec<(String, Option<String>)>,
     /// Per-override errors.
     pub errors: Vec<FleetAnswerError>,
 }

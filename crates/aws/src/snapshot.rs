@@ -283,12 +283,18 @@ async fn instances(aws: &Aws, q: &InstanceQuery) -> Result<BTreeMap<String, Inst
     // Built at once from the whole list, a B-tree's nodes are full; inserted one by one in
     // id order (EC2's), each is left half empty: 15 MB at 100,000 instances (issue 22). Of
     // one id listed twice, the later wins, as with inserts.
-    Ok(out.into_iter().collect())
+    let mut map: BTreeMap<String, Instance> = out.into_iter().collect();
+    // Every read holds whole batches (all of a batch's launches carry one `spotswap:batch`
+    // value), so each derives the same original for each batch launch.
+    spotswap_core::batch::pair(&mut map);
+    Ok(map)
 }
 
 /// Our live launches replacing any of `originals`, by the original they replace (every
-/// original asked about has an entry, empty when nothing replaces it): one read per 200
-/// originals, for a whole cycle's launches at once.
+/// original asked about has an entry, empty when nothing replaces it): two reads per 200
+/// originals, at once, for a whole cycle's launches: launches tagged `spotswap:replaces`, and
+/// batch launches whose `spotswap:batch` names one of them (whole batches, so the pairs
+/// derived are every reader's).
 pub(crate) async fn launches_replacing(
     aws: &Aws,
     originals: &[String],
@@ -297,12 +303,17 @@ pub(crate) async fn launches_replacing(
         originals.iter().map(|o| (o.clone(), Vec::new())).collect();
     for chunk in originals.chunks(FILTER_VALUES) {
         let values: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        for inst in describe_tagged_instances(aws, tags::REPLACES, &values)
-            .await?
-            .into_values()
-        {
-            if let Some(replaces) = inst.replaces() {
-                out.entry(replaces.to_string()).or_default().push(inst);
+        let wildcards: Vec<String> = chunk.iter().map(|o| format!("*{o}*")).collect();
+        let wildcards: Vec<&str> = wildcards.iter().map(String::as_str).collect();
+        let (single, batched) = tokio::join!(
+            describe_tagged_instances(aws, tags::REPLACES, &values),
+            describe_tagged_instances(aws, tags::BATCH, &wildcards),
+        );
+        let mut found = single?;
+        found.extend(batched?);
+        for inst in found.into_values() {
+            if let Some(list) = out.get_mut(inst.replaces().unwrap_or_default()) {
+                list.push(inst);
             }
         }
     }

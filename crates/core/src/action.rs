@@ -59,12 +59,17 @@ pub enum ActionKind {
         /// The new MaxSize.
         to: u32,
     },
-    /// AttachInstances, then tag `spotswap:attached-at`.
+    /// One CreateTags on both instances (`spotswap:replaced-by`, `spotswap:attached-at`), then
+    /// AttachInstances; a group's consecutive attaches share the AttachInstances, 20 at most.
     Attach {
         /// Our launched instance.
         instance: String,
         /// The instance it replaces.
         replaces: String,
+        /// A batch launch ([`crate::batch`]): the CreateTags also writes the pair's
+        /// `spotswap:replaces`, derived until then.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        batched: bool,
     },
     /// Tag `spotswap:attached-at` on an instance already attached.
     MarkAttached {

@@ -40,6 +40,7 @@
 //! - [`window`]: swap windows (`spotswap:schedule`) and pauses: when new swaps may start.
 
 pub mod action;
+pub mod batch;
 pub mod candidates;
 pub mod carry;
 pub mod commitments;

@@ -129,9 +129,11 @@ impl Instance {
         self.tag(tags::GROUP)
     }
 
-    /// The instance this one replaces, if we launched it as a replacement.
+    /// The instance this one replaces, if we launched it as a replacement. A value naming the
+    /// instance itself names nothing: a batch swap's Attach stage writes the pair's
+    /// `spotswap:replaces` on both of its instances ([`crate::records::swap_tags`]).
     pub fn replaces(&self) -> Option<&str> {
-        self.tag(tags::REPLACES)
+        self.tag(tags::REPLACES).filter(|r| *r != self.id)
     }
 
     /// `spotswap:launched-at`, falling back to EC2's launch time.

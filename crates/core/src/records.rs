@@ -289,11 +289,19 @@ pub fn max_raised_tags(from: u32, to: u32) -> Vec<(String, String)> {
 /// and `spotswap:attached-at=<now>` (what the launch's grace period counts from). On the launch,
 /// `replaced-by` names the launch itself, and is read as naming no replacement; on the original,
 /// `attached-at` is not read.
-pub fn swap_tags(launch: &str, now: Timestamp) -> Vec<(String, String)> {
-    vec![
+///
+/// A batch launch's pair (`anchor`: its original, derived until now, [`crate::batch`]) also
+/// gets `spotswap:replaces=<original>`, so the pair stands whatever becomes of the batch's
+/// other launches; on the original it names the original itself, which names nothing.
+pub fn swap_tags(launch: &str, anchor: Option<&str>, now: Timestamp) -> Vec<(String, String)> {
+    let mut kv = vec![
         (tags::REPLACED_BY.to_string(), launch.to_string()),
         (tags::ATTACHED_AT.to_string(), now.to_rfc3339()),
-    ]
+    ];
+    if let Some(original) = anchor {
+        kv.push((tags::REPLACES.to_string(), original.to_string()));
+    }
+    kv
 }
 
 #[cfg(test)]

@@ -54,6 +54,11 @@ pub const IGNORE_AUTOSPOTTING: &str = "spotswap:ignore-autospotting";
 pub const GROUP: &str = "spotswap:group";
 /// On instances we launch: the on-demand instance they replace.
 pub const REPLACES: &str = "spotswap:replaces";
+/// On instances we launch in a batch (one CreateFleet for several originals of one group): the
+/// originals, space-separated, in the order the launches are paired with them (FIXED; at most
+/// [`crate::batch::MAX_BATCH`]). A batch launch has no `spotswap:replaces` of its own until the
+/// Attach stage writes it; until then its original is derived ([`crate::batch::pair`]).
+pub const BATCH: &str = "spotswap:batch";
 /// On instances we launch: the instance type of the on-demand instance the swap replaced (the
 /// first one, through a chain of swaps): the savings are counted against its price.
 pub const REPLACES_TYPE: &str = "spotswap:replaces-type";
@@ -109,7 +114,7 @@ pub const AWS_LT_VERSION: &str = "aws:ec2launchtemplate:version";
 
 /// Keys an instance carries often enough to be held as one byte instead of a copy each
 /// ([`InstanceTags`]); at most 31 (the codes are the control characters 1 to 31).
-const INSTANCE_KEYS: [&str; 13] = [
+const INSTANCE_KEYS: [&str; 14] = [
     AWS_ASG_NAME,
     AWS_LT_ID,
     AWS_LT_VERSION,
@@ -123,12 +128,13 @@ const INSTANCE_KEYS: [&str; 13] = [
     DETACHED_FROM,
     crate::compat_mode::autospotting::LAUNCHED_BY,
     crate::compat_mode::autospotting::LAUNCHED_FOR,
+    BATCH,
 ];
 
 /// The one-character codes of [`INSTANCE_KEYS`], in the same order.
-const KEY_CODES: [&str; 13] = [
+const KEY_CODES: [&str; 14] = [
     "\u{1}", "\u{2}", "\u{3}", "\u{4}", "\u{5}", "\u{6}", "\u{7}", "\u{8}", "\u{9}", "\u{a}", "\u{b}",
-    "\u{c}", "\u{d}",
+    "\u{c}", "\u{d}", "\u{e}",
 ];
 
 /// Separates keys and values in [`InstanceTags`]: EC2 tag keys and values cannot hold it.

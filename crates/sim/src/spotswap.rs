@@ -193,9 +193,13 @@ impl Spotswap {
                 group.max_size = *to;
                 Ok(())
             }
-            ActionKind::Attach { instance, replaces } => {
+            ActionKind::Attach {
+                instance,
+                replaces,
+                batched,
+            } => {
                 // As the adapter does: one CreateTags on both, then the attach.
-                let kv = swap_tags(instance, now);
+                let kv = swap_tags(instance, batched.then_some(replaces.as_str()), now);
                 for id in [replaces, instance] {
                     tag_instance(world, id, &kv);
                 }

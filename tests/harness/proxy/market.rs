@@ -220,10 +220,32 @@ fn push_element(xml: &mut String, field: &str, value: &str) {
 /// rather than failing, so out-of-capacity overrides are removed before moto sees them and
 /// reported as errors afterwards.
 pub(super) async fn create_fleet(state: &State, call: &Call, parts: &Parts, body: Bytes) -> Reply {
-    let form = &call.form;
-    if form.get("Type").as_deref() != Some("instant") || state.scenario().no_capacity.is_empty() {
+    if call.form.get("Type").as_deref() != Some("instant") {
         return forward(state, parts, body).await;
     }
+    let lifecycle = match call
+        .form
+        .get("TargetCapacitySpecification.DefaultTargetCapacityType")
+        .as_deref()
+    {
+        Some("on-demand") => "on-demand",
+        _ => "spot",
+    };
+    // A fleet asking more than the scenario's fill gets the fill, and an error item for the
+    // rest, as AWS answers a pool short of capacity for the whole request.
+    let (form, body, shortfall) = match short_of(state, &call.form) {
+        Some(form) => {
+            let first: Vec<Override> = fleet_overrides(&call.form).into_iter().take(1).collect();
+            let body = form.encode();
+            (form, body, fleet_error_items(&call.form, &first, lifecycle))
+        }
+        None => (call.form.clone(), body, String::new()),
+    };
+    if state.scenario().no_capacity.is_empty() {
+        let response = forward(state, parts, body).await;
+        return with_errors(response, &shortfall);
+    }
+    let form = &form;
     let mut overrides = fleet_overrides(form);
     let subnets: HashSet<String> = overrides
         .iter()
@@ -250,16 +272,10 @@ pub(super) async fn create_fleet(state: &State, call: &Call, parts: &Parts, body
             .partition(|o| scenario.is_ice(o.field("InstanceType"), o.az.as_deref()))
     };
     if removed.is_empty() {
-        return forward(state, parts, body).await;
+        let response = forward(state, parts, body).await;
+        return with_errors(response, &shortfall);
     }
-    let lifecycle = match form
-        .get("TargetCapacitySpecification.DefaultTargetCapacityType")
-        .as_deref()
-    {
-        Some("on-demand") => "on-demand",
-        _ => "spot",
-    };
-    let errors = fleet_error_items(form, &removed, lifecycle);
+    let errors = fleet_error_items(form, &removed, lifecycle) + &shortfall;
     let remaining = without_overrides(form, &removed, &kept);
 
     if !remaining.0.iter().any(|(k, _)| k.starts_with(CONFIGS)) {
@@ -275,9 +291,39 @@ pub(super) async fn create_fleet(state: &State, call: &Call, parts: &Parts, body
             ),
         );
     }
-
     let response = forward(state, parts, remaining.encode()).await;
-    if response.status() != StatusCode::OK {
+    with_errors(response, &errors)
+}
+
+/// The request with its capacity cut to the scenario's fill, when it asks for more.
+fn short_of(state: &State, form: &Form) -> Option<Form> {
+    let fill = state.scenario().fleet_fill?;
+    let asked: u32 = form
+        .get("TargetCapacitySpecification.TotalTargetCapacity")?
+        .parse()
+        .ok()?;
+    if asked <= fill {
+        return None;
+    }
+    let capacity = [
+        "TargetCapacitySpecification.TotalTargetCapacity",
+        "TargetCapacitySpecification.SpotTargetCapacity",
+        "TargetCapacitySpecification.OnDemandTargetCapacity",
+    ];
+    let pairs = form
+        .0
+        .iter()
+        .map(|(k, v)| match capacity.contains(&k.as_str()) && v != "0" {
+            true => (k.clone(), fill.to_string()),
+            false => (k.clone(), v.clone()),
+        })
+        .collect();
+    Some(Form(pairs))
+}
+
+/// `errors` (error items) added to a CreateFleet answer's `errorSet`.
+fn with_errors(response: Reply, errors: &str) -> Reply {
+    if errors.is_empty() || response.status() != StatusCode::OK {
         return response;
     }
     let (parts, body) = response.into_parts();

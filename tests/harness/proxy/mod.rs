@@ -208,6 +208,14 @@ impl Proxy {
         }
     }
 
+    /// At most `n` instances per CreateFleet `instant` (`None`: as many as asked): a fleet
+    /// asking more launches `n` and answers an `InsufficientInstanceCapacity` error item for
+    /// the rest, as AWS does when the pools are short of capacity for a whole request (moto
+    /// always fills a fleet).
+    pub fn set_fleet_fill(&self, n: Option<u32>) {
+        self.state.scenario().fleet_fill = n;
+    }
+
     /// Adds a fault. Faults are tried in the order added; the first one that hits wins.
     pub fn add_fault(&self, fault: Fault) {
         self.state.scenario().faults.push(fault);

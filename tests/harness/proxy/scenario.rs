@@ -110,6 +110,8 @@ pub(super) struct Scenario {
     pub(super) prices: HashMap<Pool, f64>,
     pub(super) default_price: Option<f64>,
     pub(super) no_capacity: HashSet<Pool>,
+    /// [`super::Proxy::set_fleet_fill`].
+    pub(super) fleet_fill: Option<u32>,
     pub(super) faults: Vec<Fault>,
     pub(super) rng: XorShift,
     /// [`super::Proxy::set_commitments`] and [`super::Proxy::set_commitments_denied`].

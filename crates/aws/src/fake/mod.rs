@@ -153,20 +153,19 @@ impl Port for FakePort {
         token: Option<String>,
     ) -> PortFuture<'a, Page<Instance>> {
         self.call(op::DESCRIBE_INSTANCES, move |s| {
-            let all: Vec<Instance> = s
-                .instances
-                .values()
-                .filter(|i| i.state != InstanceState::Gone)
-                .filter(|i| match q {
-                    InstanceQuery::Live => true,
-                    InstanceQuery::Ids(ids) => ids.contains(&i.id),
-                    InstanceQuery::Tagged { key, values } => i
-                        .tags
-                        .get(key)
-                        .is_some_and(|v| values.is_empty() || values.iter().any(|x| x == v)),
-                })
-                .map(|i| s.shown(i))
-                .collect();
+            let all: Vec<Instance> =
+                s.instances
+                    .values()
+                    .filter(|i| i.state != InstanceState::Gone)
+                    .filter(|i| match q {
+                        InstanceQuery::Live => true,
+                        InstanceQuery::Ids(ids) => ids.contains(&i.id),
+                        InstanceQuery::Tagged { key, values } => i.tags.get(key).is_some_and(|v| {
+                            values.is_empty() || values.iter().any(|x| filter_matches(x, v))
+                        }),
+                    })
+                    .map(|i| s.shown(i))
+                    .collect();
             // Asked by id, EC2 answers in one page.
             let size = match q {
                 InstanceQuery::Ids(_) => usize::MAX,
@@ -333,10 +332,13 @@ impl Port for FakePort {
 
     fn create_fleet<'a>(&'a self, req: &'a FleetRequest) -> PortFuture<'a, FleetAnswer> {
         self.call(op::CREATE_FLEET, move |s| {
-            if let Some(id) = s.fleet_tokens.get(&req.client_token) {
-                let ty = s.instances.get(id).map(|i| i.instance_type.clone());
+            if let Some(ids) = s.fleet_tokens.get(&req.client_token) {
+                let launched = ids
+                    .iter()
+                    .map(|id| (id.clone(), s.instances.get(id).map(|i| i.instance_type.clone())))
+                    .collect();
                 return Ok(FleetAnswer {
-                    launched: Some((id.clone(), ty)),
+                    launched,
                     errors: Vec::new(),
                 });
             }
@@ -347,7 +349,7 @@ impl Port for FakePort {
             };
             if s.spot_quota_reached {
                 return Ok(FleetAnswer {
-                    launched: None,
+                    launched: Vec::new(),
                     errors: req
                         .overrides
                         .iter()
@@ -364,39 +366,49 @@ impl Port for FakePort {
                     errors.push(error("InsufficientInstanceCapacity", ty));
                     continue;
                 }
-                s.launched += 1;
-                let id = format!("i-fa6e{:013x}", s.launched);
-                let inst = Instance {
-                    id: id.clone(),
-                    instance_type: ty.clone(),
-                    az: pool.az.clone(),
-                    subnet_id: Some(subnet.clone()),
-                    lifecycle: match req.purchase {
-                        spotswap_core::Purchase::Spot => Lifecycle::Spot,
-                        spotswap_core::Purchase::OnDemand => Lifecycle::OnDemand,
-                    },
-                    state: InstanceState::Running,
-                    launch_time: s.clock,
-                    status_ok: None,
-                    termination_protected: None,
-                    tags: req.tags.iter().cloned().collect(),
-                    architecture: s
-                        .market
-                        .types
-                        .get(ty)
-                        .and_then(|t| t.architectures.first().cloned()),
-                    image: Default::default(),
-                    billing: Default::default(),
-                };
-                s.instances.insert(id.clone(), inst);
-                s.fleet_tokens.insert(req.client_token.clone(), id.clone());
-                return Ok(FleetAnswer {
-                    launched: Some((id, Some(ty.clone()))),
-                    errors,
-                });
+                let asked = req.count.max(1) as usize;
+                let n = s.fleet_fill.map_or(asked, |fill| fill.min(asked));
+                if n < asked {
+                    errors.push(error("InsufficientInstanceCapacity", ty));
+                }
+                let mut launched = Vec::new();
+                for _ in 0..n {
+                    s.launched += 1;
+                    let id = format!("i-fa6e{:013x}", s.launched);
+                    let inst = Instance {
+                        id: id.clone(),
+                        instance_type: ty.clone(),
+                        az: pool.az.clone(),
+                        subnet_id: Some(subnet.clone()),
+                        lifecycle: match req.purchase {
+                            spotswap_core::Purchase::Spot => Lifecycle::Spot,
+                            spotswap_core::Purchase::OnDemand => Lifecycle::OnDemand,
+                        },
+                        state: InstanceState::Running,
+                        launch_time: s.clock,
+                        status_ok: None,
+                        termination_protected: None,
+                        tags: req.tags.iter().cloned().collect(),
+                        architecture: s
+                            .market
+                            .types
+                            .get(ty)
+                            .and_then(|t| t.architectures.first().cloned()),
+                        image: Default::default(),
+                        billing: Default::default(),
+                    };
+                    s.instances.insert(id.clone(), inst);
+                    launched.push((id, Some(ty.clone())));
+                }
+                if launched.is_empty() {
+                    continue;
+                }
+                let ids = launched.iter().map(|(id, _)| id.clone()).collect();
+                s.fleet_tokens.insert(req.client_token.clone(), ids);
+                return Ok(FleetAnswer { launched, errors });
             }
             Ok(FleetAnswer {
-                launched: None,
+                launched: Vec::new(),
                 errors,
             })
         })
@@ -585,4 +597,12 @@ impl Port for FakePort {
             Ok(0)
         })
     }
+}
+
+/// An EC2 filter value against a tag value: `*` and `?` are wildcards, as EC2 reads them.
+fn filter_matches(filter: &str, value: &str) -> bool {
+    if !filter.contains(['*', '?']) {
+        return filter == value;
+    }
+    glob::Pattern::new(filter).is_ok_and(|p| p.matches(value))
 }

@@ -38,8 +38,11 @@ pub struct FakeRegion {
     pub clock: Timestamp,
     /// Events published, in order.
     pub events: Vec<EventEntry>,
-    /// CreateFleet client tokens seen, and the instance each launched.
-    pub fleet_tokens: BTreeMap<String, String>,
+    /// CreateFleet client tokens seen, and the instances each launched.
+    pub fleet_tokens: BTreeMap<String, Vec<String>>,
+    /// Most instances one CreateFleet launches (a pool short of capacity for a whole batch):
+    /// the rest of the request is answered with `InsufficientInstanceCapacity`.
+    pub fleet_fill: Option<usize>,
     /// Instances CreateFleet launched so far (their ids count up).
     pub launched: u64,
     /// Launch configurations by name.
@@ -77,6 +80,7 @@ impl Default for FakeRegion {
             clock: Timestamp::from_unix(0),
             events: Vec::new(),
             fleet_tokens: BTreeMap::new(),
+            fleet_fill: None,
             launched: 0,
             launch_configs: BTreeMap::new(),
             templates: BTreeMap::new(),

@@ -201,6 +201,7 @@ pub(super) fn instance_from_sdk(i: &aws_sdk_ec2::types::Instance) -> Option<Inst
 /// overrides; or on-demand (the floor's restoration), of the override's type.
 pub(super) fn fleet_capacity(
     purchase: spotswap_core::Purchase,
+    count: u32,
 ) -> (
     aws_sdk_ec2::types::TargetCapacitySpecificationRequest,
     Option<aws_sdk_ec2::types::SpotOptionsRequest>,
@@ -209,11 +210,12 @@ pub(super) fn fleet_capacity(
         DefaultTargetCapacityType, SpotAllocationStrategy, SpotOptionsRequest,
         TargetCapacitySpecificationRequest,
     };
-    let capacity = TargetCapacitySpecificationRequest::builder().total_target_capacity(1);
+    let n = count.max(1) as i32;
+    let capacity = TargetCapacitySpecificationRequest::builder().total_target_capacity(n);
     match purchase {
         spotswap_core::Purchase::Spot => (
             capacity
-                .spot_target_capacity(1)
+                .spot_target_capacity(n)
                 .default_target_capacity_type(DefaultTargetCapacityType::Spot)
                 .build(),
             Some(
@@ -224,7 +226,7 @@ pub(super) fn fleet_capacity(
         ),
         spotswap_core::Purchase::OnDemand => (
             capacity
-                .on_demand_target_capacity(1)
+                .on_demand_target_capacity(n)
                 .default_target_capacity_type(DefaultTargetCapacityType::OnDemand)
                 .build(),
             None,

@@ -418,7 +418,7 @@ impl Port for SdkPort {
                 .iter()
                 .map(|(k, v)| Tag::builder().key(k).value(v).build())
                 .collect();
-            let (capacity, spot_options) = convert::fleet_capacity(req.purchase);
+            let (capacity, spot_options) = convert::fleet_capacity(req.purchase, req.count);
             let resp = self
                 .ec2
                 .create_fleet()
@@ -442,10 +442,14 @@ impl Port for SdkPort {
                 .await
                 .map_err(err(op::CREATE_FLEET))?;
             Ok(FleetAnswer {
-                launched: resp.instances().iter().find_map(|i| {
-                    let id = i.instance_ids().first()?;
-                    Some((id.clone(), i.instance_type().map(|t| t.as_str().to_string())))
-                }),
+                launched: resp
+                    .instances()
+                    .iter()
+                    .flat_map(|i| {
+                        let ty = i.instance_type().map(|t| t.as_str().to_string());
+                        i.instance_ids().iter().map(move |id| (id.clone(), ty.clone()))
+                    })
+                    .collect(),
                 errors: resp
                     .errors()
                     .iter()

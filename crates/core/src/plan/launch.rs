@@ -74,6 +74,18 @@ pub fn launch_for(
 /// FNV-1a over the request's fields, each length-prefixed so no two requests share a byte
 /// string; `client_token` itself is not hashed. At most 64 characters, as CreateFleet allows.
 pub fn client_token(spec: &LaunchSpec) -> String {
+    let mut token = format!("spotswap-{}-{:016x}", spec.replaces, request_hash(spec));
+    token.truncate(64);
+    token
+}
+
+/// A batch's token ([`crate::batch::FleetBatch`]): the same hash of the whole request, whose
+/// `replaces` is the list of originals (too long, and spaced, for the token itself).
+pub fn batch_token(spec: &LaunchSpec) -> String {
+    format!("spotswap-batch-{:016x}", request_hash(spec))
+}
+
+fn request_hash(spec: &LaunchSpec) -> u64 {
     let mut h = Fnv::default();
     h.field(&spec.replaces);
     h.field(&spec.subnet_id);
@@ -92,9 +104,7 @@ pub fn client_token(spec: &LaunchSpec) -> String {
         Purchase::Spot => "spot",
         Purchase::OnDemand => "on-demand",
     });
-    let mut token = format!("spotswap-{}-{:016x}", spec.replaces, h.0);
-    token.truncate(64);
-    token
+    h.0
 }
 
 /// 64-bit FNV-1a: small, stable across builds and platforms (std's hasher is neither).

@@ -182,6 +182,7 @@ pub(crate) fn advance_swap<'a>(
                     ActionKind::Attach {
                         instance: keep.id.clone(),
                         replaces: replaces.to_string(),
+                        batched: keep.tag(tags::BATCH).is_some(),
                     },
                     Reason::ReplacementReady,
                 ),

@@ -80,7 +80,8 @@ fn a_ready_launch_is_attached() {
     );
     assert!(kinds(&plan).contains(&&ActionKind::Attach {
         instance: "i-l1".into(),
-        replaces: "i-od1".into()
+        replaces: "i-od1".into(),
+        batched: false,
     }));
 }
 
@@ -103,11 +104,13 @@ fn max_size_is_raised_first_when_the_attaches_would_not_fit() {
             &ActionKind::RaiseMax { from: 3, to: 4 },
             &ActionKind::Attach {
                 instance: "i-l1".into(),
-                replaces: "i-od1".into()
+                replaces: "i-od1".into(),
+                batched: false,
             },
             &ActionKind::Attach {
                 instance: "i-l2".into(),
-                replaces: "i-od2".into()
+                replaces: "i-od2".into(),
+                batched: false,
             },
         ]
     );

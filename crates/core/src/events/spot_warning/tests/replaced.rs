@@ -53,7 +53,7 @@ fn a_launch_naming_itself_is_replaced_as_usual() {
     let g = managed();
     let mut snap = snapshot(MemberState::InService, "InService", g.clone());
     let mut l = crate::testkit::instance(ID, "m5.large", "us-east-1a", Lifecycle::Spot);
-    l.tags.extend(crate::records::swap_tags(ID, NOW));
+    l.tags.extend(crate::records::swap_tags(ID, None, NOW));
     l.tags.extend([
         (tags::GROUP, g.name.as_str()),
         (tags::REPLACES, "i-0000000000000000f"),

@@ -13,9 +13,15 @@ use spotswap_core::{
     tags, Action, ActionKind, Failure, Instance, LaunchSpec, Outcome, Pool, Reason, Timestamp,
 };
 
-use crate::port::{op, FleetRequest};
-use crate::snapshot::describe_tagged_instances;
+use crate::port::{op, FleetAnswer, FleetRequest};
 use crate::{AdapterError, Aws};
+
+mod batch;
+mod guard;
+
+use batch::fleet_answer;
+
+pub(crate) use guard::LaunchGuard;
 
 /// A most-mutating-calls limit for one invocation: a blast-radius guard, and the hook the crash
 /// tests use to stop a cycle after any chosen mutating call.
@@ -53,84 +59,6 @@ pub struct Executor {
     /// answer (or the launch found already made), which may be any of the overrides, not the
     /// first one the plan named.
     launched: Arc<std::sync::Mutex<BTreeMap<String, Pool>>>,
-}
-
-/// Our launches replacing the originals a cycle is about to replace, read in batches of 200
-/// (EC2's most values in one filter) in plan order. [`LaunchGuard::prefetch`] reads them one
-/// after another in the background, so only a cycle's first launches wait for a read: a
-/// single read of every batch up front held all launches back for each batch's round trip.
-#[derive(Debug, Clone)]
-pub(crate) struct LaunchGuard {
-    aws: Aws,
-    batch_of: Arc<BTreeMap<String, usize>>,
-    batches: Arc<[GuardBatch]>,
-}
-
-#[derive(Debug)]
-struct GuardBatch {
-    originals: Vec<String>,
-    /// `None` when the read failed: each launch of the batch then reads its own.
-    found: tokio::sync::OnceCell<Option<BTreeMap<String, Vec<Instance>>>>,
-}
-
-impl LaunchGuard {
-    /// Originals in the order the cycle will reach them.
-    pub(crate) fn new(aws: &Aws, originals: Vec<String>) -> Self {
-        let mut batch_of = BTreeMap::new();
-        let batches: Vec<GuardBatch> = originals
-            .chunks(crate::snapshot::FILTER_VALUES)
-            .enumerate()
-            .map(|(i, chunk)| {
-                for o in chunk {
-                    batch_of.entry(o.clone()).or_insert(i);
-                }
-                GuardBatch {
-                    originals: chunk.to_vec(),
-                    found: tokio::sync::OnceCell::new(),
-                }
-            })
-            .collect();
-        Self {
-            aws: aws.clone(),
-            batch_of: Arc::new(batch_of),
-            batches: batches.into(),
-        }
-    }
-
-    /// Read every batch, in order, in a task of its own; abort it when the cycle is done.
-    pub(crate) fn prefetch(&self) -> tokio::task::JoinHandle<()> {
-        let guard = self.clone();
-        tokio::spawn(async move {
-            for i in 0..guard.batches.len() {
-                guard.batch(i).await;
-            }
-        })
-    }
-
-    async fn batch(&self, i: usize) -> Option<&BTreeMap<String, Vec<Instance>>> {
-        let b = &self.batches[i];
-        b.found
-            .get_or_init(|| async {
-                match crate::snapshot::launches_replacing(&self.aws, &b.originals).await {
-                    Ok(found) => Some(found),
-                    Err(e) => {
-                        tracing::warn!(reason = "LaunchLookupFailed", error = %e, originals = b.originals.len(), "batched launch look-up failed; each launch of the batch reads its own");
-                        None
-                    }
-                }
-            })
-            .await
-            .as_ref()
-    }
-
-    /// Our launches replacing `original`; `None` when it is in no batch or its batch's read
-    /// failed.
-    pub(crate) async fn launches_replacing(&self, original: &str) -> Option<Vec<Instance>> {
-        let i = *self.batch_of.get(original)?;
-        self.batch(i)
-            .await
-            .map(|found| found.get(original).cloned().unwrap_or_default())
-    }
 }
 
 impl Executor {
@@ -219,46 +147,60 @@ impl Executor {
 
     /// Run one group's actions in order. A failure stops the rest of that group's actions:
     /// later steps build on earlier ones.
+    ///
+    /// A run of launches that send the same request goes out as one CreateFleet, and a run of
+    /// attaches shares one AttachInstances ([`spotswap_core::batch::runs`]).
     pub async fn run_group(&self, actions: &[Action]) -> Vec<Outcome> {
-        let mut out = Vec::with_capacity(actions.len());
+        let mut out: Vec<Option<Outcome>> = vec![None; actions.len()];
         let mut stop: Option<Reason> = None;
-        for a in actions {
-            out.push(self.run_one(a, &mut stop).await);
+        for run in spotswap_core::batch::runs(actions) {
+            let batch: Vec<&Action> = run.iter().map(|i| &actions[*i]).collect();
+            let outcomes = match &batch[0].kind {
+                ActionKind::Launch(_) if batch.len() > 1 => self.launch_run(&batch, &mut stop).await,
+                ActionKind::Attach { .. } if batch.len() > 1 => self.attach_run(&batch, &mut stop).await,
+                _ => vec![self.run_one(batch[0], &mut stop).await],
+            };
+            for (i, o) in run.into_iter().zip(outcomes) {
+                out[i] = Some(o);
+            }
         }
-        out
+        filled(out)
     }
 
     /// Run one action; `stop` is the reason later steps of the same group are not attempted,
     /// once one failed or the budget ran out.
     pub(crate) async fn run_one(&self, a: &Action, stop: &mut Option<Reason>) -> Outcome {
+        if let Some(held) = self.held(a, stop) {
+            return held;
+        }
+        match self.apply(a).await {
+            Ok(o) => o,
+            Err(e) => stopped(e, stop),
+        }
+    }
+
+    /// The outcome of `a` when it is not to be applied: nothing to change, an earlier step of
+    /// the group stopped it, a dry run, or (a launch) the time is up or the account's spot
+    /// quota was hit.
+    fn held(&self, a: &Action, stop: &Option<Reason>) -> Option<Outcome> {
         if !a.kind.is_mutating() {
-            return Outcome::Done(None);
+            return Some(Outcome::Done(None));
         }
         if let Some(why) = stop {
-            return Outcome::NotAttempted(*why);
+            return Some(Outcome::NotAttempted(*why));
         }
         if self.dry_run {
-            return Outcome::DryRun;
+            return Some(Outcome::DryRun);
         }
         if matches!(a.kind, ActionKind::Launch(_)) && self.launches_over() {
             // Checked before each launch, not once per group: the token bucket paces
             // launches, so a group with many may reach the deadline halfway through.
-            return Outcome::NotAttempted(Reason::OutOfTime);
+            return Some(Outcome::NotAttempted(Reason::OutOfTime));
         }
         if matches!(a.kind, ActionKind::Launch(_)) && self.quota_hit.load(Ordering::SeqCst) {
-            return Outcome::NotAttempted(Reason::SpotQuotaExceeded);
+            return Some(Outcome::NotAttempted(Reason::SpotQuotaExceeded));
         }
-        match self.apply(a).await {
-            Ok(o) => o,
-            Err(AdapterError::BudgetExhausted) => {
-                *stop = Some(Reason::MutationBudgetExhausted);
-                Outcome::NotAttempted(Reason::MutationBudgetExhausted)
-            }
-            Err(e) => {
-                *stop = Some(Reason::EarlierStepFailed);
-                Outcome::Failed(e.failure())
-            }
-        }
+        None
     }
 
     async fn apply(&self, a: &Action) -> Result<Outcome, AdapterError> {
@@ -276,21 +218,12 @@ impl Executor {
                 self.update_max(group, *to).await?;
                 Ok(Outcome::Done(None))
             }
-            ActionKind::Attach { instance, replaces } => {
-                // One CreateTags before the attach, on both instances (CreateTags writes the
-                // same tags on every resource it names): the original names its replacement,
-                // so that an interruption warning for it learns from the instance alone whether
-                // the replacement serves (`OriginalAlreadyReplaced`), and the launch gets the
-                // time its grace period counts from. A stop after the tag and before the attach
-                // leaves a name that is no member and a time nobody reads (the launch is not a
-                // member): the next attach writes both again. On the launch, `replaced-by`
-                // names itself, and on the original, `attached-at` is not read (docs/design.md).
-                self.spend()?;
-                let pair = [replaces.clone(), instance.clone()];
-                let kv = swap_tags(instance, self.now);
-                self.aws
-                    .paced(op::CREATE_TAGS, self.aws.port().tag_instances(&pair, &kv))
-                    .await?;
+            ActionKind::Attach {
+                instance,
+                replaces,
+                batched,
+            } => {
+                self.tag_pair(instance, replaces, *batched).await?;
                 self.spend()?;
                 let ids = [instance.clone()];
                 self.aws
@@ -445,67 +378,87 @@ impl Executor {
         }
     }
 
-    /// CreateFleet instant with the group's own launch template. Looks first for a launch
-    /// already tagged `spotswap:replaces=<id>` (in the cycle's batch read when there is one):
-    /// a client token only dedupes retries within its window, the tag catches a concurrent or
-    /// repeated cycle.
-    async fn launch(&self, group: &str, spec: &LaunchSpec) -> Result<Outcome, AdapterError> {
-        // An original the batch did not ask about (a group re-planned after its preflight) is
-        // looked up on its own.
+    /// One CreateTags before the attach, on both instances (CreateTags writes the same tags on
+    /// every resource it names): the original names its replacement, so that an interruption
+    /// warning for it learns from the instance alone whether the replacement serves
+    /// (`OriginalAlreadyReplaced`), and the launch gets the time its grace period counts from;
+    /// a batch pair also gets its `spotswap:replaces`. A stop after the tag and before the
+    /// attach leaves a name that is no member and a time nobody reads (the launch is not a
+    /// member): the next attach writes them again. On the launch, `replaced-by` names itself,
+    /// and on the original, `attached-at` is not read (docs/design.md).
+    async fn tag_pair(&self, instance: &str, replaces: &str, batched: bool) -> Result<(), AdapterError> {
+        self.spend()?;
+        let pair = [replaces.to_string(), instance.to_string()];
+        let kv = swap_tags(instance, batched.then_some(replaces), self.now);
+        self.aws
+            .paced(op::CREATE_TAGS, self.aws.port().tag_instances(&pair, &kv))
+            .await
+    }
+
+    /// Our live launch replacing `original` already, if any: in the cycle's batched read when
+    /// there is one, else read on its own (an original the guard did not ask about: a group
+    /// re-planned after its preflight). A client token only dedupes retries within its window;
+    /// the tags catch a concurrent or repeated cycle.
+    async fn existing_launch(&self, group: &str, original: &str) -> Result<Option<Instance>, AdapterError> {
         let batched = match &self.guard {
-            Some(guard) => guard.launches_replacing(&spec.replaces).await,
+            Some(guard) => guard.launches_replacing(original).await,
             None => None,
         };
         let existing: Vec<Instance> = match batched {
             Some(found) => found,
-            None => describe_tagged_instances(&self.aws, tags::REPLACES, &[spec.replaces.as_str()])
+            None => crate::snapshot::launches_replacing(&self.aws, &[original.to_string()])
                 .await?
-                .into_values()
-                .collect(),
+                .remove(original)
+                .unwrap_or_default(),
         };
-        if let Some(found) = existing
-            .iter()
-            // A detached (interrupted) launch is dying: it does not count as the replacement.
-            .find(|i| i.is_live_launch_for(group))
-        {
-            self.remember_launch(&found.id, found.pool());
-            return Ok(Outcome::AlreadyDone(found.id.clone()));
+        // A detached (interrupted) launch is dying: it does not count as the replacement.
+        let found = existing.into_iter().find(|i| i.is_live_launch_for(group));
+        if let Some(i) = &found {
+            self.remember_launch(&i.id, i.pool());
         }
+        Ok(found)
+    }
+
+    /// CreateFleet instant with the group's own launch template, unless a launch replacing the
+    /// original exists already ([`Self::existing_launch`]).
+    async fn launch(&self, group: &str, spec: &LaunchSpec) -> Result<Outcome, AdapterError> {
+        if let Some(found) = self.existing_launch(group, &spec.replaces).await? {
+            return Ok(Outcome::AlreadyDone(found.id));
+        }
+        self.fresh_launch(group, spec).await
+    }
+
+    /// CreateFleet for `spec`, with no look-up first.
+    async fn fresh_launch(&self, group: &str, spec: &LaunchSpec) -> Result<Outcome, AdapterError> {
         self.spend()?;
-        let req = FleetRequest::from_spec(spec);
-        let answer = self
-            .aws
-            .paced(op::CREATE_FLEET, self.aws.port().create_fleet(&req))
-            .await?;
-        // The pool of an answer's override: its type, in the original's AZ (every override
-        // names the original's subnet).
-        let pool_of = |ty: Option<&str>| {
-            let ty = ty?;
-            spec.candidates
-                .iter()
-                .find(|c| c.pool.instance_type == ty)
-                .map(|c| c.pool.clone())
-        };
-        let launched = answer.launched.map(|(id, ty)| (id, pool_of(ty.as_deref())));
-        let errors: Vec<FleetError> = answer
-            .errors
-            .into_iter()
-            .map(|e| FleetError {
-                pool: pool_of(e.instance_type.as_deref()),
-                code: e.code,
-                message: e.message,
-            })
-            .collect();
-        match judge_fleet(spec, launched, &errors) {
+        let answer = self.create_fleet(&FleetRequest::from_spec(spec)).await?;
+        let (launched, errors) = fleet_answer(spec, answer);
+        let verdict = judge_fleet(spec, launched.into_iter().next(), &errors);
+        self.settle(group, spec, verdict, &errors, true).await
+    }
+
+    /// What a fleet's verdict means for one launch: its instance, a fallback (the pools marked
+    /// first, with `mark`: a batch marks them once), or the error.
+    async fn settle(
+        &self,
+        group: &str,
+        spec: &LaunchSpec,
+        verdict: FleetVerdict,
+        errors: &[FleetError],
+        mark: bool,
+    ) -> Result<Outcome, AdapterError> {
+        match verdict {
             FleetVerdict::Launched { instance, pool } => {
                 if let Some(pool) = pool {
                     self.remember_launch(&instance, pool);
                 }
                 Ok(Outcome::Done(Some(instance)))
             }
-            FleetVerdict::NoCapacity { mark } => {
-                self.set_group_tags(group, &no_capacity_tags(&mark, self.now))
-                    .await?;
+            FleetVerdict::NoCapacity { mark: pools } => {
+                if mark {
+                    self.set_group_tags(group, &no_capacity_tags(&pools, self.now))
+                        .await?;
+                }
                 Ok(Outcome::Fallback(
                     spec.candidates
                         .iter()
@@ -526,6 +479,12 @@ impl Executor {
                 })
             }
         }
+    }
+
+    async fn create_fleet(&self, req: &FleetRequest) -> Result<FleetAnswer, AdapterError> {
+        self.aws
+            .paced(op::CREATE_FLEET, self.aws.port().create_fleet(req))
+            .await
     }
 
     async fn update_max(&self, group: &str, max: u32) -> Result<(), AdapterError> {
@@ -596,5 +555,27 @@ impl Executor {
     /// The time this executor acts at.
     pub(crate) fn now(&self) -> Timestamp {
         self.now
+    }
+}
+
+/// The outcomes of a run, each set (one never set was not attempted).
+fn filled(out: Vec<Option<Outcome>>) -> Vec<Outcome> {
+    let held = Outcome::NotAttempted(Reason::EarlierStepFailed);
+    out.into_iter()
+        .map(|o| o.unwrap_or_else(|| held.clone()))
+        .collect()
+}
+
+/// The outcome of a step that failed with `e`, and the reason the group's later steps stop.
+fn stopped(e: AdapterError, stop: &mut Option<Reason>) -> Outcome {
+    match e {
+        AdapterError::BudgetExhausted => {
+            *stop = Some(Reason::MutationBudgetExhausted);
+            Outcome::NotAttempted(Reason::MutationBudgetExhausted)
+        }
+        e => {
+            *stop = Some(Reason::EarlierStepFailed);
+            Outcome::Failed(e.failure())
+        }
     }
 }
