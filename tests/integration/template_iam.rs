@@ -227,8 +227,12 @@ fn launches_must_require_our_tag_on_the_instance() {
     assert_reports(&report, "launch-untagged");
     // Launch inputs alone are harmless only next to the tag-gated instance statement.
     let mut t = template();
-    statements_of(&mut t, "SwapPolicy")
-        .retain(|s| s.get("Sid").and_then(Value::as_str) != Some("LaunchOnlyTaggedInstances"));
+    let gated = ["LaunchOnlyTaggedInstances", "LaunchOnlyTaggedBatches"];
+    statements_of(&mut t, "SwapPolicy").retain(|s| {
+        !s.get("Sid")
+            .and_then(Value::as_str)
+            .is_some_and(|sid| gated.contains(&sid))
+    });
     assert_reports(&check_value(&t), "launch-inputs");
 }
 

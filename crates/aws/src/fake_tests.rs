@@ -500,3 +500,80 @@ async fn the_preflight_reads_no_termination_protection_and_a_protected_original_
         aws.api_calls()
     );
 }
+
+#[tokio::test]
+async fn a_shared_attach_that_fails_is_retried_one_launch_at_a_time() {
+    // GIVEN two ready launches planned for attach, one of which stops before the call
+    let fleet = Fleet::new()
+        .desired(2)
+        .max(4)
+        .on_demand("i-od1", A)
+        .on_demand("i-od2", A)
+        .launch("i-l1", "i-od1", Stage::Ready)
+        .launch("i-l2", "i-od2", Stage::Ready);
+    let plan = fleet.plan();
+    let attaches: Vec<_> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.kind, ActionKind::Attach { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(attaches.len(), 2, "{:?}", plan.actions);
+    let (fake, aws) = region(&[fleet]);
+    fake.edit(|r| r.instances.get_mut("i-l2").unwrap().state = InstanceState::Stopped);
+    // WHEN the executor runs them (a run of two: one shared AttachInstances)
+    let out = Executor::new(&aws, NOW, false, None).run_group(&attaches).await;
+    // THEN the running launch is attached and only the stopped one fails
+    assert_eq!(out[0], Outcome::Done(None), "{out:?}");
+    assert!(matches!(out[1], Outcome::Failed(_)), "{out:?}");
+    let members: Vec<String> = fake.state().groups["web"]
+        .members
+        .iter()
+        .map(|m| m.id.clone())
+        .collect();
+    assert!(members.contains(&"i-l1".to_string()) && !members.contains(&"i-l2".to_string()));
+    // AND the shared call was tried first, then each on its own
+    assert_eq!(aws.api_calls().get("autoscaling:AttachInstances"), Some(&3));
+}
+
+#[tokio::test]
+async fn a_batch_of_launches_goes_out_as_one_fleet_and_a_short_fill_falls_back_for_the_rest() {
+    // GIVEN three originals due in one subnet, and pools short of capacity for three
+    let fleet = Fleet::new()
+        .desired(3)
+        .on_demand("i-0000000000000000a", A)
+        .on_demand("i-0000000000000000b", A)
+        .on_demand("i-0000000000000000c", A)
+        .tag(spotswap_core::tags::ON_DEMAND_BASE, "0")
+        .tag(spotswap_core::tags::REPLACE_PER_CYCLE, "3")
+        .tag(spotswap_core::tags::MAX_POOL_PERCENT, "100");
+    let (fake, aws) = region(&[fleet]);
+    fake.edit(|r| r.fleet_fill = Some(2));
+    // WHEN a cycle runs
+    let report = rebalance(&aws, &Config::default(), at(NOW)).await.unwrap();
+    // THEN one CreateFleet asked for three, two originals have a launch and one falls back
+    assert_eq!(report.api_calls.get("ec2:CreateFleet"), Some(&1));
+    let launches = outcomes(&report, |k| matches!(k, ActionKind::Launch(_)));
+    let launched = launches
+        .iter()
+        .filter(|o| matches!(o, Outcome::Done(Some(_))))
+        .count();
+    let fell_back = launches
+        .iter()
+        .filter(|o| matches!(o, Outcome::Fallback(_)))
+        .count();
+    assert_eq!((launched, fell_back), (2, 1), "{launches:?}");
+    // AND the next snapshot derives the same pairs as the executor logged
+    let snap = snapshot::take(&aws, &Default::default(), None, NOW)
+        .await
+        .unwrap();
+    for a in report
+        .actions
+        .iter()
+        .filter(|a| matches!(a.kind, ActionKind::Launch(_)))
+    {
+        if let Outcome::Done(Some(id)) = &a.outcome {
+            assert_eq!(snap.instances[id].replaces(), a.instance.as_deref(), "{id}");
+        }
+    }
+}

@@ -383,7 +383,7 @@ pub fn explain_instance(id: &str, src: &Sources) -> Option<Explanation> {
             related.push(r.to_string());
         }
     };
-    if let Some(r) = inst.and_then(|i| i.tag(tags::REPLACES)) {
+    if let Some(r) = inst.and_then(Instance::replaces) {
         relate(r);
     }
     for l in &lines {
@@ -393,7 +393,7 @@ pub fn explain_instance(id: &str, src: &Sources) -> Option<Explanation> {
             relate(&l.detail);
         }
     }
-    for i in src.launches.iter().filter(|i| i.tag(tags::REPLACES) == Some(id)) {
+    for i in src.launches.iter().filter(|i| i.replaces() == Some(id)) {
         relate(&i.id);
     }
     let mut entries: Vec<Entry> = lines.iter().map(|l| Entry::decision(l)).collect();
@@ -498,11 +498,7 @@ pub fn explain_group(name: &str, src: &Sources, settings: &Settings, now: Timest
             } else {
                 "launched"
             };
-            format!(
-                "{} ({stage}, replaces {})",
-                i.id,
-                i.tag(tags::REPLACES).unwrap_or("-")
-            )
+            format!("{} ({stage}, replaces {})", i.id, i.replaces().unwrap_or("-"))
         })
         .collect();
     let mut decisions: Vec<Entry> = sorted(
