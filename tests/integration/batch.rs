@@ -6,20 +6,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use spotswap_aws::workflow::now;
-use spotswap_aws::{reap, rebalance, Config, CycleOptions, CycleReport, MutationBudget, Outcome};
+use spotswap_aws::{CycleOptions, CycleReport, MutationBudget, Outcome};
 use spotswap_core::{tags, Reason};
-use spotswap_tests::fleet::{sample_price_file, Env, GroupSpec};
+use spotswap_tests::fleet::{Env, GroupSpec};
 use spotswap_tests::proxy::Proxy;
 
-const DESIRED: usize = 3;
+use super::crash::{cycle, reaper_pass};
 
-fn config() -> Config {
-    Config {
-        price_file: Some(sample_price_file()),
-        event_bus: String::new(),
-        ..Config::default()
-    }
-}
+const DESIRED: usize = 3;
 
 /// Three on-demand m5.large in one subnet, all due at once, desired == max: one batch of three.
 fn batch_group(name: &str) -> GroupSpec {
@@ -31,25 +25,6 @@ fn batch_group(name: &str) -> GroupSpec {
     spec
 }
 
-async fn cycle(env: &Env, opts: CycleOptions) -> CycleReport {
-    let r = rebalance(&env.aws(), &config(), opts).await.expect("cycle runs");
-    let d: Vec<String> = r
-        .actions
-        .iter()
-        .map(|a| format!("{} {} {:?} {:?}", a.kind.name(), a.reason, a.instance, a.outcome))
-        .collect();
-    println!("cycle: {d:?}");
-    r
-}
-
-async fn reaper_pass(env: &Env) -> CycleReport {
-    let opts = CycleOptions {
-        now: Some(now().plus_minutes(30)),
-        ..CycleOptions::default()
-    };
-    reap(&env.aws(), &config(), opts).await.expect("reaper pass runs")
-}
-
 fn calls(reports: &[CycleReport], op: &str) -> u64 {
     reports
         .iter()
@@ -57,30 +32,12 @@ fn calls(reports: &[CycleReport], op: &str) -> u64 {
         .sum()
 }
 
-/// DESIGN.md §8.1: never below the desired capacity the swap began with.
 async fn assert_capacity(env: &Env, group: &str, when: &str) {
-    let g = env.group_state(group).await;
-    assert!(
-        g.in_service().len() >= DESIRED && g.desired as usize >= DESIRED,
-        "{when}: {} InService, desired {}",
-        g.in_service().len(),
-        g.desired
-    );
+    super::crash::assert_capacity(env, group, DESIRED, when).await;
 }
 
-/// Fresh cycles until one makes no mutating call.
 async fn converge(env: &Env, group: &str) -> Vec<CycleReport> {
-    let mut reports = Vec::new();
-    for n in 0..10 {
-        let r = cycle(env, CycleOptions::default()).await;
-        assert_capacity(env, group, &format!("cycle {n}")).await;
-        let quiet = r.mutating_calls() == 0;
-        reports.push(r);
-        if quiet {
-            return reports;
-        }
-    }
-    panic!("{group} did not converge in 10 cycles");
+    super::crash::converge(env, group, DESIRED).await
 }
 
 /// Our instances alive: id → (a member of `group`, its `spotswap:replaces` as EC2 shows it).

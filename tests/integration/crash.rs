@@ -30,7 +30,7 @@ use spotswap_aws::{reap, rebalance, Config, CycleOptions, CycleReport, Executor,
 use spotswap_core::{plan_cycle, tags, ActionKind, Reason};
 use spotswap_tests::fleet::{sample_price_file, Env, GroupSpec};
 
-fn config() -> Config {
+pub(super) fn config() -> Config {
     Config {
         price_file: Some(sample_price_file()),
         // Publishing is proven in events_out.rs; here it would only add calls to the counts.
@@ -41,7 +41,7 @@ fn config() -> Config {
 
 /// One rebalancer cycle in a fresh process. Its decisions are printed: a failing test shows
 /// them.
-async fn cycle(env: &Env, opts: CycleOptions) -> CycleReport {
+pub(super) async fn cycle(env: &Env, opts: CycleOptions) -> CycleReport {
     let r = rebalance(&env.aws(), &config(), opts).await.expect("cycle runs");
     print_decisions("cycle", &r);
     r
@@ -57,7 +57,7 @@ fn print_decisions(what: &str, r: &CycleReport) {
 }
 
 /// One reaper pass in a fresh process, with the clock past the orphan age.
-async fn reaper_pass(env: &Env) -> CycleReport {
+pub(super) async fn reaper_pass(env: &Env) -> CycleReport {
     let opts = CycleOptions {
         now: Some(now().plus_minutes(30)),
         ..CycleOptions::default()
@@ -93,7 +93,7 @@ async fn our_launches(env: &Env, group: &str) -> BTreeMap<String, (bool, bool)> 
 }
 
 /// DESIGN.md §8.1: never below the desired capacity the swap began with.
-async fn assert_capacity(env: &Env, group: &str, desired: usize, when: &str) {
+pub(super) async fn assert_capacity(env: &Env, group: &str, desired: usize, when: &str) {
     let g = env.group_state(group).await;
     assert!(
         g.in_service().len() >= desired && g.desired as usize >= desired,
@@ -104,7 +104,7 @@ async fn assert_capacity(env: &Env, group: &str, desired: usize, when: &str) {
 }
 
 /// Fresh cycles until one makes no mutating call.
-async fn converge(env: &Env, group: &str, desired: usize) -> Vec<CycleReport> {
+pub(super) async fn converge(env: &Env, group: &str, desired: usize) -> Vec<CycleReport> {
     let mut reports = Vec::new();
     for n in 0..10 {
         let r = cycle(env, CycleOptions::default()).await;

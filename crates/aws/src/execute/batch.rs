@@ -126,15 +126,7 @@ impl Executor {
         let group = run[0].group.as_str();
         for chunk in tagged.chunks(MAX_ATTACH) {
             let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
-            let together = match self.spend() {
-                Ok(()) => {
-                    self.aws
-                        .paced(op::ATTACH, self.aws.port().attach_instances(group, &ids))
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            match together {
+            match self.attach_ids(group, &ids).await {
                 Ok(()) => {
                     for (i, _) in chunk {
                         out[*i] = Some(Outcome::Done(None));
@@ -148,16 +140,7 @@ impl Executor {
                 }
                 Err(_) => {
                     for (i, id) in chunk {
-                        let one = [id.clone()];
-                        let alone = match self.spend() {
-                            Ok(()) => {
-                                self.aws
-                                    .paced(op::ATTACH, self.aws.port().attach_instances(group, &one))
-                                    .await
-                            }
-                            Err(e) => Err(e),
-                        };
-                        out[*i] = Some(match alone {
+                        out[*i] = Some(match self.attach_ids(group, std::slice::from_ref(id)).await {
                             Ok(()) => Outcome::Done(None),
                             Err(e) => stopped(e, stop),
                         });
@@ -166,6 +149,14 @@ impl Executor {
             }
         }
         filled(out)
+    }
+
+    /// One AttachInstances of `ids`, spending one call of the budget.
+    async fn attach_ids(&self, group: &str, ids: &[String]) -> Result<(), crate::AdapterError> {
+        self.spend()?;
+        self.aws
+            .paced(op::ATTACH, self.aws.port().attach_instances(group, ids))
+            .await
     }
 }
 
