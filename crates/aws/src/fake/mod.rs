@@ -6,10 +6,11 @@
 //!
 //! - AttachInstances is refused past MaxSize, for an instance already in a group, and for one
 //!   not running; DetachInstances is refused for a non-member; both move `DesiredCapacity`;
-//! - CreateFleet launches one spot instance into the first override whose pool is not marked
-//!   out of capacity ([`FakeRegion::no_capacity`]), answers `InsufficientInstanceCapacity`
-//!   per override when all are, `MaxSpotInstanceCountExceeded` when
-//!   [`FakeRegion::spot_quota_reached`], and the same instance again for a client token it saw;
+//! - CreateFleet launches the instances asked for (at most [`FakeRegion::fleet_fill`]) into the
+//!   first override whose pool is not marked out of capacity ([`FakeRegion::no_capacity`]),
+//!   answers `InsufficientInstanceCapacity` per override when all are (and for a short fill),
+//!   `MaxSpotInstanceCountExceeded` when [`FakeRegion::spot_quota_reached`], and the same
+//!   instances again for a client token it saw;
 //! - TerminateInstances and TerminateInstanceInAutoScalingGroup end an instance at once (AWS
 //!   takes a while) and take it out of its group;
 //! - paginated reads serve pages of [`FakeRegion::page_size`] items, so multi-page paths run;
@@ -28,18 +29,19 @@ use serde_json::json;
 use spotswap_core::events::Membership;
 use spotswap_core::model::{LaunchTemplateRef, ScheduledEvent};
 use spotswap_core::{
-    GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, Lifecycle, Member, MemberState, Pool, Timestamp,
+    GroupSnapshot, Instance, InstanceState, InstanceTypeSpec, Member, MemberState, Pool, Timestamp,
 };
 
 use crate::clients::CallCounter;
 use crate::port::{
-    op, EventEntry, FleetAnswer, FleetAnswerError, FleetRequest, GroupQuery, InstanceQuery, Page, Port,
-    PortFuture, RequirementsQuery, SpotPrice,
+    op, EventEntry, FleetAnswer, FleetRequest, GroupQuery, InstanceQuery, Page, Port, PortFuture,
+    RequirementsQuery, SpotPrice,
 };
 use crate::AdapterError;
 
 mod carry;
 mod diag;
+mod fleet;
 mod launch_config;
 mod region;
 mod requirements;
@@ -331,87 +333,7 @@ impl Port for FakePort {
     }
 
     fn create_fleet<'a>(&'a self, req: &'a FleetRequest) -> PortFuture<'a, FleetAnswer> {
-        self.call(op::CREATE_FLEET, move |s| {
-            if let Some(ids) = s.fleet_tokens.get(&req.client_token) {
-                let launched = ids
-                    .iter()
-                    .map(|id| (id.clone(), s.instances.get(id).map(|i| i.instance_type.clone())))
-                    .collect();
-                return Ok(FleetAnswer {
-                    launched,
-                    errors: Vec::new(),
-                });
-            }
-            let error = |code: &str, ty: &str| FleetAnswerError {
-                code: Some(code.to_string()),
-                message: format!("{code} for {ty}"),
-                instance_type: Some(ty.to_string()),
-            };
-            if s.spot_quota_reached {
-                return Ok(FleetAnswer {
-                    launched: Vec::new(),
-                    errors: req
-                        .overrides
-                        .iter()
-                        .map(|(ty, _)| error("MaxSpotInstanceCountExceeded", ty))
-                        .collect(),
-                });
-            }
-            // The subnet's AZ: `subnet-<az>`, as the core's testkit names them.
-            let az_of = |subnet: &str| subnet.strip_prefix("subnet-").unwrap_or(subnet).to_string();
-            let mut errors = Vec::new();
-            for (ty, subnet) in &req.overrides {
-                let pool = Pool::new(ty, az_of(subnet));
-                if s.no_capacity.contains(&pool) {
-                    errors.push(error("InsufficientInstanceCapacity", ty));
-                    continue;
-                }
-                let asked = req.count.max(1) as usize;
-                let n = s.fleet_fill.map_or(asked, |fill| fill.min(asked));
-                if n < asked {
-                    errors.push(error("InsufficientInstanceCapacity", ty));
-                }
-                let mut launched = Vec::new();
-                for _ in 0..n {
-                    s.launched += 1;
-                    let id = format!("i-fa6e{:013x}", s.launched);
-                    let inst = Instance {
-                        id: id.clone(),
-                        instance_type: ty.clone(),
-                        az: pool.az.clone(),
-                        subnet_id: Some(subnet.clone()),
-                        lifecycle: match req.purchase {
-                            spotswap_core::Purchase::Spot => Lifecycle::Spot,
-                            spotswap_core::Purchase::OnDemand => Lifecycle::OnDemand,
-                        },
-                        state: InstanceState::Running,
-                        launch_time: s.clock,
-                        status_ok: None,
-                        termination_protected: None,
-                        tags: req.tags.iter().cloned().collect(),
-                        architecture: s
-                            .market
-                            .types
-                            .get(ty)
-                            .and_then(|t| t.architectures.first().cloned()),
-                        image: Default::default(),
-                        billing: Default::default(),
-                    };
-                    s.instances.insert(id.clone(), inst);
-                    launched.push((id, Some(ty.clone())));
-                }
-                if launched.is_empty() {
-                    continue;
-                }
-                let ids = launched.iter().map(|(id, _)| id.clone()).collect();
-                s.fleet_tokens.insert(req.client_token.clone(), ids);
-                return Ok(FleetAnswer { launched, errors });
-            }
-            Ok(FleetAnswer {
-                launched: Vec::new(),
-                errors,
-            })
-        })
+        self.call(op::CREATE_FLEET, move |s| Ok(s.create_fleet(req)))
     }
 
     fn attach_instances<'a>(&'a self, group: &'a str, ids: &'a [String]) -> PortFuture<'a, ()> {
