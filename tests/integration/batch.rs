@@ -42,18 +42,7 @@ async fn converge(env: &Env, group: &str) -> Vec<CycleReport> {
 
 /// Our instances alive: id → (a member of `group`, its `spotswap:replaces` as EC2 shows it).
 async fn ours(env: &Env, group: &str) -> BTreeMap<String, (bool, Option<String>)> {
-    let members = env.group_state(group).await.members;
-    env.live_instances()
-        .await
-        .into_iter()
-        .filter(|(_, i)| i.tags.contains_key(tags::GROUP))
-        .map(|(id, i)| {
-            (
-                id.clone(),
-                (members.contains_key(&id), i.tags.get(tags::REPLACES).cloned()),
-            )
-        })
-        .collect()
+    super::crash::ours_with(env, group, |t| t.get(tags::REPLACES).cloned()).await
 }
 
 /// The end of every run: every original replaced exactly once by a spot launch of ours serving

@@ -80,6 +80,15 @@ fn count(report: &CycleReport, op: &str) -> u64 {
 
 /// Our launches alive: id → (member of `group`, has `spotswap:attached-at`).
 async fn our_launches(env: &Env, group: &str) -> BTreeMap<String, (bool, bool)> {
+    ours_with(env, group, |t| t.contains_key(tags::ATTACHED_AT)).await
+}
+
+/// Our launches alive: id → (member of `group`, `seen` of its tags).
+pub(super) async fn ours_with<T>(
+    env: &Env,
+    group: &str,
+    seen: impl Fn(&BTreeMap<String, String>) -> T,
+) -> BTreeMap<String, (bool, T)> {
     let members = env.group_state(group).await.members;
     env.live_instances()
         .await
@@ -87,7 +96,7 @@ async fn our_launches(env: &Env, group: &str) -> BTreeMap<String, (bool, bool)> 
         .filter(|(_, i)| i.tags.contains_key(tags::GROUP))
         .map(|(id, i)| {
             let member = members.contains_key(&id);
-            (id, (member, i.tags.contains_key(tags::ATTACHED_AT)))
+            (id, (member, seen(&i.tags)))
         })
         .collect()
 }
