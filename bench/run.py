@@ -54,6 +54,9 @@ COLD_ONLY = {"ec2:DescribeInstanceTypes", "pricing:GetProducts"}
 # reads) and extended to 100,000 instances.
 from growth import growth, table as growth_table  # noqa: E402 (bench/ is the script's directory)
 
+# Reads AWS answers for one named group per call, needed by each group about to launch.
+PER_GROUP_READS = ("autoscaling:DescribeInstanceRefreshes", "autoscaling:DescribeLifecycleHooks")
+
 GOALS = {
     "ratio": "1.0",
     "ratio_busy": "≤ 3",
@@ -207,6 +210,7 @@ def replay(cli: Path, runs: int, work: Path) -> dict:
                 m["classes"] = op_classes(cli.with_name("spotswap-proxy"), m["calls"])
                 m["timings"] = report.get("timings", {})
                 m["launches"] = sum(1 for a in report["actions"] if a["action"] == "launch")
+                m["launch_groups"] = len({a["group"] for a in report["actions"] if a["action"] == "launch"})
                 m["groups"] = len(report["groups"])
                 per_run.append(m)
                 log(f"  run {i + 1}: {m['wall_s']:.2f} s wall, {m['rss_mib']:.1f} MiB, "
@@ -231,12 +235,20 @@ def read_table(per_run: list[dict]) -> dict:
     n_instances = GROUPS * PER_GROUP
     price_pages = calls.get("ec2:DescribeSpotPriceHistory", 0)
     bound = math.ceil(GROUPS / 100) + math.ceil(n_instances / 1000) + price_pages
+    # The per-group floor: AWS answers DescribeInstanceRefreshes and DescribeLifecycleHooks for
+    # one named group per call (no list form), and a group about to launch must know both (an
+    # attach during a refresh, or past a launching hook, is the harm). See docs/design.md,
+    # "Reads per cycle".
+    floor = bound + len(PER_GROUP_READS) * per_run[0].get("launch_groups", 0)
     classes = per_run[0]["classes"]
     reads = {k: v for k, v in calls.items() if classes.get(k) == "read"}
     warm = {k: v for k, v in reads.items() if k not in COLD_ONLY}
     return {
         "calls": calls,
         "bound": bound,
+        "floor": floor,
+        "launch_groups": per_run[0].get("launch_groups", 0),
+        "ratio_floor": sum(warm.values()) / floor,
         "reads_cold": sum(reads.values()),
         "reads_warm": sum(warm.values()),
         "ratio_cold": sum(reads.values()) / bound,
@@ -266,9 +278,11 @@ def swaps(cli: Path, work: Path) -> dict:
     """Two runs on moto, each with EC2's buckets enforced by the proxy and mirrored by the
     client's SPOTSWAP_API_RATES:
 
-    - throughput: 1,200 on-demand instances, all replaceable, one simulated 5-minute cycle
-      compressed ×2 (150 s): how many swaps one cycle starts within the buckets (more than the
-      1,000 of the goal, so the fleet is not what caps the figure);
+    - throughput: 1,200 on-demand instances, all replaceable, one 5-minute cycle at EC2's own
+      rates, uncompressed (K=1): how many swaps one cycle starts within the buckets (more than
+      the 1,000 of the goal, so the fleet is not what caps the figure below it). Compressed ×2,
+      moto itself was the bottleneck (one CreateFleet of 10 took it ~9.5 s, busy 161 of 162 s)
+      and the run measured moto, not the buckets: 941 started, 95 of 600 allowed launch calls;
     - economy: a small fleet of groups shaped as the goal's (20 instances each) run cycle after
       cycle until nothing is left to do: mutating calls per completed swap, throttles met and
       absorbed, and the fleet left clean. A group's MaxSize bookkeeping is shared by its swaps,
@@ -276,7 +290,7 @@ def swaps(cli: Path, work: Path) -> dict:
     """
     return {
         "throughput": swaps_run(cli, work, "throughput",
-                                ["--groups", "60", "--per-group", "20", "--scale", "2", "--max-cycles", "1"]),
+                                ["--groups", "60", "--per-group", "20", "--scale", "1", "--max-cycles", "1"]),
         "economy": swaps_run(cli, work, "economy",
                              ["--groups", "5", "--per-group", "20", "--scale", "4", "--max-cycles", "8"]),
     }
@@ -325,7 +339,11 @@ def write_results(path: Path, m: dict, crit: dict, rep: dict, sw: dict | None, f
     w(f"| read calls per idle cycle ÷ lower bound (warm container) | {steady['ratio_warm']:.2f} "
       f"({steady['reads_warm']} / {steady['bound']}) | {GOALS['ratio']} | {ok(steady['ratio_warm'] <= 1.0)} |")
     w(f"| read calls per busy cycle ÷ lower bound (1,000 swaps to start) | {busy['ratio_warm']:.2f} "
-      f"({busy['reads_warm']} / {busy['bound']}) | {GOALS['ratio_busy']} | {ok(busy['ratio_warm'] <= 3.0)} |")
+      f"({busy['reads_warm']} / {busy['bound']}) | {GOALS['ratio_busy']} | {ok(busy['ratio_warm'] <= 3.0)} "
+      "(unreachable: see below) |")
+    w(f"| read calls per busy cycle ÷ per-group floor ({busy['launch_groups']:,} groups about to launch) | "
+      f"{busy['ratio_floor']:.2f} ({busy['reads_warm']} / {busy['floor']}) | {GOALS['ratio_busy']} | "
+      f"{ok(busy['ratio_floor'] <= 3.0)} |")
     if sw:
         tp, sw = sw["throughput"], sw["economy"]
         mps = sw.get("mutating_calls_per_completed_swap")
@@ -366,6 +384,19 @@ def write_results(path: Path, m: dict, crit: dict, rep: dict, sw: dict | None, f
     w(f"| **lower bound** | {steady['bound']} | {busy['bound']} |")
     w(f"| **ratio, warm (cold)** | {steady['ratio_warm']:.2f} ({steady['ratio_cold']:.2f}) | "
       f"{busy['ratio_warm']:.2f} ({busy['ratio_cold']:.2f}) |")
+    w(f"| **per-group floor** (lower bound + {len(PER_GROUP_READS)} per group about to launch) | "
+      f"{steady['floor']} | {busy['floor']} |")
+    w(f"| **ratio to the floor, warm** | {steady['ratio_floor']:.2f} | {busy['ratio_floor']:.2f} |")
+    w("")
+    w("Why the busy goal against the lower bound is unreachable: "
+      + ", ".join(f"`{op.split(':')[1]}`" for op in PER_GROUP_READS)
+      + " take exactly one group name and have no list form, and a group about to launch must "
+      "know both (an attach during an instance refresh fights it; an attach past a launching hook "
+      "skips the owner's bootstrap). Each is read once per group and cycle, only for groups with a "
+      "launch planned (hooks not at all for a group tagged `spotswap:launch-hooks=bypass`), and not "
+      "cached across cycles: a hook added a minute ago must block the next attach. With 1,000 groups "
+      "each about to start one swap, that is 2,000 reads no client can avoid; the per-group floor "
+      "counts them, and the goal is held against it.")
     w("")
     w("## Cycle time at 1,000 groups / 20,000 instances (`spotswap plan`, replay server)")
     w("")

@@ -82,6 +82,13 @@ async fn a_launching_hook_gets_no_attach_unless_the_owner_bypasses_it() {
         .and_then(|s| s.detail.clone())
         .unwrap_or_default();
     assert!(detail.contains("spotswap:launch-hooks=bypass"), "{detail}");
+    // AND the hooks were read for the hooked group only: a bypass makes the read pointless
+    assert_eq!(
+        reports[0].api_calls.get("autoscaling:DescribeLifecycleHooks"),
+        Some(&1),
+        "{:?}",
+        reports[0].api_calls
+    );
     // AND nothing of the hooked group changed: no launch for it, the same members, desired
     //   and MaxSize
     assert_eq!(env.group_state("hooked").await, hooked_before);

@@ -327,7 +327,10 @@ async fn preflight(
         let group = local.as_ref().map_or(shared, |(g, _)| g);
         let refresh_unknown = group.instance_refresh_in_progress.is_none() && has_launch(&plan);
         // Read once per group and cycle, and only before a launch: most groups launch nothing.
-        let hooks_unknown = group.has_launching_hook.is_none() && has_launch(&plan);
+        // A group tagged `spotswap:launch-hooks=bypass` swaps whatever its hooks are, so its
+        // read would be for nothing.
+        let hooks_unknown =
+            group.has_launching_hook.is_none() && has_launch(&plan) && !bypasses_hooks(group, settings);
         if !refresh_unknown && !hooks_unknown {
             break 'reads;
         }
@@ -378,6 +381,12 @@ async fn preflight(
         }
     }
     plan
+}
+
+/// Whether the group's owner tagged `spotswap:launch-hooks=bypass`: its launching hooks block
+/// nothing ([`spotswap_core::plan::launch_hook_blocker`]), so they need not be read.
+fn bypasses_hooks(group: &GroupSnapshot, settings: &Settings) -> bool {
+    matches!(policy_for(group, settings), Ok(Some(p)) if !p.launch_hooks.matter())
 }
 
 /// A group's plan again, from what the preflight learned, under `ledger`.

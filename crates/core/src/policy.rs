@@ -61,6 +61,13 @@ pub enum LaunchHooks {
     Bypass,
 }
 
+impl LaunchHooks {
+    /// Whether the group's launching hooks can block a swap, and so are worth reading.
+    pub fn matter(self) -> bool {
+        self == LaunchHooks::Respect
+    }
+}
+
 /// How a group treats the account's Reserved Instances and Savings Plans
 /// (`spotswap:commitments`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]

@@ -4,7 +4,7 @@
 
 use crate::action::Reason;
 use crate::model::{GroupSnapshot, LaunchSource, LaunchTemplateRef};
-use crate::policy::{LaunchHooks, Policy};
+use crate::policy::Policy;
 
 /// Why a group cannot be swapped now: the reason, and detail for a human (the launch
 /// configuration's name, the group's status).
@@ -80,7 +80,7 @@ pub fn stack_updating(group: &GroupSnapshot) -> Option<Blocker> {
 /// `None` also when the hooks were not read (`has_launching_hook: None`): the rebalancer's
 /// preflight and the rebalance handler read them before any launch.
 pub fn launch_hook_blocker(group: &GroupSnapshot, policy: &Policy) -> Option<Blocker> {
-    (group.has_launching_hook == Some(true) && policy.launch_hooks != LaunchHooks::Bypass).then(|| {
+    (group.has_launching_hook == Some(true) && policy.launch_hooks.matter()).then(|| {
         (
             Reason::LaunchHookWouldNotRun,
             Some("launching lifecycle hook; attached instances skip it (tag spotswap:launch-hooks=bypass to swap anyway)".to_string()),
@@ -129,6 +129,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::policy::LaunchHooks;
 
     fn group(launch_source: LaunchSource) -> GroupSnapshot {
         GroupSnapshot {
